@@ -98,8 +98,8 @@ describe('WeightedExponentialWindow', () => {
   it('weights recent buckets more: [10,10,5,5] and [5,5,10,10] differ', () => {
     const a = new WeightedExponentialWindow(4);
     const b = new WeightedExponentialWindow(4);
-    [10, 10, 5, 5].forEach((v, i) => a.record(T0 + i, v));
-    [5, 5, 10, 10].forEach((v, i) => b.record(T0 + i, v));
+    for (const [i, v] of [10, 10, 5, 5].entries()) a.record(T0 + i, v);
+    for (const [i, v] of [5, 5, 10, 10].entries()) b.record(T0 + i, v);
     const alpha = smoothingCoefficient(4);
     const expectA = alpha * (5 + 5 * (1 - alpha) + 10 * (1 - alpha) ** 2 + 10 * (1 - alpha) ** 3);
     expect(a.average(T0 + 3)).toBeCloseTo(expectA, 12);
