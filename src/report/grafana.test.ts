@@ -337,19 +337,27 @@ describe('GrafanaAnnotator', () => {
     await until(() => annotator.stats().retried === 1);
     // The POST has no id yet: the end must wait for it.
     annotator.enqueue({ kind: 'panicEnd', ...ref, timeMs: t0Ms + 5_000 });
+    // Panic re-entered before the first region got its id: a second, separate region.
+    expect(
+      annotator.enqueue({ kind: 'panicStart', ...ref, timeMs: t0Ms + 6_000, dryRun: true, explanation: '' }),
+    ).toBe(true);
     expect(server.requests).toHaveLength(1);
     releaseBackoff();
     await annotator.flush();
+    annotator.enqueue({ kind: 'panicEnd', ...ref, timeMs: t0Ms + 9_000 });
+    await annotator.flush();
 
-    const id = server.annotations()[0]?.id;
+    const [first, second] = server.annotations();
     expect(server.requests.map((r) => `${r.method} ${r.path} ${r.outcome}`)).toEqual([
       'POST /api/annotations 503',
       'POST /api/annotations 200',
-      `PATCH /api/annotations/${id} 200`,
+      'POST /api/annotations 200',
+      `PATCH /api/annotations/${first?.id} 200`,
+      `PATCH /api/annotations/${second?.id} 200`,
     ]);
-    expect(server.annotations()).toEqual([
-      expect.objectContaining({ time: t0Ms, timeEnd: t0Ms + 5_000, text: 'decode panic (dry-run)' }),
-    ]);
+    expect(first).toMatchObject({ time: t0Ms, timeEnd: t0Ms + 5_000, text: 'decode panic (dry-run)' });
+    expect(second).toMatchObject({ time: t0Ms + 6_000, timeEnd: t0Ms + 9_000 });
+    expect(annotator.stats().openRegions).toBe(0);
   });
 
   it('sends a region whose end arrives before its POST left the queue as one POST with timeEnd', async () => {
@@ -397,22 +405,26 @@ describe('GrafanaAnnotator', () => {
   it('never blocks enqueue on a hung server; the hung request times out and is retried', async () => {
     server.injectFault({ fault: { kind: 'hang' }, count: 1 });
     const logs = captureLogs();
-    const annotator = makeAnnotator({ logger: logs.logger, timeoutMs: 150 });
+    const annotator = makeAnnotator({ logger: logs.logger, timeoutMs: 300 });
 
+    // Blocking would cost the whole 300 ms timeout; 50 ms leaves room for a loaded CI machine.
     let startedMs = performance.now();
     expect(annotator.enqueue(decision())).toBe(true);
-    expect(performance.now() - startedMs).toBeLessThan(20);
+    expect(performance.now() - startedMs).toBeLessThan(50);
     // Nothing reached the network before enqueue returned.
     expect(server.requests).toHaveLength(0);
 
     await until(() => server.requests.length === 1);
     startedMs = performance.now();
     expect(annotator.enqueue(decision({ fromGroups: 5, toGroups: 6 }))).toBe(true);
-    expect(performance.now() - startedMs).toBeLessThan(20);
+    expect(performance.now() - startedMs).toBeLessThan(50);
 
     const flushStartedMs = performance.now();
     await annotator.flush();
-    expect(performance.now() - flushStartedMs).toBeLessThan(2_000);
+    const flushMs = performance.now() - flushStartedMs;
+    // The hung request was cut by the timeout, not by the server.
+    expect(flushMs).toBeGreaterThan(100);
+    expect(flushMs).toBeLessThan(3_000);
     expect(server.requests[0]?.outcome).toBe('hang');
     expect(server.annotations()).toHaveLength(2);
     expect(annotator.stats()).toMatchObject({ sent: 2, retried: 1, failed: 0 });
@@ -447,7 +459,7 @@ describe('GrafanaAnnotator', () => {
     annotator.enqueue(decision({ toGroups: 7 }));
     await annotator.flush();
     expect(server.requests.map((r) => r.outcome)).toEqual([401, 401]);
-    expect(annotator.stats()).toMatchObject({ sent: 0, failed: 2, retried: 0 });
+    expect(annotator.stats()).toMatchObject({ sent: 0, failed: 2, retried: 0, authRejected: 2 });
     const failures = logs.lines
       .map((line) => JSON.parse(line) as { msg: string; status?: number })
       .filter((record) => record.msg === 'grafana annotation failed: rejected');

@@ -121,6 +121,8 @@ export interface GrafanaAnnotatorStats {
   dropped: number;
   /** Retry attempts (not counting first attempts). */
   retried: number;
+  /** 401/403 answers: the token is wrong or lacks `annotations:create`; worth a status condition. */
+  authRejected: number;
   /** Entries waiting in the queue. */
   queued: number;
   /** Panic regions opened and not yet ended. */
@@ -253,7 +255,8 @@ interface LogLabels {
 interface CreateItem {
   op: 'create';
   body: CreateAnnotationBody;
-  regionKey?: string;
+  /** Set while this POST opens a region whose end is not folded into the body. */
+  region?: Region;
   labels: LogLabels;
 }
 
@@ -267,13 +270,16 @@ interface PatchEndItem {
 type QueueItem = CreateItem | PatchEndItem;
 
 /**
- * Region life cycle per namespace/name/pool:
- *   queued   - POST waiting in the queue; an end is merged into it (one POST with time and timeEnd).
- *   inFlight - POST taken by the worker; an end waits in pendingEndMs until the POST returns an id.
- *   open     - POST answered with an id; an end becomes PATCH /api/annotations/:id.
- *   lost     - POST dropped or failed; an end re-POSTs the whole region with time and timeEnd.
+ * Region life cycle; what a panic end does in each state:
+ *   queued   - POST waiting in the queue: the end is merged into it (one POST with time and timeEnd).
+ *   inFlight - POST taken by the worker: the end waits in pendingEndMs until the POST returns an id.
+ *   open     - POST answered with an id: the end becomes PATCH /api/annotations/:id.
+ *   lost     - POST dropped or failed: the end re-POSTs the whole region with time and timeEnd.
+ * An end removes the region from the per-pool map at once, so a new panic can start while the old
+ * region's PATCH still waits for its id.
  */
 interface Region {
+  key: string;
   state: 'queued' | 'inFlight' | 'open' | 'lost';
   startBody: CreateAnnotationBody;
   item: CreateItem;
@@ -313,7 +319,7 @@ export class GrafanaAnnotator {
   private closed = false;
   /** The last token used, so logged strings can be scrubbed of it. */
   private lastToken = '';
-  private readonly counters = { sent: 0, failed: 0, dropped: 0, retried: 0 };
+  private readonly counters = { sent: 0, failed: 0, dropped: 0, retried: 0, authRejected: 0 };
 
   constructor(config: GrafanaAnnotatorConfig, options: GrafanaAnnotatorOptions = {}) {
     let base: URL;
@@ -464,8 +470,10 @@ export class GrafanaAnnotator {
       this.config.tags,
     );
     const body = this.baseBody(formatPanicText(event), timeMs, tags);
-    const item: CreateItem = { op: 'create', body, regionKey, labels };
-    this.regions.set(regionKey, { state: 'queued', startBody: { ...body }, item });
+    const item: CreateItem = { op: 'create', body, labels };
+    const region: Region = { key: regionKey, state: 'queued', startBody: { ...body }, item };
+    item.region = region;
+    this.regions.set(regionKey, region);
     this.push(item);
     return true;
   }
@@ -477,23 +485,21 @@ export class GrafanaAnnotator {
       this.logger.debug(labels, 'grafana panic end without open region');
       return false;
     }
+    this.regions.delete(regionKey);
     // Grafana rejects timeEnd < time; a clock step back must not lose the region.
     const timeEndMs = Math.max(timeMs, region.startBody.time);
     switch (region.state) {
       case 'queued':
         region.item.body.timeEnd = timeEndMs;
-        delete region.item.regionKey;
-        this.regions.delete(regionKey);
+        delete region.item.region;
         return true;
       case 'inFlight':
         region.pendingEndMs = timeEndMs;
         return true;
       case 'open':
-        this.regions.delete(regionKey);
         this.push({ op: 'patchEnd', id: region.id ?? 0, timeEndMs, labels });
         return true;
       case 'lost':
-        this.regions.delete(regionKey);
         this.push({ op: 'create', body: { ...region.startBody, timeEnd: timeEndMs }, labels });
         return true;
     }
@@ -515,9 +521,7 @@ export class GrafanaAnnotator {
 
   /** A dropped region POST makes the region `lost`, so its end can still post the whole region. */
   private forgetDropped(item: QueueItem): void {
-    if (item.op !== 'create' || item.regionKey === undefined) return;
-    const region = this.regions.get(item.regionKey);
-    if (region !== undefined && region.item === item) region.state = 'lost';
+    if (item.op === 'create' && item.region !== undefined) item.region.state = 'lost';
   }
 
   private schedule(): void {
@@ -542,10 +546,7 @@ export class GrafanaAnnotator {
       await this.waitForBatch();
       const batch = this.queue.splice(0, this.maxBatchSize);
       for (const item of batch) {
-        if (item.op === 'create' && item.regionKey !== undefined) {
-          const region = this.regions.get(item.regionKey);
-          if (region !== undefined && region.item === item) region.state = 'inFlight';
-        }
+        if (item.op === 'create' && item.region !== undefined) item.region.state = 'inFlight';
       }
       for (const [index, item] of batch.entries()) {
         if (this.shutdown.signal.aborted) {
@@ -613,17 +614,15 @@ export class GrafanaAnnotator {
   }
 
   private onDelivered(item: QueueItem, id: number | undefined): void {
-    if (item.op !== 'create' || item.regionKey === undefined) return;
-    const region = this.regions.get(item.regionKey);
-    if (region === undefined || region.item !== item) return;
+    const region = item.op === 'create' ? item.region : undefined;
+    if (region === undefined) return;
     if (id === undefined) {
       // Without an id the region cannot be patched; forget it rather than post a duplicate at its end.
-      this.regions.delete(item.regionKey);
+      if (this.regions.get(region.key) === region) this.regions.delete(region.key);
       this.logger.warn(item.labels, 'grafana region created without id; its end will not be recorded');
       return;
     }
     if (region.pendingEndMs !== undefined) {
-      this.regions.delete(item.regionKey);
       this.push({ op: 'patchEnd', id, timeEndMs: region.pendingEndMs, labels: item.labels });
       return;
     }
@@ -632,12 +631,10 @@ export class GrafanaAnnotator {
   }
 
   private onGaveUp(item: QueueItem): void {
-    if (item.op !== 'create' || item.regionKey === undefined) return;
-    const region = this.regions.get(item.regionKey);
-    if (region === undefined || region.item !== item) return;
+    const region = item.op === 'create' ? item.region : undefined;
+    if (region === undefined) return;
     if (region.pendingEndMs !== undefined && !this.shutdown.signal.aborted) {
       // The panic already ended: one more try as a complete region.
-      this.regions.delete(item.regionKey);
       this.push({
         op: 'create',
         body: { ...region.startBody, timeEnd: region.pendingEndMs },
@@ -680,6 +677,7 @@ export class GrafanaAnnotator {
       const durationMs = this.nowMs() - startedMs;
       if (!response.ok) {
         const retryable = response.status === 429 || response.status >= 500;
+        if (response.status === 401 || response.status === 403) this.counters.authRejected += 1;
         this.logger.warn(
           {
             ...item.labels,
