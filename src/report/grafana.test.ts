@@ -369,6 +369,19 @@ describe('GrafanaAnnotator', () => {
     expect(server.requests[0]?.body).toMatchObject({ time: t0Ms, timeEnd: t0Ms + 3_000 });
   });
 
+  it('re-posts a region whose POST was rejected as a complete region when the panic ends', async () => {
+    server.injectFault({ fault: { kind: 'status', status: 400 }, count: 1 });
+    const annotator = makeAnnotator();
+    annotator.enqueue({ kind: 'panicStart', ...ref, timeMs: t0Ms, dryRun: false, explanation: 'x' });
+    await annotator.flush();
+    expect(server.annotations()).toEqual([]);
+    annotator.enqueue({ kind: 'panicEnd', ...ref, timeMs: t0Ms + 2_000 });
+    await annotator.flush();
+    expect(server.requests.map((r) => `${r.method} ${r.outcome}`)).toEqual(['POST 400', 'POST 200']);
+    expect(server.annotations()).toEqual([expect.objectContaining({ time: t0Ms, timeEnd: t0Ms + 2_000 })]);
+    expect(annotator.stats()).toMatchObject({ sent: 1, failed: 1, openRegions: 0 });
+  });
+
   it('retries 5xx with exponential backoff and jitter, then succeeds', async () => {
     server.injectFault({ fault: { kind: 'status', status: 500 }, count: 1 });
     server.injectFault({ fault: { kind: 'status', status: 503 }, count: 1 });

@@ -362,6 +362,17 @@ export class GrafanaAnnotator {
    * Returns false if the event was ignored (invalid, duplicate panic start, end without start, or closed).
    */
   enqueue(event: AnnotationEvent): boolean {
+    try {
+      return this.enqueueUnguarded(event);
+    } catch (err) {
+      // Annotations are best effort: a bug here must not break the reconcile loop that called us.
+      this.counters.dropped += 1;
+      this.logger.error({ error: this.describeError(err) }, 'grafana annotation dropped: internal error');
+      return false;
+    }
+  }
+
+  private enqueueUnguarded(event: AnnotationEvent): boolean {
     const labels = { namespace: event.namespace, name: event.name, pool: event.pool, event: event.kind };
     if (this.closed) {
       this.counters.dropped += 1;
