@@ -257,6 +257,20 @@ function extractSignal(
   return { state: 'missing', reason: `no sample of ${names} in the scrape` };
 }
 
+/** Every signal `missing` for one reason (no engine detected, or the scrape itself failed). */
+export function missingSignals(reason: string, dialect?: EngineDialect): EngineSignals {
+  const missing: SignalValue = { state: 'missing', reason };
+  return {
+    dialect,
+    kvCacheUsageFraction: missing,
+    kvCacheUsageMaxFraction: missing,
+    requestsWaiting: missing,
+    requestsRunning: missing,
+    preemptionsTotal: missing,
+    rejections: [],
+  };
+}
+
 /** Extracts all kvpa signals for one pod. Pure; never throws. */
 export function extractEngineSignals(parsed: ParseResult, options: ExtractOptions): EngineSignals {
   let dialect: EngineDialect | undefined;
@@ -270,18 +284,7 @@ export function extractEngineSignals(parsed: ParseResult, options: ExtractOption
   }
 
   const rejections: Rejection[] = [];
-  if (dialect === undefined) {
-    const missing: SignalValue = { state: 'missing', reason: dialectReason };
-    return {
-      dialect,
-      kvCacheUsageFraction: missing,
-      kvCacheUsageMaxFraction: missing,
-      requestsWaiting: missing,
-      requestsRunning: missing,
-      preemptionsTotal: missing,
-      rejections,
-    };
-  }
+  if (dialect === undefined) return missingSignals(dialectReason);
   const specs = SPECS[dialect];
   const index = indexSamples(parsed);
   const get = (name: SignalName) => extractSignal(name, specs[name], index, parsed, options, rejections);

@@ -208,6 +208,12 @@ describe('sample line syntax', () => {
     ]);
   });
 
+  it('ignores a leading UTF-8 byte order mark', () => {
+    const r = one('\uFEFF# TYPE a gauge\na 1\n');
+    expect(r.errors).toEqual([]);
+    expect(family(r, 'a').type).toBe('gauge');
+  });
+
   it('keeps a label named __proto__ as data', () => {
     const r = one('a{__proto__="x",constructor="y"} 1\n');
     expect(r.errors).toEqual([]);

@@ -151,14 +151,17 @@ export function parseSampleLine(line: string): LineOutcome {
       i++;
       let value = '';
       let closed = false;
+      let runStart = i; // copy plain runs with one slice instead of char by char
       while (i < n) {
         const c = line.charCodeAt(i);
         if (c === 34) {
+          value += line.slice(runStart, i);
           closed = true;
           i++;
           break;
         }
         if (c === 92 /* \ */) {
+          value += line.slice(runStart, i);
           const next = line[i + 1];
           if (next === '\\') value += '\\';
           else if (next === '"') value += '"';
@@ -170,9 +173,9 @@ export function parseSampleLine(line: string): LineOutcome {
             };
           }
           i += 2;
+          runStart = i;
           continue;
         }
-        value += line[i];
         i++;
       }
       if (!closed) return { ok: false, reason: `unterminated value of label "${labelName}"` };
@@ -206,7 +209,7 @@ export function parseSampleLine(line: string): LineOutcome {
   if (!afterLabels && rest.length > 0 && !isBlank(rest.charCodeAt(0))) {
     return { ok: false, reason: 'expected a blank before the sample value' };
   }
-  const tokens = rest.split(/[ \t]+/).filter((t) => t.length > 0);
+  const tokens = splitBlanks(rest);
   if (tokens.length === 0) return { ok: false, reason: 'missing sample value' };
   if (tokens.length > 2) return { ok: false, reason: 'unexpected text after the timestamp' };
   const valueToken = tokens[0] as string;
@@ -233,11 +236,40 @@ function unescapeHelp(s: string): string {
   return s.replace(/\\(\\|n)/g, (_m, c: string) => (c === 'n' ? '\n' : '\\'));
 }
 
+/** Splits on runs of blanks, dropping empty tokens (a hand loop: this is the hot path). */
+function splitBlanks(s: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  const n = s.length;
+  while (i < n) {
+    while (i < n && isBlank(s.charCodeAt(i))) i++;
+    if (i >= n) break;
+    const start = i;
+    while (i < n && !isBlank(s.charCodeAt(i))) i++;
+    out.push(s.slice(start, i));
+  }
+  return out;
+}
+
+/**
+ * An order-independent identity for a label set. Values are length-prefixed so no value
+ * can forge a separator; the sort is skipped when names already come sorted (the usual case).
+ */
 function labelKey(labels: Labels, skip?: string): string {
-  const keys = Object.keys(labels)
-    .filter((k) => k !== skip)
-    .sort();
-  return JSON.stringify(keys.map((k) => [k, labels[k]]));
+  let keys = Object.keys(labels);
+  if (skip !== undefined) keys = keys.filter((k) => k !== skip);
+  for (let k = 1; k < keys.length; k++) {
+    if ((keys[k - 1] as string) > (keys[k] as string)) {
+      keys = [...keys].sort();
+      break;
+    }
+  }
+  let key = '';
+  for (const k of keys) {
+    const v = labels[k] as string;
+    key += `${k}=${v.length}:${v},`;
+  }
+  return key;
 }
 
 const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'] as const;
@@ -283,7 +315,9 @@ export function parseExposition(text: string, options: ParseOptions = {}): Parse
     return exact ?? familyFor(sampleName);
   };
 
-  const lines = text.split('\n');
+  // A UTF-8 BOM is not part of the format, but some proxies add one; it would break line 1.
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const lines = body.split('\n');
   for (let idx = 0; idx < lines.length; idx++) {
     const lineNumber = idx + 1;
     let raw = lines[idx] as string;

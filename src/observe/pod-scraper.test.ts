@@ -3,7 +3,14 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, readMetricsFixture } from '../../test/observe/shared-fixtures.ts';
 import { extractEngineSignals } from './engine-metrics.ts';
-import { type PodScrapeResult, type ScrapeOptions, type ScrapeTarget, scrapePods } from './pod-scraper.ts';
+import {
+  metricsUrl,
+  type PodScrapeResult,
+  podSignals,
+  type ScrapeOptions,
+  type ScrapeTarget,
+  scrapePods,
+} from './pod-scraper.ts';
 
 const capture = readMetricsFixture(FIXTURES.vllmCapture);
 const sglang = readMetricsFixture(FIXTURES.sglangDocs);
@@ -210,6 +217,23 @@ describe('scrapePods against real HTTP servers on 127.0.0.1', () => {
     expect(pt?.ok === true && pt.bodyBytes).toBe(Buffer.byteLength(`garbage line !\n${capture}`));
   });
 
+  it('a connection dropped mid-body is a NetworkError, and its signals are missing, not 0', async () => {
+    const dropping = await serve((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write(capture.slice(0, 300), () => req.socket.destroy());
+    });
+    const [r] = await scrapePods([{ pod: 'drop', url: `${dropping.base}/metrics` }], options());
+    if (!r || r.ok) throw new Error('expected a failed scrape');
+    expect(r.error.kind).toBe('NetworkError');
+    expect(r.error.reason.length).toBeGreaterThan(0);
+    const s = podSignals(r, { dialect: 'vllm' });
+    expect(s.requestsWaiting).toEqual({
+      state: 'missing',
+      reason: `scrape failed (NetworkError): ${r.error.reason}`,
+    });
+    expect(s.kvCacheUsageFraction.state).toBe('missing');
+  });
+
   it('takes all timing from the injected clock', async () => {
     let now = 1_000;
     const clock = () => {
@@ -250,6 +274,14 @@ describe('scrapePods against real HTTP servers on 127.0.0.1', () => {
     const results = await pending;
     expect(realClock() - started).toBeLessThan(3_000);
     expect(results.map((r) => (r.ok ? 'ok' : r.error.kind))).toEqual(['Aborted', 'Aborted', 'Aborted']);
+  });
+
+  it('builds metrics URLs for IPv4 and IPv6 pod IPs', () => {
+    expect(metricsUrl('10.0.3.7', 8000)).toBe('http://10.0.3.7:8000/metrics');
+    expect(metricsUrl('fd00::7', 8000)).toBe('http://[fd00::7]:8000/metrics');
+    expect(metricsUrl('10.0.3.7', 8000, 'prometheus/metrics')).toBe(
+      'http://10.0.3.7:8000/prometheus/metrics',
+    );
   });
 
   it('returns an empty list for no targets', async () => {

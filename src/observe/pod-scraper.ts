@@ -4,6 +4,12 @@
 // the whole service, so here every pod has its own deadline, pods run in parallel under a small
 // bound, and a failure is a typed per-pod result, never an exception for the batch.
 
+import {
+  type EngineSignals,
+  type ExtractOptions,
+  extractEngineSignals,
+  missingSignals,
+} from './engine-metrics.ts';
 import { type ParseResult, parseExposition } from './exposition.ts';
 
 export interface ScrapeTarget {
@@ -203,4 +209,16 @@ export async function scrapePods(
   };
   await Promise.all(Array.from({ length: Math.min(limit, targets.length) }, worker));
   return results;
+}
+
+/** A pod's signals from its scrape: a failed scrape makes every signal `missing`, never 0. */
+export function podSignals(result: PodScrapeResult, options: ExtractOptions): EngineSignals {
+  if (!result.ok) return missingSignals(`scrape failed (${result.error.kind}): ${result.error.reason}`);
+  return extractEngineSignals(result.parsed, options);
+}
+
+/** `http://<ip>:<port><path>`, bracketing IPv6 pod IPs (dual-stack clusters). */
+export function metricsUrl(podIP: string, port: number, path = '/metrics'): string {
+  const host = podIP.includes(':') && !podIP.startsWith('[') ? `[${podIP}]` : podIP;
+  return `http://${host}:${port}${path.startsWith('/') ? path : `/${path}`}`;
 }
