@@ -125,6 +125,30 @@ describe('data-parallel ranks (engine label)', () => {
     expect(okValue(s.requestsRunning)).toBe(0);
   });
 
+  it('checks the rank count when the expected DP size is given', () => {
+    const text = withRanks(capture, 'vllm:num_requests_waiting', [1, 2]);
+    expect(okValue(signals(text, { dialect: 'vllm', expectedRanks: 2 }).requestsWaiting)).toBe(3);
+    expect(signals(text, { dialect: 'vllm', expectedRanks: 4 }).requestsWaiting).toEqual({
+      state: 'missing',
+      reason: 'vllm:num_requests_waiting has 2 series, expected 4 DP ranks',
+    });
+    expect(signals(text, { dialect: 'vllm', expectedRanks: 1 }).requestsWaiting.state).toBe('outOfRange');
+  });
+
+  it('SGLang ranks (dp_rank label) follow the same rules', () => {
+    const lines = sglang.split('\n');
+    const i = lines.findIndex((l) => l.startsWith('sglang:token_usage{'));
+    lines.splice(
+      i,
+      1,
+      'sglang:token_usage{dp_rank="0",model_name="meta-llama/Llama-3.1-8B-Instruct"} 0.28',
+      'sglang:token_usage{dp_rank="1",model_name="meta-llama/Llama-3.1-8B-Instruct"} 0.72',
+    );
+    const s = signals(lines.join('\n'));
+    expect(okValue(s.kvCacheUsageFraction)).toBeCloseTo(0.5, 12);
+    expect(okValue(s.kvCacheUsageMaxFraction)).toBe(0.72);
+  });
+
   it('property: for in-range ranks, mean lies within [min, max] and the sum is exact', () => {
     fc.assert(
       fc.property(

@@ -67,6 +67,12 @@ export interface ExtractOptions {
   readonly dialect: DialectSetting;
   /** Keep only series with this `model_name` (a pod may serve several names). */
   readonly modelName?: string;
+  /**
+   * DP ranks the pod should report (e.g. `--data-parallel-size-local`). With hybrid or external
+   * DP load balancing each node serves only its own ranks, so a head-only scrape can see fewer
+   * series than the group runs; a sum over a partial set would under-count the queue.
+   */
+  readonly expectedRanks?: number;
 }
 
 type Range = 'fraction' | 'count';
@@ -220,6 +226,12 @@ function extractSignal(
         state: 'missing',
         reason: `${metric} has no series with model_name="${options.modelName}" (found: ${found})`,
       };
+    }
+    if (options.expectedRanks !== undefined && series.length !== options.expectedRanks) {
+      const counted = `${metric} has ${series.length} series, expected ${options.expectedRanks} DP ranks`;
+      return series.length < options.expectedRanks
+        ? { state: 'missing', reason: counted }
+        : { state: 'outOfRange', reason: counted };
     }
     // All ranks or nothing: dropping a bad rank would under-count a sum or bias a mean,
     // which is the same lie as turning it into 0.

@@ -331,8 +331,8 @@ export function parseExposition(text: string, options: ParseOptions = {}): Parse
       const m = /^#[ \t]+(HELP|TYPE)(?:[ \t]+|$)(.*)$/s.exec(line);
       if (!m) continue; // a plain comment
       const keyword = m[1] as 'HELP' | 'TYPE';
-      const body = m[2] as string;
-      const nm = /^([^ \t]+)(?:[ \t](.*))?$/s.exec(body);
+      const directive = m[2] as string;
+      const nm = /^([^ \t]+)(?:[ \t](.*))?$/s.exec(directive);
       if (!nm) {
         fail(raw, lineNumber, `${keyword} line without a metric name`);
         continue;
