@@ -5,10 +5,10 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { isMap, isScalar, LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { type Document, isMap, isScalar, LineCounter, parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
-import { POLICY_KIND, type Policy, PolicySchema } from './policy.ts';
 import { KIND, type PodAutoscaler, PodAutoscalerSchema } from './podautoscaler.ts';
+import { POLICY_KIND, type Policy, PolicySchema } from './policy.ts';
 import { closest, resolveAll } from './resolve.ts';
 
 export interface DocumentError {
@@ -33,7 +33,9 @@ export type ParsedDocument =
 
 /** spec.pools[0].metrics → ['spec', 'pools', 0, 'metrics'] */
 export function parsePath(path: string): PropertyKey[] {
-  return [...path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)].map((m) => (m[2] !== undefined ? Number(m[2]) : (m[1] ?? '')));
+  return [...path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)].map((m) =>
+    m[2] !== undefined ? Number(m[2]) : (m[1] ?? ''),
+  );
 }
 
 /** The policies/ directory shipped with kvpa. */
@@ -53,8 +55,11 @@ function knownKeysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] 
   let node: unknown = schema;
   for (const p of path) {
     node = unwrap(node);
-    const def = (node as { def?: { type?: string; shape?: Record<string, unknown>; element?: unknown; valueType?: unknown } })
-      .def;
+    const def = (
+      node as {
+        def?: { type?: string; shape?: Record<string, unknown>; element?: unknown; valueType?: unknown };
+      }
+    ).def;
     if (def?.type === 'object' && typeof p === 'string') node = def.shape?.[p];
     else if (def?.type === 'array') node = def.element;
     else if (def?.type === 'record') node = def.valueType;
@@ -66,14 +71,23 @@ function knownKeysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] 
 
 function unwrap(node: unknown): unknown {
   let n = node as { def?: { type?: string; innerType?: unknown; in?: unknown } } | undefined;
-  while (n?.def && (n.def.type === 'optional' || n.def.type === 'default' || n.def.type === 'pipe' || n.def.type === 'nullable')) {
+  while (
+    n?.def &&
+    (n.def.type === 'optional' ||
+      n.def.type === 'default' ||
+      n.def.type === 'pipe' ||
+      n.def.type === 'nullable')
+  ) {
     n = (n.def.innerType ?? n.def.in) as typeof n;
   }
   return n;
 }
 
 /** A hint that says how to fix one zod issue. */
-function hintFor(issue: z.core.$ZodIssue, schema: z.ZodType): { message: string; hint: string; path: PropertyKey[] } {
+function hintFor(
+  issue: z.core.$ZodIssue,
+  schema: z.ZodType,
+): { message: string; hint: string; path: PropertyKey[] } {
   const path = [...issue.path];
   switch (issue.code) {
     case 'unrecognized_keys': {
@@ -82,7 +96,8 @@ function hintFor(issue: z.core.$ZodIssue, schema: z.ZodType): { message: string;
       const guess = closest(key, known);
       return {
         message: `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`,
-        hint: guess !== null ? `did you mean "${guess}"?` : `remove it; allowed fields here: ${known.join(', ')}`,
+        hint:
+          guess !== null ? `did you mean "${guess}"?` : `remove it; allowed fields here: ${known.join(', ')}`,
         path: [...path, key],
       };
     }
@@ -105,7 +120,11 @@ function hintFor(issue: z.core.$ZodIssue, schema: z.ZodType): { message: string;
       };
     }
     case 'too_small':
-      return { message: issue.message, hint: `use a value of at least ${String(issue.minimum)}${issue.inclusive === false ? ' (exclusive)' : ''}`, path };
+      return {
+        message: issue.message,
+        hint: `use a value of at least ${String(issue.minimum)}${issue.inclusive === false ? ' (exclusive)' : ''}`,
+        path,
+      };
     case 'too_big':
       return { message: issue.message, hint: `use a value of at most ${String(issue.maximum)}`, path };
     case 'invalid_format':
@@ -113,14 +132,24 @@ function hintFor(issue: z.core.$ZodIssue, schema: z.ZodType): { message: string;
     case 'custom':
       return { message: issue.message, hint: 'see the message', path };
     default:
-      return { message: issue.message, hint: 'see kvpa validate --help and the CRD (kubectl explain podautoscaler.spec)', path };
+      return {
+        message: issue.message,
+        hint: 'see kvpa validate --help and the CRD (kubectl explain podautoscaler.spec)',
+        path,
+      };
   }
 }
 
 /** 1-based line and column of the node at `path`, or of its nearest existing parent. */
-function locate(doc: Document, counter: LineCounter, path: readonly PropertyKey[]): { line: number; column: number } {
+function locate(
+  doc: Document,
+  counter: LineCounter,
+  path: readonly PropertyKey[],
+): { line: number; column: number } {
   for (let n = path.length; n >= 0; n--) {
-    const node = doc.getIn(path.slice(0, n) as unknown[], true) as { range?: [number, number, number] } | undefined;
+    const node = doc.getIn(path.slice(0, n) as unknown[], true) as
+      | { range?: [number, number, number] }
+      | undefined;
     let offset = node && typeof node === 'object' && 'range' in node ? node.range?.[0] : undefined;
     // For an unknown key the value may be anywhere; point at the key itself.
     if (n === path.length && n > 0) {
@@ -140,7 +169,10 @@ function locate(doc: Document, counter: LineCounter, path: readonly PropertyKey[
 }
 
 /** Parses every YAML document of a file; returns the valid ones and every error found. */
-export function parseDocuments(file: string, text: string): { documents: ParsedDocument[]; errors: DocumentError[] } {
+export function parseDocuments(
+  file: string,
+  text: string,
+): { documents: ParsedDocument[]; errors: DocumentError[] } {
   const counter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: counter, prettyErrors: false });
   const documents: ParsedDocument[] = [];
@@ -150,14 +182,22 @@ export function parseDocuments(file: string, text: string): { documents: ParsedD
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
         const pos = counter.linePos(e.pos[0]);
-        errors.push({ file, line: pos.line, column: pos.col, path: '', message: `YAML: ${e.message.split('\n')[0]}`, hint: 'fix the YAML syntax' });
+        errors.push({
+          file,
+          line: pos.line,
+          column: pos.col,
+          path: '',
+          message: `YAML: ${e.message.split('\n')[0]}`,
+          hint: 'fix the YAML syntax',
+        });
       }
       return;
     }
     const value = doc.toJS() as unknown;
     if (value === null || value === undefined) return; // an empty document between --- markers
     const kind = (value as { kind?: unknown }).kind;
-    const schema: z.ZodType | undefined = kind === KIND ? PodAutoscalerSchema : kind === POLICY_KIND ? PolicySchema : undefined;
+    const schema: z.ZodType | undefined =
+      kind === KIND ? PodAutoscalerSchema : kind === POLICY_KIND ? PolicySchema : undefined;
     if (schema === undefined) {
       const pos = locate(doc, counter, ['kind']);
       errors.push({
@@ -194,14 +234,26 @@ export function readDocuments(file: string): { documents: ParsedDocument[]; erro
   } catch (e) {
     return {
       documents: [],
-      errors: [{ file, line: 0, column: 0, path: '', message: `cannot read: ${(e as Error).message}`, hint: 'check the path' }],
+      errors: [
+        {
+          file,
+          line: 0,
+          column: 0,
+          path: '',
+          message: `cannot read: ${(e as Error).message}`,
+          hint: 'check the path',
+        },
+      ],
     };
   }
   return parseDocuments(file, text);
 }
 
 /** Loads every preset in a directory. Duplicate names and invalid files are errors. */
-export function loadPolicies(dir: string = BUNDLED_POLICY_DIR): { policies: Map<string, Policy>; errors: DocumentError[] } {
+export function loadPolicies(dir: string = BUNDLED_POLICY_DIR): {
+  policies: Map<string, Policy>;
+  errors: DocumentError[];
+} {
   const policies = new Map<string, Policy>();
   const errors: DocumentError[] = [];
   const files = readdirSync(dir)
@@ -218,16 +270,35 @@ export function loadPolicies(dir: string = BUNDLED_POLICY_DIR): { policies: Map<
   return { policies, errors };
 }
 
-export function addPolicy(policies: Map<string, Policy>, d: ParsedDocument & { kind: 'ScalingPolicy' }, errors: DocumentError[]): void {
+export function addPolicy(
+  policies: Map<string, Policy>,
+  d: ParsedDocument & { kind: 'ScalingPolicy' },
+  errors: DocumentError[],
+): void {
   const name = d.value.metadata.name;
   if (policies.has(name)) {
-    errors.push({ file: d.file, ...d.locate(['metadata', 'name']), path: 'metadata.name', message: `preset "${name}" is defined twice`, hint: 'rename one of them' });
+    errors.push({
+      file: d.file,
+      ...d.locate(['metadata', 'name']),
+      path: 'metadata.name',
+      message: `preset "${name}" is defined twice`,
+      hint: 'rename one of them',
+    });
   }
   policies.set(name, d.value);
 }
 
 /** Semantic checks the schema alone cannot make: presets exist, every pool ends up with metrics. */
-export function checkPodAutoscaler(d: ParsedDocument & { kind: 'PodAutoscaler' }, policies: ReadonlyMap<string, Policy>): DocumentError[] {
+export function checkPodAutoscaler(
+  d: ParsedDocument & { kind: 'PodAutoscaler' },
+  policies: ReadonlyMap<string, Policy>,
+): DocumentError[] {
   const { errors } = resolveAll(d.value.spec, policies);
-  return errors.map((e) => ({ file: d.file, ...d.locate(parsePath(e.path)), path: e.path, message: e.message, hint: e.hint }));
+  return errors.map((e) => ({
+    file: d.file,
+    ...d.locate(parsePath(e.path)),
+    path: e.path,
+    message: e.message,
+    hint: e.hint,
+  }));
 }

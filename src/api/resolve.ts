@@ -12,8 +12,8 @@ import { KVPA_EXTENSIONS } from '../decide/spec.ts';
 import type { DeciderSpec } from '../decide/types.ts';
 import type { AggregationAlgorithm } from '../decide/window.ts';
 import { BUILTIN_BEHAVIOR, DEFAULT_MIN_REPLICAS, DEFAULT_PRESET } from './defaults.ts';
-import type { Policy } from './policy.ts';
 import type { Behavior, MetricSpec, PodAutoscalerSpec, PoolSpec, ScaleTargetRef } from './podautoscaler.ts';
+import type { Policy } from './policy.ts';
 
 export interface ResolvedPool {
   readonly name: string;
@@ -78,7 +78,11 @@ function presetLayers(
   seen: readonly string[] = [],
 ): Layer[] {
   if (seen.includes(presetName)) {
-    throw new ResolveError(path, `policy presets refer to each other in a cycle: ${[...seen, presetName].join(' → ')}`, 'break the cycle in policies/');
+    throw new ResolveError(
+      path,
+      `policy presets refer to each other in a cycle: ${[...seen, presetName].join(' → ')}`,
+      'break the cycle in policies/',
+    );
   }
   const preset = policies.get(presetName);
   if (preset === undefined) {
@@ -86,8 +90,12 @@ function presetLayers(
     const close = closest(presetName, known);
     throw new ResolveError(
       path,
-      seen.length > 0 ? `unknown policy preset "${presetName}" (named by preset ${seen[seen.length - 1]}, pools.${poolName}.policy)` : `unknown policy preset "${presetName}"`,
-      close !== null ? `did you mean "${close}"? Known presets: ${known.join(', ')}` : `known presets: ${known.join(', ')}`,
+      seen.length > 0
+        ? `unknown policy preset "${presetName}" (named by preset ${seen[seen.length - 1]}, pools.${poolName}.policy)`
+        : `unknown policy preset "${presetName}"`,
+      close !== null
+        ? `did you mean "${close}"? Known presets: ${known.join(', ')}`
+        : `known presets: ${known.join(', ')}`,
     );
   }
   const layers: Layer[] = [];
@@ -114,8 +122,16 @@ export function resolvePool(
     { label: 'built-in default', behavior: BUILTIN_BEHAVIOR as unknown as Behavior },
     ...presetLayers(presetName, pool.name, policies, spec.policyRef ? 'spec.policyRef.name' : 'spec'),
   ];
-  if (spec.policyRef?.overrides) layers.push({ label: 'spec.policyRef.overrides', behavior: spec.policyRef.overrides });
-  const { name: _n, scaleTargetRef: _s, minReplicas: _mi, maxReplicas: _ma, engine: _e, ...poolBehavior } = pool;
+  if (spec.policyRef?.overrides)
+    layers.push({ label: 'spec.policyRef.overrides', behavior: spec.policyRef.overrides });
+  const {
+    name: _n,
+    scaleTargetRef: _s,
+    minReplicas: _mi,
+    maxReplicas: _ma,
+    engine: _e,
+    ...poolBehavior
+  } = pool;
   layers.push({ label: `spec.pools[${poolIndex}]`, behavior: poolBehavior });
 
   const merged: Record<string, unknown> = {};
@@ -143,10 +159,17 @@ export function resolvePool(
   }
   const minReplicas = pool.minReplicas ?? DEFAULT_MIN_REPLICAS;
   if (minReplicas > pool.maxReplicas) {
-    throw new ResolveError(`spec.pools[${poolIndex}].minReplicas`, `minReplicas ${minReplicas} exceeds maxReplicas ${pool.maxReplicas}`, 'lower minReplicas or raise maxReplicas');
+    throw new ResolveError(
+      `spec.pools[${poolIndex}].minReplicas`,
+      `minReplicas ${minReplicas} exceeds maxReplicas ${pool.maxReplicas}`,
+      'lower minReplicas or raise maxReplicas',
+    );
   }
   return {
-    ...(merged as Omit<ResolvedPool, 'name' | 'scaleTargetRef' | 'minReplicas' | 'maxReplicas' | 'engine' | 'sources'>),
+    ...(merged as Omit<
+      ResolvedPool,
+      'name' | 'scaleTargetRef' | 'minReplicas' | 'maxReplicas' | 'engine' | 'sources'
+    >),
     name: pool.name,
     scaleTargetRef: pool.scaleTargetRef,
     minReplicas,

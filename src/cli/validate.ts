@@ -72,7 +72,9 @@ export async function runValidate(argv: readonly string[], io: Output): Promise<
     if (!bad.has(d.file)) io.out(`ok  ${d.file}: ${d.kind} ${d.value.metadata.name}`);
   }
   if (errors.length > 0) {
-    io.err(`${errors.length} error${errors.length === 1 ? '' : 's'} in ${bad.size} file${bad.size === 1 ? '' : 's'}`);
+    io.err(
+      `${errors.length} error${errors.length === 1 ? '' : 's'} in ${bad.size} file${bad.size === 1 ? '' : 's'}`,
+    );
     return 1;
   }
   return 0;
@@ -90,13 +92,29 @@ function parse(argv: readonly string[]) {
   });
 }
 
-function explain(d: ParsedDocument & { kind: 'PodAutoscaler' }, policies: Parameters<typeof resolveAll>[1], io: Output): void {
+function explain(
+  d: ParsedDocument & { kind: 'PodAutoscaler' },
+  policies: Parameters<typeof resolveAll>[1],
+  io: Output,
+): void {
   const { pools } = resolveAll(d.value.spec, policies);
   for (const p of pools) {
-    io.out(`${d.value.metadata.name}/${p.name}: ${p.scaleTargetRef.kind} ${p.scaleTargetRef.name}, ${p.minReplicas}–${p.maxReplicas} groups`);
-    const metrics = p.metrics.map((m) => `${m.type === 'promql' ? m.name : m.type} target ${m.target}`).join(', ');
+    io.out(
+      `${d.value.metadata.name}/${p.name}: ${p.scaleTargetRef.kind} ${p.scaleTargetRef.name}, ${p.minReplicas}–${p.maxReplicas} groups`,
+    );
+    const metrics = p.metrics
+      .map((m) => `${m.type === 'promql' ? m.name : m.type} target ${m.target}`)
+      .join(', ');
     io.out(`  metrics: ${metrics}   (${p.sources.metrics})`);
-    for (const field of ['stableWindowSeconds', 'panicWindowPercentage', 'panicThresholdPercentage', 'maxScaleUpRate', 'maxScaleDownRate', 'scaleDownDelaySeconds', 'startupTimeoutSeconds'] as const) {
+    for (const field of [
+      'stableWindowSeconds',
+      'panicWindowPercentage',
+      'panicThresholdPercentage',
+      'maxScaleUpRate',
+      'maxScaleDownRate',
+      'scaleDownDelaySeconds',
+      'startupTimeoutSeconds',
+    ] as const) {
       io.out(`  ${field}: ${p[field]}   (${p.sources[field]})`);
     }
   }
