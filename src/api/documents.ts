@@ -130,7 +130,8 @@ function hintFor(
     case 'invalid_format':
       return { message: issue.message, hint: `write a valid ${issue.format}`, path };
     case 'custom':
-      return { message: issue.message, hint: 'see the message', path };
+      // Cross-field rule messages already say what to change.
+      return { message: issue.message, hint: '', path };
     default:
       return {
         message: issue.message,
@@ -209,7 +210,7 @@ export function parseDocuments(
       });
       return;
     }
-    const result = schema.safeParse(value);
+    const result = schema.safeParse(value, { reportInput: true });
     if (!result.success) {
       for (const issue of result.error.issues) {
         const { message, hint, path } = hintFor(issue, schema);

@@ -30,7 +30,7 @@ export interface Output {
 export function formatError(e: DocumentError): string {
   const where = e.line > 0 ? `${e.file}:${e.line}:${e.column}` : e.file;
   const field = e.path === '' ? '' : `${e.path}: `;
-  return `${where}: error: ${field}${e.message}\n    hint: ${e.hint}`;
+  return `${where}: error: ${field}${e.message}${e.hint === '' ? '' : `\n    hint: ${e.hint}`}`;
 }
 
 export async function runValidate(argv: readonly string[], io: Output): Promise<number> {
@@ -66,6 +66,7 @@ export async function runValidate(argv: readonly string[], io: Output): Promise<
     errors.push(...problems);
     if (problems.length === 0 && parsed.values.explain) explain(d, policies, io);
   }
+  errors.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.column - b.column);
   for (const e of errors) io.err(formatError(e));
   const bad = new Set(errors.map((e) => e.file));
   for (const d of documents) {
