@@ -29,7 +29,12 @@ export interface PoolMemory {
   readonly recommendedGroups: number | null;
 }
 
-export const FRESH_MEMORY: PoolMemory = { inPanic: false, missingSignals: '', targetFound: true, recommendedGroups: null };
+export const FRESH_MEMORY: PoolMemory = {
+  inPanic: false,
+  missingSignals: '',
+  targetFound: true,
+  recommendedGroups: null,
+};
 
 export interface TickOutcome {
   readonly pool: string;
@@ -48,7 +53,11 @@ export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEv
   const summary = t.decision?.explanation.summary ?? '';
   if (!t.targetFound) {
     if (memory.targetFound) {
-      events.push({ type: 'Warning', reason: 'TargetNotFound', message: `${t.pool}: scale target not found; holding` });
+      events.push({
+        type: 'Warning',
+        reason: 'TargetNotFound',
+        message: `${t.pool}: scale target not found; holding`,
+      });
     }
     return { events, memory: { ...memory, targetFound: false } };
   }
@@ -58,7 +67,11 @@ export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEv
     .map((s) => `${s.name}: ${s.state}${s.detail ? ` (${s.detail})` : ''}`)
     .join('; ');
   if (missing !== '' && missing !== memory.missingSignals) {
-    events.push({ type: 'Warning', reason: 'MetricsMissing', message: `${t.pool}: ${missing}; holding (no scale-down)` });
+    events.push({
+      type: 'Warning',
+      reason: 'MetricsMissing',
+      message: `${t.pool}: ${missing}; holding (no scale-down)`,
+    });
   }
   if (d !== null && d.inPanic && !memory.inPanic) {
     events.push({ type: 'Warning', reason: 'PanicStarted', message: `${t.pool}: ${summary}` });
@@ -94,6 +107,11 @@ export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEv
   }
   return {
     events,
-    memory: { inPanic: d?.inPanic ?? memory.inPanic, missingSignals: missing, targetFound: true, recommendedGroups: recommended },
+    memory: {
+      inPanic: d?.inPanic ?? memory.inPanic,
+      missingSignals: missing,
+      targetFound: true,
+      recommendedGroups: recommended,
+    },
   };
 }

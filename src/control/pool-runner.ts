@@ -5,7 +5,7 @@
 import { type ResolvedPool, toDeciderSpec } from '../api/resolve.ts';
 import { decide, initialState } from '../decide/kpa.ts';
 import { SignalWindows } from '../decide/signal-windows.ts';
-import type { Decision, DeciderSpec, DeciderState, SignalReading } from '../decide/types.ts';
+import type { DeciderSpec, DeciderState, Decision, SignalReading } from '../decide/types.ts';
 import { type PoolSample, signalName } from './signals.ts';
 
 export class PoolRunner {
@@ -48,7 +48,12 @@ export class PoolRunner {
    * Decides at `nowSeconds`. A signal whose latest sample failed the gate is passed on in that state
    * (so the decision holds), even if its window still has older data.
    */
-  decide(nowSeconds: number, readyGroups: number, requestedGroups: number, latest: readonly PoolSample[]): Decision {
+  decide(
+    nowSeconds: number,
+    readyGroups: number,
+    requestedGroups: number,
+    latest: readonly PoolSample[],
+  ): Decision {
     const latestByName = new Map(latest.map((s) => [s.name, s]));
     const readings: SignalReading[] = [...this.windows.entries()].map(([name, w]) => {
       const s = latestByName.get(name);
@@ -62,7 +67,12 @@ export class PoolRunner {
       }
       return w.read(nowSeconds);
     });
-    const out = decide(this.spec, this.state, { readyGroups, requestedGroups, signals: readings }, nowSeconds);
+    const out = decide(
+      this.spec,
+      this.state,
+      { readyGroups, requestedGroups, signals: readings },
+      nowSeconds,
+    );
     this.state = out.state;
     return out.decision;
   }

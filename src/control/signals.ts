@@ -3,8 +3,9 @@
  * through the quality gate. The Prometheus and direct-scrape sources implement this; tests feed
  * values through ManualSignalSource.
  */
-import type { ResolvedPool } from '../api/resolve.ts';
+
 import type { HeadPod } from '../actuate/types.ts';
+import type { ResolvedPool } from '../api/resolve.ts';
 import type { SignalState } from '../decide/types.ts';
 
 export interface PoolSignalRequest {
@@ -55,7 +56,10 @@ export class ManualSignalSource implements SignalSource {
     return m;
   }
 
-  async sample(requests: readonly PoolSignalRequest[], nowSeconds: number): Promise<Map<string, PoolSample[]>> {
+  async sample(
+    requests: readonly PoolSignalRequest[],
+    nowSeconds: number,
+  ): Promise<Map<string, PoolSample[]>> {
     this.calls.push(nowSeconds);
     const out = new Map<string, PoolSample[]>();
     for (const r of requests) {

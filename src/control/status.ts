@@ -87,7 +87,12 @@ export function computeStatus(
       conditions: [
         c('Ready', false, 'InvalidSpec', facts.invalidSpec),
         c('ScalingActive', false, 'InvalidSpec', 'not scaling until the spec is fixed; nothing was changed'),
-        c('DryRun', facts.mode === 'DryRun', facts.mode === 'DryRun' ? 'DryRunMode' : 'ApplyMode', modeMessage(facts.mode)),
+        c(
+          'DryRun',
+          facts.mode === 'DryRun',
+          facts.mode === 'DryRun' ? 'DryRunMode' : 'ApplyMode',
+          modeMessage(facts.mode),
+        ),
       ],
       pools: previous?.pools ?? [],
     };
@@ -104,13 +109,24 @@ export function computeStatus(
   const limited = facts.pools.flatMap((p) =>
     (p.decision?.explanation.stages ?? [])
       .filter((st) => st.applied && (st.stage in LIMIT_REASONS || st.stage === 'bounds'))
-      .map((st) => ({ pool: p.name, stage: st.stage, reason: st.reason, before: st.before, after: st.after })),
+      .map((st) => ({
+        pool: p.name,
+        stage: st.stage,
+        reason: st.reason,
+        before: st.before,
+        after: st.after,
+      })),
   );
   const overridden = facts.pools.filter((p) => p.overriddenMessage !== null);
 
   const ready =
     missingTargets.length > 0
-      ? c('Ready', false, 'TargetNotFound', `scale target of pool(s) ${missingTargets.join(', ')} not found: create it or fix spec.pools[].scaleTargetRef`)
+      ? c(
+          'Ready',
+          false,
+          'TargetNotFound',
+          `scale target of pool(s) ${missingTargets.join(', ')} not found: create it or fix spec.pools[].scaleTargetRef`,
+        )
       : writeErrors.length > 0
         ? c('Ready', false, 'FailedRescale', writeErrors.map((p) => `${p.name}: ${p.writeError}`).join('; '))
         : c('Ready', true, 'Ready', 'every pool is observed and decided');
@@ -128,14 +144,28 @@ export function computeStatus(
 
   const active =
     missingTargets.length > 0
-      ? c('ScalingActive', false, 'TargetNotFound', `cannot scale ${missingTargets.join(', ')}: target not found`)
+      ? c(
+          'ScalingActive',
+          false,
+          'TargetNotFound',
+          `cannot scale ${missingTargets.join(', ')}: target not found`,
+        )
       : noUsable.length > 0
-        ? c('ScalingActive', false, 'NoUsableSignal', `no usable signal for ${noUsable.join(', ')}: holding the previous decision`)
+        ? c(
+            'ScalingActive',
+            false,
+            'NoUsableSignal',
+            `no usable signal for ${noUsable.join(', ')}: holding the previous decision`,
+          )
         : c('ScalingActive', true, 'ValidDecisions', 'every pool decided from its signals');
 
   const firstLimit = limited[0];
   const limitReason = (l: (typeof limited)[number]) =>
-    l.stage === 'bounds' ? (l.after < l.before ? 'TooManyReplicas' : 'TooFewReplicas') : (LIMIT_REASONS[l.stage] ?? 'Limited');
+    l.stage === 'bounds'
+      ? l.after < l.before
+        ? 'TooManyReplicas'
+        : 'TooFewReplicas'
+      : (LIMIT_REASONS[l.stage] ?? 'Limited');
   const scalingLimited =
     firstLimit === undefined
       ? c('ScalingLimited', false, 'DesiredWithinRange', 'no limit changed the desired groups')
@@ -146,10 +176,20 @@ export function computeStatus(
           limited.map((l) => `${l.pool}: ${l.stage} ${l.before} → ${l.after} (${l.reason})`).join('; '),
         );
 
-  const dryRun = c('DryRun', facts.mode === 'DryRun', facts.mode === 'DryRun' ? 'DryRunMode' : 'ApplyMode', modeMessage(facts.mode));
+  const dryRun = c(
+    'DryRun',
+    facts.mode === 'DryRun',
+    facts.mode === 'DryRun' ? 'DryRunMode' : 'ApplyMode',
+    modeMessage(facts.mode),
+  );
   const override =
     overridden.length > 0
-      ? c('Overridden', true, 'Overridden', overridden.map((p) => `${p.name}: ${p.overriddenMessage}`).join('; '))
+      ? c(
+          'Overridden',
+          true,
+          'Overridden',
+          overridden.map((p) => `${p.name}: ${p.overriddenMessage}`).join('; '),
+        )
       : c('Overridden', false, 'NotOverridden', 'no other writer changed a target');
 
   const pools: PoolStatus[] = facts.pools.map((p) => poolStatus(p));
@@ -158,7 +198,10 @@ export function computeStatus(
     observedGeneration: facts.generation,
     mode: facts.mode === 'DryRun' ? 'DryRun' : anyPanic ? 'Panic' : 'Stable',
     groups: facts.pools
-      .map((p) => `${p.name} ${p.readyGroups ?? '?'}/${facts.mode === 'DryRun' ? p.recommendedGroups : p.desiredGroups}`)
+      .map(
+        (p) =>
+          `${p.name} ${p.readyGroups ?? '?'}/${facts.mode === 'DryRun' ? p.recommendedGroups : p.desiredGroups}`,
+      )
       .join(' '),
     conditions: [ready, metrics, active, scalingLimited, dryRun, override],
     pools,
@@ -199,7 +242,9 @@ function poolStatus(p: PoolFacts): PoolStatus {
             })),
             ...(explanation.stableWinner !== null ? { stableWinner: explanation.stableWinner } : {}),
             ...(explanation.panicWinner !== null ? { panicWinner: explanation.panicWinner } : {}),
-            limitedBy: explanation.stages.filter((s) => s.applied && s.stage !== 'compute').map((s) => s.stage),
+            limitedBy: explanation.stages
+              .filter((s) => s.applied && s.stage !== 'compute')
+              .map((s) => s.stage),
             ...(explanation.holdReason !== null ? { holdReason: explanation.holdReason } : {}),
           },
         }
