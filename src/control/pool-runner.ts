@@ -10,16 +10,12 @@ import { type PoolSample, signalName } from './signals.ts';
 
 export class PoolRunner {
   readonly spec: DeciderSpec;
-  private state: DeciderState;
+  /** Created at the first decision, when the target's counts are known (restart safety needs them). */
+  private state: DeciderState | null = null;
   private readonly windows: Map<string, SignalWindows>;
 
-  constructor(
-    readonly pool: ResolvedPool,
-    readyGroupsAtStart: number,
-    nowSeconds: number,
-  ) {
+  constructor(readonly pool: ResolvedPool) {
     this.spec = toDeciderSpec(pool);
-    this.state = initialState(this.spec, readyGroupsAtStart, nowSeconds);
     this.windows = new Map(
       pool.metrics.map((m) => {
         const name = signalName(m);
@@ -67,17 +63,13 @@ export class PoolRunner {
       }
       return w.read(nowSeconds);
     });
-    const out = decide(
-      this.spec,
-      this.state,
-      { readyGroups, requestedGroups, signals: readings },
-      nowSeconds,
-    );
+    const state = this.state ?? initialState(this.spec, readyGroups, nowSeconds, requestedGroups);
+    const out = decide(this.spec, state, { readyGroups, requestedGroups, signals: readings }, nowSeconds);
     this.state = out.state;
     return out.decision;
   }
 
-  get deciderState(): DeciderState {
+  get deciderState(): DeciderState | null {
     return this.state;
   }
 }
