@@ -288,7 +288,12 @@ describe('kvpa extensions', () => {
     const spec = kvpa();
     const state = initialState(spec, 2, T0, 6); // 2 ready, 6 requested (4 still starting)
     expect(state.panicSinceSeconds).toBe(T0);
-    const r = decide(spec, state, { readyGroups: 2, requestedGroups: 6, signals: [signal(0.5, 0.5, 0.7)] }, T0 + 2);
+    const r = decide(
+      spec,
+      state,
+      { readyGroups: 2, requestedGroups: 6, signals: [signal(0.5, 0.5, 0.7)] },
+      T0 + 2,
+    );
     expect(r.decision.desiredGroups).toBe(6);
     // Knative's rule alone would hold only the 2 ready groups
     expect(initialState(knative(), 2, T0, 6).maxPanicGroups).toBe(2);
