@@ -191,15 +191,23 @@ export interface PoolSamples {
 }
 
 export interface HeadIndex {
-  /** `namespace/pod` → the pool index and head. */
-  readonly byPod: ReadonlyMap<string, { readonly pool: number; readonly head: HeadPod }>;
+  /**
+   * `namespace/pod` → the pools (by index) that list it as a head. Usually one; two PodAutoscalers
+   * aimed at one workload both get its data rather than one of them silently losing it.
+   */
+  readonly byPod: ReadonlyMap<string, readonly { readonly pool: number; readonly head: HeadPod }[]>;
   readonly pools: readonly PoolRegistration[];
 }
 
 export function buildHeadIndex(pools: readonly PoolRegistration[]): HeadIndex {
-  const byPod = new Map<string, { pool: number; head: HeadPod }>();
+  const byPod = new Map<string, { pool: number; head: HeadPod }[]>();
   pools.forEach((p, pool) => {
-    for (const head of p.heads) byPod.set(`${p.namespace}/${head.pod}`, { pool, head });
+    for (const head of p.heads) {
+      const key = `${p.namespace}/${head.pod}`;
+      const list = byPod.get(key);
+      if (list) list.push({ pool, head });
+      else byPod.set(key, [{ pool, head }]);
+    }
   });
   return { byPod, pools };
 }
@@ -279,44 +287,49 @@ export function attribute(
 
   const pools = new Map<string, Map<string, GroupSamples>>();
   for (const [key, acc] of perPod) {
-    const entry = index.byPod.get(key);
-    if (!entry) continue;
-    const reg = index.pools[entry.pool];
-    if (!reg) continue;
-    let chosen: { metric: string; dialect: EngineDialect; ranks: Map<string, number> } | null = null;
-    for (const d of DIALECT_PREFERENCE[reg.engine]) {
-      const name = SIGNAL_KINDS[kind].names[d];
-      const ranks = name !== null ? acc.values.get(name) : undefined;
-      if (name !== null && ranks) {
-        chosen = { metric: name, dialect: d, ranks };
-        break;
+    for (const entry of index.byPod.get(key) ?? []) {
+      const reg = index.pools[entry.pool];
+      if (!reg) continue;
+      const chosen = pickDialect(kind, reg.engine, acc);
+      if (!chosen) continue;
+      const ranks: RankSample[] = [];
+      for (const [rank, value] of chosen.ranks) {
+        ranks.push({ rank, value, timestampSeconds: acc.ts.get(rank) ?? Number.NaN });
       }
+      const group: GroupSamples = {
+        groupKey: entry.head.groupKey,
+        pod: entry.head.pod,
+        ready: entry.head.ready,
+        metric: chosen.metric,
+        dialect: chosen.dialect,
+        ranks,
+      };
+      let groups = pools.get(reg.poolKey);
+      if (!groups) {
+        groups = new Map();
+        pools.set(reg.poolKey, groups);
+      }
+      // Two heads for one group (a leader being replaced): keep the fresher answer.
+      const prior = groups.get(group.groupKey);
+      if (!prior || newest(group) > newest(prior)) groups.set(group.groupKey, group);
     }
-    if (!chosen) continue;
-    const ranks: RankSample[] = [];
-    for (const [rank, value] of chosen.ranks) {
-      ranks.push({ rank, value, timestampSeconds: acc.ts.get(rank) ?? Number.NaN });
-    }
-    const group: GroupSamples = {
-      groupKey: entry.head.groupKey,
-      pod: entry.head.pod,
-      ready: entry.head.ready,
-      metric: chosen.metric,
-      dialect: chosen.dialect,
-      ranks,
-    };
-    let groups = pools.get(reg.poolKey);
-    if (!groups) {
-      groups = new Map();
-      pools.set(reg.poolKey, groups);
-    }
-    // Two heads for one group (a leader being replaced): keep the fresher answer.
-    const prior = groups.get(group.groupKey);
-    if (!prior || newest(group) > newest(prior)) groups.set(group.groupKey, group);
   }
   const out = new Map<string, PoolSamples>();
   for (const [poolKey, groups] of pools) out.set(poolKey, { groups });
   return { pools: out, stats: { nonHeadSeries, unlabelledSeries } };
+}
+
+function pickDialect(
+  kind: SignalKind,
+  setting: EngineSetting,
+  acc: PodAcc,
+): { metric: string; dialect: EngineDialect; ranks: Map<string, number> } | null {
+  for (const d of DIALECT_PREFERENCE[setting]) {
+    const name = SIGNAL_KINDS[kind].names[d];
+    const ranks = name !== null ? acc.values.get(name) : undefined;
+    if (name !== null && ranks) return { metric: name, dialect: d, ranks };
+  }
+  return null;
 }
 
 function newest(g: GroupSamples): number {

@@ -25,7 +25,7 @@ import {
   SIGNAL_KINDS,
   type SignalKind,
 } from './prometheus-join.ts';
-import { type GateResult, judgeSignal, RejectionCounters } from './quality.ts';
+import { type GateCounts, type GateResult, judgeSignal, RejectionCounters } from './quality.ts';
 
 /** Two 15 s scrape intervals and some slack: a sample older than this is stale. */
 export const DEFAULT_STALE_AFTER_SECONDS = 60;
@@ -115,8 +115,21 @@ function poolGates(
   kind: SignalKind,
   samples: PoolSamples | undefined,
   nowSeconds: number,
+  dialect: EngineDialect | null = null,
 ): GateResult {
   const spec = SIGNAL_KINDS[kind];
+  if (
+    spec.names.sglang === null &&
+    (pool.engine === 'sglang' || (pool.engine === 'auto' && dialect === 'sglang'))
+  ) {
+    // Not an outage: the engine has no such metric. Still noData, so the signal cannot drive a decision.
+    return {
+      signal: kind,
+      state: 'noData',
+      counts: emptyCounts(pool),
+      detail: `${kind}: SGLang exports no such metric; remove it from this pool's metrics`,
+    };
+  }
   // One entry per group; a group with several head pods is ready if any of them says so.
   const groups = new Map<string, { groupKey: string; ready: boolean }>();
   for (const h of pool.heads) {
@@ -135,10 +148,18 @@ function poolGates(
       return s ? { ...g, ranks: s.ranks } : g;
     }),
   });
-  if (result.state === 'noData' && pool.engine === 'sglang' && spec.names.sglang === null) {
-    return { ...result, detail: `${kind}: SGLang exports no such metric (engine: sglang)` };
-  }
   return result;
+}
+
+function emptyCounts(pool: PoolRegistration): GateCounts {
+  return {
+    readyGroups: new Set(pool.heads.filter((h) => h.ready).map((h) => h.groupKey)).size,
+    usableGroups: 0,
+    missingGroups: 0,
+    staleGroups: 0,
+    outOfRangeGroups: 0,
+    rejectedValues: 0,
+  };
 }
 
 function majorityDialect(perKind: Iterable<PoolSamples | undefined>): EngineDialect | null {
@@ -228,6 +249,7 @@ export class PrometheusSignalSource {
     const out = new Map<string, PoolTick>();
     for (const pool of pools) {
       const signals = new Map<SignalKind, GateResult>();
+      const dialect = majorityDialect(pool.signals.map((k) => attributed.get(k)?.get(pool.poolKey)));
       for (const kind of pool.signals) {
         const error = errors.get(kind);
         const gate: GateResult =
@@ -235,21 +257,13 @@ export class PrometheusSignalSource {
             ? {
                 signal: kind,
                 state: 'error',
-                counts: {
-                  readyGroups: pool.heads.filter((h) => h.ready).length,
-                  usableGroups: 0,
-                  missingGroups: 0,
-                  staleGroups: 0,
-                  outOfRangeGroups: 0,
-                  rejectedValues: 0,
-                },
+                counts: emptyCounts(pool),
                 detail: `${kind}: Prometheus query failed: ${error}`,
               }
-            : poolGates(pool, kind, attributed.get(kind)?.get(pool.poolKey), nowSeconds);
+            : poolGates(pool, kind, attributed.get(kind)?.get(pool.poolKey), nowSeconds, dialect);
         this.rejections.add(pool.poolKey, gate);
         signals.set(kind, gate);
       }
-      const dialect = majorityDialect(pool.signals.map((k) => attributed.get(k)?.get(pool.poolKey)));
       out.set(pool.poolKey, { poolKey: pool.poolKey, dialect, signals });
     }
     return { atSeconds: nowSeconds, queries, pools: out, errors, nonHeadSeries };
