@@ -3,9 +3,11 @@ import {
   attribute,
   buildHeadIndex,
   buildQuery,
+  decodeVector,
   FIELD_LABEL,
   type PoolRegistration,
   type PromSample,
+  parsePromValue,
 } from './prometheus-join.ts';
 
 const pool = (over: Partial<PoolRegistration> = {}): PoolRegistration => ({
@@ -33,7 +35,7 @@ describe('buildQuery', () => {
     expect(q).toContain('vllm:kv_cache_usage_perc|vllm:gpu_cache_usage_perc|sglang:token_usage');
     expect(q).toContain('namespace=~"a\\\\.x|b"');
     expect(q).toContain('max by (__name__, namespace, pod, engine, dp_rank)');
-    expect(q).toContain('timestamp(');
+    expect(q).toContain('min by (namespace, pod) (timestamp(');
   });
 
   it('reads counters as a rate', () => {
@@ -42,23 +44,44 @@ describe('buildQuery', () => {
   });
 });
 
+describe('parsePromValue / decodeVector', () => {
+  it('reads the special floats Prometheus spells as strings', () => {
+    expect(parsePromValue('+Inf')).toBe(Number.POSITIVE_INFINITY);
+    expect(parsePromValue('-Inf')).toBe(Number.NEGATIVE_INFINITY);
+    expect(parsePromValue('NaN')).toBeNaN();
+    expect(parsePromValue('1.5e-3')).toBe(0.0015);
+    expect(parsePromValue(undefined)).toBeNaN();
+  });
+
+  it('decodes a vector without copying labels and survives malformed entries', () => {
+    const metric = { __name__: 'x', pod: 'p' };
+    const raw = { resultType: 'vector' as const, result: [{ metric, value: [1, '2'] as const }] };
+    const [first] = decodeVector(raw);
+    expect(first?.labels).toBe(metric);
+    expect(first?.value).toBe(2);
+    const broken = { resultType: 'vector', result: [null, { metric: {} }] } as unknown as Parameters<
+      typeof decodeVector
+    >[0];
+    expect(decodeVector(broken).map((s) => s.value)).toEqual([Number.NaN, Number.NaN]);
+  });
+});
+
 describe('attribute', () => {
-  it('joins by namespace/pod to head pods only and keeps ranks with their timestamps', () => {
+  it('joins by namespace/pod to head pods only and keeps ranks, stamped with the pod scrape time', () => {
     const index = buildHeadIndex([pool()]);
     const { pools, stats } = attribute(
       'kvCacheUtilization',
       [
         value('lws-0', 'vllm:kv_cache_usage_perc', 0.2, { engine: '0' }),
         value('lws-0', 'vllm:kv_cache_usage_perc', 0.4, { engine: '1' }),
-        ts('lws-0', 99, { engine: '0' }),
-        ts('lws-0', 98, { engine: '1' }),
+        ts('lws-0', 98),
         value('lws-0-1', 'vllm:kv_cache_usage_perc', 0.9, { engine: '0' }),
       ],
       index,
     );
     const g = pools.get('ns1/pa/decode')?.groups.get('lws-0');
     expect(g?.ranks).toEqual([
-      { rank: '0', value: 0.2, timestampSeconds: 99 },
+      { rank: '0', value: 0.2, timestampSeconds: 98 },
       { rank: '1', value: 0.4, timestampSeconds: 98 },
     ]);
     expect(g?.dialect).toBe('vllm');

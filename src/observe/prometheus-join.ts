@@ -138,8 +138,9 @@ export function kindNames(kind: SignalKind): string[] {
 /**
  * One instant query for one signal kind, covering every pool, every dialect and every rank.
  *
- * It returns two series per (pod, rank): the value (`kvpa_field="value"`, keeping `__name__` so the
- * dialect is known) and the sample's own timestamp (`kvpa_field="ts"`). An instant query otherwise
+ * It returns one value series per (pod, rank, name) (`kvpa_field="value"`, keeping `__name__` so the
+ * dialect is known) and one timestamp series per pod (`kvpa_field="ts"`): the scrape time of the
+ * pod's OLDEST series, since a pod is only as fresh as its stalest rank. An instant query otherwise
  * reports the evaluation time, and `timestamp()` keeps the scrape time only when applied straight to
  * a selector, hence the second half. `max by` collapses labels that are not ranks (model_name,
  * tp_rank, a pod scraped by two jobs): those are copies of one scheduler's state, not more load.
@@ -158,14 +159,68 @@ export function buildQuery(kind: SignalKind, scope: QueryScope): string {
   const value = spec.counterRate
     ? `max by (${by}) (rate(${selector}[${scope.rateWindowSeconds}s]))`
     : `max by (__name__, ${by}) (${selector})`;
-  const ts = `max by (${by}) (timestamp(${selector}))`;
+  const ts = `min by (namespace, pod) (timestamp(${selector}))`;
   return `label_replace(${value}, "${FIELD_LABEL}", "value", "", "") or label_replace(${ts}, "${FIELD_LABEL}", "ts", "", "")`;
 }
 
-/** One series of a query answer, already decoded: labels and the value at one time. */
+/** One series of a query answer, already decoded: labels (with `__name__` if kept) and the value at one time. */
 export interface PromSample {
   readonly labels: Readonly<Record<string, string>>;
   readonly value: number;
+}
+
+/** Prometheus's JSON spells special floats as strings that Number() does not read ("+Inf"). */
+export function parsePromValue(text: unknown): number {
+  if (typeof text !== 'string') return Number.NaN;
+  if (text === '+Inf' || text === 'Inf') return Number.POSITIVE_INFINITY;
+  if (text === '-Inf') return Number.NEGATIVE_INFINITY;
+  return text === '' ? Number.NaN : Number(text);
+}
+
+/** The `data` of an instant-query answer (resultType vector) as Prometheus sends it. */
+export interface RawVector {
+  readonly resultType: 'vector';
+  readonly result: readonly {
+    readonly metric: Record<string, string>;
+    readonly value: readonly [number, string];
+  }[];
+}
+
+/** The `data` of a range-query answer (resultType matrix). */
+export interface RawMatrix {
+  readonly resultType: 'matrix';
+  readonly result: readonly {
+    readonly metric: Record<string, string>;
+    readonly values: readonly (readonly [number, string])[];
+  }[];
+}
+
+/** Decodes a raw vector without copying label objects (the hot path for thousands of pools). */
+export function decodeVector(data: RawVector): PromSample[] {
+  const out: PromSample[] = new Array(data.result.length);
+  for (let i = 0; i < data.result.length; i++) {
+    const r = data.result[i];
+    out[i] = { labels: r?.metric ?? {}, value: parsePromValue(r?.value?.[1]) };
+  }
+  return out;
+}
+
+/** Decodes a raw matrix into samples per step time (ms). */
+export function decodeMatrixBySteps(data: RawMatrix): Map<number, PromSample[]> {
+  const byStep = new Map<number, PromSample[]>();
+  for (const series of data.result) {
+    const labels = series.metric ?? {};
+    for (const [t, v] of series.values ?? []) {
+      const atMs = Math.round(t * 1000);
+      let list = byStep.get(atMs);
+      if (!list) {
+        list = [];
+        byStep.set(atMs, list);
+      }
+      list.push({ labels, value: parsePromValue(v) });
+    }
+  }
+  return byStep;
 }
 
 export interface RankSample {
@@ -228,8 +283,8 @@ export function dialectOf(kind: SignalKind, metric: string, setting: EngineSetti
 interface PodAcc {
   /** metric name → rank → value */
   readonly values: Map<string, Map<string, number>>;
-  /** rank → sample timestamp (seconds) */
-  readonly ts: Map<string, number>;
+  /** Scrape time of the pod's oldest series (seconds); NaN until the ts series is seen. */
+  ts: number;
 }
 
 export interface AttributionStats {
@@ -267,13 +322,13 @@ export function attribute(
     }
     let acc = perPod.get(key);
     if (!acc) {
-      acc = { values: new Map(), ts: new Map() };
+      acc = { values: new Map(), ts: Number.NaN };
       perPod.set(key, acc);
     }
-    const rank = rankOf(s.labels);
     if (field === 'ts') {
-      acc.ts.set(rank, s.value);
+      acc.ts = s.value;
     } else {
+      const rank = rankOf(s.labels);
       // rate() drops __name__; counter kinds have a single name.
       const metric = s.labels.__name__ ?? fallbackName;
       let ranks = acc.values.get(metric);
@@ -294,7 +349,7 @@ export function attribute(
       if (!chosen) continue;
       const ranks: RankSample[] = [];
       for (const [rank, value] of chosen.ranks) {
-        ranks.push({ rank, value, timestampSeconds: acc.ts.get(rank) ?? Number.NaN });
+        ranks.push({ rank, value, timestampSeconds: acc.ts });
       }
       const group: GroupSamples = {
         groupKey: entry.head.groupKey,

@@ -14,6 +14,8 @@ import {
   attribute,
   buildHeadIndex,
   buildQuery,
+  decodeMatrixBySteps,
+  decodeVector,
   type EngineDialect,
   type HeadIndex,
   kindsToQuery,
@@ -22,6 +24,8 @@ import {
   type PoolSamples,
   type PromSample,
   type QueryScope,
+  type RawMatrix,
+  type RawVector,
   SIGNAL_KINDS,
   type SignalKind,
 } from './prometheus-join.ts';
@@ -89,25 +93,37 @@ function describeError(err: unknown): string {
   return String(err);
 }
 
+const RAW_KEY = 'kvpaRaw';
+
 /**
- * Decodes the client's vector into plain samples. prometheus-query parses values with parseFloat,
- * so Prometheus's "+Inf"/"-Inf" arrive as NaN; the gate rejects both alike.
+ * prometheus-query turns every sample into class instances (and parses "+Inf" as NaN with
+ * parseFloat); at 10,000 groups that was ~40 % of a tick's CPU. The driver stays in charge of
+ * transport, timeouts and errors; this response hook hands vector and matrix bodies through
+ * untouched, as a "string" result the client does not walk, and decodeVector reads them.
  */
-export function vectorSamples(result: QueryResult): PromSample[] {
-  if (result.resultType !== 'vector' || !Array.isArray(result.result)) {
-    throw new Error(`expected an instant vector, got ${String(result.resultType)}`);
+export function passRawResult(body: unknown): unknown {
+  if (!body || typeof body !== 'object') return body;
+  const b = body as { status?: unknown; data?: { resultType?: unknown } };
+  const type = b.data?.resultType;
+  if (b.status !== 'success' || (type !== 'vector' && type !== 'matrix')) return body;
+  return { ...b, data: { resultType: 'string', result: { [RAW_KEY]: b.data } } };
+}
+
+/** The raw `data` that passRawResult tucked into the client's result. */
+export function rawResult(result: QueryResult): RawVector | RawMatrix {
+  const raw = (result.result as unknown as Record<string, unknown> | null)?.[RAW_KEY] as
+    | { resultType?: unknown; result?: unknown }
+    | undefined;
+  if (!raw || !Array.isArray(raw.result) || (raw.resultType !== 'vector' && raw.resultType !== 'matrix')) {
+    throw new Error(`unexpected query result (resultType ${String(result.resultType)})`);
   }
-  const out: PromSample[] = [];
-  for (const v of result.result as {
-    metric?: { name?: string; labels?: object };
-    value?: { value?: unknown };
-  }[]) {
-    const labels = { ...((v.metric?.labels ?? {}) as Record<string, string>) };
-    if (v.metric?.name) labels.__name__ = v.metric.name;
-    const value = typeof v.value?.value === 'number' ? v.value.value : Number.NaN;
-    out.push({ labels, value });
-  }
-  return out;
+  return raw as RawVector | RawMatrix;
+}
+
+function vectorOf(result: QueryResult): PromSample[] {
+  const raw = rawResult(result);
+  if (raw.resultType !== 'vector') throw new Error(`expected an instant vector, got ${raw.resultType}`);
+  return decodeVector(raw);
 }
 
 function poolGates(
@@ -193,6 +209,12 @@ export class PrometheusSignalSource {
       timeout: (options.queryTimeoutSeconds ?? 10) * 1000,
       // POST: the namespace matcher of thousands of pools can outgrow a URL.
       preferPost: true,
+      responseInterceptor: {
+        onFulfilled: (response) => {
+          response.data = passRawResult(response.data);
+          return response;
+        },
+      },
       requestInterceptor: {
         onFulfilled: (config) => {
           this.requestsSent++;
@@ -237,7 +259,7 @@ export class PrometheusSignalSource {
               nowSeconds * 1000,
               this.promTimeout(),
             );
-            const joined = attribute(kind, vectorSamples(result), index);
+            const joined = attribute(kind, vectorOf(result), index);
             nonHeadSeries += joined.stats.nonHeadSeries;
             attributed.set(kind, joined.pools);
           } catch (err) {
@@ -315,30 +337,13 @@ export class PrometheusSignalSource {
     const chunkSeconds = stepSeconds * (MAX_POINTS_PER_RANGE_QUERY - 1);
     for (let start = fromSeconds; start <= toSeconds; start += chunkSeconds + stepSeconds) {
       const end = Math.min(toSeconds, start + chunkSeconds);
-      const result = await this.driver.rangeQuery(
-        query,
-        start * 1000,
-        end * 1000,
-        stepSeconds,
-        this.promTimeout(),
+      const raw = rawResult(
+        await this.driver.rangeQuery(query, start * 1000, end * 1000, stepSeconds, this.promTimeout()),
       );
-      if (result.resultType !== 'matrix')
-        throw new Error(`expected a matrix, got ${String(result.resultType)}`);
-      for (const series of result.result as {
-        metric?: { name?: string; labels?: object };
-        values?: { time: Date; value: number }[];
-      }[]) {
-        const labels = { ...((series.metric?.labels ?? {}) as Record<string, string>) };
-        if (series.metric?.name) labels.__name__ = series.metric.name;
-        for (const point of series.values ?? []) {
-          const atMs = point.time.getTime();
-          let list = byStep.get(atMs);
-          if (!list) {
-            list = [];
-            byStep.set(atMs, list);
-          }
-          list.push({ labels, value: point.value });
-        }
+      if (raw.resultType !== 'matrix') throw new Error(`expected a matrix, got ${raw.resultType}`);
+      for (const [atMs, list] of decodeMatrixBySteps(raw)) {
+        const prior = byStep.get(atMs);
+        byStep.set(atMs, prior ? prior.concat(list) : list);
       }
     }
     const samples: { atSeconds: number; poolTotal: number }[] = [];

@@ -76,7 +76,7 @@ function fileSd(targets: readonly ScrapeTarget[]): string {
   );
 }
 
-function config(scrapeIntervalSeconds: number, sdFile: string): string {
+function config(scrapeIntervalSeconds: number, sdFile: string, honorLabels: boolean): string {
   // JSON is valid YAML; no YAML writer needed.
   return JSON.stringify({
     global: {
@@ -87,6 +87,8 @@ function config(scrapeIntervalSeconds: number, sdFile: string): string {
     scrape_configs: [
       {
         job_name: 'engines',
+        // Bulk exporters (the benchmark) print namespace/pod themselves, as a federation endpoint does.
+        honor_labels: honorLabels,
         file_sd_configs: [{ files: [sdFile], refresh_interval: '1s' }],
         relabel_configs: [
           { source_labels: ['__meta_kubernetes_namespace'], target_label: 'namespace' },
@@ -109,14 +111,14 @@ async function getJson(url: string, timeoutMs = 2000): Promise<unknown> {
 }
 
 export async function startPrometheus(
-  options: { scrapeIntervalSeconds?: number; startTimeoutMs?: number } = {},
+  options: { scrapeIntervalSeconds?: number; startTimeoutMs?: number; honorLabels?: boolean } = {},
 ): Promise<PrometheusHarness> {
   const scrapeIntervalSeconds = options.scrapeIntervalSeconds ?? 1;
   const dir = await mkdtemp(path.join(tmpdir(), 'kvpa-prom-'));
   const sdFile = path.join(dir, 'targets.json');
   const configFile = path.join(dir, 'prometheus.yml');
   await writeFile(sdFile, '[]');
-  await writeFile(configFile, config(scrapeIntervalSeconds, sdFile));
+  await writeFile(configFile, config(scrapeIntervalSeconds, sdFile, options.honorLabels ?? false));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child: ChildProcess = spawn(
