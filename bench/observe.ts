@@ -167,7 +167,7 @@ async function main(): Promise<void> {
     }
     const bytes = [...bodies.values()].reduce((n, b) => n + b.length, 0);
     rows.push(
-      `| ${groups} | ${pools.length} | synthetic answer, ${(bytes / 1e6).toFixed(1)} MB JSON: parse + join + gate | ${SIGNALS.length} (one per kind) | — | ${median(cpu).toFixed(0)} |`,
+      `| ${groups} | ${pools.length} | synthetic answers (${(bytes / 1e6).toFixed(1)} MB JSON for both kinds): parse + join + gate | ${SIGNALS.length} (one per kind) | — | ${median(cpu).toFixed(0)} |`,
     );
   }
 
