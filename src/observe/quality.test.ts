@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { RankSample } from './prometheus-join.ts';
 import { type GateGroup, type GateInput, judgeSignal, rejectValue, toSignalReading } from './quality.ts';
@@ -139,5 +140,58 @@ describe('toSignalReading', () => {
     const reading = toSignalReading(gate, windows);
     expect(reading.state).toBe('noData');
     expect(reading.stableTotal).toBeUndefined();
+  });
+});
+
+describe('judgeSignal properties', () => {
+  const value = fc.oneof(
+    fc.double({ min: -2, max: 200, noNaN: false }),
+    fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0, 1),
+  );
+  const rankArb = fc.record({
+    rank: fc.constantFrom('', '0', '1'),
+    value,
+    timestampSeconds: fc.oneof(
+      fc.double({ min: NOW - 200, max: NOW + 5, noNaN: true }),
+      fc.constant(Number.NaN),
+    ),
+  });
+  const groupArb = fc.record(
+    {
+      groupKey: fc.string({ maxLength: 4 }),
+      ready: fc.boolean(),
+      ranks: fc.array(rankArb, { maxLength: 3 }),
+    },
+    { requiredKeys: ['groupKey', 'ready'] },
+  );
+
+  it('never throws; ok comes with a finite non-negative total and quorum, anything else with none', () => {
+    fc.assert(
+      fc.property(
+        fc.array(groupArb, { maxLength: 8 }),
+        fc.constantFrom<'fraction' | 'count'>('fraction', 'count'),
+        fc.integer({ min: 1, max: 100 }),
+        (groups, range, quorum) => {
+          const r = judgeSignal(
+            input(groups, {
+              range,
+              rankRule: range === 'fraction' ? 'mean' : 'sum',
+              minQuorumPercentage: quorum,
+            }),
+          );
+          if (r.state === 'ok') {
+            expect(Number.isFinite(r.poolTotal)).toBe(true);
+            expect(r.poolTotal).toBeGreaterThanOrEqual(0);
+            expect((100 * r.counts.usableGroups) / r.counts.readyGroups).toBeGreaterThanOrEqual(quorum);
+          } else {
+            expect(r.poolTotal).toBeUndefined();
+            expect(r.detail.length).toBeGreaterThan(0);
+          }
+          const c = r.counts;
+          expect(c.usableGroups + c.missingGroups + c.staleGroups + c.outOfRangeGroups).toBe(c.readyGroups);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });

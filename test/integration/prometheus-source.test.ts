@@ -311,6 +311,14 @@ describe('Prometheus source against a real Prometheus', () => {
     expect(decision.desiredGroups).toBe(2);
   }, 20_000);
 
+  it('a query Prometheus rejects (HTTP 400) is state error with its message, not an exception', async () => {
+    const broken = new PrometheusSignalSource({ address: prom.url, extraMatchers: 'pod=~"("' });
+    const tick = await broken.tick([dpPool]);
+    const kv = tick.pools.get(dpPool.poolKey)?.signals.get('kvCacheUtilization');
+    expect(kv?.state).toBe('error');
+    expect(kv?.detail).toMatch(/HTTP 400|parse|regex/i);
+  }, 15_000);
+
   it('restart backfill with query_range at 1 s reproduces the live windows', async () => {
     const p = pool('ns-bf', 'decode', ['bf-0'], { signals: ['queueDepth'] });
     const spec = {
