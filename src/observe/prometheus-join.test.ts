@@ -8,6 +8,7 @@ import {
   type PoolRegistration,
   type PromSample,
   parsePromValue,
+  signalKindOf,
 } from './prometheus-join.ts';
 
 const pool = (over: Partial<PoolRegistration> = {}): PoolRegistration => ({
@@ -28,6 +29,13 @@ function value(pod: string, metric: string, v: number, extra: Record<string, str
 function ts(pod: string, t: number, extra: Record<string, string> = {}): PromSample {
   return { labels: { namespace: 'ns1', pod, [FIELD_LABEL]: 'ts', ...extra }, value: t };
 }
+
+describe('signalKindOf', () => {
+  it('maps the API metric types and leaves promql out', () => {
+    expect(signalKindOf({ type: 'queueDepth', target: 5 })).toBe('queueDepth');
+    expect(signalKindOf({ type: 'promql', target: 1, query: 'x', name: 'x', kind: 'total' })).toBeNull();
+  });
+});
 
 describe('buildQuery', () => {
   it('covers every dialect name and namespace in one query, keeping ranks', () => {

@@ -6,8 +6,18 @@
  * No I/O here, so the join can be tested and benchmarked on synthetic results of any size.
  */
 
+import type { MetricSpec } from '../api/podautoscaler.ts';
+
 /** Signals the Prometheus source can read. The first three are the API's metric types. */
 export type SignalKind = 'kvCacheUtilization' | 'queueDepth' | 'runningRequests' | 'preemptionRate';
+
+/**
+ * The batched kind that serves an API metric; null for `promql`, whose free-form query cannot be
+ * merged with other pools' and is not served by this source.
+ */
+export function signalKindOf(metric: MetricSpec): SignalKind | null {
+  return metric.type === 'promql' ? null : metric.type;
+}
 
 /** A resolved metric dialect. `vllmLegacy` = vLLM before 0.9, with `vllm:gpu_cache_usage_perc`. */
 export type EngineDialect = 'vllm' | 'vllmLegacy' | 'sglang';

@@ -166,6 +166,8 @@ describe('Prometheus source against a real Prometheus', () => {
       const served = await prom.servedRequests('/api/v1/query');
       const sent = source.requestsSent;
       const tick = await source.tick(pools);
+      // Prometheus counts a request after writing its response: give the counter a moment.
+      await sleep(100);
       return {
         tick,
         served: (await prom.servedRequests('/api/v1/query')) - served,
@@ -309,6 +311,14 @@ describe('Prometheus source against a real Prometheus', () => {
     const state = { ...initialState(spec, 2, last.atSeconds - 120), lastDesired: 2 };
     const { decision } = decide(spec, state, { readyGroups: 2, signals: [reading] }, last.atSeconds);
     expect(decision.desiredGroups).toBe(2);
+    // A backfill across the outage applies the same gate at every step: noData steps, no zeros.
+    // Steps are whole seconds: wait until one lies after the staleness markers.
+    await sleep(1200);
+    const replay = await source.backfill(p, first.atSeconds - 3, Date.now() / 1000);
+    const kvReplay = replay.signals.get('kvCacheUtilization');
+    expect(kvReplay?.states.noData).toBeGreaterThan(0);
+    expect(kvReplay?.states.ok).toBeGreaterThan(0);
+    for (const sample of kvReplay?.samples ?? []) expect(sample.poolTotal).toBeCloseTo(0.1, 9);
   }, 20_000);
 
   it('a query Prometheus rejects (HTTP 400) is state error with its message, not an exception', async () => {
@@ -347,6 +357,7 @@ describe('Prometheus source against a real Prometheus', () => {
     const to = ticks[ticks.length - 1] ?? 0;
     const served = await prom.servedRequests('/api/v1/query_range');
     const result = await source.backfill(p, from, to);
+    await sleep(100);
     expect((await prom.servedRequests('/api/v1/query_range')) - served).toBe(1);
     const signal = result.signals.get('queueDepth');
     expect(signal?.error).toBeUndefined();
