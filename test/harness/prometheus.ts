@@ -12,6 +12,7 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface ScrapeTarget {
   /** host:port of the exporter. */
@@ -33,14 +34,26 @@ export interface PrometheusHarness {
   stop(): Promise<void>;
 }
 
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+function which(name: string): string | null {
+  try {
+    return execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+/** The prometheus binary; installs Debian's package first if it is missing (idempotent script). */
 export function prometheusBinary(): string {
   const fromEnv = process.env.KVPA_PROMETHEUS_BIN;
   if (fromEnv) return fromEnv;
-  try {
-    return execFileSync('sh', ['-c', 'command -v prometheus'], { encoding: 'utf8' }).trim();
-  } catch {
-    throw new Error('prometheus not found: run scripts/install-prometheus.sh (Debian package prometheus)');
-  }
+  const found = which('prometheus');
+  if (found) return found;
+  execFileSync(path.join(repoRoot, 'scripts/install-prometheus.sh'), { stdio: 'inherit', timeout: 300_000 });
+  const installed = which('prometheus');
+  if (!installed) throw new Error('prometheus not found after scripts/install-prometheus.sh');
+  return installed;
 }
 
 async function freePort(): Promise<number> {
