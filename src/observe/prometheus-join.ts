@@ -302,6 +302,11 @@ export interface AttributionStats {
   readonly nonHeadSeries: number;
   /** Series without namespace/pod or marker labels: the cluster's relabelling does not attach them. */
   readonly unlabelledSeries: number;
+  /**
+   * Per pool: head pods that answered only under names the pool's `engine` setting excludes (e.g. a
+   * pool set to sglang whose pods speak vLLM), with those names. Their groups stay missing.
+   */
+  readonly otherDialect: ReadonlyMap<string, readonly string[]>;
 }
 
 /**
@@ -351,12 +356,18 @@ export function attribute(
   }
 
   const pools = new Map<string, Map<string, GroupSamples>>();
+  const otherDialect = new Map<string, string[]>();
   for (const [key, acc] of perPod) {
     for (const entry of index.byPod.get(key) ?? []) {
       const reg = index.pools[entry.pool];
       if (!reg) continue;
       const chosen = pickDialect(kind, reg.engine, acc);
-      if (!chosen) continue;
+      if (!chosen) {
+        const seen = otherDialect.get(reg.poolKey) ?? [];
+        seen.push(`${entry.head.pod}: ${[...acc.values.keys()].join(', ')}`);
+        otherDialect.set(reg.poolKey, seen);
+        continue;
+      }
       const ranks: RankSample[] = [];
       for (const [rank, value] of chosen.ranks) {
         ranks.push({ rank, value, timestampSeconds: acc.ts });
@@ -381,7 +392,7 @@ export function attribute(
   }
   const out = new Map<string, PoolSamples>();
   for (const [poolKey, groups] of pools) out.set(poolKey, { groups });
-  return { pools: out, stats: { nonHeadSeries, unlabelledSeries } };
+  return { pools: out, stats: { nonHeadSeries, unlabelledSeries, otherDialect } };
 }
 
 function pickDialect(

@@ -132,6 +132,7 @@ function poolGates(
   samples: PoolSamples | undefined,
   nowSeconds: number,
   dialect: EngineDialect | null = null,
+  otherDialect: readonly string[] = [],
 ): GateResult {
   const spec = SIGNAL_KINDS[kind];
   if (
@@ -164,6 +165,13 @@ function poolGates(
       return s ? { ...g, ranks: s.ranks } : g;
     }),
   });
+  if (result.state !== 'ok' && otherDialect.length > 0) {
+    const shown = otherDialect.slice(0, 3).join('; ');
+    return {
+      ...result,
+      detail: `${result.detail}; head pods answer under names engine: ${pool.engine} does not read (${shown}): check the pool's engine`,
+    };
+  }
   return result;
 }
 
@@ -245,6 +253,7 @@ export class PrometheusSignalSource {
     const kinds = kindsToQuery(pools);
     const errors = new Map<SignalKind, string>();
     const attributed = new Map<SignalKind, Map<string, PoolSamples>>();
+    const otherDialect = new Map<SignalKind, ReadonlyMap<string, readonly string[]>>();
     let nonHeadSeries = 0;
     let queries = 0;
     if (kinds.length > 0) {
@@ -262,6 +271,7 @@ export class PrometheusSignalSource {
             const joined = attribute(kind, vectorOf(result), index);
             nonHeadSeries += joined.stats.nonHeadSeries;
             attributed.set(kind, joined.pools);
+            otherDialect.set(kind, joined.stats.otherDialect);
           } catch (err) {
             errors.set(kind, describeError(err));
           }
@@ -282,7 +292,14 @@ export class PrometheusSignalSource {
                 counts: emptyCounts(pool),
                 detail: `${kind}: Prometheus query failed: ${error}`,
               }
-            : poolGates(pool, kind, attributed.get(kind)?.get(pool.poolKey), nowSeconds, dialect);
+            : poolGates(
+                pool,
+                kind,
+                attributed.get(kind)?.get(pool.poolKey),
+                nowSeconds,
+                dialect,
+                otherDialect.get(kind)?.get(pool.poolKey),
+              );
         this.rejections.add(pool.poolKey, gate);
         signals.set(kind, gate);
       }

@@ -223,6 +223,7 @@ describe('Prometheus source against a real Prometheus', () => {
     // A pool configured as SGLang does not read a vLLM pod's names.
     const wrong = tick.pools.get('ns-dp/pa/wrong-engine')?.signals.get('kvCacheUtilization');
     expect(wrong?.state).toBe('noData');
+    expect(wrong?.detail).toContain('dp-0: vllm:kv_cache_usage_perc');
   }, 15_000);
 
   it('judges quorum over ready groups and names the missing ones', async () => {
