@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decide, initialState } from '../../src/decide/kpa.ts';
 import { SignalWindows } from '../../src/decide/signal-windows.ts';
 import { KNATIVE_DEFAULTS, KVPA_EXTENSIONS } from '../../src/decide/spec.ts';
+import { PrometheusPoolSignals } from '../../src/observe/prometheus-control.ts';
 import type { EngineSetting, PoolRegistration, SignalKind } from '../../src/observe/prometheus-join.ts';
 import { feedWindows, PrometheusSignalSource } from '../../src/observe/prometheus-source.ts';
 import { toSignalReading } from '../../src/observe/quality.ts';
@@ -321,6 +322,33 @@ describe('Prometheus source against a real Prometheus', () => {
     expect(kvReplay?.states.ok).toBeGreaterThan(0);
     for (const sample of kvReplay?.samples ?? []) expect(sample.poolTotal).toBeCloseTo(0.1, 9);
   }, 20_000);
+
+  it('serves the controller interface: one sample per metric, surge heads left out', async () => {
+    const signals = new PrometheusPoolSignals(source);
+    const request = {
+      poolKey: 'ns-dp/pa/decode',
+      namespace: 'ns-dp',
+      pool: {
+        engine: 'auto' as const,
+        metrics: [
+          { type: 'kvCacheUtilization' as const, target: 0.7 },
+          { type: 'queueDepth' as const, target: 4 },
+          { type: 'promql' as const, target: 1, query: 'up', name: 'custom', kind: 'total' as const },
+        ],
+        missingData: { staleAfterSeconds: 30, minQuorumPercentage: 50 },
+      },
+      heads: [
+        { name: 'dp-0', groupKey: 'dp-0', groupReady: true, surge: false },
+        { name: 'dp-1', groupKey: 'dp-1', groupReady: true, surge: true },
+      ],
+    };
+    const out = await signals.sample([request], Date.now() / 1000);
+    const [kv, queue, custom] = out.get(request.poolKey) ?? [];
+    expect(kv).toMatchObject({ name: 'kvCacheUtilization', state: 'ok' });
+    expect(kv?.total).toBeCloseTo(0.4, 9); // dp-0 only: mean(0.2, 0.6)
+    expect(queue).toMatchObject({ name: 'queueDepth', state: 'ok', total: 7 });
+    expect(custom).toMatchObject({ name: 'custom', state: 'error' });
+  }, 15_000);
 
   it('a query Prometheus rejects (HTTP 400) is state error with its message, not an exception', async () => {
     const broken = new PrometheusSignalSource({ address: prom.url, extraMatchers: 'pod=~"("' });
