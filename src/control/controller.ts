@@ -249,6 +249,7 @@ export class Controller {
     const requests: PoolSignalRequest[] = [];
     const byKey = new Map<string, PoolRuntime>();
     for (const a of this.autoscalers.values()) {
+      if (a.spec === null) continue;
       for (const p of a.pools.values()) {
         const poolKey = `${a.key}/${p.pool.name}`;
         byKey.set(poolKey, p);
@@ -257,6 +258,7 @@ export class Controller {
           namespace: a.raw.metadata?.namespace ?? 'default',
           pool: p.pool,
           heads: p.heads,
+          metricsSource: a.spec.metricsSource,
         });
       }
     }

@@ -5,6 +5,7 @@
  */
 
 import type { HeadPod } from '../actuate/types.ts';
+import type { MetricsSource } from '../api/podautoscaler.ts';
 import type { ResolvedPool } from '../api/resolve.ts';
 import type { SignalState } from '../decide/types.ts';
 
@@ -14,6 +15,8 @@ export interface PoolSignalRequest {
   readonly namespace: string;
   readonly pool: ResolvedPool;
   readonly heads: readonly HeadPod[];
+  /** The PodAutoscaler's spec.metricsSource: which source serves this pool. */
+  readonly metricsSource: MetricsSource;
 }
 
 /** One signal of one pool at one instant. `total` is Σ over ready groups, present iff state is ok. */

@@ -1,0 +1,67 @@
+/**
+ * Routes each pool to the signal source its PodAutoscaler names (spec.metricsSource): one batched
+ * Prometheus source per Prometheus address, and one direct-scrape source for every `pods` pool.
+ */
+import { PodsSignalSource } from '../observe/pods-control.ts';
+import { PrometheusPoolSignals } from '../observe/prometheus-control.ts';
+import { PrometheusSignalSource } from '../observe/prometheus-source.ts';
+import type { PoolSample, PoolSignalRequest, SignalSource } from './signals.ts';
+
+export class RoutingSignalSource implements SignalSource {
+  private readonly prometheus = new Map<string, PrometheusPoolSignals>();
+  constructor(private readonly pods: PodsSignalSource = new PodsSignalSource()) {}
+
+  private prometheusFor(address: string, queryTimeoutSeconds: number | undefined): PrometheusPoolSignals {
+    const key = `${address}|${queryTimeoutSeconds ?? ''}`;
+    let source = this.prometheus.get(key);
+    if (source === undefined) {
+      source = new PrometheusPoolSignals(
+        new PrometheusSignalSource({ address, ...(queryTimeoutSeconds !== undefined ? { queryTimeoutSeconds } : {}) }),
+      );
+      this.prometheus.set(key, source);
+    }
+    return source;
+  }
+
+  async sample(requests: readonly PoolSignalRequest[], nowSeconds: number): Promise<Map<string, PoolSample[]>> {
+    const byPrometheus = new Map<PrometheusPoolSignals, PoolSignalRequest[]>();
+    const pods: PoolSignalRequest[] = [];
+    for (const r of requests) {
+      const { prometheus } = r.metricsSource;
+      if (prometheus !== undefined) {
+        const source = this.prometheusFor(prometheus.address, prometheus.queryTimeoutSeconds);
+        byPrometheus.set(source, [...(byPrometheus.get(source) ?? []), r]);
+      } else {
+        pods.push(r);
+      }
+    }
+    const parts = await Promise.all([
+      ...[...byPrometheus].map(([source, rs]) =>
+        source.sample(
+          rs.map((r) => ({ ...r, heads: r.heads.map((h) => ({ ...h, surge: h.surge ?? false })) })),
+          nowSeconds,
+        ),
+      ),
+      this.pods.sample(
+        pods.flatMap((r) =>
+          r.metricsSource.pods === undefined
+            ? []
+            : [
+                {
+                  ...r,
+                  heads: r.heads.map((h) => ({ ...h, surge: h.surge ?? false })),
+                  endpoint: {
+                    port: r.metricsSource.pods.port,
+                    ...(r.metricsSource.pods.path !== undefined ? { path: r.metricsSource.pods.path } : {}),
+                    ...(r.metricsSource.pods.timeoutSeconds !== undefined ? { timeoutSeconds: r.metricsSource.pods.timeoutSeconds } : {}),
+                  },
+                },
+              ],
+        ),
+      ),
+    ]);
+    const out = new Map<string, PoolSample[]>();
+    for (const part of parts) for (const [k, v] of part) out.set(k, v);
+    return out;
+  }
+}

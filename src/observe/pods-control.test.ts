@@ -1,0 +1,143 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURES, readMetricsFixture } from '../../test/observe/shared-fixtures.ts';
+import { type PodsPoolRequest, PodsSignalSource, poolTotal } from './pods-control.ts';
+
+/** The real vLLM capture with this pod's KV use and queue written into it. */
+function vllmText(kv: number, waiting: number): string {
+  return readMetricsFixture(FIXTURES.vllmCapture)
+    .replace(/^(vllm:kv_cache_usage_perc\{[^}]*\}) .*$/m, `$1 ${kv}`)
+    .replace(/^(vllm:num_requests_waiting\{[^}]*\}) .*$/m, `$1 ${waiting}`);
+}
+
+const servers: Server[] = [];
+async function engine(text: string): Promise<number> {
+  const server = createServer((_req, res) => {
+    res.setHeader('content-type', 'text/plain; version=0.0.4');
+    res.end(text);
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as AddressInfo).port;
+}
+
+let ports: number[] = [];
+beforeAll(async () => {
+  ports = [await engine(vllmText(0.9, 3)), await engine(vllmText(0.5, 1)), await engine(vllmText(1.7, 0))];
+});
+afterAll(() => Promise.all(servers.map((s) => new Promise((r) => s.close(r)))));
+
+function request(heads: { port: number; ready?: boolean; surge?: boolean }[], quorum = 50): PodsPoolRequest {
+  return {
+    poolKey: 'ns/pa/decode',
+    namespace: 'ns',
+    pool: {
+      engine: 'auto',
+      metrics: [
+        { type: 'kvCacheUtilization', target: 0.7 },
+        { type: 'queueDepth', target: 2 },
+      ],
+      missingData: { staleAfterSeconds: 60, minQuorumPercentage: quorum },
+    },
+    heads: heads.map((h, i) => ({
+      name: `head-${i}`,
+      groupKey: `g${i}`,
+      groupReady: h.ready ?? true,
+      surge: h.surge ?? false,
+      podIP: '127.0.0.1',
+    })),
+    endpoint: { port: 0, timeoutSeconds: 1 },
+  };
+}
+
+/** Each head has its own loopback address 127.0.0.N; route it to the N-th engine server. */
+const toEngine: typeof fetch = (input, init) => {
+  const n = Number(new URL(String(input)).hostname.split('.')[3]);
+  return fetch(`http://127.0.0.1:${ports[n - 1] ?? 1}/metrics`, init);
+};
+
+describe('direct-scrape signal source', () => {
+  it('sums per-group values over ready groups (real vLLM exposition text)', async () => {
+    const r = request([{ port: 0 }, { port: 1 }]);
+    const heads = r.heads.map((h, i) => ({ ...h, podIP: `127.0.0.${i + 1}` }));
+    const out = await new PodsSignalSource({ fetch: toEngine }).sample([
+      { ...r, heads, endpoint: { port: 80 } },
+    ]);
+    const samples = out.get('ns/pa/decode');
+    expect(samples?.[0]).toMatchObject({ name: 'kvCacheUtilization', state: 'ok' });
+    expect(samples?.[0]?.total).toBeCloseTo(1.4, 9); // 0.9 + 0.5
+    expect(samples?.[1]).toMatchObject({ name: 'queueDepth', state: 'ok', total: 4 }); // 3 + 1
+  });
+
+  it('skips surge and unready groups', async () => {
+    const r = request([{ port: 0 }, { port: 1, surge: true }, { port: 1, ready: false }]);
+    const heads = r.heads.map((h, i) => ({ ...h, podIP: `127.0.0.${Math.min(i + 1, 2)}` }));
+    const out = await new PodsSignalSource({ fetch: toEngine }).sample([
+      { ...r, heads, endpoint: { port: 80 } },
+    ]);
+    expect(out.get('ns/pa/decode')?.[0]).toMatchObject({ state: 'ok', total: 0.9 });
+  });
+
+  it('rejects a KV value above 1 instead of clipping it or reading it as zero', async () => {
+    const out = await new PodsSignalSource({
+      fetch: (_input, init) => fetch(`http://127.0.0.1:${ports[2]}/metrics`, init),
+    }).sample([{ ...request([{ port: 2 }]), endpoint: { port: 80 } }]);
+    expect(out.get('ns/pa/decode')?.[0]).toMatchObject({ state: 'outOfRange' });
+  });
+
+  it('a dead head is missing data: with quorum it is counted at the mean, without quorum the signal is noQuorum', async () => {
+    const fetchTo = (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+      const url = new URL(String(input));
+      const port = url.hostname === '127.0.0.1' ? ports[0] : 1; // 127.0.0.2 → a closed port
+      return fetch(`http://127.0.0.1:${port}/metrics`, init);
+    };
+    const heads = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        name: `h${i}`,
+        groupKey: `g${i}`,
+        groupReady: true,
+        surge: false,
+        podIP: i === 0 ? '127.0.0.1' : '127.0.0.2',
+      }));
+    const base = request([]);
+    const two = await new PodsSignalSource({ fetch: fetchTo }).sample([
+      { ...base, heads: heads(2), endpoint: { port: 80 } },
+    ]);
+    expect(two.get('ns/pa/decode')?.[0]).toMatchObject({ state: 'ok', total: 1.8 });
+    expect(two.get('ns/pa/decode')?.[0]?.detail).toContain('counted at the mean');
+    const three = await new PodsSignalSource({ fetch: fetchTo }).sample([
+      { ...base, heads: heads(3), endpoint: { port: 80 } },
+    ]);
+    expect(three.get('ns/pa/decode')?.[0]).toMatchObject({ state: 'noQuorum' });
+  });
+});
+
+describe('poolTotal', () => {
+  const kv = { type: 'kvCacheUtilization' as const, target: 0.7 };
+  const ok = (value: number) => ({ value: { state: 'ok' as const, value, metric: 'm', ranks: [] } });
+  it('no ready group is noData, never zero', () => {
+    expect(poolTotal(kv, new Map(), 50)).toMatchObject({ state: 'noData' });
+  });
+  it('promql cannot be served by direct scraping', () => {
+    expect(
+      poolTotal(
+        { type: 'promql', target: 1, name: 'x', query: 'x', kind: 'total' },
+        new Map([['g', ok(1)]]),
+        50,
+      ).state,
+    ).toBe('error');
+  });
+  it('sums reporting groups', () => {
+    expect(
+      poolTotal(
+        kv,
+        new Map([
+          ['a', ok(0.25)],
+          ['b', ok(0.5)],
+        ]),
+        100,
+      ),
+    ).toMatchObject({ state: 'ok', total: 0.75 });
+  });
+});
