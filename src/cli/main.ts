@@ -1,14 +1,17 @@
 /** kvpa's command line: one dispatcher, one module per subcommand. */
+import { CONTROLLER_USAGE, runController } from './controller.ts';
 import { DECIDE_USAGE, runDecide } from './decide.ts';
 import { type Output, runValidate, VALIDATE_USAGE } from './validate.ts';
 
 const USAGE = `kvpa: the KV-cache Pod Autoscaler
 
 Commands:
+  kvpa controller [flags]         run the controller against a cluster
   kvpa decide --scenario FILE     replay observations through the decision core (JSON lines out)
   kvpa validate FILE...           check PodAutoscaler and ScalingPolicy files
   kvpa help                       this text
 
+${CONTROLLER_USAGE}
 ${DECIDE_USAGE}
 ${VALIDATE_USAGE}`;
 
@@ -20,6 +23,8 @@ const processOutput: Output = {
 export async function main(argv: readonly string[], io: Output = processOutput): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
+    case 'controller':
+      return runController(rest, io);
     case 'decide':
       return runDecide(rest, io);
     case 'validate':

@@ -445,7 +445,7 @@ export class Controller {
       overriddenMessage: overriddenNow,
     });
     p.memory = memory;
-    this.annotate(a, p, mode, nowSeconds, events, decision, specGroups);
+    this.annotate(a, p, mode, nowSeconds, events, decision, wrote?.from ?? specGroups);
     return events;
   }
 
@@ -510,7 +510,8 @@ export class Controller {
     nowSeconds: number,
     events: readonly PoolEvent[],
     decision: Decision | null,
-    specGroups: number | null,
+    /** The count before this tick's change: the write's `from`, or the target's spec in dry-run. */
+    fromGroups: number | null,
   ): void {
     const sink = a.annotations;
     if (sink === null || decision === null) return;
@@ -529,7 +530,7 @@ export class Controller {
           timeMs,
           mode: decision.inPanic ? 'Panic' : 'Stable',
           dryRun,
-          fromGroups: specGroups ?? 0,
+          fromGroups: fromGroups ?? 0,
           toGroups: decision.desiredGroups,
           explanation: decision.explanation.summary,
         });

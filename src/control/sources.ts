@@ -16,14 +16,20 @@ export class RoutingSignalSource implements SignalSource {
     let source = this.prometheus.get(key);
     if (source === undefined) {
       source = new PrometheusPoolSignals(
-        new PrometheusSignalSource({ address, ...(queryTimeoutSeconds !== undefined ? { queryTimeoutSeconds } : {}) }),
+        new PrometheusSignalSource({
+          address,
+          ...(queryTimeoutSeconds !== undefined ? { queryTimeoutSeconds } : {}),
+        }),
       );
       this.prometheus.set(key, source);
     }
     return source;
   }
 
-  async sample(requests: readonly PoolSignalRequest[], nowSeconds: number): Promise<Map<string, PoolSample[]>> {
+  async sample(
+    requests: readonly PoolSignalRequest[],
+    nowSeconds: number,
+  ): Promise<Map<string, PoolSample[]>> {
     const byPrometheus = new Map<PrometheusPoolSignals, PoolSignalRequest[]>();
     const pods: PoolSignalRequest[] = [];
     for (const r of requests) {
@@ -53,7 +59,9 @@ export class RoutingSignalSource implements SignalSource {
                   endpoint: {
                     port: r.metricsSource.pods.port,
                     ...(r.metricsSource.pods.path !== undefined ? { path: r.metricsSource.pods.path } : {}),
-                    ...(r.metricsSource.pods.timeoutSeconds !== undefined ? { timeoutSeconds: r.metricsSource.pods.timeoutSeconds } : {}),
+                    ...(r.metricsSource.pods.timeoutSeconds !== undefined
+                      ? { timeoutSeconds: r.metricsSource.pods.timeoutSeconds }
+                      : {}),
                   },
                 },
               ],

@@ -61,7 +61,11 @@ export function poolTotal(
 ): ControlPoolSample {
   const name = metric.type === 'promql' ? (metric.name ?? 'promql') : metric.type;
   if (metric.type === 'promql') {
-    return { name, state: 'error', detail: 'promql metrics need metricsSource.prometheus; the pods source cannot run PromQL' };
+    return {
+      name,
+      state: 'error',
+      detail: 'promql metrics need metricsSource.prometheus; the pods source cannot run PromQL',
+    };
   }
   const ready = perGroup.size;
   if (ready === 0) return { name, state: 'noData', detail: 'no ready group to scrape' };
@@ -78,9 +82,14 @@ export function poolTotal(
     sum += v.value;
     reporting++;
   }
-  if (reporting === 0) return { name, state: 'noData', detail: `no ready group reported (${silent.slice(0, 3).join('; ')})` };
+  if (reporting === 0)
+    return { name, state: 'noData', detail: `no ready group reported (${silent.slice(0, 3).join('; ')})` };
   if ((reporting / ready) * 100 < minQuorumPercentage) {
-    return { name, state: 'noQuorum', detail: `${reporting} of ${ready} ready groups reported, below ${minQuorumPercentage}%` };
+    return {
+      name,
+      state: 'noQuorum',
+      detail: `${reporting} of ${ready} ready groups reported, below ${minQuorumPercentage}%`,
+    };
   }
   const estimated = ready - reporting;
   const total = sum + (estimated * sum) / reporting;
@@ -88,7 +97,9 @@ export function poolTotal(
     name,
     state: 'ok',
     total,
-    ...(estimated > 0 ? { detail: `${estimated} silent group(s) counted at the mean: ${silent.slice(0, 3).join('; ')}` } : {}),
+    ...(estimated > 0
+      ? { detail: `${estimated} silent group(s) counted at the mean: ${silent.slice(0, 3).join('; ')}` }
+      : {}),
   };
 }
 

@@ -19,6 +19,7 @@
  */
 import { setTimeout as sleepWithSignal } from 'node:timers/promises';
 import { type Logger, pino } from 'pino';
+import type { PodAutoscalerSpec } from '../api/podautoscaler.ts';
 
 /** Returns the Grafana service-account token; called before each request. */
 export type TokenProvider = () => string | Promise<string>;
@@ -33,13 +34,8 @@ export interface SecretKeyRef {
 export type SecretValueReader = (ref: SecretKeyRef) => string | undefined | Promise<string | undefined>;
 
 /** The PodAutoscaler's `spec.grafana` field, as this module needs it. */
-export interface GrafanaSpec {
-  url: string;
-  tokenSecretRef: SecretKeyRef;
-  dashboardUID?: string;
-  panelId?: number;
-  tags?: readonly string[];
-}
+/** `spec.grafana` of a PodAutoscaler; the API owns the definition (src/api/podautoscaler.ts). */
+export type GrafanaSpec = NonNullable<PodAutoscalerSpec['grafana']>;
 
 export interface GrafanaAnnotatorConfig {
   /** Grafana base URL, e.g. https://grafana.example/ or https://host/grafana (sub-path allowed). */

@@ -1,0 +1,146 @@
+/**
+ * `kvpa controller`: runs the controller against a cluster. Wires the edges together: kubeconfig,
+ * presets, scale-target adapters, signal sources, Grafana annotations (token from a Secret), leader
+ * election, and shutdown on SIGINT/SIGTERM.
+ */
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { scaleTargetFor } from '../actuate/targets.ts';
+import { BUNDLED_POLICY_DIR, loadPolicies } from '../api/documents.ts';
+import { type AnnotationSink, Controller, type ControllerObserver } from '../control/controller.ts';
+import { LeaderElector } from '../control/leader.ts';
+import { RoutingSignalSource } from '../control/sources.ts';
+import { configFromSpec, GrafanaAnnotator, type SecretKeyRef } from '../report/grafana.ts';
+import { formatError, type Output } from './validate.ts';
+
+export const CONTROLLER_USAGE = `Usage: kvpa controller [--kubeconfig FILE] [--namespace NS] [--leader-elect]
+                       [--lease-namespace NS] [--metrics-port PORT] [--policies DIR] [--log-level LEVEL]
+
+Watches PodAutoscalers (all namespaces unless --namespace) and scales their pools.
+  --leader-elect       run as one of several replicas; only the Lease holder acts
+  --lease-namespace    where the Lease lives (default: the pod's namespace, else kvpa-system)
+  --metrics-port       serve the controller's own metrics on this port (/metrics)
+`;
+
+/** Reads one key of a Secret in the PodAutoscaler's namespace; the value is never logged. */
+export function secretReader(kc: KubeConfig, namespace: string) {
+  const core = kc.makeApiClient(CoreV1Api);
+  return async (ref: SecretKeyRef): Promise<string | undefined> => {
+    const secret = await core.readNamespacedSecret({ name: ref.name, namespace });
+    const b64 = secret.data?.[ref.key];
+    return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
+  };
+}
+
+export interface ControllerExtras {
+  /** Installs metrics (report/metrics.ts) when --metrics-port is given; returns the observer and a closer. */
+  readonly metrics?: (port: number) => Promise<{ observer: ControllerObserver; close(): Promise<void> }>;
+}
+
+export async function runController(
+  argv: readonly string[],
+  io: Output,
+  extras: ControllerExtras = {},
+): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        kubeconfig: { type: 'string' },
+        namespace: { type: 'string' },
+        'leader-elect': { type: 'boolean' },
+        'lease-namespace': { type: 'string' },
+        'metrics-port': { type: 'string' },
+        policies: { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    io.err(`kvpa controller: ${(e as Error).message}\n\n${CONTROLLER_USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    io.out(CONTROLLER_USAGE);
+    return 0;
+  }
+  const metricsPort = values['metrics-port'] === undefined ? undefined : Number(values['metrics-port']);
+  if (
+    metricsPort !== undefined &&
+    !(Number.isInteger(metricsPort) && metricsPort > 0 && metricsPort < 65536)
+  ) {
+    io.err(
+      `kvpa controller: --metrics-port must be a port number (1-65535), got ${JSON.stringify(values['metrics-port'])}`,
+    );
+    return 2;
+  }
+  const logger = pino({ level: String(values['log-level'] ?? 'info') });
+  const kc = new KubeConfig();
+  try {
+    if (typeof values.kubeconfig === 'string') kc.loadFromFile(values.kubeconfig);
+    else kc.loadFromDefault();
+  } catch (e) {
+    io.err(`kvpa controller: cannot load the kubeconfig: ${(e as Error).message}`);
+    return 1;
+  }
+  const { policies, errors } = loadPolicies(
+    typeof values.policies === 'string' ? values.policies : BUNDLED_POLICY_DIR,
+  );
+  if (errors.length > 0) {
+    for (const e of errors) io.err(formatError(e));
+    return 1;
+  }
+  const metrics = metricsPort !== undefined && extras.metrics ? await extras.metrics(metricsPort) : null;
+  const identity = `${hostname()}-${process.pid}`;
+  const controller = new Controller({
+    kubeConfig: kc,
+    signals: new RoutingSignalSource(),
+    policies,
+    targetFor: (namespace, ref) => scaleTargetFor(kc, namespace, ref),
+    logger,
+    ...(typeof values.namespace === 'string' ? { namespace: values.namespace } : {}),
+    hostname: identity,
+    annotationsFor: (pa, spec): AnnotationSink | null => {
+      if (spec.grafana === undefined) return null;
+      return new GrafanaAnnotator(
+        configFromSpec(spec.grafana, secretReader(kc, pa.metadata?.namespace ?? 'default')),
+        {
+          logger,
+        },
+      );
+    },
+    ...(metrics !== null ? { observer: metrics.observer } : {}),
+  });
+
+  let elector: LeaderElector | null = null;
+  if (values['leader-elect']) {
+    elector = new LeaderElector({
+      kubeConfig: kc,
+      namespace: String(values['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'kvpa-system'),
+      name: 'kvpa-controller',
+      identity,
+      logger,
+    });
+    elector.start({ onStartedLeading: () => controller.start(), onStoppedLeading: () => controller.stop() });
+  } else {
+    await controller.start();
+  }
+  logger.info(
+    { identity, leaderElect: elector !== null, namespace: values.namespace ?? '(all)' },
+    'kvpa controller started',
+  );
+
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  logger.info('shutting down');
+  if (elector !== null) await elector.stop(true);
+  else await controller.stop();
+  await metrics?.close();
+  return 0;
+}
