@@ -35,7 +35,7 @@ export interface PodsPoolRequest extends Omit<ControlPoolRequest, 'heads'> {
   readonly endpoint: PodsEndpoint;
 }
 
-function valueOf(signals: EngineSignals, metric: MetricSpec): SignalValue | null {
+function signalValueOf(signals: EngineSignals, metric: MetricSpec): SignalValue | null {
   switch (metric.type) {
     case 'kvCacheUtilization':
       return signals.kvCacheUsageFraction;
@@ -140,7 +140,7 @@ export class PodsSignalSource {
           }
           const signals = podSignals(result, { dialect: r.pool.engine });
           perGroup.set(h.groupKey, {
-            value: valueOf(signals, metric),
+            value: signalValueOf(signals, metric),
             ...(result.ok ? {} : { error: `${result.error.kind}: ${result.error.reason}` }),
           });
         }

@@ -4,6 +4,7 @@
 // target → TargetNotFoundError. Status and Pod status are written by the test (no controllers run).
 import path from 'node:path';
 import { ApiextensionsV1Api } from '@kubernetes/client-node';
+import { pino } from 'pino';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { applyGroups } from '../../src/actuate/apply.ts';
 import { scaleTargetFor } from '../../src/actuate/targets.ts';
@@ -14,7 +15,10 @@ import {
   TargetNotFoundError,
   type TargetState,
 } from '../../src/actuate/types.ts';
+import { loadPolicies } from '../../src/api/documents.ts';
 import type { ScaleTargetRef } from '../../src/api/podautoscaler.ts';
+import { Controller } from '../../src/control/controller.ts';
+import { ManualSignalSource } from '../../src/control/signals.ts';
 import { describeApiError, kubeConfigWithToken, readCrds, repoRoot } from '../harness/cluster.ts';
 import {
   at,
@@ -156,11 +160,87 @@ async function exerciseContract(c: KindCase): Promise<void> {
   expect(decided).toEqual([up, up]);
   expect(at(await api.get(c.objectPath), c.countPath)).toBe(up - 1);
 
+  // Through the controller: a load signal on a pool over this target changes the count in one write.
+  await controllerScales(c, up - 1);
+
   // Deleted target → TargetNotFoundError from read and write.
   const last = await target.read();
   await api.delete(c.objectPath);
   await expectRejects(target.read(), TargetNotFoundError);
   await expectRejects(target.write(1, last.resourceVersion), TargetNotFoundError);
+}
+
+/**
+ * Runs the real controller over this target: a PodAutoscaler (Apply) whose signal asks for one more
+ * group than the spec has. Expect exactly one write of that count at the kind's path, the status and
+ * a SuccessfulRescale event. The PodAutoscaler is removed again so later steps see only the target.
+ */
+async function controllerScales(c: KindCase, specGroups: number): Promise<void> {
+  const want = specGroups + 1;
+  const name = `pa-${c.ref.name}`.slice(0, 60);
+  let nowMs = Date.parse('2026-11-23T12:00:00Z');
+  const signals = new ManualSignalSource();
+  const controller = new Controller({
+    kubeConfig,
+    signals,
+    policies: loadPolicies().policies,
+    targetFor: (namespace, ref) => scaleTargetFor(kubeConfig, namespace, ref),
+    logger: pino({ level: 'silent' }),
+    namespace: ns,
+    nowMs: () => nowMs,
+    sampleIntervalMs: 3_600_000,
+  });
+  const paPath = `${customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers')}/${name}`;
+  await api.create(customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers'), {
+    apiVersion: 'kvpa.io/v1alpha1',
+    kind: 'PodAutoscaler',
+    metadata: { name },
+    spec: {
+      mode: 'Apply',
+      metricsSource: { pods: { port: 8000 } },
+      pools: [
+        {
+          name: 'pool',
+          scaleTargetRef: c.ref,
+          minReplicas: 0,
+          maxReplicas: 50,
+          // one group per unit of queue: the total below asks for exactly `want` groups
+          metrics: [{ type: 'queueDepth', target: 1 }],
+          stableWindowSeconds: 6,
+          tickSeconds: 1,
+          startupTimeoutSeconds: 0,
+        },
+      ],
+    },
+  });
+  await controller.start();
+  try {
+    for (
+      let i = 0;
+      i < 100 && !(controller as unknown as { watch: { list(): unknown[] } }).watch.list().length;
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    signals.set(`${ns}/${name}/pool`, 'queueDepth', want);
+    const before = metadataOf(await api.get(c.objectPath));
+    nowMs += 1000;
+    await controller.tick();
+    const after = await api.get(c.objectPath);
+    expect(at(after, c.countPath), `${c.ref.kind}: count after the controller's write`).toBe(want);
+    expect(metadataOf(after).generation).toBe(before.generation + 1);
+    const pa = await api.get(paPath);
+    expect(at(pa, ['status', 'pools', 0, 'desiredReplicas'])).toBe(want);
+    const events = (await api.get(
+      `/api/v1/namespaces/${ns}/events?fieldSelector=involvedObject.name%3D${name}`,
+    )) as {
+      items: { reason: string }[];
+    };
+    expect(events.items.map((e) => e.reason)).toContain('SuccessfulRescale');
+  } finally {
+    await controller.stop();
+    await api.delete(paPath);
+  }
 }
 
 // ---- per-kind fixtures ------------------------------------------------------------------------------

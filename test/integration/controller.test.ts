@@ -109,6 +109,7 @@ function harness(wrapTarget: (t: ScaleTarget) => ScaleTarget = (t) => t) {
     nowMs: () => nowMs,
     sampleIntervalMs: 3_600_000, // ticks come from the test
     overrideHoldSeconds: 30,
+    ledgerPublishSeconds: 2,
   });
   return {
     controller,
@@ -229,6 +230,10 @@ describe('controller on a real API server', () => {
     expect(status.pools?.[0]).toMatchObject({ replicas: 2, recommendedReplicas: 4 });
     expect(status.conditions?.find((c) => c.type === 'DryRun')?.status).toBe('True');
     expect(await eventReasons('dry')).toContain('WouldScale');
+    // the counterfactual ledger: 4 recommended against 2 held, per second since dry-run began
+    const ledger = status.pools?.[0]?.dryRunLedger;
+    expect(ledger?.actualGroupSeconds).toBeGreaterThan(0);
+    expect(ledger?.recommendedGroupSeconds).toBe(2 * (ledger?.actualGroupSeconds ?? 0));
   });
 
   it('a deleted target is reported as TargetNotFound and nothing is written', async () => {
