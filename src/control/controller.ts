@@ -92,6 +92,8 @@ interface PoolRuntime {
   overrideUntilSeconds: number;
   overriddenMessage: string | null;
   ledger: Ledger | null;
+  /** Whether the windows were refilled from the source's history (once per new pool runner). */
+  backfilled: boolean;
   shown: { fingerprint: string; time: string; decision: Decision } | null;
   facts: PoolFacts | null;
 }
@@ -234,6 +236,7 @@ export class Controller {
         overrideUntilSeconds: old?.overrideUntilSeconds ?? 0,
         overriddenMessage: old?.overriddenMessage ?? null,
         ledger: spec.mode === 'DryRun' ? (old?.ledger ?? null) : null,
+        backfilled: false,
         shown: null,
         facts: null,
       });
@@ -373,6 +376,7 @@ export class Controller {
             'listing head pods failed; keeping the previous list',
           );
         }
+        if (!p.backfilled) await this.backfill(a, p, nowSeconds);
       }
       // Another writer changed the count since kvpa's own write: report, adopt, and hold for a while.
       if (p.lastWritten !== null && state.specGroups !== p.lastWritten) {
@@ -447,6 +451,39 @@ export class Controller {
     p.memory = memory;
     this.annotate(a, p, mode, nowSeconds, events, decision, wrote?.from ?? specGroups);
     return events;
+  }
+
+  /**
+   * Restart recovery: refill a new pool's windows with the last stable window of history (query_range
+   * at 1 s for Prometheus), so a restarted controller keeps its stable and panic averages.
+   */
+  private async backfill(a: AutoscalerRuntime, p: PoolRuntime, nowSeconds: number): Promise<void> {
+    p.backfilled = true;
+    const source = this.options.signals;
+    if (source.backfill === undefined || a.spec === null) return;
+    try {
+      const history = await source.backfill(
+        {
+          poolKey: `${a.key}/${p.pool.name}`,
+          namespace: a.raw.metadata?.namespace ?? 'default',
+          pool: p.pool,
+          heads: p.heads,
+          metricsSource: a.spec.metricsSource,
+        },
+        nowSeconds - p.pool.stableWindowSeconds,
+        nowSeconds - 1,
+      );
+      const recorded = p.runner.backfill(history);
+      this.options.logger.info(
+        { autoscaler: a.key, pool: p.pool.name, recorded },
+        'windows backfilled from history',
+      );
+    } catch (err) {
+      this.options.logger.warn(
+        { autoscaler: a.key, pool: p.pool.name, err: errorText(err) },
+        'backfill failed; windows start young',
+      );
+    }
   }
 
   private overrideHold(): number {

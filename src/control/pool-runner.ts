@@ -40,6 +40,17 @@ export class PoolRunner {
     }
   }
 
+  /** Refills the windows from history (restart recovery); returns how many samples were recorded. */
+  backfill(history: ReadonlyMap<string, readonly { atSeconds: number; total: number }[]>): number {
+    let recorded = 0;
+    for (const [name, points] of history) {
+      const w = this.windows.get(name);
+      if (w === undefined) continue;
+      for (const p of points) if (w.record(p.atSeconds, p.total)) recorded++;
+    }
+    return recorded;
+  }
+
   /**
    * Decides at `nowSeconds`. A signal whose latest sample failed the gate is passed on in that state
    * (so the decision holds), even if its window still has older data.

@@ -27,9 +27,20 @@ export interface PoolSample {
   readonly detail?: string;
 }
 
+/** Per-second pool totals of one signal, oldest first; only points that passed the quality gate. */
+export type SignalHistory = ReadonlyMap<
+  string,
+  readonly { readonly atSeconds: number; readonly total: number }[]
+>;
+
 export interface SignalSource {
   /** One call per tick for every pool (so a source can batch one query per signal kind). */
   sample(requests: readonly PoolSignalRequest[], nowSeconds: number): Promise<Map<string, PoolSample[]>>;
+  /**
+   * History of one pool, for refilling its windows when the controller (re)starts or a pool is new,
+   * so a restart keeps its stable and panic history. Sources without history omit it.
+   */
+  backfill?(request: PoolSignalRequest, fromSeconds: number, toSeconds: number): Promise<SignalHistory>;
 }
 
 /** The signal name a metric spec produces: its type, or the promql metric's own name. */
@@ -40,7 +51,26 @@ export function signalName(metric: ResolvedPool['metrics'][number]): string {
 /** A source whose values tests (and the dry-run demo) set by hand. Unset signals are noData. */
 export class ManualSignalSource implements SignalSource {
   private readonly values = new Map<string, Map<string, PoolSample>>();
+  private readonly history = new Map<string, Map<string, { atSeconds: number; total: number }[]>>();
   readonly calls: number[] = [];
+
+  /** History that backfill() returns for a pool (tests of restart recovery). */
+  setHistory(poolKey: string, name: string, points: { atSeconds: number; total: number }[]): void {
+    const m = this.history.get(poolKey) ?? new Map<string, { atSeconds: number; total: number }[]>();
+    m.set(name, points);
+    this.history.set(poolKey, m);
+  }
+
+  async backfill(request: PoolSignalRequest, fromSeconds: number, toSeconds: number): Promise<SignalHistory> {
+    const out = new Map<string, { atSeconds: number; total: number }[]>();
+    for (const [name, points] of this.history.get(request.poolKey) ?? []) {
+      out.set(
+        name,
+        points.filter((p) => p.atSeconds >= fromSeconds && p.atSeconds <= toSeconds),
+      );
+    }
+    return out;
+  }
 
   set(poolKey: string, name: string, total: number): void {
     this.entry(poolKey).set(name, { name, state: 'ok', total });

@@ -236,6 +236,29 @@ describe('controller on a real API server', () => {
     expect(ledger?.recommendedGroupSeconds).toBe(2 * (ledger?.actualGroupSeconds ?? 0));
   });
 
+  it('restart recovery: a new pool refills its windows from the source history before deciding', async () => {
+    await lws('restart', 2, 2);
+    const key = `${ns}/restart/decode`;
+    // the last minute ran at Σ KV 2.8 (4 groups' worth); right now the sample reads 0.7
+    const nowSeconds = (T0_MS + 60_000) / 1000; // ahead of the test clock; the filter keeps what is in range
+    h.signals.setHistory(
+      key,
+      'kvCacheUtilization',
+      Array.from({ length: 600 }, (_, i) => ({ atSeconds: nowSeconds - 300 + i, total: 2.8 })),
+    );
+    h.signals.set(key, 'kvCacheUtilization', 0.7);
+    await api.create(
+      customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers'),
+      podAutoscaler('restart', 'restart', 'DryRun', { stableWindowSeconds: 60 }),
+    );
+    await h.waitFor('restart');
+    await h.step();
+    // with history: stable ≈ (59 × 2.8 + 0.7) / 60 = 2.77 → 4 groups; without it, 0.7 → 1 (held at 2)
+    const pool = (await statusOf('restart')).pools?.[0];
+    expect(pool?.recommendedReplicas).toBe(4);
+    expect(pool?.lastDecision?.signals[0]?.stableTotal).toBeGreaterThan(2.7);
+  });
+
   it('a deleted target is reported as TargetNotFound and nothing is written', async () => {
     await api.delete(lwsPath('dry'));
     await h.step();
