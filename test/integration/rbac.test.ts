@@ -3,6 +3,7 @@
 // shipped ClusterRole with RBAC enforced. It must scale an LWS, write status and raise events with no
 // 403; the same token must be refused what kvpa does not need; leader election must work with it.
 import { readdirSync, readFileSync } from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { CoordinationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
@@ -498,11 +499,10 @@ describe('leader election as the ServiceAccount', () => {
 
 /** A merge patch as `token` (rawRequest sends JSON content type, which a PATCH refuses). */
 async function rawRequestPatch(t: string, urlPath: string, body: unknown): Promise<{ status: number }> {
-  const { request } = await import('node:https');
   const ca = readFileSync(cluster.caCertPath);
   const url = new URL(urlPath, cluster.server);
   return await new Promise((resolve, reject) => {
-    const req = request(
+    const req = https.request(
       url,
       {
         method: 'PATCH',
