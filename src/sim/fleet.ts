@@ -62,6 +62,16 @@ export interface FleetOptions {
   /** SLO thresholds for attainment (defaults from the calibration). */
   readonly ttftSloSeconds: number;
   readonly tpotSloSeconds: number;
+  /** Called for every completed request (tests and per-request exports); leave unset on long runs. */
+  readonly onComplete?: (request: CompletedRequest) => void;
+}
+
+export interface CompletedRequest {
+  readonly arrivalSeconds: number;
+  readonly firstTokenSeconds: number;
+  readonly finishSeconds: number;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
 }
 
 type GroupState = 'starting' | 'ready' | 'draining' | 'released';
@@ -473,6 +483,13 @@ export class Fleet {
     this.outputTokensCompleted += output;
     this.inputTokensCompleted += this.inputTokens[slot] as number;
     this.inFlight--;
+    this.options.onComplete?.({
+      arrivalSeconds: this.arrivalAt[slot] as number,
+      firstTokenSeconds: first,
+      finishSeconds: now,
+      inputTokens: this.inputTokens[slot] as number,
+      outputTokens: output,
+    });
     this.freeSlot(slot);
   }
 

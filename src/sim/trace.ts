@@ -291,7 +291,7 @@ export function* readTrace(file: string, options: TraceOptions = {}): Generator<
       }
       if (format !== 'per-request') previousWidth = gap;
       yield* expand(prevTime, format === 'per-request' ? Math.min(gap, previousWidth) : gap);
-      if (done) return;
+      if (done) break;
     }
     havePrevious = true;
     prevLine = lineNumber;
