@@ -1,0 +1,473 @@
+/**
+ * The PodAutoscaler API (kvpa.io/v1alpha1), defined once as zod schemas. The TypeScript types are
+ * inferred from these schemas and the CRD in crds/ is generated from them (`npm run gen:crds`).
+ *
+ * Units: replica counts are whole groups (one leader plus its workers), never pods.
+ * Pool behaviour fields are optional here on purpose: unset fields come from the policy preset
+ * (policies/) and then from the built-in defaults; see resolve.ts for the precedence.
+ */
+import { z } from 'zod';
+import { type CrossFieldRule, withRules } from './rules.ts';
+
+export const API_GROUP = 'kvpa.io';
+export const API_VERSION = 'v1alpha1';
+export const KIND = 'PodAutoscaler';
+export const PLURAL = 'podautoscalers';
+
+/** Keeps CEL cost bounded and lists reviewable. */
+export const MAX_POOLS = 8;
+export const MAX_METRICS = 8;
+
+const int32 = (description: string) => z.int32().describe(description);
+const name253 = z.string().min(1).max(253);
+
+export const SCALE_TARGET_KINDS = [
+  'LeaderWorkerSet',
+  'RayClusterFleet',
+  'PodCliqueScalingGroup',
+  'DynamoGraphDeploymentScalingAdapter',
+  'DisaggregatedSetRoleScaler',
+  'Deployment',
+  'StatefulSet',
+  'RayCluster',
+  'StormService',
+] as const;
+
+export const ScaleTargetRefSchema = z
+  .strictObject({
+    apiVersion: z
+      .string()
+      .min(1)
+      .describe('API version of the scale target, e.g. leaderworkerset.x-k8s.io/v1 or ray.io/v1.'),
+    kind: z
+      .enum(SCALE_TARGET_KINDS)
+      .describe(
+        'Kind of the workload that owns the replica groups. Kinds with a /scale subresource are scaled through it; RayCluster and StormService are patched at the named worker group or role.',
+      ),
+    name: name253.describe('Name of the scale target, in the PodAutoscaler namespace.'),
+    workerGroupName: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('RayCluster only: the spec.workerGroupSpecs[].groupName whose replicas count the groups.'),
+    roleName: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('StormService only: the spec.template.spec.roles[].name of the role to scale (pool mode).'),
+  })
+  .describe('The workload whose replica groups this pool scales. Groups are always scaled whole.');
+export type ScaleTargetRef = z.infer<typeof ScaleTargetRefSchema>;
+
+export const scaleTargetRules: readonly CrossFieldRule<ScaleTargetRef>[] = [
+  {
+    cel: "self.kind != 'RayCluster' || has(self.workerGroupName)",
+    message: 'scaleTargetRef.workerGroupName is required for kind RayCluster: name the worker group to scale',
+    fieldPath: '.workerGroupName',
+    check: (s) => s.kind !== 'RayCluster' || s.workerGroupName !== undefined,
+  },
+  {
+    cel: "self.kind != 'StormService' || has(self.roleName)",
+    message:
+      'scaleTargetRef.roleName is required for kind StormService: name the role (e.g. prefill) to scale',
+    fieldPath: '.roleName',
+    check: (s) => s.kind !== 'StormService' || s.roleName !== undefined,
+  },
+];
+
+export const METRIC_TYPES = ['kvCacheUtilization', 'queueDepth', 'runningRequests', 'promql'] as const;
+export type MetricType = (typeof METRIC_TYPES)[number];
+
+export const MetricSpecSchema = z
+  .strictObject({
+    type: z
+      .enum(METRIC_TYPES)
+      .describe(
+        'kvCacheUtilization: KV-cache use of each group (0-1). queueDepth: waiting requests per group. runningRequests: running requests per group. promql: a raw query (escape hatch).',
+      ),
+    target: z
+      .number()
+      .gt(0)
+      .describe(
+        'The value one group should carry. kvCacheUtilization: a fraction in (0, 1]. queueDepth/runningRequests: requests per group. promql: per group, or for the whole pool when kind is total.',
+      ),
+    query: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'promql only: an instant-vector PromQL query. With kind perGroup it must return one series per group head pod (keep the pod label).',
+      ),
+    name: z
+      .string()
+      .regex(/^[a-zA-Z][a-zA-Z0-9_]*$/)
+      .max(63)
+      .optional()
+      .describe('promql only: a short name for the signal, used in status, events and annotations.'),
+    kind: z
+      .enum(['perGroup', 'total'])
+      .optional()
+      .describe(
+        'promql only: perGroup sums the per-group values over ready groups; total is already the pool total.',
+      ),
+  })
+  .describe('One scaling signal. With several signals the largest want wins.');
+export type MetricSpec = z.infer<typeof MetricSpecSchema>;
+
+export const metricRules: readonly CrossFieldRule<MetricSpec>[] = [
+  {
+    cel: "self.type != 'kvCacheUtilization' || self.target <= 1.0",
+    message: 'target of a kvCacheUtilization metric is a fraction: use a value in (0, 1], e.g. 0.7',
+    fieldPath: '.target',
+    check: (m) => m.type !== 'kvCacheUtilization' || m.target <= 1,
+  },
+  {
+    cel: "self.type != 'promql' || (has(self.query) && has(self.name) && has(self.kind))",
+    message: 'a promql metric needs query, name and kind (perGroup or total)',
+    check: (m) =>
+      m.type !== 'promql' || (m.query !== undefined && m.name !== undefined && m.kind !== undefined),
+  },
+  {
+    cel: "self.type == 'promql' || (!has(self.query) && !has(self.kind))",
+    message: 'query and kind apply only to type promql: remove them or set type: promql',
+    check: (m) => m.type === 'promql' || (m.query === undefined && m.kind === undefined),
+  },
+];
+
+export const MissingDataSchema = z
+  .strictObject({
+    staleAfterSeconds: int32(
+      'A sample older than this (by its own timestamp) counts as stale, not as a value.',
+    )
+      .min(1)
+      .max(3600)
+      .optional(),
+    minQuorumPercentage: int32(
+      'Share of ready groups that must report a signal for it to be used; below it the signal is NoQuorum.',
+    )
+      .min(1)
+      .max(100)
+      .optional(),
+    fallbackAfterSeconds: int32(
+      'After signals have been missing this long, raise the pool to at least fallbackMinReplicas. 0 disables the fallback. Missing data never scales down.',
+    )
+      .min(0)
+      .max(86400)
+      .optional(),
+    fallbackMinReplicas: int32('The floor (in groups) used once fallbackAfterSeconds has passed.')
+      .min(0)
+      .optional(),
+  })
+  .describe(
+    'How the pool behaves when a signal is missing, stale or short of quorum: it holds (no scale-down).',
+  );
+
+/** Fields shared by a pool and a policy preset: how a pool scales, not what it scales. */
+export const behaviorShape = {
+  metrics: z
+    .array(withRules(MetricSpecSchema, metricRules))
+    .min(1)
+    .max(MAX_METRICS)
+    .optional()
+    .describe('Scaling signals; the largest want wins.'),
+  stableWindowSeconds: int32(
+    'Stable window: the averaging window of the stable signal, and how long panic lasts after the last tick over the threshold.',
+  )
+    .min(6)
+    .max(3600)
+    .optional(),
+  panicWindowPercentage: int32('The panic window as a percentage of the stable window (10 % of 60 s = 6 s).')
+    .min(1)
+    .max(100)
+    .optional(),
+  panicThresholdPercentage: int32(
+    'Panic starts when the panic-window want reaches this percentage of the ready groups (200 = twice).',
+  )
+    .min(110)
+    .max(1000)
+    .optional(),
+  maxScaleUpRate: z
+    .number()
+    .gt(1)
+    .optional()
+    .describe('At most ceil(rate × ready groups) groups after one decision.'),
+  maxScaleDownRate: z
+    .number()
+    .gt(1)
+    .optional()
+    .describe('At least floor(ready groups / rate) groups after one decision.'),
+  scaleDownDelaySeconds: int32(
+    'A scale-down waits until the want has stayed lower for this long (max over the window).',
+  )
+    .min(0)
+    .max(7200)
+    .optional(),
+  activationScale: int32('The smallest non-zero group count to scale to once there is load.')
+    .min(1)
+    .optional(),
+  aggregation: z
+    .enum(['linear', 'weightedExponential'])
+    .optional()
+    .describe('Window averaging: linear (Knative default) or weightedExponential.'),
+  tickSeconds: int32('How often the pool decides.').min(1).max(60).optional(),
+  startupTimeoutSeconds: int32(
+    'Requested groups that are not ready yet count as capacity on the way for up to this long; meanwhile further scale-up waits unless demand exceeds the request by the panic threshold. 0 disables.',
+  )
+    .min(0)
+    .max(14400)
+    .optional(),
+  missingData: MissingDataSchema.optional(),
+} as const;
+
+export const BehaviorSchema = z.strictObject(behaviorShape).describe('How a pool scales.');
+export type Behavior = z.infer<typeof BehaviorSchema>;
+
+export const PoolSpecSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
+      .max(63)
+      .describe('Pool name, usually prefill or decode. Matches the per-pool entries of the policy preset.'),
+    scaleTargetRef: withRules(ScaleTargetRefSchema, scaleTargetRules),
+    minReplicas: int32('Fewest groups. Defaults to 1.').min(0).optional(),
+    maxReplicas: int32('Most groups. Required: every group is 16+ GPUs.').min(1),
+    engine: z
+      .enum(['auto', 'vllm', 'sglang'])
+      .optional()
+      .describe('Metric dialect of the engine; auto detects it from the metric names.'),
+    ...behaviorShape,
+  })
+  .describe('One pool of replica groups (prefill or decode) and how it scales.');
+export type PoolSpec = z.infer<typeof PoolSpecSchema>;
+
+export const poolRules: readonly CrossFieldRule<PoolSpec>[] = [
+  {
+    cel: '!has(self.minReplicas) || self.minReplicas <= self.maxReplicas',
+    message: 'minReplicas must not exceed maxReplicas',
+    fieldPath: '.minReplicas',
+    check: (p) => p.minReplicas === undefined || p.minReplicas <= p.maxReplicas,
+  },
+  {
+    cel: '!has(self.missingData) || !has(self.missingData.fallbackMinReplicas) || self.missingData.fallbackMinReplicas <= self.maxReplicas',
+    message: 'missingData.fallbackMinReplicas must not exceed maxReplicas',
+    fieldPath: '.missingData.fallbackMinReplicas',
+    check: (p) => (p.missingData?.fallbackMinReplicas ?? 0) <= p.maxReplicas,
+  },
+];
+
+export const PrometheusSourceSchema = z
+  .strictObject({
+    address: z.url().describe('Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090.'),
+    queryTimeoutSeconds: int32('Timeout of one query.').min(1).max(120).optional(),
+  })
+  .describe('Read signals from Prometheus (batched queries for all pools).');
+
+export const PodsSourceSchema = z
+  .strictObject({
+    port: int32('Port of the engine metrics endpoint on each head pod.').min(1).max(65535),
+    path: z
+      .string()
+      .startsWith('/')
+      .optional()
+      .describe('Path of the metrics endpoint. Defaults to /metrics.'),
+    scheme: z.enum(['http', 'https']).optional().describe('Defaults to http.'),
+    timeoutSeconds: int32('Per-pod scrape timeout.').min(1).max(30).optional(),
+  })
+  .describe('Scrape head pods directly every second (sub-scrape-interval reaction, as Knative does).');
+
+export const MetricsSourceSchema = z
+  .strictObject({
+    prometheus: PrometheusSourceSchema.optional(),
+    pods: PodsSourceSchema.optional(),
+  })
+  .describe('Where signals come from: exactly one of prometheus or pods.');
+export type MetricsSource = z.infer<typeof MetricsSourceSchema>;
+
+export const metricsSourceRules: readonly CrossFieldRule<MetricsSource>[] = [
+  {
+    cel: 'has(self.prometheus) != has(self.pods)',
+    message: 'set exactly one of metricsSource.prometheus or metricsSource.pods',
+    check: (m) => (m.prometheus !== undefined) !== (m.pods !== undefined),
+  },
+];
+
+export const GrafanaSchema = z
+  .strictObject({
+    url: z.url().describe('Base URL of Grafana, e.g. https://grafana.example.com.'),
+    tokenSecretRef: z
+      .strictObject({
+        name: name253.describe('Secret in the PodAutoscaler namespace.'),
+        key: z.string().min(1).describe('Key in the Secret that holds a service-account token.'),
+      })
+      .describe('The Grafana API token; read from the Secret, never logged.'),
+    dashboardUID: z.string().min(1).optional().describe('Attach annotations to this dashboard.'),
+    panelId: int32('Attach annotations to this panel of the dashboard.').min(1).optional(),
+    tags: z.array(z.string().min(1).max(100)).max(16).optional().describe('Extra tags on every annotation.'),
+  })
+  .describe('Post a Grafana annotation for every scaling event, recommendation and panic period.');
+
+export const PolicyRefSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .min(1)
+      .describe(
+        'A preset from policies/, e.g. deepseek-r1-disaggregated. Its per-pool entries match pools by name.',
+      ),
+    overrides: BehaviorSchema.optional().describe('Fields that override the preset for every pool.'),
+  })
+  .describe('A reusable policy preset, with per-field overrides.');
+
+const PodAutoscalerSpecBase = z
+  .strictObject({
+    mode: z
+      .enum(['Apply', 'DryRun'])
+      .default('DryRun')
+      .describe(
+        'DryRun (default) only recommends: status, events and annotations, never a write. Apply scales.',
+      ),
+    policyRef: PolicyRefSchema.optional(),
+    metricsSource: withRules(MetricsSourceSchema, metricsSourceRules),
+    grafana: GrafanaSchema.optional(),
+    pools: z
+      .array(withRules(PoolSpecSchema, poolRules))
+      .min(1)
+      .max(MAX_POOLS)
+      .describe('One entry per pool, usually prefill and decode. Each pool scales on its own.'),
+  })
+  .describe('PodAutoscaler scales the replica groups of LLM serving pools on KV-cache and queue signals.');
+export type PodAutoscalerSpec = z.infer<typeof PodAutoscalerSpecBase>;
+
+export const specRules: readonly CrossFieldRule<PodAutoscalerSpec>[] = [
+  {
+    cel: 'self.pools.all(p, self.pools.exists_one(q, q.name == p.name))',
+    message: 'pool names must be unique',
+    fieldPath: '.pools',
+    check: (s) => new Set(s.pools.map((p) => p.name)).size === s.pools.length,
+  },
+  {
+    cel: "self.pools.all(p, self.pools.exists_one(q, q.scaleTargetRef.kind == p.scaleTargetRef.kind && q.scaleTargetRef.name == p.scaleTargetRef.name && (has(q.scaleTargetRef.workerGroupName) ? q.scaleTargetRef.workerGroupName : '') == (has(p.scaleTargetRef.workerGroupName) ? p.scaleTargetRef.workerGroupName : '') && (has(q.scaleTargetRef.roleName) ? q.scaleTargetRef.roleName : '') == (has(p.scaleTargetRef.roleName) ? p.scaleTargetRef.roleName : '')))",
+    message:
+      'each pool needs its own scale target: two pools must not scale the same target (and worker group or role)',
+    fieldPath: '.pools',
+    check: (s) => {
+      const keys = s.pools.map((p) =>
+        [
+          p.scaleTargetRef.kind,
+          p.scaleTargetRef.name,
+          p.scaleTargetRef.workerGroupName ?? '',
+          p.scaleTargetRef.roleName ?? '',
+        ].join('/'),
+      );
+      return new Set(keys).size === keys.length;
+    },
+  },
+];
+
+export const PodAutoscalerSpecSchema = withRules(PodAutoscalerSpecBase, specRules);
+
+// ---- status ---------------------------------------------------------------------------------
+
+export const CONDITION_TYPES = [
+  'Ready',
+  'MetricsAvailable',
+  'ScalingActive',
+  'ScalingLimited',
+  'DryRun',
+  'Overridden',
+] as const;
+
+export const ConditionSchema = z
+  .strictObject({
+    type: z
+      .string()
+      .min(1)
+      .max(316)
+      .describe(`One of ${CONDITION_TYPES.join(', ')}.`),
+    status: z.enum(['True', 'False', 'Unknown']),
+    reason: z.string().max(1024).describe('CamelCase, machine-readable reason.'),
+    message: z.string().max(32768).describe('What happened and what a user can do about it.'),
+    lastTransitionTime: z.iso.datetime().describe('When the status last changed.'),
+    observedGeneration: z.int().min(0).optional(),
+  })
+  .describe('A condition, following the Kubernetes API conventions.');
+export type Condition = z.infer<typeof ConditionSchema>;
+
+export const SignalStatusSchema = z.strictObject({
+  name: z.string(),
+  state: z.enum(['ok', 'noData', 'stale', 'noQuorum', 'outOfRange', 'error']),
+  targetPerGroup: z.number(),
+  stableTotal: z.number().optional().describe('Sum over ready groups, averaged over the stable window.'),
+  panicTotal: z.number().optional().describe('Sum over ready groups, averaged over the panic window.'),
+  stableWant: z.int().optional(),
+  panicWant: z.int().optional(),
+  detail: z.string().optional(),
+});
+
+export const DecisionStatusSchema = z
+  .strictObject({
+    time: z.iso.datetime(),
+    summary: z.string().describe('One line: the want, the signals and every clamp that applied.'),
+    signals: z.array(SignalStatusSchema).max(MAX_METRICS),
+    stableWinner: z.string().optional(),
+    panicWinner: z.string().optional(),
+    limitedBy: z
+      .array(z.string())
+      .describe('Pipeline stages that changed the want (rateLimit, scaleDownDelay, bounds, …).'),
+    holdReason: z.string().optional().describe('Why the pool held instead of following the signals.'),
+  })
+  .describe('The last decision and its explanation.');
+
+export const PoolStatusSchema = z.strictObject({
+  name: z.string(),
+  replicas: z.int().min(0).describe('Groups the scale target asks for (spec).'),
+  readyReplicas: z.int().min(0).describe('Groups whose leader and every worker are ready.'),
+  desiredReplicas: z.int().min(0).describe('Groups kvpa applied (Apply mode).'),
+  recommendedReplicas: z
+    .int()
+    .min(0)
+    .describe('Groups kvpa recommends; equals desiredReplicas in Apply mode.'),
+  mode: z.enum(['Stable', 'Panic']).describe('Decision mode of this pool.'),
+  lastScaleTime: z.iso.datetime().optional(),
+  lastDecision: DecisionStatusSchema.optional(),
+  dryRunLedger: z
+    .strictObject({
+      since: z.iso.datetime(),
+      recommendedGroupSeconds: z.number().min(0),
+      actualGroupSeconds: z.number().min(0),
+    })
+    .optional()
+    .describe(
+      'Group-seconds the recommendation would have used against those actually used since dry-run began.',
+    ),
+});
+
+export const PodAutoscalerStatusSchema = z
+  .strictObject({
+    observedGeneration: z.int().min(0).optional(),
+    mode: z
+      .enum(['Stable', 'Panic', 'DryRun'])
+      .optional()
+      .describe('DryRun, else Panic if any pool panics, else Stable.'),
+    groups: z.string().optional().describe('Ready/desired groups per pool, e.g. "prefill 2/3 decode 4/4".'),
+    conditions: z.array(ConditionSchema).max(16).optional(),
+    pools: z.array(PoolStatusSchema).max(MAX_POOLS).optional(),
+  })
+  .describe('Observed state, written by the controller.');
+export type PodAutoscalerStatus = z.infer<typeof PodAutoscalerStatusSchema>;
+
+export const ObjectMetaSchema = z.looseObject({
+  name: z.string().min(1).max(253),
+  namespace: z.string().min(1).max(63).optional(),
+  generation: z.int().optional(),
+});
+
+export const PodAutoscalerSchema = z.strictObject({
+  apiVersion: z.literal(`${API_GROUP}/${API_VERSION}`),
+  kind: z.literal(KIND),
+  metadata: ObjectMetaSchema,
+  spec: PodAutoscalerSpecSchema,
+  status: PodAutoscalerStatusSchema.optional(),
+});
+export type PodAutoscaler = z.infer<typeof PodAutoscalerSchema>;

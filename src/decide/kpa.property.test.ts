@@ -1,0 +1,360 @@
+/**
+ * Property tests of the decision core. Each property is stated in words a reviewer can check; on a
+ * failure fast-check reports the seed and the shrunk counterexample (re-run with { seed, path }).
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { decide, initialState } from './kpa.ts';
+import { KNATIVE_DEFAULTS, KNATIVE_EXTENSIONS, KVPA_EXTENSIONS } from './spec.ts';
+import type { DeciderSpec, DeciderState, Decision, Observation } from './types.ts';
+
+const T0 = 1_000_000;
+const RUNS = { numRuns: Number(process.env.KVPA_PROPERTY_RUNS ?? 300) };
+
+const specArb: fc.Arbitrary<DeciderSpec> = fc
+  .record({
+    stableWindowSeconds: fc.integer({ min: 6, max: 600 }),
+    panicThreshold: fc.double({ min: 1.1, max: 10, noNaN: true }),
+    maxScaleUpRate: fc.double({ min: 1.01, max: 1000, noNaN: true }),
+    maxScaleDownRate: fc.double({ min: 1.01, max: 10, noNaN: true }),
+    scaleDownDelaySeconds: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 900 })),
+    activationScale: fc.integer({ min: 1, max: 4 }),
+    reachable: fc.boolean(),
+    minReplicas: fc.integer({ min: 0, max: 5 }),
+    extra: fc.integer({ min: 0, max: 60 }),
+    unbounded: fc.boolean(),
+    kvpa: fc.boolean(),
+  })
+  .map(({ extra, unbounded, kvpa, ...rest }) => ({
+    ...KNATIVE_DEFAULTS,
+    ...rest,
+    maxReplicas: unbounded ? 0 : rest.minReplicas + extra + 1,
+    extensions: kvpa ? KVPA_EXTENSIONS : KNATIVE_EXTENSIONS,
+  }));
+
+interface Tick {
+  dtSeconds: number;
+  readyGroups: number;
+  startingGroups: number;
+  stable: number;
+  panic: number;
+  missing: boolean;
+}
+const tickArb: fc.Arbitrary<Tick> = fc.record({
+  dtSeconds: fc.integer({ min: 1, max: 40 }),
+  readyGroups: fc.integer({ min: 0, max: 40 }),
+  startingGroups: fc.integer({ min: 0, max: 4 }),
+  stable: fc.double({ min: 0, max: 60, noNaN: true }),
+  panic: fc.double({ min: 0, max: 60, noNaN: true }),
+  missing: fc.boolean(),
+});
+const targetArb = fc.constantFrom(0.5, 0.7, 0.85, 1, 5);
+
+function observationOf(t: Tick, target: number): Observation {
+  return {
+    readyGroups: t.readyGroups,
+    requestedGroups: t.readyGroups + t.startingGroups,
+    signals: [
+      t.missing
+        ? { name: 'kv', targetPerGroup: target, state: 'stale' }
+        : { name: 'kv', targetPerGroup: target, state: 'ok', stableTotal: t.stable, panicTotal: t.panic },
+    ],
+  };
+}
+
+interface Step {
+  now: number;
+  obs: Observation;
+  before: DeciderState;
+  decision: Decision;
+}
+function run(spec: DeciderSpec, target: number, ticks: readonly Tick[], initialReady = 1): Step[] {
+  let state = initialState(spec, initialReady, T0);
+  let now = T0;
+  const steps: Step[] = [];
+  for (const t of ticks) {
+    now += t.dtSeconds;
+    const obs = observationOf(t, target);
+    const out = decide(spec, state, obs, now);
+    steps.push({ now, obs, before: state, decision: out.decision });
+    state = out.state;
+  }
+  return steps;
+}
+
+const stage = (d: Decision, name: string) => d.explanation.stages.find((s) => s.stage === name);
+
+describe('decision core properties', () => {
+  it('results are whole, non-negative numbers of groups', () => {
+    fc.assert(
+      fc.property(specArb, targetArb, fc.array(tickArb, { maxLength: 40 }), (spec, target, ticks) => {
+        for (const s of run(spec, target, ticks)) {
+          expect(Number.isInteger(s.decision.desiredGroups)).toBe(true);
+          expect(s.decision.desiredGroups).toBeGreaterThanOrEqual(0);
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  it('the result stays within [minReplicas, maxReplicas] (min is 0 for an unreachable pool, max 0 is unbounded)', () => {
+    fc.assert(
+      fc.property(specArb, targetArb, fc.array(tickArb, { maxLength: 40 }), (spec, target, ticks) => {
+        const min = spec.reachable ? spec.minReplicas : 0;
+        for (const s of run(spec, target, ticks)) {
+          expect(s.decision.desiredGroups).toBeGreaterThanOrEqual(min);
+          if (spec.maxReplicas > 0) expect(s.decision.desiredGroups).toBeLessThanOrEqual(spec.maxReplicas);
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  it('from a calm start, one decision moves at most to ceil(up × ready) and at least to floor(ready / down), before min/max and activation', () => {
+    fc.assert(
+      fc.property(specArb, targetArb, tickArb, (spec, target, tick) => {
+        const calm = { ...spec, activationScale: 1 };
+        const [s] = run(calm, target, [{ ...tick, missing: false, startingGroups: 0 }]);
+        if (s === undefined) return;
+        const rate = stage(s.decision, 'rateLimit');
+        const ready = Math.max(1, tick.readyGroups);
+        expect(rate?.after).toBeLessThanOrEqual(Math.ceil(spec.maxScaleUpRate * ready));
+        if (spec.reachable)
+          expect(rate?.after).toBeGreaterThanOrEqual(Math.floor(ready / spec.maxScaleDownRate));
+      }),
+      RUNS,
+    );
+  });
+
+  it('while panicking it never drops below the level it already chose', () => {
+    fc.assert(
+      fc.property(specArb, targetArb, fc.array(tickArb, { maxLength: 40 }), (spec, target, ticks) => {
+        // invalid ticks (no usable signal) leave the panic state untouched, so compare valid ones
+        const steps = run(spec, target, ticks).filter((s) => s.decision.valid);
+        for (let i = 1; i < steps.length; i++) {
+          const prev = steps[i - 1]?.decision;
+          const cur = steps[i]?.decision;
+          if (prev?.inPanic && cur?.inPanic) {
+            const panicStage = stage(cur, 'panic');
+            expect(panicStage?.after).toBeGreaterThanOrEqual(stage(prev, 'panic')?.after ?? 0);
+          }
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  it('is monotone in load: more stable and panic load from the same state never gives fewer groups', () => {
+    fc.assert(
+      fc.property(
+        specArb,
+        targetArb,
+        fc.array(tickArb, { maxLength: 20 }),
+        tickArb,
+        fc.double({ min: 0, max: 30, noNaN: true }),
+        fc.double({ min: 0, max: 30, noNaN: true }),
+        (spec, target, history, last, moreStable, morePanic) => {
+          const steps = run(spec, target, history);
+          let state = initialState(spec, 1, T0);
+          let now = T0;
+          for (const s of steps) {
+            state = decide(spec, s.before, s.obs, s.now).state;
+            now = s.now;
+          }
+          now += last.dtSeconds;
+          const base = { ...last, missing: false };
+          const low = decide(spec, state, observationOf(base, target), now).decision.desiredGroups;
+          const high = decide(
+            spec,
+            state,
+            observationOf(
+              { ...base, stable: base.stable + moreStable, panic: base.panic + morePanic },
+              target,
+            ),
+            now,
+          ).decision.desiredGroups;
+          expect(high).toBeGreaterThanOrEqual(low);
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('missing data never scales down: with kvpa extensions, a tick with a missing signal never goes below the requested count (capped by maxReplicas)', () => {
+    fc.assert(
+      fc.property(specArb, targetArb, fc.array(tickArb, { maxLength: 40 }), (spec0, target, ticks) => {
+        const spec = { ...spec0, extensions: KVPA_EXTENSIONS };
+        for (const s of run(spec, target, ticks)) {
+          if (!s.obs.signals.some((x) => x.state !== 'ok')) continue;
+          const requested = s.obs.requestedGroups ?? 0;
+          const cap = spec.maxReplicas > 0 ? spec.maxReplicas : Number.POSITIVE_INFINITY;
+          expect(s.decision.desiredGroups).toBeGreaterThanOrEqual(Math.min(requested, cap));
+          expect(s.decision.explanation.holdReason ?? '').not.toBe('');
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  it('the scale-down delay never returns less than any want recorded within the delay', () => {
+    fc.assert(
+      fc.property(
+        specArb.filter((s) => s.scaleDownDelaySeconds > 0 && s.reachable),
+        targetArb,
+        fc.array(tickArb, { maxLength: 40 }),
+        (spec, target, ticks) => {
+          const steps = run(spec, target, ticks).filter((s) => s.decision.valid);
+          const bucket = (t: number) => Math.floor(t / spec.tickSeconds);
+          const buckets = Math.ceil(spec.scaleDownDelaySeconds / spec.tickSeconds);
+          for (let j = 0; j < steps.length; j++) {
+            const sj = steps[j] as Step;
+            const out = stage(sj.decision, 'scaleDownDelay')?.after ?? 0;
+            for (let i = 0; i <= j; i++) {
+              const si = steps[i] as Step;
+              if (bucket(sj.now) - bucket(si.now) < buckets) {
+                expect(out).toBeGreaterThanOrEqual(stage(si.decision, 'scaleDownDelay')?.before ?? 0);
+              }
+            }
+          }
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('identical inputs at the same time give identical results, and the input state is not modified', () => {
+    fc.assert(
+      fc.property(
+        specArb,
+        targetArb,
+        fc.array(tickArb, { minLength: 1, maxLength: 20 }),
+        (spec, target, ticks) => {
+          const steps = run(spec, target, ticks);
+          const last = steps[steps.length - 1] as Step;
+          const frozen = structuredClone(last.before);
+          const a = decide(spec, last.before, last.obs, last.now);
+          const b = decide(spec, last.before, last.obs, last.now);
+          expect(a).toEqual(b);
+          expect(last.before).toEqual(frozen);
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('the explanation agrees with the result: stages chain, the last stage is the result, panic and winner match', () => {
+    fc.assert(
+      fc.property(specArb, targetArb, fc.array(tickArb, { maxLength: 40 }), (spec, target, ticks) => {
+        for (const s of run(spec, target, ticks)) {
+          const { desiredGroups, inPanic, explanation } = s.decision;
+          const stages = explanation.stages;
+          expect(stages[stages.length - 1]?.after).toBe(desiredGroups);
+          for (let i = 1; i < stages.length; i++) expect(stages[i]?.before).toBe(stages[i - 1]?.after);
+          for (const st of stages) expect(st.applied).toBe(st.before !== st.after);
+          expect(explanation.panic.inPanic).toBe(inPanic);
+          expect(explanation.summary).toContain(`→ ${desiredGroups} groups`);
+          if (s.decision.valid) {
+            const wants = explanation.signals.filter((x) => x.state === 'ok').map((x) => x.stableWant ?? 0);
+            expect(explanation.rawStableWant).toBe(Math.max(...wants));
+          }
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  it('with extensions off it reproduces Knative’s Scale + min/max decision for decision (reference transliteration)', () => {
+    fc.assert(
+      fc.property(
+        specArb.map((s) => ({ ...s, extensions: KNATIVE_EXTENSIONS })),
+        targetArb,
+        fc.array(tickArb, { maxLength: 40 }),
+        fc.integer({ min: 0, max: 6 }),
+        (spec, target, ticks, initialReady) => {
+          const reference = new KnativeReference(spec, initialReady, T0);
+          for (const s of run(spec, target, ticks, initialReady)) {
+            const signal = s.obs.signals[0];
+            const expected =
+              signal?.state === 'ok'
+                ? reference.scale(
+                    s.now,
+                    s.obs.readyGroups,
+                    signal.stableTotal ?? 0,
+                    signal.panicTotal ?? 0,
+                    target,
+                  )
+                : reference.invalid(s.obs.requestedGroups ?? 0);
+            expect(s.decision.desiredGroups).toBe(expected);
+          }
+        },
+      ),
+      RUNS,
+    );
+  });
+});
+
+/**
+ * A deliberately literal, mutable transliteration of Knative's autoscaler.Scale plus the KPA
+ * reconciler's bounds (knative-kpa.md §3–5), kept apart from the implementation under test.
+ */
+class KnativeReference {
+  panicTime: number | null;
+  maxPanicPods: number;
+  delay: Array<[number, number]> | null;
+  last: number | null = null;
+  constructor(
+    private readonly spec: DeciderSpec,
+    readyAtCreation: number,
+    now: number,
+  ) {
+    this.panicTime = readyAtCreation > 1 ? now : null;
+    this.maxPanicPods = readyAtCreation;
+    this.delay = spec.scaleDownDelaySeconds > 0 ? [] : null;
+  }
+  invalid(requested: number): number {
+    this.last = this.last ?? requested;
+    return this.bounds(this.last);
+  }
+  scale(now: number, readyRaw: number, stable: number, panic: number, target: number): number {
+    const sp = this.spec;
+    const ready = Math.max(1, readyRaw);
+    const maxUp = Math.ceil(sp.maxScaleUpRate * ready);
+    const maxDown = sp.reachable ? Math.floor(ready / sp.maxScaleDownRate) : 0;
+    const dspc = Math.ceil(stable / target);
+    const dppc = Math.ceil(panic / target);
+    let desiredStable = Math.min(Math.max(dspc, maxDown), maxUp);
+    let desiredPanic = Math.min(Math.max(dppc, maxDown), maxUp);
+    if (sp.activationScale > 1) {
+      if (dspc > 0 && sp.activationScale > desiredStable) desiredStable = sp.activationScale;
+      if (dppc > 0 && sp.activationScale > desiredPanic) desiredPanic = sp.activationScale;
+    }
+    const over = dppc / ready >= sp.panicThreshold;
+    if (this.panicTime === null && over) this.panicTime = now;
+    else if (over) this.panicTime = now;
+    else if (this.panicTime !== null && this.panicTime + sp.stableWindowSeconds < now) {
+      this.panicTime = null;
+      this.maxPanicPods = 0;
+    }
+    let desired = desiredStable;
+    if (this.panicTime !== null) {
+      if (desired < desiredPanic) desired = desiredPanic;
+      if (desired > this.maxPanicPods) this.maxPanicPods = desired;
+      desired = this.maxPanicPods;
+    }
+    if (sp.reachable && this.delay !== null) {
+      const nb = Math.ceil(sp.scaleDownDelaySeconds / sp.tickSeconds);
+      const idx = Math.floor(now / sp.tickSeconds);
+      this.delay = this.delay.filter(([i]) => idx - i < nb);
+      this.delay.push([idx, desired]);
+      desired = Math.max(...this.delay.map(([, v]) => v));
+    }
+    this.last = this.bounds(desired);
+    return this.last;
+  }
+  private bounds(x: number): number {
+    const min = this.spec.reachable ? this.spec.minReplicas : 0;
+    if (x < min) return min;
+    if (this.spec.maxReplicas !== 0 && x > this.spec.maxReplicas) return this.spec.maxReplicas;
+    return x;
+  }
+}

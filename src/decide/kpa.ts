@@ -1,0 +1,409 @@
+/**
+ * The KPA decision step: a pure function from (spec, state, observation, now) to the next state and
+ * a decision with its explanation. It follows Knative's `Scale` exactly (knative/serving
+ * pkg/autoscaler/scaling/autoscaler.go; shared/research/knative-kpa.md §3–5), in units of replica
+ * groups, then applies kvpa's extensions as separate, named stages:
+ *
+ *   compute → rateLimit → activationScale → panic → scaleDownDelay → startup → missingData → bounds
+ *
+ * With `extensions` off the result equals Knative's Scale followed by the KPA reconciler's min/max.
+ */
+import { currentMax, newDelayWindow, recordMax } from './delay-window.ts';
+import type {
+  DecideResult,
+  DeciderSpec,
+  DeciderState,
+  Explanation,
+  Observation,
+  PanicTransition,
+  SignalExplanation,
+  StageName,
+  StageRecord,
+} from './types.ts';
+
+/**
+ * A fresh decider. Like Knative's newAutoscaler, it starts in panic when more than one group is ready:
+ * a restarted controller has no history and must not scale down before it has some.
+ */
+export function initialState(spec: DeciderSpec, readyGroups: number, nowSeconds: number): DeciderState {
+  const delayed = spec.scaleDownDelaySeconds > 0;
+  return {
+    panicSinceSeconds: readyGroups > 1 ? nowSeconds : null,
+    maxPanicGroups: Math.max(0, readyGroups),
+    delayWindow: delayed ? newDelayWindow(spec.scaleDownDelaySeconds, spec.tickSeconds) : null,
+    lastDesired: null,
+    pendingSinceSeconds: null,
+    missingSinceSeconds: null,
+  };
+}
+
+/** Whole groups needed to carry `total` at `target` each. */
+export function groupsFor(total: number, target: number, ratioEpsilon: number): number {
+  return Math.max(0, Math.ceil(total / target - ratioEpsilon));
+}
+
+class Stages {
+  readonly records: StageRecord[] = [];
+  constructor(public want: number) {}
+  /** Moves the want through one stage, recording before/after and why. */
+  apply(stage: StageName, after: number, reason: string): void {
+    this.records.push({ stage, before: this.want, after, applied: after !== this.want, reason });
+    this.want = after;
+  }
+}
+
+export function decide(
+  spec: DeciderSpec,
+  state: DeciderState,
+  observation: Observation,
+  nowSeconds: number,
+): DecideResult {
+  const ext = spec.extensions;
+  const readyRaw = Math.max(0, Math.floor(observation.readyGroups));
+  // Knative uses max(1, ready) for the rate limits and the panic ratio.
+  const ready = Math.max(1, readyRaw);
+  const requested = Math.max(0, Math.floor(observation.requestedGroups ?? state.lastDesired ?? readyRaw));
+
+  const signals: SignalExplanation[] = observation.signals.map((s) => {
+    if (s.state !== 'ok' || s.stableTotal === undefined || s.panicTotal === undefined) {
+      return {
+        name: s.name,
+        state: s.state === 'ok' ? 'noData' : s.state,
+        targetPerGroup: s.targetPerGroup,
+        ...(s.detail !== undefined ? { detail: s.detail } : {}),
+      };
+    }
+    return {
+      name: s.name,
+      state: 'ok',
+      targetPerGroup: s.targetPerGroup,
+      stableTotal: s.stableTotal,
+      panicTotal: s.panicTotal,
+      stableWant: groupsFor(s.stableTotal, s.targetPerGroup, ext.ratioEpsilon),
+      panicWant: groupsFor(s.panicTotal, s.targetPerGroup, ext.ratioEpsilon),
+    };
+  });
+  const present = signals.filter((s) => s.state === 'ok');
+  const missing = signals.filter((s) => s.state !== 'ok');
+  const missingSinceSeconds = missing.length > 0 ? (state.missingSinceSeconds ?? nowSeconds) : null;
+  const pendingSinceSeconds = requested > readyRaw ? (state.pendingSinceSeconds ?? nowSeconds) : null;
+  const inPanicBefore = state.panicSinceSeconds !== null;
+
+  if (present.length === 0) {
+    return holdWithoutSignals(spec, state, {
+      readyRaw,
+      requested,
+      signals,
+      missingSinceSeconds,
+      pendingSinceSeconds,
+      nowSeconds,
+      inPanic: inPanicBefore,
+    });
+  }
+
+  // compute: the largest want over the usable signals wins (HPA's rule for several metrics).
+  const stableWinner = argMax(present, (s) => s.stableWant ?? 0);
+  const panicWinner = argMax(present, (s) => s.panicWant ?? 0);
+  const dspc = stableWinner.stableWant ?? 0;
+  const dppc = panicWinner.panicWant ?? 0;
+
+  // rateLimit: bounds from the ready count. ceil() lets a pool always grow by at least one group.
+  const maxScaleUp = Math.ceil(spec.maxScaleUpRate * ready);
+  const maxScaleDown = spec.reachable ? Math.floor(ready / spec.maxScaleDownRate) : 0;
+  let stableWant = Math.min(Math.max(dspc, maxScaleDown), maxScaleUp);
+  let panicWant = Math.min(Math.max(dppc, maxScaleDown), maxScaleUp);
+  const clampedStable = stableWant;
+  const clampedPanic = panicWant;
+
+  // activationScale: applied after the rate limit, unclamped, as in Knative.
+  if (spec.activationScale > 1) {
+    if (dspc > 0 && stableWant < spec.activationScale) stableWant = spec.activationScale;
+    if (dppc > 0 && panicWant < spec.activationScale) panicWant = spec.activationScale;
+  }
+
+  // panic: entry and extension use the UNCLAMPED panic want over max(1, ready).
+  const ratio = dppc / ready;
+  const over = ratio >= spec.panicThreshold;
+  let panicSinceSeconds = state.panicSinceSeconds;
+  let maxPanicGroups = state.maxPanicGroups;
+  let transition: PanicTransition = 'none';
+  if (panicSinceSeconds === null && over) {
+    panicSinceSeconds = nowSeconds;
+    transition = 'started';
+  } else if (over) {
+    panicSinceSeconds = nowSeconds;
+    transition = 'extended';
+  } else if (panicSinceSeconds !== null && panicSinceSeconds + spec.stableWindowSeconds < nowSeconds) {
+    // Panic ends one stable window after the last tick over the threshold.
+    panicSinceSeconds = null;
+    maxPanicGroups = 0;
+    transition = 'ended';
+  }
+  const inPanic = panicSinceSeconds !== null;
+
+  const stages = new Stages(requested);
+  stages.apply(
+    'compute',
+    inPanic ? Math.max(dspc, dppc) : dspc,
+    inPanic
+      ? `max of stable want ${dspc} (${stableWinner.name}) and panic want ${dppc} (${panicWinner.name})`
+      : `stable want ${dspc} from ${stableWinner.name}`,
+  );
+  stages.apply(
+    'rateLimit',
+    inPanic ? Math.max(clampedStable, clampedPanic) : clampedStable,
+    `bounded to [${maxScaleDown}, ${maxScaleUp}] by maxScaleDownRate ${spec.maxScaleDownRate} and maxScaleUpRate ${spec.maxScaleUpRate} of ${ready} ready`,
+  );
+  let want = inPanic ? Math.max(stableWant, panicWant) : stableWant;
+  stages.apply(
+    'activationScale',
+    want,
+    `at least activationScale ${spec.activationScale} once there is load`,
+  );
+
+  if (inPanic) {
+    // The ratchet: no scale-down while panicking.
+    if (want > maxPanicGroups) maxPanicGroups = want;
+    want = maxPanicGroups;
+  }
+  stages.apply(
+    'panic',
+    want,
+    inPanic
+      ? `panic (${transition}): ratio ${round3(ratio)} vs threshold ${spec.panicThreshold}; never below the panic high-water mark ${maxPanicGroups}`
+      : `stable mode: panic ratio ${round3(ratio)} < threshold ${spec.panicThreshold}`,
+  );
+
+  let delayWindow = state.delayWindow;
+  if (spec.reachable && delayWindow !== null) {
+    delayWindow = recordMax(delayWindow, nowSeconds, want);
+    want = currentMax(delayWindow);
+  }
+  stages.apply(
+    'scaleDownDelay',
+    want,
+    delayWindow !== null && spec.reachable
+      ? `max of the wants over the last ${spec.scaleDownDelaySeconds}s`
+      : 'no scale-down delay',
+  );
+
+  applyStartupGate(stages, spec, { readyRaw, requested, pendingSinceSeconds, nowSeconds });
+  applyMissingData(stages, spec, {
+    requested,
+    missing: missing.map((m) => m.name),
+    missingSinceSeconds,
+    nowSeconds,
+  });
+  applyBounds(stages, spec);
+
+  const desiredGroups = stages.want;
+  const explanation: Explanation = {
+    readyGroups: readyRaw,
+    requestedGroups: requested,
+    signals,
+    stableWinner: stableWinner.name,
+    panicWinner: panicWinner.name,
+    rawStableWant: dspc,
+    rawPanicWant: dppc,
+    maxScaleUp,
+    maxScaleDown,
+    panic: { inPanic, transition, ratio, threshold: spec.panicThreshold },
+    stages: stages.records,
+    holdReason: holdReasonOf(stages.records),
+    summary: '',
+  };
+  return {
+    state: {
+      panicSinceSeconds,
+      maxPanicGroups,
+      delayWindow,
+      lastDesired: desiredGroups,
+      pendingSinceSeconds,
+      missingSinceSeconds,
+    },
+    decision: {
+      desiredGroups,
+      valid: true,
+      inPanic,
+      explanation: { ...explanation, summary: summarize(explanation, desiredGroups) },
+    },
+  };
+}
+
+interface HoldContext {
+  readonly readyRaw: number;
+  readonly requested: number;
+  readonly signals: readonly SignalExplanation[];
+  readonly missingSinceSeconds: number | null;
+  readonly pendingSinceSeconds: number | null;
+  readonly nowSeconds: number;
+  readonly inPanic: boolean;
+}
+
+/** No usable signal: Knative's invalid result. The previous decision stands; panic state is untouched. */
+function holdWithoutSignals(spec: DeciderSpec, state: DeciderState, ctx: HoldContext): DecideResult {
+  const previous = state.lastDesired ?? ctx.requested;
+  const stages = new Stages(ctx.requested);
+  const names = ctx.signals.map((s) => `${s.name}: ${s.state}`).join(', ') || 'no signals configured';
+  stages.apply('compute', previous, `no usable signal (${names}); keeping the previous decision ${previous}`);
+  applyMissingData(stages, spec, {
+    requested: ctx.requested,
+    missing: ctx.signals.map((s) => s.name),
+    missingSinceSeconds: ctx.missingSinceSeconds,
+    nowSeconds: ctx.nowSeconds,
+  });
+  applyBounds(stages, spec);
+  const desiredGroups = stages.want;
+  const explanation: Explanation = {
+    readyGroups: ctx.readyRaw,
+    requestedGroups: ctx.requested,
+    signals: ctx.signals,
+    stableWinner: null,
+    panicWinner: null,
+    rawStableWant: null,
+    rawPanicWant: null,
+    maxScaleUp: null,
+    maxScaleDown: null,
+    panic: { inPanic: ctx.inPanic, transition: 'none', ratio: null, threshold: spec.panicThreshold },
+    stages: stages.records,
+    holdReason: `no usable signal (${names})`,
+    summary: '',
+  };
+  return {
+    state: {
+      ...state,
+      lastDesired: desiredGroups,
+      pendingSinceSeconds: ctx.pendingSinceSeconds,
+      missingSinceSeconds: ctx.missingSinceSeconds,
+    },
+    decision: {
+      desiredGroups,
+      valid: false,
+      inPanic: ctx.inPanic,
+      explanation: { ...explanation, summary: summarize(explanation, desiredGroups) },
+    },
+  };
+}
+
+/**
+ * Startup-aware scaling. Groups that were requested but are not ready yet are capacity in flight.
+ * While they start (up to startupTimeoutSeconds), a further scale-up is held at the requested count
+ * unless the want exceeds it by the panic threshold: demand has outgrown even the groups on their way.
+ * Scale-down is never held here, so a pool stuck waiting for GPUs can still shrink.
+ */
+function applyStartupGate(
+  stages: Stages,
+  spec: DeciderSpec,
+  ctx: { readyRaw: number; requested: number; pendingSinceSeconds: number | null; nowSeconds: number },
+): void {
+  const timeout = spec.extensions.startupTimeoutSeconds;
+  const starting = ctx.requested - ctx.readyRaw;
+  if (timeout <= 0 || starting <= 0 || ctx.pendingSinceSeconds === null) {
+    stages.apply(
+      'startup',
+      stages.want,
+      starting > 0 ? `${starting} group(s) starting; gate off` : 'no groups starting',
+    );
+    return;
+  }
+  const startingForSeconds = ctx.nowSeconds - ctx.pendingSinceSeconds;
+  if (startingForSeconds >= timeout) {
+    stages.apply(
+      'startup',
+      stages.want,
+      `${starting} group(s) starting for ${Math.round(startingForSeconds)}s, past startupTimeoutSeconds ${timeout}: no longer counted as capacity`,
+    );
+    return;
+  }
+  const want = stages.want;
+  if (want > ctx.requested && want < ctx.requested * spec.panicThreshold) {
+    stages.apply(
+      'startup',
+      ctx.requested,
+      `${starting} of ${ctx.requested} requested group(s) still starting; want ${want} is below ${spec.panicThreshold}× the request, so wait for them`,
+    );
+    return;
+  }
+  stages.apply(
+    'startup',
+    want,
+    want > ctx.requested
+      ? `want ${want} is at least ${spec.panicThreshold}× the ${ctx.requested} requested: scale up despite ${starting} starting`
+      : `${starting} group(s) starting`,
+  );
+}
+
+/** Missing or stale data never scales down: hold the requested level, and after a while raise to a floor. */
+function applyMissingData(
+  stages: Stages,
+  spec: DeciderSpec,
+  ctx: {
+    requested: number;
+    missing: readonly string[];
+    missingSinceSeconds: number | null;
+    nowSeconds: number;
+  },
+): void {
+  const ext = spec.extensions;
+  if (ctx.missing.length === 0 || !ext.holdOnMissingData) {
+    stages.apply(
+      'missingData',
+      stages.want,
+      ctx.missing.length === 0 ? 'all signals present' : 'hold disabled',
+    );
+    return;
+  }
+  let floor = ctx.requested;
+  let reason = `missing ${ctx.missing.join(', ')}: no scale-down below the requested ${ctx.requested}`;
+  const missingForSeconds = ctx.missingSinceSeconds === null ? 0 : ctx.nowSeconds - ctx.missingSinceSeconds;
+  if (ext.missingFallbackAfterSeconds > 0 && missingForSeconds >= ext.missingFallbackAfterSeconds) {
+    floor = Math.max(floor, ext.fallbackMinReplicas);
+    reason += `; missing for ${Math.round(missingForSeconds)}s, so at least fallbackMinReplicas ${ext.fallbackMinReplicas}`;
+  }
+  stages.apply('missingData', Math.max(stages.want, floor), reason);
+}
+
+/** The KPA reconciler's bounds: min is 0 for an unreachable pool; max 0 means unbounded. */
+function applyBounds(stages: Stages, spec: DeciderSpec): void {
+  const min = spec.reachable ? spec.minReplicas : 0;
+  let want = stages.want;
+  let reason = `within [${min}, ${spec.maxReplicas === 0 ? '∞' : spec.maxReplicas}]`;
+  if (want < min) {
+    want = min;
+    reason = `raised to minReplicas ${min}`;
+  } else if (spec.maxReplicas !== 0 && want > spec.maxReplicas) {
+    want = spec.maxReplicas;
+    reason = `capped at maxReplicas ${spec.maxReplicas}`;
+  }
+  stages.apply('bounds', want, reason);
+}
+
+function holdReasonOf(records: readonly StageRecord[]): string | null {
+  const held = records.find((r) => (r.stage === 'startup' || r.stage === 'missingData') && r.applied);
+  return held ? held.reason : null;
+}
+
+function argMax<T>(items: readonly T[], key: (item: T) => number): T {
+  let best = items[0] as T;
+  for (const item of items) if (key(item) > key(best)) best = item;
+  return best;
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+/** e.g. "3 → 5 groups (panic): kvCacheUtilization stable 2.45 panic 3.1 per-group target 0.7; limited by rateLimit". */
+export function summarize(explanation: Explanation, desiredGroups: number): string {
+  const mode = explanation.panic.inPanic ? 'panic' : 'stable';
+  const head = `${explanation.requestedGroups} → ${desiredGroups} groups (${mode}, ${explanation.readyGroups} ready)`;
+  const parts = explanation.signals.map((s) =>
+    s.state === 'ok'
+      ? `${s.name} stable ${round3(s.stableTotal ?? 0)} panic ${round3(s.panicTotal ?? 0)} target ${s.targetPerGroup}/group`
+      : `${s.name} ${s.state}`,
+  );
+  const limits = explanation.stages
+    .filter((r) => r.applied && r.stage !== 'compute' && r.stage !== 'panic')
+    .map((r) => `${r.stage}: ${r.reason}`);
+  return [head, parts.join('; '), ...limits].filter((p) => p.length > 0).join(' | ');
+}

@@ -1,0 +1,58 @@
+/**
+ * Stable and panic windows for one signal of one pool. Samples are pool totals (the sum of the
+ * per-group values over ready groups, one per second); reading gives the two window averages, or
+ * `noData` when nothing arrived within the stable window (Knative's ErrNoData), never a zero.
+ */
+import type { SignalReading } from './types.ts';
+import { type AggregationAlgorithm, type AveragingWindow, makeWindow, panicWindowSeconds } from './window.ts';
+
+export interface SignalWindowSpec {
+  readonly name: string;
+  readonly targetPerGroup: number;
+  readonly stableWindowSeconds: number;
+  readonly panicWindowPercentage: number;
+  readonly aggregation: AggregationAlgorithm;
+}
+
+export class SignalWindows {
+  readonly spec: SignalWindowSpec;
+  private readonly stable: AveragingWindow;
+  private readonly panic: AveragingWindow;
+
+  constructor(spec: SignalWindowSpec) {
+    this.spec = spec;
+    this.stable = makeWindow(spec.aggregation, spec.stableWindowSeconds);
+    this.panic = makeWindow(
+      spec.aggregation,
+      panicWindowSeconds(spec.stableWindowSeconds, spec.panicWindowPercentage),
+    );
+  }
+
+  /** Records one pool-total sample. Non-finite values are refused: the quality gate should have caught them. */
+  record(atSeconds: number, poolTotal: number): void {
+    if (!Number.isFinite(poolTotal) || poolTotal < 0) {
+      throw new RangeError(
+        `${this.spec.name}: refusing sample ${poolTotal} at ${atSeconds}s (must be finite and >= 0)`,
+      );
+    }
+    this.stable.record(atSeconds, poolTotal);
+    this.panic.record(atSeconds, poolTotal);
+  }
+
+  read(nowSeconds: number): SignalReading {
+    const base = { name: this.spec.name, targetPerGroup: this.spec.targetPerGroup };
+    if (this.stable.isEmpty(nowSeconds)) {
+      return {
+        ...base,
+        state: 'noData',
+        detail: `no sample within the last ${this.spec.stableWindowSeconds}s`,
+      };
+    }
+    return {
+      ...base,
+      state: 'ok',
+      stableTotal: this.stable.average(nowSeconds),
+      panicTotal: this.panic.average(nowSeconds),
+    };
+  }
+}

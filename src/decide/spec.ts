@@ -1,0 +1,34 @@
+/** Canonical decider specs: Knative's defaults, and kvpa's extensions on top of them. */
+import type { DeciderExtensions, DeciderSpec } from './types.ts';
+
+/** All extensions off: the core then reproduces Knative's KPA decision for decision. */
+export const KNATIVE_EXTENSIONS: DeciderExtensions = {
+  ratioEpsilon: 0,
+  startupTimeoutSeconds: 0,
+  holdOnMissingData: false,
+  missingFallbackAfterSeconds: 0,
+  fallbackMinReplicas: 0,
+};
+
+export const KVPA_EXTENSIONS: DeciderExtensions = {
+  ratioEpsilon: 1e-9,
+  startupTimeoutSeconds: 1200,
+  holdOnMissingData: true,
+  missingFallbackAfterSeconds: 0,
+  fallbackMinReplicas: 0,
+};
+
+/** Knative's config-autoscaler defaults (shared/research/knative-kpa.md §7), in groups. */
+export const KNATIVE_DEFAULTS: DeciderSpec = {
+  stableWindowSeconds: 60,
+  panicThreshold: 2,
+  maxScaleUpRate: 1000,
+  maxScaleDownRate: 2,
+  scaleDownDelaySeconds: 0,
+  activationScale: 1,
+  reachable: true,
+  minReplicas: 0,
+  maxReplicas: 0,
+  tickSeconds: 2,
+  extensions: KNATIVE_EXTENSIONS,
+};

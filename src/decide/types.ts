@@ -1,0 +1,158 @@
+/**
+ * Plain data that flows into and out of the decision core. No classes, no I/O: a decision can be
+ * replayed from these values alone (see `kvpa decide`).
+ */
+import type { DelayWindowState } from './delay-window.ts';
+
+/** Why a signal cannot be used this tick. `ok` is the only state that carries values. */
+export type SignalState = 'ok' | 'noData' | 'stale' | 'noQuorum' | 'outOfRange' | 'error';
+
+/** One signal of one pool at one tick, already aggregated into pool totals over ready groups. */
+export interface SignalReading {
+  /** e.g. `kvCacheUtilization`, `queueDepth`, or the name of a raw query. */
+  readonly name: string;
+  /** The value one group should carry (KV fraction, waiting requests, …). */
+  readonly targetPerGroup: number;
+  readonly state: SignalState;
+  /** Σ over ready groups of the per-group value, averaged over the stable window. Present iff state is ok. */
+  readonly stableTotal?: number;
+  /** The same over the panic window. */
+  readonly panicTotal?: number;
+  /** A human-readable detail when state is not ok (which groups were stale, and so on). */
+  readonly detail?: string;
+}
+
+export interface Observation {
+  /** Groups whose leader and every worker are Ready (surge groups excluded). */
+  readonly readyGroups: number;
+  /** The group count the scale target currently asks for. Defaults to the last decision, else readyGroups. */
+  readonly requestedGroups?: number;
+  readonly signals: readonly SignalReading[];
+}
+
+/** A resolved policy for one pool: numbers only, no names of presets or CRD fields. */
+export interface DeciderSpec {
+  readonly stableWindowSeconds: number;
+  /** Panic threshold as a ratio (200 % → 2.0). */
+  readonly panicThreshold: number;
+  readonly maxScaleUpRate: number;
+  readonly maxScaleDownRate: number;
+  readonly scaleDownDelaySeconds: number;
+  readonly activationScale: number;
+  /** False when the pool serves no traffic route: scale-down is then unlimited and undelayed (Knative). */
+  readonly reachable: boolean;
+  readonly minReplicas: number;
+  /** 0 means unbounded, as in Knative. */
+  readonly maxReplicas: number;
+  /** Decision tick; also the bucket width of the scale-down delay window. */
+  readonly tickSeconds: number;
+  /**
+   * kvpa extensions. With all of them off the core reproduces Knative's `Scale` followed by the KPA
+   * reconciler's min/max clamp, decision for decision.
+   */
+  readonly extensions: DeciderExtensions;
+}
+
+export interface DeciderExtensions {
+  /**
+   * ceil(total / target) is taken as ceil(x − ratioEpsilon), so that float noise such as
+   * 2.1 / 0.7 = 3.0000000000000004 does not buy a whole extra 16-GPU group. Knative: 0.
+   */
+  readonly ratioEpsilon: number;
+  /**
+   * Hold scale-up while requested groups are still starting, for up to this long (0 = off).
+   * See README "Startup-aware scaling".
+   */
+  readonly startupTimeoutSeconds: number;
+  /** With some or all signals missing, never go below the current level (Knative: the last decision stands only when all are missing). */
+  readonly holdOnMissingData: boolean;
+  /** After signals have been missing this long, raise the pool to at least `fallbackMinReplicas` (0 = off). */
+  readonly missingFallbackAfterSeconds: number;
+  readonly fallbackMinReplicas: number;
+}
+
+export interface DeciderState {
+  /** Knative's panicTime: the last tick that was over the panic threshold; null when not panicking. */
+  readonly panicSinceSeconds: number | null;
+  /** The panic ratchet's high-water mark. */
+  readonly maxPanicGroups: number;
+  readonly delayWindow: DelayWindowState | null;
+  /** The last valid decision; null before the first one. */
+  readonly lastDesired: number | null;
+  /** When requested > ready was first seen in the current startup episode. */
+  readonly pendingSinceSeconds: number | null;
+  /** When some signal was first seen missing in the current outage. */
+  readonly missingSinceSeconds: number | null;
+}
+
+/** Pipeline stages, in order. Each one records the want before and after, and why. */
+export type StageName =
+  | 'compute'
+  | 'rateLimit'
+  | 'activationScale'
+  | 'panic'
+  | 'scaleDownDelay'
+  | 'startup'
+  | 'missingData'
+  | 'bounds';
+
+export interface StageRecord {
+  readonly stage: StageName;
+  readonly before: number;
+  readonly after: number;
+  /** True when this stage changed the want. */
+  readonly applied: boolean;
+  readonly reason: string;
+}
+
+export interface SignalExplanation {
+  readonly name: string;
+  readonly state: SignalState;
+  readonly targetPerGroup: number;
+  readonly stableTotal?: number;
+  readonly panicTotal?: number;
+  /** ceil(stableTotal / target), before any clamp. */
+  readonly stableWant?: number;
+  readonly panicWant?: number;
+  readonly detail?: string;
+}
+
+export type PanicTransition = 'started' | 'extended' | 'ended' | 'none';
+
+export interface Explanation {
+  readonly readyGroups: number;
+  readonly requestedGroups: number;
+  readonly signals: readonly SignalExplanation[];
+  /** The signal whose stable / panic want was largest; null when none was usable. */
+  readonly stableWinner: string | null;
+  readonly panicWinner: string | null;
+  readonly rawStableWant: number | null;
+  readonly rawPanicWant: number | null;
+  readonly maxScaleUp: number | null;
+  readonly maxScaleDown: number | null;
+  readonly panic: {
+    readonly inPanic: boolean;
+    readonly transition: PanicTransition;
+    /** rawPanicWant / max(1, ready), compared with the threshold. */
+    readonly ratio: number | null;
+    readonly threshold: number;
+  };
+  readonly stages: readonly StageRecord[];
+  /** Set when the decision held the current level instead of following the signals. */
+  readonly holdReason: string | null;
+  /** One line for humans: events, annotations, `kubectl describe`. */
+  readonly summary: string;
+}
+
+export interface Decision {
+  readonly desiredGroups: number;
+  /** False when no signal was usable: the caller keeps the previous decision (Knative's invalid result). */
+  readonly valid: boolean;
+  readonly inPanic: boolean;
+  readonly explanation: Explanation;
+}
+
+export interface DecideResult {
+  readonly state: DeciderState;
+  readonly decision: Decision;
+}
