@@ -219,3 +219,27 @@ describe('static provisioning and the oracle', () => {
     expect(policy.decide(observation(1100, 4, []))).toBe(1);
   });
 });
+
+describe('kvpa adapter (drives src/decide, not a re-implementation)', () => {
+  it('sums each signal over ready groups and decides every 2 s through the decision core', async () => {
+    const { kvpaPolicy, kvpaSignals } = await import('./kvpa.ts');
+    const policy = kvpaPolicy(context('decode'));
+    const [kvSignal] = kvpaSignals('decode', h200);
+    expect(kvSignal?.name).toBe('kvCacheUtilization');
+    // 2 ready groups at KV 0.9, target 0.7 per group: the pool total 1.8 wants ceil(1.8 / 0.7) = 3 groups.
+    expect(policy.decide(observation(1, 2, [kv(0.9), kv(0.9)]))).toBeUndefined();
+    expect(policy.decide(observation(2, 2, [kv(0.9), kv(0.9)]))).toBe(3);
+  });
+
+  it('holds further scale-up while requested groups are starting (the startup gate of KVPA_EXTENSIONS)', async () => {
+    const { kvpaPolicy } = await import('./kvpa.ts');
+    const policy = kvpaPolicy(context('decode'));
+    // 4 requested, 3 ready at KV 1.0: total 3.0 wants ceil(3 / 0.7) = 5, below 2 × 4, so it waits at 4.
+    const metrics = [kv(1.0), kv(1.0), kv(1.0)];
+    const starting = { nowSeconds: 2, pool: 'decode' as const, requestedGroups: 4, readyGroups: 3, metrics };
+    expect(policy.decide(starting)).toBe(4);
+    // Once everything requested is ready, the same load scales to 5.
+    const ready = kvpaPolicy(context('decode'));
+    expect(ready.decide({ ...starting, requestedGroups: 3 })).toBe(5);
+  });
+});
