@@ -13,7 +13,7 @@
  * | decode  | `kvCacheUtilization` | 0.7                                                                     |
  * | decode  | `runningRequests`    | sequences per group at 90 % of the TPOT SLO, 3K context (calibration.md §9) |
  * | prefill | `runningRequests`    | batch size at 70 % utilisation for 2K prompts: 0.08 s·λ/(1 − 0.7)        |
- * | prefill | `queueDepth`         | the peers' prefill queue target (prompts/s at 2K × TTFT / 4)            |
+ * | prefill | `queueDepth`         | prompts/s per group at 2K × TTFT / 4                                     |
  */
 import {
   type DeciderSpec,
@@ -24,12 +24,8 @@ import {
   KVPA_EXTENSIONS,
   SignalWindows,
 } from '../../decide/index.ts';
-import {
-  type Calibration,
-  decodeSequencesPerGpuAtItl,
-  prefillComputeTokensPerSecond,
-} from '../calibration.ts';
-import { kvPolicyTarget } from './targets.ts';
+import type { Calibration } from '../calibration.ts';
+import { decodeRunningTarget, prefillQueueTarget, prefillRunningTarget } from './targets.ts';
 import type { GroupMetrics, PolicyContext, Pool, PoolObservation, ScalingPolicy } from './types.ts';
 
 export interface KvpaSignal {
@@ -43,24 +39,17 @@ const READ: Readonly<Record<KvpaSignal['name'], (m: GroupMetrics) => number>> = 
   queueDepth: (m) => m.numRequestsWaiting,
 };
 
-/** The lab's kvpa signals for a pool (see the table above). */
+/** The lab's kvpa signals for a pool (see the table above and targets.ts). */
 export function kvpaSignals(pool: Pool, c: Calibration): KvpaSignal[] {
   if (pool === 'decode') {
-    const sequencesPerGpu = decodeSequencesPerGpuAtItl(c, c.slo.tpotSeconds * 0.9, 3072);
     return [
       { name: 'kvCacheUtilization', targetPerGroup: 0.7 },
-      {
-        name: 'runningRequests',
-        targetPerGroup: Math.max(1, Math.floor(sequencesPerGpu * c.decode.gpusPerGroup)),
-      },
+      { name: 'runningRequests', targetPerGroup: decodeRunningTarget(c) },
     ];
   }
-  const utilization = 0.7;
-  const promptsPerSecond = (prefillComputeTokensPerSecond(c) / 2048) * utilization;
-  const batch = (c.prefill.forwardOverheadSeconds * promptsPerSecond) / (1 - utilization);
   return [
-    { name: 'runningRequests', targetPerGroup: Math.max(1, Math.round(batch)) },
-    { name: 'queueDepth', targetPerGroup: kvPolicyTarget('prefill', c).targetPerGroup },
+    { name: 'runningRequests', targetPerGroup: prefillRunningTarget(c) },
+    { name: 'queueDepth', targetPerGroup: prefillQueueTarget(c) },
   ];
 }
 

@@ -195,10 +195,11 @@ describe('Kubernetes HPA v2 (peers.md §3)', () => {
     expect(policy.decide(observation(15, 2, [kv(0.9), kv(0.9)]))).toBe(4); // ceil(2 × 1.8)
   });
 
-  it('prefill is driven by queue length, with a positive per-group target', () => {
+  it('prefill is driven by the running count: a 70 %-utilised H200 group of 2K prompts runs ≈ 7 at a time', () => {
     const target = kvPolicyTarget('prefill', h200);
-    expect(target.metric).toBe('numRequestsWaiting');
-    expect(target.targetPerGroup).toBeGreaterThan(1);
+    expect(target.metric).toBe('numRequestsRunning');
+    // λ = 0.7 × 115,968 / 2,048 = 39.6 prompts/s; 0.08 s × 39.6 / 0.3 = 10.6 → 11.
+    expect(target.targetPerGroup).toBe(11);
   });
 });
 

@@ -1,29 +1,38 @@
 /**
- * How the peers are pointed at this fleet. Their algorithms and defaults are their own; what a user must
- * configure for any of them (the metric and its target per group) is chosen here once, the same for every
- * peer, from the calibration:
+ * How the policies are pointed at this fleet. Each peer's algorithm and defaults are its own; what a user must
+ * configure for any of them (the metric and its target per group) is chosen here once, from the calibration,
+ * and shared, so that differences in the comparison come from the algorithms:
  *
- * | pool    | KV-cache policies (AIBrix KPA/APA, HPA)                         | Knative KPA (concurrency)                        |
- * |---------|-----------------------------------------------------------------|--------------------------------------------------|
- * | decode  | `kv_cache_usage_perc`, target 0.5 (AIBrix's DeepSeek-R1 sample [S10]) | `containerConcurrency` = sequences per group at the TPOT SLO with a 3K context (calibration.md §9) |
- * | prefill | `num_requests_waiting`, target = prompts/s per group at 2K × TTFT/4 | `containerConcurrency` = prompts/s per group at 2K × TTFT/2 (Little's law at half the TTFT) |
+ * | pool    | KV-cache policies (AIBrix KPA/APA, HPA)      | Knative KPA (`containerConcurrency`)     | kvpa (largest want wins)              |
+ * |---------|----------------------------------------------|------------------------------------------|---------------------------------------|
+ * | decode  | `kv_cache_usage_perc` 0.5 (AIBrix's DeepSeek-R1 sample [S10]) | decode running target (below) | KV 0.7, running = decode running target |
+ * | prefill | `num_requests_running` = prefill running target | prefill running target                 | running = prefill running target; queue = prefill queue target |
+ *
+ * - **Decode running target:** the sequences one group carries at 90 % of the TPOT SLO with a 3K context
+ *   (calibration.md §9 step-time model).
+ * - **Prefill running target:** the batch a group runs at 70 % utilisation with 2K prompts. A batching server
+ *   with forward overhead o and utilisation ρ runs batches of about o·λ / (1 − ρ) prompts (λ prompts/s), so
+ *   concurrency, not queue length, tracks load below saturation; the queue stays near 0 until the group is
+ *   overloaded, which a 10-minute cold start cannot wait for.
+ * - **Prefill queue target** (kvpa's second prefill signal): prompts/s per group at 2K × TTFT / 4.
  *
  * A prefill group's KV usage is tiny and transient (prompts leave after one batch), so a KV target would keep
- * prefill at its minimum whatever the load; queue length is what AIBrix users configure for prefill roles
- * (aibrix-kpa.md §2.2: any vLLM gauge the fetcher parses).
+ * prefill at its minimum whatever the load; AIBrix and the HPA take any vLLM gauge (aibrix-kpa.md §2.2), so
+ * their prefill pools use the running count.
  */
 import {
   type Calibration,
   decodeSequencesPerGpuAtItl,
   prefillComputeTokensPerSecond,
 } from '../calibration.ts';
-import type { Pool } from './types.ts';
+import type { GroupMetrics, Pool } from './types.ts';
 
 /** The reference prompt and context lengths of calibration.md §9. */
 const REFERENCE_PROMPT_TOKENS = 2048;
 const REFERENCE_DECODE_CONTEXT_TOKENS = 3072;
+const PREFILL_UTILIZATION = 0.7;
 
-export type PeerMetric = 'kvCacheUsagePerc' | 'numRequestsWaiting';
+export type PeerMetric = keyof GroupMetrics;
 
 export interface PeerTarget {
   readonly metric: PeerMetric;
@@ -35,18 +44,27 @@ function prefillPromptsPerSecond(c: Calibration): number {
   return prefillComputeTokensPerSecond(c) / REFERENCE_PROMPT_TOKENS;
 }
 
-export function kvPolicyTarget(pool: Pool, c: Calibration): PeerTarget {
-  if (pool === 'decode') return { metric: 'kvCacheUsagePerc', targetPerGroup: 0.5 };
-  return {
-    metric: 'numRequestsWaiting',
-    targetPerGroup: Math.max(1, Math.round((prefillPromptsPerSecond(c) * c.slo.ttftSeconds) / 4)),
-  };
+export function decodeRunningTarget(c: Calibration): number {
+  const perGpu = decodeSequencesPerGpuAtItl(c, c.slo.tpotSeconds * 0.9, REFERENCE_DECODE_CONTEXT_TOKENS);
+  return Math.max(1, Math.floor(perGpu * c.decode.gpusPerGroup));
 }
 
-/** Knative `containerConcurrency` for a group of the pool (the target is this × the 0.7 utilisation). */
+export function prefillRunningTarget(c: Calibration): number {
+  const lambda = prefillPromptsPerSecond(c) * PREFILL_UTILIZATION;
+  return Math.max(1, Math.round((c.prefill.forwardOverheadSeconds * lambda) / (1 - PREFILL_UTILIZATION)));
+}
+
+export function prefillQueueTarget(c: Calibration): number {
+  return Math.max(1, Math.round((prefillPromptsPerSecond(c) * c.slo.ttftSeconds) / 4));
+}
+
+/** The metric and per-group target of the KV-cache policies (AIBrix KPA/APA, HPA). */
+export function kvPolicyTarget(pool: Pool, c: Calibration): PeerTarget {
+  if (pool === 'decode') return { metric: 'kvCacheUsagePerc', targetPerGroup: 0.5 };
+  return { metric: 'numRequestsRunning', targetPerGroup: prefillRunningTarget(c) };
+}
+
+/** Knative `containerConcurrency` for a group of the pool (Knative's target is this × its 0.7 utilisation). */
 export function concurrencyPerGroup(pool: Pool, c: Calibration): number {
-  if (pool === 'prefill')
-    return Math.max(1, Math.round((prefillPromptsPerSecond(c) * c.slo.ttftSeconds) / 2));
-  const perGpu = decodeSequencesPerGpuAtItl(c, c.slo.tpotSeconds, REFERENCE_DECODE_CONTEXT_TOKENS);
-  return Math.max(1, Math.floor(perGpu * c.decode.gpusPerGroup));
+  return pool === 'prefill' ? prefillRunningTarget(c) : decodeRunningTarget(c);
 }
