@@ -1,8 +1,10 @@
 /**
  * `kvpa simulate`: replay a trace through the simulated fleet under one policy, or compare several.
  *
- *   kvpa simulate --trace FILE --policy NAME [options] --out DIR      → DIR/summary.json
- *   kvpa simulate --trace FILE --compare a,b,c [options] --out DIR   → DIR/compare.json (+ DIR/<policy>.json)
+ *   kvpa simulate --trace FILE --policy NAME [options] --out DIR
+ *     → DIR/summary.json, DIR/timeline-{prefill,decode}.svg
+ *   kvpa simulate --trace FILE --compare a,b,c [options] --out DIR
+ *     → DIR/compare.json, DIR/<policy>.json, DIR/<policy>-{prefill,decode}.svg
  *
  * Exit codes: 0 done, 2 usage or input error (the message names the flag or the file and line).
  */
@@ -18,6 +20,7 @@ import {
   type SimulationSettings,
   type SimulationSummary,
 } from './run.ts';
+import { timelineSvg } from './svg.ts';
 import { TraceError } from './trace.ts';
 
 const USAGE = `usage: kvpa simulate --trace FILE (--policy NAME | --compare A,B,…) --out DIR [options]
@@ -25,6 +28,7 @@ const USAGE = `usage: kvpa simulate --trace FILE (--policy NAME | --compare A,B,
 options:
   --rate-multiplier X     arrivals per source arrival (default 1)
   --time-compression C    divide trace time by C (default 1)
+  --output-scale K        multiply every output length by K (default 1; R1-like reasoning: 10)
   --startup-minutes M     group cold start, request to serving (default: the calibration's, 10)
   --seed N                seed for trace expansion and copies (default 1)
   --calibration NAME|FILE deepseek-r1-h200 (default) or deepseek-r1-h100, or a YAML file
@@ -74,6 +78,7 @@ export function parseSimulateArgs(argv: readonly string[]): {
         out: { type: 'string' },
         'rate-multiplier': { type: 'string' },
         'time-compression': { type: 'string' },
+        'output-scale': { type: 'string' },
         'startup-minutes': { type: 'string' },
         seed: { type: 'string' },
         calibration: { type: 'string' },
@@ -109,6 +114,7 @@ export function parseSimulateArgs(argv: readonly string[]): {
   const nonNegative = (x: number) => x >= 0;
   const rateMultiplier = numberFlag(v, 'rate-multiplier', positive, 'a number > 0');
   const timeCompression = numberFlag(v, 'time-compression', positive, 'a number > 0');
+  const outputScale = numberFlag(v, 'output-scale', positive, 'a number > 0');
   const startupMinutes = numberFlag(v, 'startup-minutes', nonNegative, 'a number of minutes ≥ 0');
   const seed = numberFlag(v, 'seed', Number.isInteger, 'an integer');
   const scrapeInterval = numberFlag(
@@ -130,6 +136,7 @@ export function parseSimulateArgs(argv: readonly string[]): {
       seed: seed ?? 1,
       ...(rateMultiplier !== undefined ? { rateMultiplier } : {}),
       ...(timeCompression !== undefined ? { timeCompression } : {}),
+      ...(outputScale !== undefined ? { outputScale } : {}),
       ...(fromSeconds !== undefined ? { fromSeconds } : {}),
       ...(untilSeconds !== undefined ? { untilSeconds } : {}),
     },
@@ -151,6 +158,7 @@ export function settingsRecord(settings: SimulationSettings) {
     calibration: settings.calibration.name,
     rateMultiplier: settings.trace.rateMultiplier ?? 1,
     timeCompression: settings.trace.timeCompression ?? 1,
+    outputScale: settings.trace.outputScale ?? 1,
     seed: settings.trace.seed ?? 1,
     fromSeconds: settings.trace.fromSeconds ?? 0,
     untilSeconds: settings.trace.untilSeconds ?? null,
@@ -246,6 +254,11 @@ export async function runSimulateCommand(argv: readonly string[]): Promise<numbe
         join(outDirectory, compare ? `${policy}.json` : 'summary.json'),
         `${JSON.stringify(record, null, 2)}\n`,
       );
+      for (const pool of ['prefill', 'decode'] as const) {
+        const title = `${policy} · ${pool} · ${basename(settings.tracePath)} ×${settings.trace.rateMultiplier ?? 1}, startup ${settings.startupSeconds / 60} min`;
+        const name = compare ? `${policy}-${pool}.svg` : `timeline-${pool}.svg`;
+        writeFileSync(join(outDirectory, name), timelineSvg(summary.timeline, pool, title));
+      }
     }
     if (compare) {
       const comparison = {

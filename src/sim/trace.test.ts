@@ -92,6 +92,14 @@ describe('per-request traces (README table)', () => {
     expect(compressed.lastSeconds).toBeCloseTo(3435.948 / 2, 6);
   });
 
+  it('the output scale multiplies output lengths and nothing else', () => {
+    const base = collect(code, { untilSeconds: 300 });
+    const scaled = collect(code, { untilSeconds: 300, outputScale: 10 });
+    expect(scaled.t).toEqual(base.t);
+    expect(scaled.input).toEqual(base.input);
+    expect(scaled.output).toEqual(base.output.map((o) => o * 10));
+  });
+
   it('a slice keeps [from, until) and shifts it to start at 0', () => {
     const all = collect(conv);
     const slice = collect(conv, { fromSeconds: 600, untilSeconds: 900 });

@@ -46,6 +46,11 @@ export interface TraceOptions {
   readonly fromSeconds?: number;
   /** Keep arrivals at output time < this (before the shift). Default unbounded. */
   readonly untilSeconds?: number;
+  /**
+   * Multiply every output length (rounded, at least 1). Default 1. The development traces' outputs are short
+   * (median 13–129 tokens) next to DeepSeek-R1's reasoning outputs; this makes a decode-heavy variant.
+   */
+  readonly outputScale?: number;
   /** Arrivals per yielded batch. Default 4096. */
   readonly batchSize?: number;
 }
@@ -168,6 +173,8 @@ export function* readTrace(file: string, options: TraceOptions = {}): Generator<
   const fromSeconds = options.fromSeconds ?? 0;
   const untilSeconds = options.untilSeconds ?? Number.POSITIVE_INFINITY;
   const batchSize = options.batchSize ?? 4096;
+  const outputScale = options.outputScale ?? 1;
+  if (!(outputScale > 0)) throw new RangeError(`outputScale (${outputScale}) must be > 0`);
 
   let batch = newBatch(batchSize);
   let lastEmitted = Number.NEGATIVE_INFINITY;
@@ -184,7 +191,8 @@ export function* readTrace(file: string, options: TraceOptions = {}): Generator<
     const i = batch.count++;
     batch.tSeconds[i] = t - fromSeconds;
     batch.inputTokens[i] = inputTokens;
-    batch.outputTokens[i] = outputTokens;
+    batch.outputTokens[i] =
+      outputScale === 1 ? outputTokens : Math.max(1, Math.round(outputTokens * outputScale));
     if (batch.count < batchSize) return undefined;
     const full = batch;
     batch = newBatch(batchSize);
