@@ -38,6 +38,7 @@ export const ScaleTargetRefSchema = z
     apiVersion: z
       .string()
       .min(1)
+      .max(253)
       .describe('API version of the scale target, e.g. leaderworkerset.x-k8s.io/v1 or ray.io/v1.'),
     kind: z
       .enum(SCALE_TARGET_KINDS)
@@ -48,11 +49,13 @@ export const ScaleTargetRefSchema = z
     workerGroupName: z
       .string()
       .min(1)
+      .max(63)
       .optional()
       .describe('RayCluster only: the spec.workerGroupSpecs[].groupName whose replicas count the groups.'),
     roleName: z
       .string()
       .min(1)
+      .max(63)
       .optional()
       .describe('StormService only: the spec.template.spec.roles[].name of the role to scale (pool mode).'),
   })
@@ -94,6 +97,7 @@ export const MetricSpecSchema = z
     query: z
       .string()
       .min(1)
+      .max(4096)
       .optional()
       .describe(
         'promql only: an instant-vector PromQL query. With kind perGroup it must return one series per group head pod (keep the pod label).',

@@ -1,6 +1,37 @@
 /** kvpa's command line: one dispatcher, one module per subcommand. */
-export async function main(argv: readonly string[]): Promise<number> {
-  const [command] = argv;
-  process.stderr.write(`kvpa: unknown command ${JSON.stringify(command ?? '')}\n`);
-  return 2;
+import { DECIDE_USAGE, runDecide } from './decide.ts';
+import { type Output, runValidate, VALIDATE_USAGE } from './validate.ts';
+
+const USAGE = `kvpa: the KV-cache Pod Autoscaler
+
+Commands:
+  kvpa decide --scenario FILE     replay observations through the decision core (JSON lines out)
+  kvpa validate FILE...           check PodAutoscaler and ScalingPolicy files
+  kvpa help                       this text
+
+${DECIDE_USAGE}
+${VALIDATE_USAGE}`;
+
+const processOutput: Output = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+};
+
+export async function main(argv: readonly string[], io: Output = processOutput): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'decide':
+      return runDecide(rest, io);
+    case 'validate':
+      return runValidate(rest, io);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      io.out(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      io.err(`kvpa: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      return 2;
+  }
 }

@@ -170,7 +170,7 @@ export function decide(
     'panic',
     want,
     inPanic
-      ? `panic (${transition}): ratio ${round3(ratio)} vs threshold ${spec.panicThreshold}; never below the panic high-water mark ${maxPanicGroups}`
+      ? `${panicPhrase(transition, (panicSinceSeconds ?? nowSeconds) + spec.stableWindowSeconds - nowSeconds)}: panic ratio ${round3(ratio)} vs threshold ${spec.panicThreshold}; never below the panic high-water mark ${maxPanicGroups}`
       : `stable mode: panic ratio ${round3(ratio)} < threshold ${spec.panicThreshold}`,
   );
 
@@ -389,6 +389,12 @@ function argMax<T>(items: readonly T[], key: (item: T) => number): T {
   return best;
 }
 
+function panicPhrase(transition: PanicTransition, secondsLeft: number): string {
+  if (transition === 'started') return 'panic started';
+  if (transition === 'extended') return 'panic extended (still over the threshold)';
+  return `panic holds for ${Math.max(0, Math.round(secondsLeft))}s more (one stable window after the last tick over the threshold)`;
+}
+
 function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
@@ -400,10 +406,10 @@ export function summarize(explanation: Explanation, desiredGroups: number): stri
   const parts = explanation.signals.map((s) =>
     s.state === 'ok'
       ? `${s.name} stable ${round3(s.stableTotal ?? 0)} panic ${round3(s.panicTotal ?? 0)} target ${s.targetPerGroup}/group`
-      : `${s.name} ${s.state}`,
+      : `${s.name} ${s.state}${s.detail !== undefined ? ` (${s.detail})` : ''}`,
   );
   const limits = explanation.stages
-    .filter((r) => r.applied && r.stage !== 'compute' && r.stage !== 'panic')
+    .filter((r) => r.applied && r.stage !== 'compute')
     .map((r) => `${r.stage}: ${r.reason}`);
   return [head, parts.join('; '), ...limits].filter((p) => p.length > 0).join(' | ');
 }

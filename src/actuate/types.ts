@@ -1,0 +1,64 @@
+/**
+ * The one interface every scale target implements. kvpa scales whole replica groups (a leader plus
+ * its workers) through the workload's own API and never touches individual pods.
+ * See shared/research/workloads.md for each kind's paths, readiness rules and gotchas.
+ */
+import type { ScaleTargetRef } from '../api/podautoscaler.ts';
+
+/** The head (leader) pod of one group: where engine metrics are read. */
+export interface HeadPod {
+  readonly namespace: string;
+  readonly name: string;
+  /** Stable identity of the group within the target (e.g. LWS group index, RayCluster name). */
+  readonly groupKey: string;
+  /** True when the whole group (leader and every worker) is Ready. */
+  readonly groupReady: boolean;
+  readonly podIP?: string;
+}
+
+export interface TargetState {
+  /** Groups the target's spec asks for. */
+  readonly specGroups: number;
+  /**
+   * Groups whose leader and every worker are Ready, counting only groups that are capacity:
+   * surge groups created by a rolling update (index ≥ spec) are excluded.
+   */
+  readonly readyGroups: number;
+  /** Pods per group (1 for Deployment/StatefulSet), or null when the target does not say. */
+  readonly groupSize: number | null;
+  /** The resourceVersion read with specGroups: the precondition for the next write. */
+  readonly resourceVersion: string;
+}
+
+export interface ScaleTarget {
+  readonly namespace: string;
+  readonly ref: ScaleTargetRef;
+  /** Reads spec and ready group counts. Throws TargetNotFoundError when the object does not exist. */
+  read(): Promise<TargetState>;
+  /**
+   * Sets the group count in one write, guarded by `resourceVersion`. Throws ConflictError on a 409
+   * (someone else wrote since the read: re-read and decide again) and TargetNotFoundError on a 404.
+   */
+  write(groups: number, resourceVersion: string): Promise<void>;
+  /** The head pod of each existing group, with group readiness. */
+  heads(): Promise<HeadPod[]>;
+}
+
+export class TargetNotFoundError extends Error {
+  constructor(
+    readonly ref: ScaleTargetRef,
+    readonly namespace: string,
+  ) {
+    super(`${ref.kind} ${namespace}/${ref.name} not found`);
+  }
+}
+
+export class ConflictError extends Error {
+  constructor(
+    readonly ref: ScaleTargetRef,
+    readonly namespace: string,
+    detail: string,
+  ) {
+    super(`${ref.kind} ${namespace}/${ref.name} changed since it was read: ${detail}`);
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Built-in values for behaviour fields that neither the preset nor the PodAutoscaler sets. They are
+ * Knative's config-autoscaler defaults (shared/research/knative-kpa.md §7) where Knative has the
+ * knob, and kvpa's own where it does not. Metrics have no built-in default: a pool must get them
+ * from its preset or set them itself.
+ */
+export const DEFAULT_PRESET = 'default';
+
+export const BUILTIN_BEHAVIOR = {
+  stableWindowSeconds: 60,
+  panicWindowPercentage: 10,
+  panicThresholdPercentage: 200,
+  maxScaleUpRate: 1000,
+  maxScaleDownRate: 2,
+  scaleDownDelaySeconds: 0,
+  activationScale: 1,
+  aggregation: 'linear',
+  tickSeconds: 2,
+  // About the typical cold start of a multi-node DeepSeek-R1 group (calibration.md §6: ≈10 min typical, 30–60 slow).
+  startupTimeoutSeconds: 1200,
+  missingData: {
+    // Four 15 s Prometheus scrapes: one late scrape is not an outage.
+    staleAfterSeconds: 60,
+    // Half the ready groups must report, so one dead head pod cannot freeze the pool (aibrix#617).
+    minQuorumPercentage: 50,
+    fallbackAfterSeconds: 0,
+    fallbackMinReplicas: 0,
+  },
+} as const;
+
+export const DEFAULT_MIN_REPLICAS = 1;

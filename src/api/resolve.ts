@@ -1,0 +1,249 @@
+/**
+ * Resolves the effective behaviour of each pool, field by field, in this order (later wins):
+ *   1. built-in defaults (defaults.ts);
+ *   2. the preset named by spec.policyRef.name (or `default`): its `behavior`, then its entry for
+ *      the pool's name (which may itself start from another preset);
+ *   3. spec.policyRef.overrides;
+ *   4. the pool's own fields.
+ * `metrics` is replaced whole; `missingData` is merged field by field. The result is turned into the
+ * decision core's DeciderSpec, which knows nothing of presets or CRD field names.
+ */
+import { KVPA_EXTENSIONS } from '../decide/spec.ts';
+import type { DeciderSpec } from '../decide/types.ts';
+import type { AggregationAlgorithm } from '../decide/window.ts';
+import { BUILTIN_BEHAVIOR, DEFAULT_MIN_REPLICAS, DEFAULT_PRESET } from './defaults.ts';
+import type { Behavior, MetricSpec, PodAutoscalerSpec, PoolSpec, ScaleTargetRef } from './podautoscaler.ts';
+import type { Policy } from './policy.ts';
+
+export interface ResolvedPool {
+  readonly name: string;
+  readonly scaleTargetRef: ScaleTargetRef;
+  readonly minReplicas: number;
+  readonly maxReplicas: number;
+  readonly engine: 'auto' | 'vllm' | 'sglang';
+  readonly metrics: readonly MetricSpec[];
+  readonly stableWindowSeconds: number;
+  readonly panicWindowPercentage: number;
+  readonly panicThresholdPercentage: number;
+  readonly maxScaleUpRate: number;
+  readonly maxScaleDownRate: number;
+  readonly scaleDownDelaySeconds: number;
+  readonly activationScale: number;
+  readonly aggregation: AggregationAlgorithm;
+  readonly tickSeconds: number;
+  readonly startupTimeoutSeconds: number;
+  readonly missingData: {
+    readonly staleAfterSeconds: number;
+    readonly minQuorumPercentage: number;
+    readonly fallbackAfterSeconds: number;
+    readonly fallbackMinReplicas: number;
+  };
+  /** Which layer set each field, for `kvpa validate --explain` and for humans reading status. */
+  readonly sources: Readonly<Record<string, string>>;
+}
+
+export class ResolveError extends Error {
+  constructor(
+    readonly path: string,
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+  }
+}
+
+const BEHAVIOR_FIELDS = [
+  'metrics',
+  'stableWindowSeconds',
+  'panicWindowPercentage',
+  'panicThresholdPercentage',
+  'maxScaleUpRate',
+  'maxScaleDownRate',
+  'scaleDownDelaySeconds',
+  'activationScale',
+  'aggregation',
+  'tickSeconds',
+  'startupTimeoutSeconds',
+  'missingData',
+] as const satisfies readonly (keyof Behavior)[];
+
+type Layer = { readonly label: string; readonly behavior: Behavior };
+
+/** The preset's layers for one pool, following `policy:` references (cycles are an error). */
+function presetLayers(
+  presetName: string,
+  poolName: string,
+  policies: ReadonlyMap<string, Policy>,
+  path: string,
+  seen: readonly string[] = [],
+): Layer[] {
+  if (seen.includes(presetName)) {
+    throw new ResolveError(
+      path,
+      `policy presets refer to each other in a cycle: ${[...seen, presetName].join(' → ')}`,
+      'break the cycle in policies/',
+    );
+  }
+  const preset = policies.get(presetName);
+  if (preset === undefined) {
+    const known = [...policies.keys()].sort();
+    const close = closest(presetName, known);
+    throw new ResolveError(
+      path,
+      seen.length > 0
+        ? `unknown policy preset "${presetName}" (named by preset ${seen[seen.length - 1]}, pools.${poolName}.policy)`
+        : `unknown policy preset "${presetName}"`,
+      close !== null
+        ? `did you mean "${close}"? Known presets: ${known.join(', ')}`
+        : `known presets: ${known.join(', ')}`,
+    );
+  }
+  const layers: Layer[] = [];
+  if (preset.spec.behavior) layers.push({ label: `preset ${presetName}`, behavior: preset.spec.behavior });
+  const poolEntry = preset.spec.pools?.[poolName];
+  if (poolEntry !== undefined) {
+    const { policy, ...behavior } = poolEntry;
+    if (policy !== undefined) {
+      layers.push(...presetLayers(policy, poolName, policies, path, [...seen, presetName]));
+    }
+    layers.push({ label: `preset ${presetName} pools.${poolName}`, behavior });
+  }
+  return layers;
+}
+
+export function resolvePool(
+  spec: Pick<PodAutoscalerSpec, 'policyRef'>,
+  pool: PoolSpec,
+  poolIndex: number,
+  policies: ReadonlyMap<string, Policy>,
+): ResolvedPool {
+  const presetName = spec.policyRef?.name ?? DEFAULT_PRESET;
+  const layers: Layer[] = [
+    { label: 'built-in default', behavior: BUILTIN_BEHAVIOR as unknown as Behavior },
+    ...presetLayers(presetName, pool.name, policies, spec.policyRef ? 'spec.policyRef.name' : 'spec'),
+  ];
+  if (spec.policyRef?.overrides)
+    layers.push({ label: 'spec.policyRef.overrides', behavior: spec.policyRef.overrides });
+  const {
+    name: _n,
+    scaleTargetRef: _s,
+    minReplicas: _mi,
+    maxReplicas: _ma,
+    engine: _e,
+    ...poolBehavior
+  } = pool;
+  layers.push({ label: `spec.pools[${poolIndex}]`, behavior: poolBehavior });
+
+  const merged: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
+  for (const layer of layers) {
+    for (const field of BEHAVIOR_FIELDS) {
+      const value = layer.behavior[field];
+      if (value === undefined) continue;
+      if (field === 'missingData') {
+        merged.missingData = { ...(merged.missingData as object | undefined), ...(value as object) };
+        for (const k of Object.keys(value as object)) sources[`missingData.${k}`] = layer.label;
+      } else {
+        merged[field] = value;
+        sources[field] = layer.label;
+      }
+    }
+  }
+  const metrics = merged.metrics as MetricSpec[] | undefined;
+  if (metrics === undefined || metrics.length === 0) {
+    throw new ResolveError(
+      `spec.pools[${poolIndex}].metrics`,
+      `pool "${pool.name}" has no metrics: neither the pool nor preset "${presetName}" defines any for it`,
+      `set spec.pools[${poolIndex}].metrics (e.g. [{type: kvCacheUtilization, target: 0.7}]) or use a preset with an entry for "${pool.name}"`,
+    );
+  }
+  const minReplicas = pool.minReplicas ?? DEFAULT_MIN_REPLICAS;
+  if (minReplicas > pool.maxReplicas) {
+    throw new ResolveError(
+      `spec.pools[${poolIndex}].minReplicas`,
+      `minReplicas ${minReplicas} exceeds maxReplicas ${pool.maxReplicas}`,
+      'lower minReplicas or raise maxReplicas',
+    );
+  }
+  return {
+    ...(merged as Omit<
+      ResolvedPool,
+      'name' | 'scaleTargetRef' | 'minReplicas' | 'maxReplicas' | 'engine' | 'sources'
+    >),
+    name: pool.name,
+    scaleTargetRef: pool.scaleTargetRef,
+    minReplicas,
+    maxReplicas: pool.maxReplicas,
+    engine: pool.engine ?? 'auto',
+    sources,
+  };
+}
+
+/** Resolves every pool; collects all errors instead of stopping at the first. */
+export function resolveAll(
+  spec: PodAutoscalerSpec,
+  policies: ReadonlyMap<string, Policy>,
+): { pools: ResolvedPool[]; errors: ResolveError[] } {
+  const pools: ResolvedPool[] = [];
+  const errors: ResolveError[] = [];
+  spec.pools.forEach((pool, i) => {
+    try {
+      pools.push(resolvePool(spec, pool, i, policies));
+    } catch (e) {
+      if (e instanceof ResolveError) errors.push(e);
+      else throw e;
+    }
+  });
+  return { pools, errors };
+}
+
+/** The decision core's view of a resolved pool. */
+export function toDeciderSpec(pool: ResolvedPool): DeciderSpec {
+  return {
+    stableWindowSeconds: pool.stableWindowSeconds,
+    panicThreshold: pool.panicThresholdPercentage / 100,
+    maxScaleUpRate: pool.maxScaleUpRate,
+    maxScaleDownRate: pool.maxScaleDownRate,
+    scaleDownDelaySeconds: pool.scaleDownDelaySeconds,
+    activationScale: pool.activationScale,
+    reachable: true,
+    minReplicas: pool.minReplicas,
+    maxReplicas: pool.maxReplicas,
+    tickSeconds: pool.tickSeconds,
+    extensions: {
+      ...KVPA_EXTENSIONS,
+      startupTimeoutSeconds: pool.startupTimeoutSeconds,
+      missingFallbackAfterSeconds: pool.missingData.fallbackAfterSeconds,
+      fallbackMinReplicas: pool.missingData.fallbackMinReplicas,
+    },
+  };
+}
+
+/** Levenshtein distance, for "did you mean" hints. */
+export function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0] ?? 0;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j] ?? 0;
+      row[j] = Math.min(above + 1, (row[j - 1] ?? 0) + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length] ?? 0;
+}
+
+/** The closest candidate within a third of the word's length, or null. */
+export function closest(word: string, candidates: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestDistance = Math.max(2, Math.ceil(word.length / 3)) + 1;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return best;
+}

@@ -1,0 +1,98 @@
+/**
+ * Each cross-field rule exists twice: as CEL in the CRD (the API server enforces it) and as a
+ * TypeScript check (kvpa validate and the controller enforce it). This evaluates both on the same
+ * generated objects with a CEL interpreter, so the two cannot drift apart.
+ */
+import { evaluate } from '@marcbachmann/cel-js';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  type MetricSpec,
+  type MetricsSource,
+  metricRules,
+  metricsSourceRules,
+  type PodAutoscalerSpec,
+  type PoolSpec,
+  poolRules,
+  SCALE_TARGET_KINDS,
+  type ScaleTargetRef,
+  scaleTargetRules,
+  specRules,
+} from './podautoscaler.ts';
+import type { CrossFieldRule } from './rules.ts';
+
+const opt = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
+/** Drops undefined fields, as YAML/JSON would: CEL's has() sees only present fields. */
+const clean = <T extends object>(o: T): T => JSON.parse(JSON.stringify(o)) as T;
+
+const targetRef: fc.Arbitrary<ScaleTargetRef> = fc
+  .record({
+    apiVersion: fc.constant('x/v1'),
+    kind: fc.constantFrom(...SCALE_TARGET_KINDS),
+    name: fc.constantFrom('a', 'b'),
+    workerGroupName: opt(fc.constantFrom('w1', 'w2')),
+    roleName: opt(fc.constantFrom('prefill', 'decode')),
+  })
+  .map(clean);
+
+const metric: fc.Arbitrary<MetricSpec> = fc
+  .record({
+    type: fc.constantFrom('kvCacheUtilization', 'queueDepth', 'runningRequests', 'promql' as const),
+    target: fc.oneof(fc.double({ min: 0.01, max: 3, noNaN: true }), fc.constantFrom(1, 0.7, 1.0000001)),
+    query: opt(fc.constant('sum(x)')),
+    name: opt(fc.constant('x')),
+    kind: opt(fc.constantFrom('perGroup', 'total' as const)),
+  })
+  .map(clean);
+
+const pool: fc.Arbitrary<PoolSpec> = fc
+  .record({
+    name: fc.constantFrom('prefill', 'decode', 'x'),
+    scaleTargetRef: targetRef,
+    minReplicas: opt(fc.integer({ min: 0, max: 6 })),
+    maxReplicas: fc.integer({ min: 1, max: 6 }),
+    missingData: opt(fc.record({ fallbackMinReplicas: opt(fc.integer({ min: 0, max: 8 })) }).map(clean)),
+  })
+  .map(clean);
+
+const source: fc.Arbitrary<MetricsSource> = fc
+  .record({
+    prometheus: opt(fc.constant({ address: 'http://p:9090' })),
+    pods: opt(fc.constant({ port: 8000 })),
+  })
+  .map(clean);
+
+const spec = fc
+  .record({
+    mode: fc.constant('DryRun' as const),
+    metricsSource: source,
+    pools: fc.array(pool, { minLength: 1, maxLength: 4 }),
+  })
+  .map((s) => clean(s) as PodAutoscalerSpec);
+
+function agree<T>(rules: readonly CrossFieldRule<T>[], arb: fc.Arbitrary<T>) {
+  // Both outcomes must occur, or the comparison proves little.
+  const seen = new Set<boolean>();
+  fc.assert(
+    fc.property(arb, (self) => {
+      for (const rule of rules) {
+        const viaCel = evaluate(rule.cel, { self });
+        const viaTs = rule.check(self);
+        seen.add(viaTs);
+        expect(viaCel, `${rule.cel} on ${JSON.stringify(self)}`).toBe(viaTs);
+      }
+    }),
+    { numRuns: 400 },
+  );
+  expect([...seen].sort()).toEqual([false, true]);
+}
+
+describe('CEL and TypeScript say the same for every cross-field rule', () => {
+  it('scaleTargetRef: RayCluster needs workerGroupName, StormService needs roleName', () =>
+    agree(scaleTargetRules, targetRef));
+  it('metrics: KV targets are fractions; promql needs query, name and kind; only promql has query/kind', () =>
+    agree(metricRules, metric));
+  it('pools: min ≤ max, fallback floor ≤ max', () => agree(poolRules, pool));
+  it('metricsSource: exactly one of prometheus or pods', () => agree(metricsSourceRules, source));
+  it('spec: unique pool names, one scale target per pool', () => agree(specRules, spec));
+});

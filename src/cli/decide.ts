@@ -1,0 +1,198 @@
+/**
+ * `kvpa decide --scenario FILE`: replays observations through the decision core and prints one JSON
+ * line per step. For debugging a policy and for checking the rules by hand (format: README "kvpa decide").
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { formatPath } from '../api/documents.ts';
+import { decide, initialState } from '../decide/kpa.ts';
+import { SignalWindows } from '../decide/signal-windows.ts';
+import { KNATIVE_EXTENSIONS, KVPA_EXTENSIONS } from '../decide/spec.ts';
+import type { DeciderSpec, SignalReading } from '../decide/types.ts';
+import type { Output } from './validate.ts';
+
+export const DECIDE_USAGE = `Usage: kvpa decide --scenario FILE [--summary]
+
+Replays a scenario (JSON) through the decision core; writes one JSON line per step:
+  {"atSeconds", "desiredReplicas", "valid", "inPanic", "explanation"}
+  --summary   write {"atSeconds", "desiredReplicas", "valid", "inPanic", "summary"} instead
+`;
+
+const ScenarioPolicySchema = z.strictObject({
+  targetPerGroup: z.number().gt(0),
+  stableWindowSeconds: z.number().int().min(1).default(60),
+  panicWindowPercentage: z.number().min(1).max(100).default(10),
+  panicThresholdPercent: z.number().gt(100).default(200),
+  maxScaleUpRate: z.number().gt(1).default(1000),
+  maxScaleDownRate: z.number().gt(1).default(2),
+  scaleDownDelaySeconds: z.number().min(0).default(0),
+  activationScale: z.number().int().min(1).default(1),
+  reachable: z.boolean().default(true),
+  minReplicas: z.number().int().min(0).default(0),
+  maxReplicas: z.number().int().min(0).default(0),
+  initialReadyGroups: z.number().int().min(0).default(1),
+  tickSeconds: z.number().int().min(1).default(2),
+  aggregation: z.enum(['linear', 'weightedExponential']).default('linear'),
+  startupTimeoutSeconds: z.number().int().min(0).optional(),
+  /** kvpa (default) adds kvpa's extensions; knative reproduces Knative's KPA exactly. */
+  extensions: z.enum(['kvpa', 'knative']).default('kvpa'),
+});
+
+const StepBase = {
+  atSeconds: z.number().min(0),
+  readyGroups: z.number().int().min(0),
+  requestedGroups: z.number().int().min(0).optional(),
+  metricError: z.boolean().optional(),
+};
+const AggregatedStepSchema = z.strictObject({
+  ...StepBase,
+  stableTotal: z.number().min(0),
+  panicTotal: z.number().min(0),
+});
+const SamplesStepSchema = z.strictObject({
+  ...StepBase,
+  samples: z.array(z.strictObject({ atSeconds: z.number().min(0), value: z.number().min(0) })),
+});
+
+export const ScenarioSchema = z.strictObject({
+  description: z.string().optional(),
+  policy: ScenarioPolicySchema,
+  steps: z
+    .array(z.union([AggregatedStepSchema, SamplesStepSchema]))
+    .min(1)
+    .superRefine((steps, ctx) => {
+      for (let i = 1; i < steps.length; i++) {
+        if ((steps[i]?.atSeconds ?? 0) < (steps[i - 1]?.atSeconds ?? 0)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'atSeconds'],
+            message: 'steps must be in time order: atSeconds went backwards',
+          });
+        }
+      }
+    }),
+});
+export type Scenario = z.infer<typeof ScenarioSchema>;
+
+export interface DecideLine {
+  atSeconds: number;
+  desiredReplicas: number;
+  valid: boolean;
+  inPanic: boolean;
+  explanation?: unknown;
+  summary?: string;
+}
+
+/** Pure replay of a parsed scenario. */
+export function replay(scenario: Scenario, summaryOnly = false): DecideLine[] {
+  const p = scenario.policy;
+  const base = p.extensions === 'knative' ? KNATIVE_EXTENSIONS : KVPA_EXTENSIONS;
+  const spec: DeciderSpec = {
+    stableWindowSeconds: p.stableWindowSeconds,
+    panicThreshold: p.panicThresholdPercent / 100,
+    maxScaleUpRate: p.maxScaleUpRate,
+    maxScaleDownRate: p.maxScaleDownRate,
+    scaleDownDelaySeconds: p.scaleDownDelaySeconds,
+    activationScale: p.activationScale,
+    reachable: p.reachable,
+    minReplicas: p.minReplicas,
+    maxReplicas: p.maxReplicas,
+    tickSeconds: p.tickSeconds,
+    extensions: { ...base, startupTimeoutSeconds: p.startupTimeoutSeconds ?? base.startupTimeoutSeconds },
+  };
+  const windows = new SignalWindows({
+    name: 'signal',
+    targetPerGroup: p.targetPerGroup,
+    stableWindowSeconds: p.stableWindowSeconds,
+    panicWindowPercentage: p.panicWindowPercentage,
+    aggregation: p.aggregation,
+  });
+  let state = initialState(spec, p.initialReadyGroups, scenario.steps[0]?.atSeconds ?? 0);
+  const lines: DecideLine[] = [];
+  for (const step of scenario.steps) {
+    let reading: SignalReading;
+    if ('samples' in step) {
+      for (const s of step.samples) windows.record(s.atSeconds, s.value);
+      reading = windows.read(step.atSeconds);
+    } else {
+      reading = {
+        name: 'signal',
+        targetPerGroup: p.targetPerGroup,
+        state: 'ok',
+        stableTotal: step.stableTotal,
+        panicTotal: step.panicTotal,
+      };
+    }
+    if (step.metricError) {
+      reading = {
+        name: 'signal',
+        targetPerGroup: p.targetPerGroup,
+        state: 'error',
+        detail: 'metricError in scenario',
+      };
+    }
+    const out = decide(
+      spec,
+      state,
+      {
+        readyGroups: step.readyGroups,
+        ...(step.requestedGroups !== undefined ? { requestedGroups: step.requestedGroups } : {}),
+        signals: [reading],
+      },
+      step.atSeconds,
+    );
+    state = out.state;
+    const d = out.decision;
+    lines.push({
+      atSeconds: step.atSeconds,
+      desiredReplicas: d.desiredGroups,
+      valid: d.valid,
+      inPanic: d.inPanic,
+      ...(summaryOnly ? { summary: d.explanation.summary } : { explanation: d.explanation }),
+    });
+  }
+  return lines;
+}
+
+export async function runDecide(argv: readonly string[], io: Output): Promise<number> {
+  let values: { scenario?: string | undefined; summary?: boolean | undefined; help?: boolean | undefined };
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        scenario: { type: 'string' },
+        summary: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    io.err(`kvpa decide: ${(e as Error).message}\n\n${DECIDE_USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    io.out(DECIDE_USAGE);
+    return 0;
+  }
+  if (values.scenario === undefined) {
+    io.err(`kvpa decide: --scenario FILE is required\n\n${DECIDE_USAGE}`);
+    return 2;
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(values.scenario, 'utf8'));
+  } catch (e) {
+    io.err(`${values.scenario}: error: cannot read the scenario as JSON: ${(e as Error).message}`);
+    return 1;
+  }
+  const parsed = ScenarioSchema.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      io.err(`${values.scenario}: error: ${formatPath(issue.path) || '(top level)'}: ${issue.message}`);
+    }
+    io.err('    hint: see README "kvpa decide" for the scenario format, and examples/ for a working file');
+    return 1;
+  }
+  for (const line of replay(parsed.data, values.summary === true)) io.out(JSON.stringify(line));
+  return 0;
+}

@@ -1,0 +1,325 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { FIXTURES, readMetricsFixture } from '../../test/observe/shared-fixtures.ts';
+import {
+  detectDialect,
+  type EngineSignals,
+  type ExtractOptions,
+  extractEngineSignals,
+  type SignalValue,
+} from './engine-metrics.ts';
+import { formatValue, parseExposition } from './exposition.ts';
+
+const AUTO: ExtractOptions = { dialect: 'auto' };
+const signals = (text: string, options: ExtractOptions = AUTO): EngineSignals =>
+  extractEngineSignals(parseExposition(text), options);
+
+function okValue(s: SignalValue): number {
+  if (s.state !== 'ok') throw new Error(`expected ok, got ${s.state}: ${s.reason}`);
+  return s.value;
+}
+
+const capture = readMetricsFixture(FIXTURES.vllmCapture);
+const sglang = readMetricsFixture(FIXTURES.sglangDocs);
+
+/**
+ * Rewrites the capture's single `engine="0"` sample of `metric` into one sample per DP rank,
+ * as a `--data-parallel-size N` server prints them.
+ */
+function withRanks(text: string, metric: string, values: readonly number[]): string {
+  const lines = text.split('\n');
+  const i = lines.findIndex((l) => l.startsWith(`${metric}{engine="0",`));
+  if (i < 0) throw new Error(`no engine="0" sample of ${metric} in the fixture`);
+  const template = lines[i] as string;
+  const perRank = values.map((v, rank) =>
+    template.replace('engine="0"', `engine="${rank}"`).replace(/ \S+$/, ` ${formatValue(v)}`),
+  );
+  lines.splice(i, 1, ...perRank);
+  return lines.join('\n');
+}
+
+function withoutMetric(text: string, metric: string): string {
+  return text
+    .split('\n')
+    .filter((l) => !l.startsWith(`${metric}{`))
+    .join('\n');
+}
+
+describe('extraction from the real fixtures', () => {
+  it('vLLM V1 capture: all four signals ok at 0 from the engine="0" series', () => {
+    const s = signals(capture);
+    expect(s.dialect).toBe('vllm');
+    expect(s.kvCacheUsageFraction).toEqual({
+      state: 'ok',
+      value: 0,
+      metric: 'vllm:kv_cache_usage_perc',
+      ranks: [{ labels: { engine: '0', model_name: 'llama-vllm-single' }, value: 0 }],
+    });
+    expect(okValue(s.requestsWaiting)).toBe(0);
+    expect(okValue(s.requestsRunning)).toBe(0);
+    expect(s.preemptionsTotal).toMatchObject({ state: 'ok', value: 0, metric: 'vllm:num_preemptions_total' });
+    expect(s.rejections).toEqual([]);
+  });
+
+  it('SGLang docs example: token_usage, queue and running; preemptions missing with a reason', () => {
+    const s = signals(sglang);
+    expect(s.dialect).toBe('sglang');
+    expect(s.kvCacheUsageFraction).toMatchObject({ state: 'ok', value: 0.28, metric: 'sglang:token_usage' });
+    expect(okValue(s.requestsWaiting)).toBe(2826);
+    expect(okValue(s.requestsRunning)).toBe(162);
+    expect(s.preemptionsTotal.state).toBe('missing');
+    expect(s.preemptionsTotal.state === 'missing' && s.preemptionsTotal.reason).toMatch(/SGLang/);
+  });
+
+  it('vLLM docs example (invalid page): running is read, absent signals are missing, not 0', () => {
+    const s = signals(readMetricsFixture(FIXTURES.vllmDocsInvalid));
+    expect(s.dialect).toBe('vllm');
+    expect(okValue(s.requestsRunning)).toBe(8);
+    expect(s.requestsWaiting).toEqual({
+      state: 'missing',
+      reason: 'no sample of vllm:num_requests_waiting in the scrape',
+    });
+    expect(s.kvCacheUsageFraction).toEqual({
+      state: 'missing',
+      reason: 'no sample of vllm:kv_cache_usage_perc or vllm:gpu_cache_usage_perc in the scrape',
+    });
+    expect(s.preemptionsTotal.state).toBe('missing');
+  });
+});
+
+describe('data-parallel ranks (engine label)', () => {
+  it('KV usage is the mean over ranks (max beside it); waiting, running and preemptions are summed', () => {
+    let text = withRanks(capture, 'vllm:kv_cache_usage_perc', [0.2, 0.4, 0.9, 0.5]);
+    text = withRanks(text, 'vllm:num_requests_waiting', [3, 0, 5, 1]);
+    text = withRanks(text, 'vllm:num_requests_running', [8, 8, 7, 8]);
+    text = withRanks(text, 'vllm:num_preemptions_total', [0, 2, 11, 0]);
+    const parsed = parseExposition(text);
+    expect(parsed.errors).toEqual([]);
+    const s = extractEngineSignals(parsed, AUTO);
+    expect(okValue(s.kvCacheUsageFraction)).toBeCloseTo(0.5, 12);
+    expect(okValue(s.kvCacheUsageMaxFraction)).toBe(0.9);
+    expect(okValue(s.requestsWaiting)).toBe(9);
+    expect(okValue(s.requestsRunning)).toBe(31);
+    expect(okValue(s.preemptionsTotal)).toBe(13);
+    const kv = s.kvCacheUsageFraction;
+    expect(kv.state === 'ok' && kv.ranks.map((r) => r.labels.engine)).toEqual(['0', '1', '2', '3']);
+  });
+
+  it('one bad rank rejects the whole signal instead of dropping the rank', () => {
+    const text = withRanks(capture, 'vllm:num_requests_waiting', [3, -1, 5, 1]);
+    const s = signals(text);
+    expect(s.requestsWaiting).toEqual({
+      state: 'outOfRange',
+      reason: 'vllm:num_requests_waiting{engine="1",model_name="llama-vllm-single"}: count -1 is negative',
+    });
+    expect(s.rejections).toEqual([
+      {
+        signal: 'requestsWaiting',
+        metric: 'vllm:num_requests_waiting',
+        labels: { engine: '1', model_name: 'llama-vllm-single' },
+        value: -1,
+        reason: 'count -1 is negative',
+      },
+    ]);
+    // Other signals are unaffected.
+    expect(okValue(s.requestsRunning)).toBe(0);
+  });
+
+  it('checks the rank count when the expected DP size is given', () => {
+    const text = withRanks(capture, 'vllm:num_requests_waiting', [1, 2]);
+    expect(okValue(signals(text, { dialect: 'vllm', expectedRanks: 2 }).requestsWaiting)).toBe(3);
+    expect(signals(text, { dialect: 'vllm', expectedRanks: 4 }).requestsWaiting).toEqual({
+      state: 'missing',
+      reason: 'vllm:num_requests_waiting has 2 series, expected 4 DP ranks',
+    });
+    expect(signals(text, { dialect: 'vllm', expectedRanks: 1 }).requestsWaiting.state).toBe('outOfRange');
+  });
+
+  it('SGLang ranks (dp_rank label) follow the same rules', () => {
+    const lines = sglang.split('\n');
+    const i = lines.findIndex((l) => l.startsWith('sglang:token_usage{'));
+    lines.splice(
+      i,
+      1,
+      'sglang:token_usage{dp_rank="0",model_name="meta-llama/Llama-3.1-8B-Instruct"} 0.28',
+      'sglang:token_usage{dp_rank="1",model_name="meta-llama/Llama-3.1-8B-Instruct"} 0.72',
+    );
+    const s = signals(lines.join('\n'));
+    expect(okValue(s.kvCacheUsageFraction)).toBeCloseTo(0.5, 12);
+    expect(okValue(s.kvCacheUsageMaxFraction)).toBe(0.72);
+  });
+
+  it('property: for in-range ranks, mean lies within [min, max] and the sum is exact', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.nat(10_000), { minLength: 1, maxLength: 8 }),
+        (kv, waiting) => {
+          let text = withRanks(capture, 'vllm:kv_cache_usage_perc', kv);
+          text = withRanks(text, 'vllm:num_requests_waiting', waiting);
+          const s = signals(text);
+          const mean = okValue(s.kvCacheUsageFraction);
+          expect(mean).toBeGreaterThanOrEqual(Math.min(...kv) - 1e-12);
+          expect(mean).toBeLessThanOrEqual(Math.max(...kv) + 1e-12);
+          expect(okValue(s.kvCacheUsageMaxFraction)).toBe(Math.max(...kv));
+          expect(okValue(s.requestsWaiting)).toBe(waiting.reduce((a, b) => a + b, 0));
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('property: a KV value outside [0, 1] or non-finite on any rank never yields an ok signal', () => {
+    const bad = fc.oneof(
+      fc.double({ min: 1, max: 1e9, minExcluded: true, noNaN: true }),
+      // not maxExcluded at 0: fast-check would then yield -0, which is a valid 0.
+      fc.double({ min: -1e9, max: -Number.MIN_VALUE, noNaN: true }),
+      fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 4 }),
+        bad,
+        fc.nat(),
+        (good, badValue, at) => {
+          const values = [...good];
+          values.splice(at % (good.length + 1), 0, badValue);
+          const s = signals(withRanks(capture, 'vllm:kv_cache_usage_perc', values));
+          expect(s.kvCacheUsageFraction.state).toBe('outOfRange');
+          expect(s.kvCacheUsageMaxFraction.state).toBe('outOfRange');
+          expect(s.rejections).toHaveLength(1);
+          expect(s.rejections[0]?.reason.length).toBeGreaterThan(0);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+});
+
+describe('quality gate', () => {
+  const cases: [string, string, number, RegExp][] = [
+    ['KV above 1', 'vllm:kv_cache_usage_perc', 1.5, /fraction 1.5 is outside \[0, 1\]/],
+    [
+      'KV as a 0–100 percentage (AIBrix mock style)',
+      'vllm:kv_cache_usage_perc',
+      45,
+      /fraction 45 is outside/,
+    ],
+    ['KV below 0', 'vllm:kv_cache_usage_perc', -0.1, /fraction -0.1 is outside/],
+    ['NaN queue', 'vllm:num_requests_waiting', Number.NaN, /value is NaN/],
+    ['+Inf running', 'vllm:num_requests_running', Number.POSITIVE_INFINITY, /value is \+Inf/],
+    ['-Inf preemptions', 'vllm:num_preemptions_total', Number.NEGATIVE_INFINITY, /value is -Inf/],
+    ['fractional queue', 'vllm:num_requests_waiting', 2.5, /count 2.5 is not an integer/],
+  ];
+  for (const [title, metric, value, reason] of cases) {
+    it(`rejects ${title} with a reason and never reports it as a number`, () => {
+      const s = signals(withRanks(capture, metric, [value]));
+      const all = [s.kvCacheUsageFraction, s.requestsWaiting, s.requestsRunning, s.preemptionsTotal];
+      const rejected = all.filter((x) => x.state === 'outOfRange');
+      expect(rejected).toHaveLength(1);
+      expect(rejected[0]?.state === 'outOfRange' && rejected[0].reason).toMatch(reason);
+      expect(s.rejections).toHaveLength(1);
+      expect(Object.is(s.rejections[0]?.value, value)).toBe(true);
+    });
+  }
+
+  it('accepts the boundaries: KV exactly 0 and 1, counts of 0', () => {
+    const s = signals(withRanks(capture, 'vllm:kv_cache_usage_perc', [0, 1]));
+    expect(okValue(s.kvCacheUsageFraction)).toBe(0.5);
+    expect(okValue(s.kvCacheUsageMaxFraction)).toBe(1);
+  });
+
+  it('an absent metric is missing, never 0', () => {
+    const s = signals(withoutMetric(capture, 'vllm:num_requests_waiting'));
+    expect(s.requestsWaiting.state).toBe('missing');
+    expect(okValue(s.requestsRunning)).toBe(0);
+  });
+
+  it('a family with HELP/TYPE but no sample is missing', () => {
+    const s = signals('# HELP vllm:num_requests_running x\n# TYPE vllm:num_requests_running gauge\n', {
+      dialect: 'vllm',
+    });
+    expect(s.requestsRunning).toEqual({
+      state: 'missing',
+      reason: 'no sample of vllm:num_requests_running in the scrape',
+    });
+  });
+
+  it('a malformed line for the metric is missing, and the reason points at the rejected line', () => {
+    const text = capture.replace(
+      'vllm:kv_cache_usage_perc{engine="0",model_name="llama-vllm-single"} 0.0',
+      'vllm:kv_cache_usage_perc{engine="0",model_name="llama-vllm-single"} zero',
+    );
+    const s = signals(text);
+    expect(s.kvCacheUsageFraction).toEqual({
+      state: 'missing',
+      reason:
+        'no valid sample of vllm:kv_cache_usage_perc or vllm:gpu_cache_usage_perc: line 9 was rejected (invalid sample value "zero")',
+    });
+  });
+
+  it('an empty page yields every signal missing and no dialect', () => {
+    const s = signals('');
+    expect(s.dialect).toBeUndefined();
+    for (const v of [s.kvCacheUsageFraction, s.requestsWaiting, s.requestsRunning, s.preemptionsTotal]) {
+      expect(v).toEqual({ state: 'missing', reason: 'no vllm: or sglang: engine signal in the scrape' });
+    }
+  });
+});
+
+describe('dialects and fallbacks', () => {
+  const renameKv = (text: string) => text.replaceAll('vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc');
+
+  it('falls back to the pre-0.9 name vllm:gpu_cache_usage_perc', () => {
+    const text = withRanks(renameKv(capture), 'vllm:gpu_cache_usage_perc', [0.3, 0.5]);
+    const s = signals(text);
+    expect(s.kvCacheUsageFraction).toMatchObject({ state: 'ok', metric: 'vllm:gpu_cache_usage_perc' });
+    expect(okValue(s.kvCacheUsageFraction)).toBeCloseTo(0.4, 12);
+  });
+
+  it('prefers the new name when both are present (0.9–0.10 print both)', () => {
+    const legacy = withRanks(renameKv(capture), 'vllm:gpu_cache_usage_perc', [0.9])
+      .split('\n')
+      .filter((l) => l.startsWith('vllm:gpu_cache_usage_perc{'));
+    const text = `${withRanks(capture, 'vllm:kv_cache_usage_perc', [0.25])}\n${legacy.join('\n')}\n`;
+    const s = signals(text);
+    expect(s.kvCacheUsageFraction).toMatchObject({
+      state: 'ok',
+      value: 0.25,
+      metric: 'vllm:kv_cache_usage_perc',
+    });
+  });
+
+  it('a configured dialect reads only its own names', () => {
+    expect(signals(capture, { dialect: 'vllm' }).dialect).toBe('vllm');
+    const wrong = signals(capture, { dialect: 'sglang' });
+    expect(wrong.dialect).toBe('sglang');
+    expect(wrong.kvCacheUsageFraction).toEqual({
+      state: 'missing',
+      reason: 'no sample of sglang:token_usage in the scrape',
+    });
+  });
+
+  it('auto-detection refuses to guess when both engines are present', () => {
+    const parsed = parseExposition(`${capture}\n${sglang}`);
+    const d = detectDialect(parsed);
+    expect(d.dialect).toBeUndefined();
+    expect(d.reason).toMatch(/both vllm: and sglang:/);
+    expect(extractEngineSignals(parsed, AUTO).requestsWaiting.state).toBe('missing');
+  });
+
+  it('filters by model_name and says which names exist when none match', () => {
+    const other = withRanks(capture, 'vllm:num_requests_waiting', [4])
+      .split('\n')
+      .filter((l) => l.startsWith('vllm:num_requests_waiting{'))
+      .map((l) => l.replace('llama-vllm-single', 'other-model').replace(/ \S+$/, ' 6.0'));
+    const text = `${withRanks(capture, 'vllm:num_requests_waiting', [4])}\n${other.join('\n')}\n`;
+    expect(okValue(signals(text).requestsWaiting)).toBe(10);
+    expect(okValue(signals(text, { dialect: 'vllm', modelName: 'other-model' }).requestsWaiting)).toBe(6);
+    expect(signals(text, { dialect: 'vllm', modelName: 'nope' }).requestsWaiting).toEqual({
+      state: 'missing',
+      reason:
+        'vllm:num_requests_waiting has no series with model_name="nope" (found: llama-vllm-single, other-model)',
+    });
+  });
+});

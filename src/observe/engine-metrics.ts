@@ -1,0 +1,322 @@
+// Extracts kvpa's per-pod engine signals from a parsed `/metrics` page (vLLM or SGLang).
+//
+// The contract comes from shared/research/metrics.md:
+// - vLLM `vllm:kv_cache_usage_perc` is a FRACTION 0–1 despite its name (HELP: "1 means 100
+//   percent usage"); its pre-0.9 name is `vllm:gpu_cache_usage_perc`. The new name wins when
+//   both are present (§0 rule 3).
+// - Every V1 series carries `engine="<DP rank>"`: one pod serves one series per rank (§1.6).
+// - SGLang: `sglang:token_usage` (KV fraction), `sglang:num_queue_reqs`, `sglang:num_running_reqs`.
+// Quality gate: a value that is NaN, ±Inf or outside its range is rejected with a reason and
+// never replaced by 0; a metric that is absent is `missing`, never 0 (keda#3065).
+
+import type { Labels, ParseError, ParseResult, Sample } from './exposition.ts';
+
+export type EngineDialect = 'vllm' | 'sglang';
+export type DialectSetting = EngineDialect | 'auto';
+
+export interface RankValue {
+  readonly labels: Labels;
+  readonly value: number;
+}
+
+export type SignalValue =
+  | {
+      readonly state: 'ok';
+      readonly value: number;
+      /** Sample name the value came from (tells a fallback name apart). */
+      readonly metric: string;
+      /** One entry per series (DP rank), for per-rank rates and imbalance. */
+      readonly ranks: readonly RankValue[];
+    }
+  | { readonly state: 'missing'; readonly reason: string }
+  | { readonly state: 'outOfRange'; readonly reason: string };
+
+export type SignalName =
+  | 'kvCacheUsageFraction'
+  | 'kvCacheUsageMaxFraction'
+  | 'requestsWaiting'
+  | 'requestsRunning'
+  | 'preemptionsTotal';
+
+export interface Rejection {
+  readonly signal: SignalName;
+  readonly metric: string;
+  readonly labels: Labels;
+  readonly value: number;
+  readonly reason: string;
+}
+
+export interface EngineSignals {
+  /** `undefined` when auto-detection found no (or both) engines. */
+  readonly dialect: EngineDialect | undefined;
+  /** Mean over DP ranks: the share of the pod's whole KV pool in use. */
+  readonly kvCacheUsageFraction: SignalValue;
+  /** Max over DP ranks: one hot rank is not averaged away (metrics.md §1.6). */
+  readonly kvCacheUsageMaxFraction: SignalValue;
+  /** Sum over DP ranks. */
+  readonly requestsWaiting: SignalValue;
+  /** Sum over DP ranks. */
+  readonly requestsRunning: SignalValue;
+  /** Sum over DP ranks of a counter; use a rate, never the level. */
+  readonly preemptionsTotal: SignalValue;
+  /** Every rejected series value, with its reason (the quality gate's count). */
+  readonly rejections: readonly Rejection[];
+}
+
+export interface ExtractOptions {
+  readonly dialect: DialectSetting;
+  /** Keep only series with this `model_name` (a pod may serve several names). */
+  readonly modelName?: string;
+  /**
+   * DP ranks the pod should report (e.g. `--data-parallel-size-local`). With hybrid or external
+   * DP load balancing each node serves only its own ranks, so a head-only scrape can see fewer
+   * series than the group runs; a sum over a partial set would under-count the queue.
+   */
+  readonly expectedRanks?: number;
+}
+
+type Range = 'fraction' | 'count';
+type Aggregate = 'mean' | 'max' | 'sum';
+
+interface SignalSpec {
+  /** Candidate sample names, preferred first. */
+  readonly names: readonly string[];
+  readonly range: Range;
+  readonly aggregate: Aggregate;
+  /** Why an engine has no such metric (names empty). */
+  readonly absentReason?: string;
+}
+
+type Specs = Readonly<Record<SignalName, SignalSpec>>;
+
+const VLLM_KV_NAMES = ['vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc'] as const;
+
+// Aggregation rules over DP ranks (one series per `engine` label value):
+// - KV usage, mean: ranks of one pod run the same model with the same KV pool size, so the
+//   mean is the fraction of the pod's total KV in use, the quantity that capacity scales with.
+//   The max is exported beside it because the research note (§1.6) warns that a mean hides one
+//   saturated rank; the policy decides which one to act on.
+// - waiting and running, sum: the pod is the unit the router feeds and we scale, so its backlog
+//   and its in-flight work are the totals over its engines.
+// - preemptions, sum: each rank's counter is monotonic, so the sum is too while the rank set is
+//   stable; per-rank values stay in `ranks` for a reset-safe rate.
+const VLLM_SPECS: Specs = {
+  kvCacheUsageFraction: { names: VLLM_KV_NAMES, range: 'fraction', aggregate: 'mean' },
+  kvCacheUsageMaxFraction: { names: VLLM_KV_NAMES, range: 'fraction', aggregate: 'max' },
+  requestsWaiting: { names: ['vllm:num_requests_waiting'], range: 'count', aggregate: 'sum' },
+  requestsRunning: { names: ['vllm:num_requests_running'], range: 'count', aggregate: 'sum' },
+  preemptionsTotal: { names: ['vllm:num_preemptions_total'], range: 'count', aggregate: 'sum' },
+};
+
+const SGLANG_SPECS: Specs = {
+  kvCacheUsageFraction: { names: ['sglang:token_usage'], range: 'fraction', aggregate: 'mean' },
+  kvCacheUsageMaxFraction: { names: ['sglang:token_usage'], range: 'fraction', aggregate: 'max' },
+  requestsWaiting: { names: ['sglang:num_queue_reqs'], range: 'count', aggregate: 'sum' },
+  requestsRunning: { names: ['sglang:num_running_reqs'], range: 'count', aggregate: 'sum' },
+  preemptionsTotal: {
+    names: [],
+    range: 'count',
+    aggregate: 'sum',
+    absentReason: 'SGLang exports no preemption counter (its retraction metrics are gauges)',
+  },
+};
+
+const SPECS: Readonly<Record<EngineDialect, Specs>> = { vllm: VLLM_SPECS, sglang: SGLANG_SPECS };
+const SIGNALS: readonly SignalName[] = [
+  'kvCacheUsageFraction',
+  'kvCacheUsageMaxFraction',
+  'requestsWaiting',
+  'requestsRunning',
+  'preemptionsTotal',
+];
+
+/** Indexes samples by sample name (counters are looked up as `…_total`, never `…_created`). */
+function indexSamples(parsed: ParseResult): Map<string, Sample[]> {
+  const index = new Map<string, Sample[]>();
+  for (const f of parsed.families) {
+    for (const s of f.samples) {
+      const list = index.get(s.name);
+      if (list) list.push(s);
+      else index.set(s.name, [s]);
+    }
+  }
+  return index;
+}
+
+function coreNames(dialect: EngineDialect): string[] {
+  const specs = SPECS[dialect];
+  return [...new Set(SIGNALS.flatMap((s) => specs[s].names))];
+}
+
+/**
+ * Picks the dialect from the engines' core metric names. Both present is a conflict, not a
+ * guess: a sidecar that re-exports another engine's metrics must be configured explicitly.
+ */
+export function detectDialect(
+  parsed: ParseResult,
+): { dialect: EngineDialect; reason?: undefined } | { dialect: undefined; reason: string } {
+  const index = indexSamples(parsed);
+  const has = (d: EngineDialect) => coreNames(d).some((n) => (index.get(n)?.length ?? 0) > 0);
+  const vllm = has('vllm');
+  const sglang = has('sglang');
+  if (vllm && sglang) {
+    return {
+      dialect: undefined,
+      reason: 'both vllm: and sglang: signals are present; configure the dialect',
+    };
+  }
+  if (vllm) return { dialect: 'vllm' };
+  if (sglang) return { dialect: 'sglang' };
+  return { dialect: undefined, reason: 'no vllm: or sglang: engine signal in the scrape' };
+}
+
+/** Why one value fails its range, or `undefined` when it passes. */
+export function rangeProblem(value: number, range: Range): string | undefined {
+  if (Number.isNaN(value)) return 'value is NaN';
+  if (!Number.isFinite(value)) return `value is ${value > 0 ? '+Inf' : '-Inf'}`;
+  if (range === 'fraction') {
+    // AIBrix's mock app reports 0–100 here (metrics.md §4.3); dividing by 100 would hide a
+    // misconfigured source, so it is rejected instead.
+    if (value < 0 || value > 1) return `fraction ${value} is outside [0, 1]`;
+    return undefined;
+  }
+  if (value < 0) return `count ${value} is negative`;
+  if (!Number.isInteger(value)) return `count ${value} is not an integer`;
+  return undefined;
+}
+
+function aggregate(values: readonly number[], how: Aggregate): number {
+  if (how === 'sum') return values.reduce((a, b) => a + b, 0);
+  if (how === 'max') return Math.max(...values);
+  return values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+function formatLabels(labels: Labels): string {
+  const keys = Object.keys(labels);
+  return keys.length === 0 ? '' : `{${keys.map((k) => `${k}="${labels[k]}"`).join(',')}}`;
+}
+
+/** Parser errors on lines for `name`: they turn "missing" into a more useful reason. */
+function parseErrorsFor(errors: readonly ParseError[], name: string): ParseError[] {
+  return errors.filter(
+    (e) =>
+      e.kind === 'line' &&
+      e.line.trimStart().startsWith(name) &&
+      /^[{ \t]/.test(e.line.trimStart().slice(name.length)),
+  );
+}
+
+function extractSignal(
+  signal: SignalName,
+  spec: SignalSpec,
+  index: Map<string, Sample[]>,
+  parsed: ParseResult,
+  options: ExtractOptions,
+  rejections: Rejection[],
+): SignalValue {
+  if (spec.names.length === 0) return { state: 'missing', reason: spec.absentReason ?? 'not exported' };
+  for (const metric of spec.names) {
+    const all = index.get(metric) ?? [];
+    if (all.length === 0) continue; // fall back to the next (older) name
+    const series =
+      options.modelName === undefined ? all : all.filter((s) => s.labels.model_name === options.modelName);
+    if (series.length === 0) {
+      const found = [...new Set(all.map((s) => s.labels.model_name ?? '(none)'))].join(', ');
+      return {
+        state: 'missing',
+        reason: `${metric} has no series with model_name="${options.modelName}" (found: ${found})`,
+      };
+    }
+    if (options.expectedRanks !== undefined && series.length !== options.expectedRanks) {
+      const counted = `${metric} has ${series.length} series, expected ${options.expectedRanks} DP ranks`;
+      return series.length < options.expectedRanks
+        ? { state: 'missing', reason: counted }
+        : { state: 'outOfRange', reason: counted };
+    }
+    // All ranks or nothing: dropping a bad rank would under-count a sum or bias a mean,
+    // which is the same lie as turning it into 0.
+    const bad: string[] = [];
+    for (const s of series) {
+      const problem = rangeProblem(s.value, spec.range);
+      if (problem) {
+        bad.push(`${metric}${formatLabels(s.labels)}: ${problem}`);
+        rejections.push({ signal, metric, labels: s.labels, value: s.value, reason: problem });
+      }
+    }
+    if (bad.length > 0) {
+      const more = bad.length > 1 ? ` (and ${bad.length - 1} more)` : '';
+      return { state: 'outOfRange', reason: `${bad[0]}${more}` };
+    }
+    return {
+      state: 'ok',
+      value: aggregate(
+        series.map((s) => s.value),
+        spec.aggregate,
+      ),
+      metric,
+      ranks: series.map((s) => ({ labels: s.labels, value: s.value })),
+    };
+  }
+  const names = spec.names.join(' or ');
+  const lineErrors = spec.names.flatMap((n) => parseErrorsFor(parsed.errors, n));
+  const first = lineErrors[0];
+  if (first) {
+    return {
+      state: 'missing',
+      reason: `no valid sample of ${names}: line ${first.lineNumber} was rejected (${first.reason})`,
+    };
+  }
+  return { state: 'missing', reason: `no sample of ${names} in the scrape` };
+}
+
+/** Every signal `missing` for one reason (no engine detected, or the scrape itself failed). */
+export function missingSignals(reason: string, dialect?: EngineDialect): EngineSignals {
+  const missing: SignalValue = { state: 'missing', reason };
+  return {
+    dialect,
+    kvCacheUsageFraction: missing,
+    kvCacheUsageMaxFraction: missing,
+    requestsWaiting: missing,
+    requestsRunning: missing,
+    preemptionsTotal: missing,
+    rejections: [],
+  };
+}
+
+/** Extracts all kvpa signals for one pod. Pure; never throws. */
+export function extractEngineSignals(parsed: ParseResult, options: ExtractOptions): EngineSignals {
+  let dialect: EngineDialect | undefined;
+  let dialectReason = '';
+  if (options.dialect === 'auto') {
+    const detected = detectDialect(parsed);
+    dialect = detected.dialect;
+    dialectReason = detected.reason ?? '';
+  } else {
+    dialect = options.dialect;
+  }
+
+  const rejections: Rejection[] = [];
+  if (dialect === undefined) return missingSignals(dialectReason);
+  const specs = SPECS[dialect];
+  const index = indexSamples(parsed);
+  const get = (name: SignalName) => extractSignal(name, specs[name], index, parsed, options, rejections);
+  const kvCacheUsageFraction = get('kvCacheUsageFraction');
+  // The max reads the same series: record their rejections once, not twice.
+  const kvCacheUsageMaxFraction = extractSignal(
+    'kvCacheUsageMaxFraction',
+    specs.kvCacheUsageMaxFraction,
+    index,
+    parsed,
+    options,
+    [],
+  );
+  return {
+    dialect,
+    kvCacheUsageFraction,
+    kvCacheUsageMaxFraction,
+    requestsWaiting: get('requestsWaiting'),
+    requestsRunning: get('requestsRunning'),
+    preemptionsTotal: get('preemptionsTotal'),
+    rejections,
+  };
+}
