@@ -1,91 +1,108 @@
 /**
- * kvpa in the lab: the controller's own decision core (`src/decide`: `SignalWindows` and `decide`) driven by
- * the simulated group heads. Nothing of the algorithm is re-implemented here; this adapter only does what the
- * controller's observe layer does: sum each signal over the ready groups once per second into the signal's
- * windows, and every `tickSeconds` read the windows and step `decide` with the ready and requested counts.
+ * kvpa in the lab: the controller's own code end to end, driven by the simulated group heads.
  *
- * The preset (until `policies/` ships one, this is the lab's `deepseek-r1-disaggregated`): Knative's defaults
- * (`KNATIVE_DEFAULTS`) with kvpa's extensions (`KVPA_EXTENSIONS`: startup gate, hold on missing data,
- * ratio epsilon) and these signals, the largest want winning:
+ * - **Configuration:** the bundled preset `deepseek-r1-disaggregated` from `policies/`, resolved for the pool
+ *   named `prefill` or `decode` by `src/api/resolve.ts` (`resolvePool`, then `toDeciderSpec`), exactly as a
+ *   PodAutoscaler that names the preset would be. Only min/max groups come from the run's settings.
+ * - **Signals:** one `SignalWindows` (src/decide) per resolved metric. Each second, the per-group value of every
+ *   ready group head is summed into a pool total and recorded, as the controller's observe layer does.
+ * - **Decision:** every `tickSeconds`, `decide(spec, state, observation, now)` from src/decide with the ready and
+ *   requested group counts; an invalid decision keeps the current request.
  *
- * | pool    | signal               | target per group                                                        |
- * |---------|----------------------|-------------------------------------------------------------------------|
- * | decode  | `kvCacheUtilization` | 0.7                                                                     |
- * | decode  | `runningRequests`    | sequences per group at 90 % of the TPOT SLO, 3K context (calibration.md §9) |
- * | prefill | `runningRequests`    | batch size at 70 % utilisation for 2K prompts: 0.08 s·λ/(1 − 0.7)        |
- * | prefill | `queueDepth`         | prompts/s per group at 2K × TTFT / 4                                     |
+ * Nothing of the algorithm is re-implemented here.
  */
+import { loadPolicies } from '../../api/documents.ts';
+import type { MetricSpec } from '../../api/podautoscaler.ts';
+import type { Policy } from '../../api/policy.ts';
+import { type ResolvedPool, resolvePool, toDeciderSpec } from '../../api/resolve.ts';
 import {
   type DeciderSpec,
   type DeciderState,
   decide,
   initialState,
-  KNATIVE_DEFAULTS,
-  KVPA_EXTENSIONS,
   SignalWindows,
 } from '../../decide/index.ts';
-import type { Calibration } from '../calibration.ts';
-import { decodeRunningTarget, prefillQueueTarget, prefillRunningTarget } from './targets.ts';
 import type { GroupMetrics, PolicyContext, Pool, PoolObservation, ScalingPolicy } from './types.ts';
 
-export interface KvpaSignal {
-  readonly name: 'kvCacheUtilization' | 'runningRequests' | 'queueDepth';
-  readonly targetPerGroup: number;
-}
+export const KVPA_PRESET = 'deepseek-r1-disaggregated';
 
-const READ: Readonly<Record<KvpaSignal['name'], (m: GroupMetrics) => number>> = {
-  kvCacheUtilization: (m) => m.kvCacheUsagePerc,
-  runningRequests: (m) => m.numRequestsRunning,
-  queueDepth: (m) => m.numRequestsWaiting,
-};
+let bundledPolicies: Map<string, Policy> | undefined;
 
-/** The lab's kvpa signals for a pool (see the table above and targets.ts). */
-export function kvpaSignals(pool: Pool, c: Calibration): KvpaSignal[] {
-  if (pool === 'decode') {
-    return [
-      { name: 'kvCacheUtilization', targetPerGroup: 0.7 },
-      { name: 'runningRequests', targetPerGroup: decodeRunningTarget(c) },
-    ];
+function presets(): Map<string, Policy> {
+  if (bundledPolicies === undefined) {
+    const { policies, errors } = loadPolicies();
+    if (errors.length > 0) {
+      throw new Error(`policies/: ${errors.map((e) => `${e.file}: ${e.message}`).join('; ')}`);
+    }
+    bundledPolicies = policies;
   }
-  return [
-    { name: 'runningRequests', targetPerGroup: prefillRunningTarget(c) },
-    { name: 'queueDepth', targetPerGroup: prefillQueueTarget(c) },
-  ];
+  return bundledPolicies;
 }
 
-export function kvpaSpec(context: PolicyContext): DeciderSpec {
-  return {
-    ...KNATIVE_DEFAULTS,
-    minReplicas: context.minGroups,
-    maxReplicas: context.maxGroups,
-    extensions: KVPA_EXTENSIONS,
-  };
+/** The preset's resolved behaviour for a pool of the simulated fleet. */
+export function resolveKvpaPool(
+  pool: Pool,
+  minGroups: number,
+  maxGroups: number,
+  preset = KVPA_PRESET,
+): ResolvedPool {
+  return resolvePool(
+    { policyRef: { name: preset } },
+    {
+      name: pool,
+      scaleTargetRef: {
+        apiVersion: 'leaderworkerset.x-k8s.io/v1',
+        kind: 'LeaderWorkerSet',
+        name: `sim-${pool}`,
+      },
+      minReplicas: minGroups,
+      maxReplicas: maxGroups,
+    },
+    0,
+    presets(),
+  );
+}
+
+/** How the simulated head pod answers each metric type of the API. */
+function metricReader(metric: MetricSpec): (m: GroupMetrics) => number {
+  switch (metric.type) {
+    case 'kvCacheUtilization':
+      return (m) => m.kvCacheUsagePerc;
+    case 'queueDepth':
+      return (m) => m.numRequestsWaiting;
+    case 'runningRequests':
+      return (m) => m.numRequestsRunning;
+    case 'promql':
+      throw new Error(
+        `the simulator cannot evaluate promql metric ${metric.name ?? ''}: use a vLLM gauge type`,
+      );
+  }
 }
 
 export function kvpaPolicy(context: PolicyContext): ScalingPolicy {
-  const spec = kvpaSpec(context);
-  const signals = kvpaSignals(context.pool, context.calibration);
-  const windows = signals.map(
-    (s) =>
-      new SignalWindows({
-        name: s.name,
-        targetPerGroup: s.targetPerGroup,
-        stableWindowSeconds: spec.stableWindowSeconds,
-        panicWindowPercentage: 10,
-        aggregation: 'linear',
-      }),
-  );
+  const resolved = resolveKvpaPool(context.pool, context.minGroups, context.maxGroups);
+  const spec: DeciderSpec = toDeciderSpec(resolved);
+  const signals = resolved.metrics.map((metric) => ({
+    read: metricReader(metric),
+    windows: new SignalWindows({
+      name: metric.type === 'promql' ? (metric.name ?? 'promql') : metric.type,
+      targetPerGroup: metric.target,
+      stableWindowSeconds: resolved.stableWindowSeconds,
+      panicWindowPercentage: resolved.panicWindowPercentage,
+      aggregation: resolved.aggregation,
+    }),
+  }));
   let state: DeciderState | undefined;
   return {
     name: 'kvpa',
     decide(o: PoolObservation) {
       state ??= initialState(spec, o.readyGroups, o.nowSeconds);
       if (o.metrics.length > 0) {
-        signals.forEach((s, i) => {
+        for (const signal of signals) {
           let total = 0;
-          for (const m of o.metrics) total += READ[s.name](m);
-          windows[i]?.record(o.nowSeconds, total);
-        });
+          for (const m of o.metrics) total += signal.read(m);
+          signal.windows.record(o.nowSeconds, total);
+        }
       }
       if (o.nowSeconds % spec.tickSeconds !== 0) return undefined;
       const result = decide(
@@ -94,7 +111,7 @@ export function kvpaPolicy(context: PolicyContext): ScalingPolicy {
         {
           readyGroups: o.readyGroups,
           requestedGroups: o.requestedGroups,
-          signals: windows.map((w) => w.read(o.nowSeconds)),
+          signals: signals.map((s) => s.windows.read(o.nowSeconds)),
         },
         o.nowSeconds,
       );

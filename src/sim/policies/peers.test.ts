@@ -221,18 +221,29 @@ describe('static provisioning and the oracle', () => {
   });
 });
 
-describe('kvpa adapter (drives src/decide, not a re-implementation)', () => {
-  it('sums each signal over ready groups and decides every 2 s through the decision core', async () => {
-    const { kvpaPolicy, kvpaSignals } = await import('./kvpa.ts');
+describe('kvpa adapter (drives src/api/resolve + src/decide with the policies/ preset; no re-implementation)', () => {
+  it('resolves deepseek-r1-disaggregated per pool: prefill on queue depth, decode on KV use and queue', async () => {
+    const { resolveKvpaPool } = await import('./kvpa.ts');
+    const prefill = resolveKvpaPool('prefill', 1, 64);
+    const decode = resolveKvpaPool('decode', 1, 64);
+    expect(prefill.metrics.map((m) => m.type)).toEqual(['queueDepth']);
+    expect(decode.metrics.map((m) => [m.type, m.target])).toEqual([
+      ['kvCacheUtilization', 0.7],
+      ['queueDepth', 2],
+    ]);
+    expect(decode.scaleDownDelaySeconds).toBeGreaterThan(prefill.stableWindowSeconds);
+    expect(prefill.maxReplicas).toBe(64);
+  });
+
+  it('sums each signal over ready groups and decides on its tick through the decision core', async () => {
+    const { kvpaPolicy } = await import('./kvpa.ts');
     const policy = kvpaPolicy(context('decode'));
-    const [kvSignal] = kvpaSignals('decode', h200);
-    expect(kvSignal?.name).toBe('kvCacheUtilization');
     // 2 ready groups at KV 0.9, target 0.7 per group: the pool total 1.8 wants ceil(1.8 / 0.7) = 3 groups.
     expect(policy.decide(observation(1, 2, [kv(0.9), kv(0.9)]))).toBeUndefined();
     expect(policy.decide(observation(2, 2, [kv(0.9), kv(0.9)]))).toBe(3);
   });
 
-  it('holds further scale-up while requested groups are starting (the startup gate of KVPA_EXTENSIONS)', async () => {
+  it('holds further scale-up while requested groups are starting (the startup gate)', async () => {
     const { kvpaPolicy } = await import('./kvpa.ts');
     const policy = kvpaPolicy(context('decode'));
     // 4 requested, 3 ready at KV 1.0: total 3.0 wants ceil(3 / 0.7) = 5, below 2 × 4, so it waits at 4.

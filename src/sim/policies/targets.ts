@@ -1,20 +1,20 @@
 /**
- * How the policies are pointed at this fleet. Each peer's algorithm and defaults are its own; what a user must
+ * How the peers are pointed at this fleet. Each peer's algorithm and defaults are its own; what a user must
  * configure for any of them (the metric and its target per group) is chosen here once, from the calibration,
- * and shared, so that differences in the comparison come from the algorithms:
+ * and shared, so that differences in the comparison come from the algorithms. (kvpa takes its metrics and
+ * targets from the `policies/` preset instead; see kvpa.ts.)
  *
- * | pool    | KV-cache policies (AIBrix KPA/APA, HPA)      | Knative KPA (`containerConcurrency`)     | kvpa (largest want wins)              |
- * |---------|----------------------------------------------|------------------------------------------|---------------------------------------|
- * | decode  | `kv_cache_usage_perc` 0.5 (AIBrix's DeepSeek-R1 sample [S10]) | decode running target (below) | KV 0.7, running = decode running target |
- * | prefill | `num_requests_running` = prefill running target | prefill running target                 | running = prefill running target; queue = prefill queue target |
+ * | pool    | KV-cache policies (AIBrix KPA/APA, HPA)                          | Knative KPA (`containerConcurrency`) |
+ * |---------|------------------------------------------------------------------|--------------------------------------|
+ * | decode  | `kv_cache_usage_perc`, target 0.5 (AIBrix's DeepSeek-R1 sample [S10]) | the decode running target (below) |
+ * | prefill | `num_requests_running` = the prefill running target (below)      | the prefill running target           |
  *
  * - **Decode running target:** the sequences one group carries at 90 % of the TPOT SLO with a 3K context
  *   (calibration.md §9 step-time model).
  * - **Prefill running target:** the batch a group runs at 70 % utilisation with 2K prompts. A batching server
  *   with forward overhead o and utilisation ρ runs batches of about o·λ / (1 − ρ) prompts (λ prompts/s), so
- *   concurrency, not queue length, tracks load below saturation; the queue stays near 0 until the group is
- *   overloaded, which a 10-minute cold start cannot wait for.
- * - **Prefill queue target** (kvpa's second prefill signal): prompts/s per group at 2K × TTFT / 4.
+ *   concurrency tracks load below saturation, where the queue stays near 0 until the group is overloaded.
+ * - **Prefill queue target:** prompts/s per group at 2K × TTFT / 4 (kept for experiments).
  *
  * A prefill group's KV usage is tiny and transient (prompts leave after one batch), so a KV target would keep
  * prefill at its minimum whatever the load; AIBrix and the HPA take any vLLM gauge (aibrix-kpa.md §2.2), so
