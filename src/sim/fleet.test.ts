@@ -224,7 +224,7 @@ describe('fleet invariants (property tests)', () => {
           const completions: CompletedRequest[] = [];
           const fleet = new Fleet(
             fleetOptions({
-              initialGroups: { prefill: 64, decode: 64 },
+              initialGroups: { prefill: 16, decode: 4 }, // a prompt keeps a group < 3 s busy; arrivals come every 0.5 s
               onComplete: (r) => completions.push(r),
             }),
           );
@@ -270,5 +270,72 @@ describe('runs are reproducible', () => {
     expect(run(5)).toEqual(a);
     expect(run(6).ttftSeconds).not.toEqual(a.ttftSeconds);
     expect(a.requests.completed + a.requests.dropped).toBe(a.requests.arrived);
+  });
+});
+
+describe('lifecycle and metric delivery', () => {
+  it('a decode group asked to go drains its in-flight sequences, then is released and stops being charged', () => {
+    const completions: CompletedRequest[] = [];
+    const fleet = new Fleet(
+      fleetOptions({ initialGroups: { prefill: 1, decode: 1 }, onComplete: (r) => completions.push(r) }),
+    );
+    for (let i = 0; i < 20; i++) {
+      fleet.advanceTo(i * 0.1, noTick);
+      fleet.arrive(i * 0.1, 1000, 2000); // ≈2,000 steps of ≈30 ms: about a minute of decoding
+    }
+    let releasedAt = Number.NaN;
+    fleet.advanceTo(300, (second) => {
+      if (second === 10) fleet.setDesired('decode', 0);
+      const decode = fleet.groups.find((g) => g.pool === 'decode');
+      if (decode !== undefined && decode.state === 'released' && Number.isNaN(releasedAt))
+        releasedAt = second;
+    });
+    expect(fleet.completed).toBe(20);
+    expect(fleet.dropped).toBe(0);
+    const lastFinish = Math.max(...completions.map((r) => r.finishSeconds));
+    expect(lastFinish).toBeGreaterThan(30);
+    // Released at the boundary of the last finish (seen at the next whole-second tick).
+    expect(releasedAt).toBe(Math.ceil(lastFinish));
+    const decodeGpus = h200.decode.gpusPerGroup;
+    expect(fleet.pools.decode.gpuHours).toBeCloseTo((lastFinish * decodeGpus) / 3600, 9);
+  });
+
+  it('a new group serves only after its startup delay, and is charged from the request', () => {
+    const fleet = new Fleet(fleetOptions({ startupSeconds: 120, initialGroups: { prefill: 0, decode: 1 } }));
+    fleet.advanceTo(5, (second) => {
+      if (second === 0) fleet.setDesired('prefill', 1);
+    });
+    fleet.arrive(5, 1000, 1);
+    fleet.advanceTo(119.5, noTick);
+    expect(fleet.completed).toBe(0); // no prefill capacity yet: the request waits at the gateway
+    fleet.advanceTo(200, noTick);
+    expect(fleet.completed).toBe(1);
+    fleet.stopAccountingAt(200);
+    fleet.finish();
+    expect(fleet.pools.prefill.gpuHours).toBeCloseTo((200 * h200.prefill.gpusPerGroup) / 3600, 9);
+  });
+
+  it('with a 15 s scrape interval policies see the sample of the last scrape, not the current one', () => {
+    const fleet = new Fleet(
+      fleetOptions({
+        metricsDelivery: { kind: 'scrape', intervalSeconds: 15 },
+        initialGroups: { prefill: 2, decode: 1 },
+      }),
+    );
+    const seen: number[] = [];
+    const truth: number[] = [];
+    let t = 0;
+    for (let i = 0; i < 3000; i++) {
+      t += 0.01;
+      fleet.advanceTo(t, () => {
+        seen.push(fleet.observe('decode').metrics[0]?.numRequestsRunning ?? -1);
+        truth.push(fleet.sampleMetrics('decode')[0]?.numRequestsRunning ?? -1);
+      });
+      fleet.arrive(t, 500, 3000);
+    }
+    // Seconds 0–14 see the scrape at 0, 15–29 the scrape at 15: constant within each interval.
+    for (let s = 1; s < 30; s++) if (s % 15 !== 0) expect(seen[s]).toBe(seen[s - 1]);
+    expect(seen[15]).toBe(truth[15]);
+    expect(seen[20]).not.toBe(truth[20]); // the load is growing, so the delivered value lags
   });
 });
