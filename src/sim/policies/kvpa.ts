@@ -22,6 +22,8 @@ import {
   initialState,
   SignalWindows,
 } from '../../decide/index.ts';
+import type { Calibration } from '../calibration.ts';
+import { decodeRunningTarget, prefillRunningTarget } from './targets.ts';
 import type { GroupMetrics, PolicyContext, Pool, PoolObservation, ScalingPolicy } from './types.ts';
 
 export const KVPA_PRESET = 'deepseek-r1-disaggregated';
@@ -39,12 +41,16 @@ function presets(): Map<string, Policy> {
   return bundledPolicies;
 }
 
-/** The preset's resolved behaviour for a pool of the simulated fleet. */
+/**
+ * The preset's resolved behaviour for a pool of the simulated fleet. `metrics`, when given, is set on the pool
+ * itself (the last layer of the resolution order), as a PodAutoscaler's pool may do.
+ */
 export function resolveKvpaPool(
   pool: Pool,
   minGroups: number,
   maxGroups: number,
   preset = KVPA_PRESET,
+  metrics?: MetricSpec[],
 ): ResolvedPool {
   return resolvePool(
     { policyRef: { name: preset } },
@@ -57,10 +63,30 @@ export function resolveKvpaPool(
       },
       minReplicas: minGroups,
       maxReplicas: maxGroups,
+      ...(metrics !== undefined ? { metrics } : {}),
     },
     0,
     presets(),
   );
+}
+
+/**
+ * A proposed change to the preset's signals, measured in bench/RESULTS.md: prefill adds the running count
+ * (batch size at 70 % utilisation) to its queue depth, because the queue stays near 0 until a group is already
+ * saturated; decode replaces queue depth (which counts requests waiting for their KV transfer and the next
+ * step, ≈ λ·(transfer + step) even when KV is nearly empty) by the running count at 90 % of the TPOT SLO,
+ * the compute-bound limit that KV use does not show on H200.
+ */
+export function runningSignals(pool: Pool, c: Calibration): MetricSpec[] {
+  return pool === 'prefill'
+    ? [
+        { type: 'runningRequests', target: prefillRunningTarget(c) },
+        { type: 'queueDepth', target: 12 },
+      ]
+    : [
+        { type: 'kvCacheUtilization', target: 0.7 },
+        { type: 'runningRequests', target: decodeRunningTarget(c) },
+      ];
 }
 
 /** How the simulated head pod answers each metric type of the API. */
@@ -80,7 +106,16 @@ function metricReader(metric: MetricSpec): (m: GroupMetrics) => number {
 }
 
 export function kvpaPolicy(context: PolicyContext): ScalingPolicy {
-  const resolved = resolveKvpaPool(context.pool, context.minGroups, context.maxGroups);
+  return makeKvpaPolicy('kvpa', context);
+}
+
+/** kvpa with the signals of `runningSignals` on each pool; everything else from the preset. */
+export function kvpaRunningPolicy(context: PolicyContext): ScalingPolicy {
+  return makeKvpaPolicy('kvpa-running', context, runningSignals(context.pool, context.calibration));
+}
+
+function makeKvpaPolicy(name: string, context: PolicyContext, metrics?: MetricSpec[]): ScalingPolicy {
+  const resolved = resolveKvpaPool(context.pool, context.minGroups, context.maxGroups, KVPA_PRESET, metrics);
   const spec: DeciderSpec = toDeciderSpec(resolved);
   const signals = resolved.metrics.map((metric) => ({
     read: metricReader(metric),
@@ -94,7 +129,7 @@ export function kvpaPolicy(context: PolicyContext): ScalingPolicy {
   }));
   let state: DeciderState | undefined;
   return {
-    name: 'kvpa',
+    name,
     decide(o: PoolObservation) {
       state ??= initialState(spec, o.readyGroups, o.nowSeconds);
       if (o.metrics.length > 0) {

@@ -235,6 +235,23 @@ describe('kvpa adapter (drives src/api/resolve + src/decide with the policies/ p
     expect(prefill.maxReplicas).toBe(64);
   });
 
+  it('kvpa-running sets the proposed signals on the pools; the rest still comes from the preset', async () => {
+    const { resolveKvpaPool, runningSignals } = await import('./kvpa.ts');
+    const prefill = resolveKvpaPool(
+      'prefill',
+      1,
+      64,
+      'deepseek-r1-disaggregated',
+      runningSignals('prefill', h200),
+    );
+    expect(prefill.metrics.map((m) => [m.type, m.target])).toEqual([
+      ['runningRequests', 11],
+      ['queueDepth', 12],
+    ]);
+    expect(prefill.sources.metrics).toBe('spec.pools[0]');
+    expect(prefill.scaleDownDelaySeconds).toBe(resolveKvpaPool('prefill', 1, 64).scaleDownDelaySeconds);
+  });
+
   it('sums each signal over ready groups and decides on its tick through the decision core', async () => {
     const { kvpaPolicy } = await import('./kvpa.ts');
     const policy = kvpaPolicy(context('decode'));
