@@ -224,6 +224,21 @@ export function formatTable(summaries: readonly SimulationSummary[]): string {
   ].join('\n');
 }
 
+/** A one-line progress bar on a terminal (nothing when stderr is a file or a pipe). */
+function progressBar(policy: string, totalSeconds: number): ((simulatedSeconds: number) => void) | undefined {
+  if (!process.stderr.isTTY || !(totalSeconds > 0)) return undefined;
+  let shown = -1;
+  return (simulatedSeconds) => {
+    const percent = Math.min(100, Math.floor((100 * simulatedSeconds) / totalSeconds));
+    if (percent === shown) return;
+    shown = percent;
+    const filled = Math.round(percent / 5);
+    process.stderr.write(
+      `\rkvpa simulate: ${policy} [${'#'.repeat(filled)}${' '.repeat(20 - filled)}] ${percent}%`,
+    );
+  };
+}
+
 export async function runSimulateCommand(argv: readonly string[]): Promise<number> {
   let parsedArgs: ReturnType<typeof parseSimulateArgs>;
   try {
@@ -244,7 +259,12 @@ export async function runSimulateCommand(argv: readonly string[]): Promise<numbe
     const summaries: SimulationSummary[] = [];
     for (const policy of policies) {
       process.stderr.write(`kvpa simulate: ${policy} …`);
-      const summary = runSimulation(settings, policy, demand);
+      const summary = runSimulation(
+        settings,
+        policy,
+        demand,
+        progressBar(policy, demand.prefillGroups.length * demand.binSeconds),
+      );
       process.stderr.write(
         ` ${summary.requests.arrived.toLocaleString('en-US')} requests in ${summary.wallSeconds.toFixed(1)} s (${Math.round(summary.requestsPerWallSecond).toLocaleString('en-US')}/s)\n`,
       );

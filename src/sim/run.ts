@@ -92,6 +92,7 @@ export function runSimulation(
   settings: SimulationSettings,
   policyName: string,
   demand: DemandProfile = demandFor(settings),
+  onProgress?: (simulatedSeconds: number) => void,
 ): SimulationSummary {
   const started = performance.now();
   const c = settings.calibration;
@@ -134,6 +135,7 @@ export function runSimulation(
       fleet.arrive(t, inputs[i] as number, outputs[i] as number);
     }
     if (batch.count > 0) lastArrival = times[batch.count - 1] as number;
+    onProgress?.(lastArrival);
   }
   // The trace is over: bill up to the last whole second, freeze the fleet, and let in-flight requests finish.
   const endSeconds = Math.ceil(lastArrival);
