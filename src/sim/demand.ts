@@ -5,9 +5,8 @@
  *
  * Per bin of `binSeconds`:
  * - **prefill:** the prefill work of the prompts arriving in the bin (Σ L·lengthFactor(L) at the group's compute
- *   rate, plus one forward overhead per request as an upper bound for small batches is NOT added: batches
- *   amortise it) divided by the bin length and a target utilisation `prefillUtilization` (default 0.8, leaving
- *   queueing headroom for the 2 s TTFT).
+ *   rate; the forward overhead is left out because batches amortise it) over the bin length and a target
+ *   utilisation `prefillUtilization` (default 0.8, leaving queueing headroom for the 2 s TTFT).
  * - **decode:** each request is resident from its arrival for `outputTokens × itl` seconds, where `itl` is the
  *   TPOT SLO × `decodeItlHeadroom` (default 0.9), with a context of `input + output/2` tokens on average. Summing
  *   over residents gives sequences S and context K per bin (difference arrays, fractional at bin edges). The
