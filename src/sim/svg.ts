@@ -122,6 +122,7 @@ export function timelineSvg(rows: readonly TimelineRow[], pool: Pool, title: str
   }
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" font-family="sans-serif">`,
+    `<title>${escapeXml(title)}</title>`,
     '<rect width="100%" height="100%" fill="white"/>',
     `<text x="${LEFT}" y="18" font-size="15" font-weight="bold">${escapeXml(title)}</text>`,
     ...panels,
