@@ -13,6 +13,11 @@ export interface HeadPod {
   readonly groupKey: string;
   /** True when the whole group (leader and every worker) is Ready. */
   readonly groupReady: boolean;
+  /**
+   * True for a group beyond spec (rolling-update surge, or a scale-down leftover). Added so callers can
+   * drop such heads from per-group averages: readyGroups excludes them, so their metrics must not count.
+   */
+  readonly surge: boolean;
   readonly podIP?: string;
 }
 

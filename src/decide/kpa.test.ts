@@ -284,6 +284,21 @@ describe('kvpa extensions', () => {
     expect(r.desiredGroups).toBe(9);
   });
 
+  it('a controller restarted mid scale-up holds the requested groups, not only the ready ones, for a stable window', () => {
+    const spec = kvpa();
+    const state = initialState(spec, 2, T0, 6); // 2 ready, 6 requested (4 still starting)
+    expect(state.panicSinceSeconds).toBe(T0);
+    const r = decide(
+      spec,
+      state,
+      { readyGroups: 2, requestedGroups: 6, signals: [signal(0.5, 0.5, 0.7)] },
+      T0 + 2,
+    );
+    expect(r.decision.desiredGroups).toBe(6);
+    // Knative's rule alone would hold only the 2 ready groups
+    expect(initialState(knative(), 2, T0, 6).maxPanicGroups).toBe(2);
+  });
+
   it('startup: the gate lifts after startupTimeoutSeconds so stuck groups do not block scaling', () => {
     const d = new Driver(kvpa({ extensions: { ...KVPA_EXTENSIONS, startupTimeoutSeconds: 600 } }));
     const o: Observation = { readyGroups: 2, requestedGroups: 4, signals: [signal(5, 5, 1)] };

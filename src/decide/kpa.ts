@@ -25,11 +25,17 @@ import type {
  * A fresh decider. Like Knative's newAutoscaler, it starts in panic when more than one group is ready:
  * a restarted controller has no history and must not scale down before it has some.
  */
-export function initialState(spec: DeciderSpec, readyGroups: number, nowSeconds: number): DeciderState {
+export function initialState(
+  spec: DeciderSpec,
+  readyGroups: number,
+  nowSeconds: number,
+  requestedGroups = 0,
+): DeciderState {
   const delayed = spec.scaleDownDelaySeconds > 0;
+  const held = spec.extensions.restartHoldsRequested ? Math.max(readyGroups, requestedGroups) : readyGroups;
   return {
-    panicSinceSeconds: readyGroups > 1 ? nowSeconds : null,
-    maxPanicGroups: Math.max(0, readyGroups),
+    panicSinceSeconds: held > 1 ? nowSeconds : null,
+    maxPanicGroups: Math.max(0, held),
     delayWindow: delayed ? newDelayWindow(spec.scaleDownDelaySeconds, spec.tickSeconds) : null,
     lastDesired: null,
     pendingSinceSeconds: null,

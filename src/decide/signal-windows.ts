@@ -4,7 +4,13 @@
  * `noData` when nothing arrived within the stable window (Knative's ErrNoData), never a zero.
  */
 import type { SignalReading } from './types.ts';
-import { type AggregationAlgorithm, type AveragingWindow, makeWindow, panicWindowSeconds } from './window.ts';
+import {
+  type AggregationAlgorithm,
+  type AveragingWindow,
+  BUCKET_SECONDS,
+  makeWindow,
+  panicWindowSeconds,
+} from './window.ts';
 
 export interface SignalWindowSpec {
   readonly name: string;
@@ -28,15 +34,26 @@ export class SignalWindows {
     );
   }
 
-  /** Records one pool-total sample. Non-finite values are refused: the quality gate should have caught them. */
-  record(atSeconds: number, poolTotal: number): void {
+  private lastBucket: number | null = null;
+
+  /**
+   * Records one pool-total sample; returns false when it was dropped. A pool total is a level, not a
+   * count: Knative's buckets sum what lands in the same second (pod contributions), so a second
+   * sample of the same total in one 1 s bucket would double the level. Only the first is kept.
+   * Non-finite or negative values are refused: the quality gate should have caught them.
+   */
+  record(atSeconds: number, poolTotal: number): boolean {
     if (!Number.isFinite(poolTotal) || poolTotal < 0) {
       throw new RangeError(
         `${this.spec.name}: refusing sample ${poolTotal} at ${atSeconds}s (must be finite and >= 0)`,
       );
     }
+    const bucket = Math.floor(atSeconds / BUCKET_SECONDS);
+    if (bucket === this.lastBucket) return false;
+    this.lastBucket = bucket;
     this.stable.record(atSeconds, poolTotal);
     this.panic.record(atSeconds, poolTotal);
+    return true;
   }
 
   read(nowSeconds: number): SignalReading {

@@ -5,6 +5,7 @@ import type { DeciderExtensions, DeciderSpec } from './types.ts';
 export const KNATIVE_EXTENSIONS: DeciderExtensions = {
   ratioEpsilon: 0,
   startupTimeoutSeconds: 0,
+  restartHoldsRequested: false,
   holdOnMissingData: false,
   missingFallbackAfterSeconds: 0,
   fallbackMinReplicas: 0,
@@ -13,6 +14,7 @@ export const KNATIVE_EXTENSIONS: DeciderExtensions = {
 export const KVPA_EXTENSIONS: DeciderExtensions = {
   ratioEpsilon: 1e-9,
   startupTimeoutSeconds: 1200,
+  restartHoldsRequested: true,
   holdOnMissingData: true,
   missingFallbackAfterSeconds: 0,
   fallbackMinReplicas: 0,

@@ -64,6 +64,12 @@ export interface DeciderExtensions {
    * See README "Startup-aware scaling".
    */
   readonly startupTimeoutSeconds: number;
+  /**
+   * A fresh decider starts in panic at max(ready, requested) groups when that exceeds one, not only
+   * at the ready count as Knative does: a controller restarted mid scale-up must not give back the
+   * groups that are still starting. Knative: false.
+   */
+  readonly restartHoldsRequested: boolean;
   /** With some or all signals missing, never go below the current level (Knative: the last decision stands only when all are missing). */
   readonly holdOnMissingData: boolean;
   /** After signals have been missing this long, raise the pool to at least `fallbackMinReplicas` (0 = off). */

@@ -1,0 +1,165 @@
+/**
+ * Thin access to the API server for the adapters: typed clients, error mapping (404 → TargetNotFoundError,
+ * 409 → ConflictError) and the two patch bodies that carry a resourceVersion precondition.
+ */
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import type { ScaleTargetRef } from '../api/podautoscaler.ts';
+import { ConflictError, TargetNotFoundError } from './types.ts';
+
+/** Field manager recorded in managedFields, so a user can see which fields kvpa owns. */
+export const FIELD_MANAGER = 'kvpa';
+
+export interface Gvr {
+  readonly group: string;
+  readonly version: string;
+  readonly plural: string;
+}
+
+export interface KubeClients {
+  readonly core: CoreV1Api;
+  readonly apps: AppsV1Api;
+  readonly custom: CustomObjectsApi;
+}
+
+export function kubeClients(kubeConfig: KubeConfig): KubeClients {
+  return {
+    core: kubeConfig.makeApiClient(CoreV1Api),
+    apps: kubeConfig.makeApiClient(AppsV1Api),
+    custom: kubeConfig.makeApiClient(CustomObjectsApi),
+  };
+}
+
+export const mergePatchOptions = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+export const jsonPatchOptions = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
+
+/** A merge patch for `/scale`: the resourceVersion makes the API server answer 409 if the object moved. */
+export function scalePatch(groups: number, resourceVersion: string): object {
+  return { metadata: { resourceVersion }, spec: { replicas: groups } };
+}
+
+export type JsonPatchOp =
+  | { op: 'test'; path: string; value: unknown }
+  | { op: 'replace' | 'add'; path: string; value: unknown };
+
+/**
+ * A JSON patch that sets one list element's replicas. Setting metadata.resourceVersion to the value read
+ * turns the write into a compare-and-swap (409 if anyone wrote since); the `test` on the element's name
+ * guards the index even if the precondition were ever dropped. Nothing else in the object is touched.
+ */
+export function listElementReplicasPatch(
+  listPath: string,
+  index: number,
+  nameField: string,
+  name: string,
+  groups: number,
+  resourceVersion: string,
+): JsonPatchOp[] {
+  return [
+    { op: 'test', path: `${listPath}/${index}/${nameField}`, value: name },
+    { op: 'replace', path: '/metadata/resourceVersion', value: resourceVersion },
+    { op: 'add', path: `${listPath}/${index}/replicas`, value: groups },
+  ];
+}
+
+export function httpStatusOf(err: unknown): number | undefined {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+function bodyText(err: unknown): string {
+  const body = (err as { body?: unknown }).body;
+  if (typeof body === 'string') return body;
+  if (body === undefined) return (err as { message?: string }).message ?? String(err);
+  return JSON.stringify(body);
+}
+
+/** Message of a Kubernetes Status body when there is one, else the raw text (for error messages). */
+export function apiErrorMessage(err: unknown): string {
+  const text = bodyText(err);
+  try {
+    const parsed = JSON.parse(text) as { message?: unknown };
+    if (typeof parsed.message === 'string') return parsed.message;
+  } catch {
+    // not JSON: fall through
+  }
+  return text.slice(0, 500);
+}
+
+/**
+ * Runs a call on the target object itself and maps its failures: 404 → TargetNotFoundError,
+ * 409 (or a failed JSON-patch `test`) → ConflictError; anything else is rethrown with the object named.
+ */
+export async function onTarget<T>(
+  ref: ScaleTargetRef,
+  namespace: string,
+  action: string,
+  call: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    const status = httpStatusOf(err);
+    if (status === 404) throw new TargetNotFoundError(ref, namespace);
+    const message = apiErrorMessage(err);
+    if (status === 409) throw new ConflictError(ref, namespace, message);
+    if (status === 422 && /test operation|testing value/i.test(message)) {
+      throw new ConflictError(ref, namespace, message);
+    }
+    throw new Error(
+      `${action} ${ref.kind} ${namespace}/${ref.name} failed (HTTP ${status ?? '?'}): ${message}`,
+      { cause: err },
+    );
+  }
+}
+
+/** Lists objects the target owns; a missing CRD (404) is reported as such, not as a missing target. */
+export async function listRelated<T>(what: string, namespace: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    const status = httpStatusOf(err);
+    const hint = status === 404 ? ': is its CRD installed?' : status === 403 ? ': grant kvpa list on it' : '';
+    throw new Error(
+      `listing ${what} in ${namespace} failed (HTTP ${status ?? '?'})${hint}: ${apiErrorMessage(err)}`,
+      { cause: err },
+    );
+  }
+}
+
+export async function listPods(
+  clients: KubeClients,
+  namespace: string,
+  labelSelector: string,
+): Promise<V1Pod[]> {
+  const list = await listRelated(`pods (${labelSelector})`, namespace, () =>
+    clients.core.listNamespacedPod({ namespace, labelSelector }),
+  );
+  return list.items;
+}
+
+export async function listCustom<T>(
+  clients: KubeClients,
+  gvr: Gvr,
+  namespace: string,
+  labelSelector: string,
+): Promise<T[]> {
+  const list = (await listRelated(`${gvr.plural}.${gvr.group} (${labelSelector})`, namespace, () =>
+    clients.custom.listNamespacedCustomObject({ ...gvr, namespace, labelSelector }),
+  )) as { items?: T[] };
+  return list.items ?? [];
+}
+
+/** `a=b,c=d` from a label map (values are label-safe by construction, so no escaping is needed). */
+export function selectorOf(labels: Readonly<Record<string, string>>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}

@@ -1,0 +1,145 @@
+/**
+ * The controller's Kubernetes I/O: watching PodAutoscalers, writing their status, raising Events.
+ * Everything here is a thin call; the decisions about what to write live in status.ts and events.ts.
+ */
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  makeInformer,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
+import { API_GROUP, API_VERSION, KIND, PLURAL, type PodAutoscalerStatus } from '../api/podautoscaler.ts';
+import type { PoolEvent } from './events.ts';
+
+export const FIELD_MANAGER = 'kvpa-controller';
+export const COMPONENT = 'kvpa-controller';
+
+/** A PodAutoscaler as it comes off the wire: not yet validated. */
+export interface RawPodAutoscaler extends KubernetesObject {
+  spec?: unknown;
+  status?: PodAutoscalerStatus;
+}
+
+export function keyOf(o: { metadata?: { namespace?: string; name?: string } }): string {
+  return `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+}
+
+export interface PodAutoscalerWatch {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  list(): readonly RawPodAutoscaler[];
+}
+
+/**
+ * List-watch of PodAutoscalers (client-node's informer: it relists on 410 Gone). On a watch error
+ * it restarts after a pause, so a flapping API server never stops the controller for good.
+ */
+export function watchPodAutoscalers(
+  kc: KubeConfig,
+  namespace: string | undefined,
+  onChange: () => void,
+  onError: (err: unknown) => void,
+  restartDelayMs = 2000,
+): PodAutoscalerWatch {
+  const api = kc.makeApiClient(CustomObjectsApi);
+  const path =
+    namespace === undefined
+      ? `/apis/${API_GROUP}/${API_VERSION}/${PLURAL}`
+      : `/apis/${API_GROUP}/${API_VERSION}/namespaces/${namespace}/${PLURAL}`;
+  const list = async () =>
+    (namespace === undefined
+      ? await api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: PLURAL })
+      : await api.listNamespacedCustomObject({
+          group: API_GROUP,
+          version: API_VERSION,
+          namespace,
+          plural: PLURAL,
+        })) as {
+      items: RawPodAutoscaler[];
+      metadata: { resourceVersion?: string };
+    };
+  const informer = makeInformer<RawPodAutoscaler>(kc, path, list);
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  informer.on('add', onChange);
+  informer.on('update', onChange);
+  informer.on('delete', onChange);
+  informer.on('error', (err) => {
+    onError(err);
+    if (!stopped) {
+      timer = setTimeout(() => {
+        informer.start().catch(onError);
+      }, restartDelayMs);
+    }
+  });
+  return {
+    start: () => informer.start(),
+    stop: async () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await informer.stop();
+    },
+    list: () => informer.list(),
+  };
+}
+
+export class KubeWriter {
+  private readonly objects: CustomObjectsApi;
+  private readonly core: CoreV1Api;
+
+  constructor(
+    kc: KubeConfig,
+    readonly hostname: string,
+  ) {
+    this.objects = kc.makeApiClient(CustomObjectsApi);
+    this.core = kc.makeApiClient(CoreV1Api);
+  }
+
+  /** Merge-patches the status subresource. */
+  async patchStatus(namespace: string, name: string, status: PodAutoscalerStatus): Promise<void> {
+    await this.objects.patchNamespacedCustomObjectStatus(
+      {
+        group: API_GROUP,
+        version: API_VERSION,
+        namespace,
+        plural: PLURAL,
+        name,
+        body: { status },
+        fieldManager: FIELD_MANAGER,
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  async event(pa: RawPodAutoscaler, e: PoolEvent, nowIso: string): Promise<void> {
+    const namespace = pa.metadata?.namespace ?? 'default';
+    await this.core.createNamespacedEvent({
+      namespace,
+      body: {
+        metadata: { generateName: `${pa.metadata?.name ?? 'kvpa'}.`, namespace },
+        involvedObject: {
+          apiVersion: `${API_GROUP}/${API_VERSION}`,
+          kind: KIND,
+          name: pa.metadata?.name ?? '',
+          namespace,
+          ...(pa.metadata?.uid !== undefined ? { uid: pa.metadata.uid } : {}),
+          ...(pa.metadata?.resourceVersion !== undefined
+            ? { resourceVersion: pa.metadata.resourceVersion }
+            : {}),
+        },
+        type: e.type,
+        reason: e.reason,
+        message: e.message.slice(0, 1024),
+        source: { component: COMPONENT, host: this.hostname },
+        firstTimestamp: new Date(nowIso),
+        lastTimestamp: new Date(nowIso),
+        count: 1,
+        reportingComponent: COMPONENT,
+        reportingInstance: this.hostname,
+      },
+    });
+  }
+}

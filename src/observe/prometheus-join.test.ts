@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest';
+import {
+  attribute,
+  buildHeadIndex,
+  buildQuery,
+  decodeVector,
+  FIELD_LABEL,
+  type PoolRegistration,
+  type PromSample,
+  parsePromValue,
+  signalKindOf,
+} from './prometheus-join.ts';
+
+const pool = (over: Partial<PoolRegistration> = {}): PoolRegistration => ({
+  poolKey: 'ns1/pa/decode',
+  namespace: 'ns1',
+  heads: [
+    { pod: 'lws-0', groupKey: 'lws-0', ready: true },
+    { pod: 'lws-1', groupKey: 'lws-1', ready: true },
+  ],
+  engine: 'auto',
+  signals: ['kvCacheUtilization'],
+  ...over,
+});
+
+function value(pod: string, metric: string, v: number, extra: Record<string, string> = {}): PromSample {
+  return { labels: { __name__: metric, namespace: 'ns1', pod, [FIELD_LABEL]: 'value', ...extra }, value: v };
+}
+function ts(pod: string, t: number, extra: Record<string, string> = {}): PromSample {
+  return { labels: { namespace: 'ns1', pod, [FIELD_LABEL]: 'ts', ...extra }, value: t };
+}
+
+describe('signalKindOf', () => {
+  it('maps the API metric types and leaves promql out', () => {
+    expect(signalKindOf({ type: 'queueDepth', target: 5 })).toBe('queueDepth');
+    expect(signalKindOf({ type: 'promql', target: 1, query: 'x', name: 'x', kind: 'total' })).toBeNull();
+  });
+});
+
+describe('buildQuery', () => {
+  it('covers every dialect name and namespace in one query, keeping ranks', () => {
+    const q = buildQuery('kvCacheUtilization', { namespaces: ['b', 'a.x'], rateWindowSeconds: 60 });
+    expect(q).toContain('vllm:kv_cache_usage_perc|vllm:gpu_cache_usage_perc|sglang:token_usage');
+    expect(q).toContain('namespace=~"a\\\\.x|b"');
+    expect(q).toContain('max by (__name__, namespace, pod, engine, dp_rank)');
+    expect(q).toContain('min by (namespace, pod) (timestamp(');
+  });
+
+  it('reads counters as a rate', () => {
+    const q = buildQuery('preemptionRate', { namespaces: ['a'], rateWindowSeconds: 120 });
+    expect(q).toContain('rate(vllm:num_preemptions_total{namespace=~"a"}[120s])');
+  });
+});
+
+describe('parsePromValue / decodeVector', () => {
+  it('reads the special floats Prometheus spells as strings', () => {
+    expect(parsePromValue('+Inf')).toBe(Number.POSITIVE_INFINITY);
+    expect(parsePromValue('-Inf')).toBe(Number.NEGATIVE_INFINITY);
+    expect(parsePromValue('NaN')).toBeNaN();
+    expect(parsePromValue('1.5e-3')).toBe(0.0015);
+    expect(parsePromValue(undefined)).toBeNaN();
+  });
+
+  it('decodes a vector without copying labels and survives malformed entries', () => {
+    const metric = { __name__: 'x', pod: 'p' };
+    const raw = { resultType: 'vector' as const, result: [{ metric, value: [1, '2'] as const }] };
+    const [first] = decodeVector(raw);
+    expect(first?.labels).toBe(metric);
+    expect(first?.value).toBe(2);
+    const broken = { resultType: 'vector', result: [null, { metric: {} }] } as unknown as Parameters<
+      typeof decodeVector
+    >[0];
+    expect(decodeVector(broken).map((s) => s.value)).toEqual([Number.NaN, Number.NaN]);
+  });
+});
+
+describe('attribute', () => {
+  it('joins by namespace/pod to head pods only and keeps ranks, stamped with the pod scrape time', () => {
+    const index = buildHeadIndex([pool()]);
+    const { pools, stats } = attribute(
+      'kvCacheUtilization',
+      [
+        value('lws-0', 'vllm:kv_cache_usage_perc', 0.2, { engine: '0' }),
+        value('lws-0', 'vllm:kv_cache_usage_perc', 0.4, { engine: '1' }),
+        ts('lws-0', 98),
+        value('lws-0-1', 'vllm:kv_cache_usage_perc', 0.9, { engine: '0' }),
+      ],
+      index,
+    );
+    const g = pools.get('ns1/pa/decode')?.groups.get('lws-0');
+    expect(g?.ranks).toEqual([
+      { rank: '0', value: 0.2, timestampSeconds: 98 },
+      { rank: '1', value: 0.4, timestampSeconds: 98 },
+    ]);
+    expect(g?.dialect).toBe('vllm');
+    expect(pools.get('ns1/pa/decode')?.groups.has('lws-1')).toBe(false);
+    expect(stats.nonHeadSeries).toBe(1);
+  });
+
+  it('prefers the new vLLM name, falls back to the old one, and honours a configured engine', () => {
+    const samples = [
+      value('lws-0', 'vllm:kv_cache_usage_perc', 0.2),
+      value('lws-0', 'vllm:gpu_cache_usage_perc', 0.3),
+      value('lws-1', 'vllm:gpu_cache_usage_perc', 0.5),
+      ts('lws-0', 1),
+      ts('lws-1', 1),
+    ];
+    const auto = attribute('kvCacheUtilization', samples, buildHeadIndex([pool()])).pools.get(
+      'ns1/pa/decode',
+    );
+    expect(auto?.groups.get('lws-0')?.metric).toBe('vllm:kv_cache_usage_perc');
+    expect(auto?.groups.get('lws-1')?.dialect).toBe('vllmLegacy');
+    const sglang = attribute('kvCacheUtilization', samples, buildHeadIndex([pool({ engine: 'sglang' })]));
+    expect(sglang.pools.size).toBe(0);
+  });
+
+  it('keeps pools apart when pod names repeat across namespaces', () => {
+    const a = pool();
+    const b = pool({ poolKey: 'ns2/pa/decode', namespace: 'ns2' });
+    const samples: PromSample[] = [
+      value('lws-0', 'vllm:num_requests_waiting', 3),
+      { labels: { ...value('lws-0', 'vllm:num_requests_waiting', 7).labels, namespace: 'ns2' }, value: 7 },
+    ];
+    const { pools } = attribute('queueDepth', samples, buildHeadIndex([a, b]));
+    expect(pools.get('ns1/pa/decode')?.groups.get('lws-0')?.ranks[0]?.value).toBe(3);
+    expect(pools.get('ns2/pa/decode')?.groups.get('lws-0')?.ranks[0]?.value).toBe(7);
+  });
+});

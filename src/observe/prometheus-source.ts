@@ -1,0 +1,395 @@
+/**
+ * The Prometheus signal source (issue 4 §1): each tick sends ONE instant query per signal kind for
+ * ALL registered pools, attributes the answer to replica groups through their head pods
+ * (prometheus-join.ts), and judges every pool's signals with the quality gate (quality.ts).
+ *
+ * Queries per tick = number of distinct signal kinds in use (≤ 4), whatever the number of pools.
+ * Neither `tick` nor `backfill` throws: a failed query becomes state `error` for the signals it
+ * carried, with the reason.
+ */
+import { PrometheusDriver, type QueryResult } from 'prometheus-query';
+import type { SignalWindows } from '../decide/signal-windows.ts';
+import type { SignalState } from '../decide/types.ts';
+import {
+  attribute,
+  buildHeadIndex,
+  buildQuery,
+  decodeMatrixBySteps,
+  decodeVector,
+  type EngineDialect,
+  type HeadIndex,
+  kindsToQuery,
+  namespacesOf,
+  type PoolRegistration,
+  type PoolSamples,
+  type PromSample,
+  type QueryScope,
+  type RawMatrix,
+  type RawVector,
+  SIGNAL_KINDS,
+  type SignalKind,
+} from './prometheus-join.ts';
+import { type GateCounts, type GateResult, judgeSignal, RejectionCounters } from './quality.ts';
+
+/** Two 15 s scrape intervals and some slack: a sample older than this is stale. */
+export const DEFAULT_STALE_AFTER_SECONDS = 60;
+/** Half of the ready groups must report for a signal to be used. */
+export const DEFAULT_MIN_QUORUM_PERCENTAGE = 50;
+export const DEFAULT_RATE_WINDOW_SECONDS = 60;
+/** Prometheus refuses range queries of more than 11,000 points per series. */
+const MAX_POINTS_PER_RANGE_QUERY = 11_000;
+
+export interface PrometheusSourceOptions {
+  /** Base URL, e.g. http://prometheus.monitoring:9090 (metricsSource.prometheus.address). */
+  readonly address: string;
+  readonly queryTimeoutSeconds?: number;
+  /** See QueryScope.extraMatchers. */
+  readonly extraMatchers?: string;
+  readonly rateWindowSeconds?: number;
+  /** Called for every HTTP request sent to Prometheus (for counting in tests and benchmarks). */
+  readonly onRequest?: (url: string) => void;
+}
+
+export interface PoolTick {
+  readonly poolKey: string;
+  /** The dialect most of the pool's head pods answered in; null when none answered. */
+  readonly dialect: EngineDialect | null;
+  readonly signals: ReadonlyMap<SignalKind, GateResult>;
+}
+
+export interface TickResult {
+  readonly atSeconds: number;
+  /** Queries sent this tick. */
+  readonly queries: number;
+  readonly pools: ReadonlyMap<string, PoolTick>;
+  /** Per kind: a query error message, if it failed. */
+  readonly errors: ReadonlyMap<SignalKind, string>;
+  readonly nonHeadSeries: number;
+}
+
+export interface BackfillSignal {
+  /** Pool totals of the steps that passed the gate, oldest first. */
+  readonly samples: readonly { readonly atSeconds: number; readonly poolTotal: number }[];
+  /** How many steps ended in each state. */
+  readonly states: Readonly<Partial<Record<SignalState, number>>>;
+  readonly error?: string;
+}
+
+export interface BackfillResult {
+  readonly poolKey: string;
+  readonly fromSeconds: number;
+  readonly toSeconds: number;
+  readonly stepSeconds: number;
+  readonly signals: ReadonlyMap<SignalKind, BackfillSignal>;
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (err && typeof err === 'object') {
+    const e = err as { errorType?: unknown; error?: unknown; httpStatus?: unknown };
+    const status = e.httpStatus !== undefined ? ` (HTTP ${String(e.httpStatus)})` : '';
+    return `${String(e.errorType ?? 'error')}: ${String(e.error ?? JSON.stringify(err))}${status}`;
+  }
+  return String(err);
+}
+
+const RAW_KEY = 'kvpaRaw';
+
+/**
+ * prometheus-query turns every sample into class instances (and parses "+Inf" as NaN with
+ * parseFloat); at 10,000 groups that was ~40 % of a tick's CPU. The driver stays in charge of
+ * transport, timeouts and errors; this response hook hands vector and matrix bodies through
+ * untouched, as a "string" result the client does not walk, and decodeVector reads them.
+ */
+export function passRawResult(body: unknown): unknown {
+  if (!body || typeof body !== 'object') return body;
+  const b = body as { status?: unknown; data?: { resultType?: unknown } };
+  const type = b.data?.resultType;
+  if (b.status !== 'success' || (type !== 'vector' && type !== 'matrix')) return body;
+  return { ...b, data: { resultType: 'string', result: { [RAW_KEY]: b.data } } };
+}
+
+/** The raw `data` that passRawResult tucked into the client's result. */
+export function rawResult(result: QueryResult): RawVector | RawMatrix {
+  const raw = (result.result as unknown as Record<string, unknown> | null)?.[RAW_KEY] as
+    | { resultType?: unknown; result?: unknown }
+    | undefined;
+  if (!raw || !Array.isArray(raw.result) || (raw.resultType !== 'vector' && raw.resultType !== 'matrix')) {
+    throw new Error(`unexpected query result (resultType ${String(result.resultType)})`);
+  }
+  return raw as RawVector | RawMatrix;
+}
+
+function vectorOf(result: QueryResult): PromSample[] {
+  const raw = rawResult(result);
+  if (raw.resultType !== 'vector') throw new Error(`expected an instant vector, got ${raw.resultType}`);
+  return decodeVector(raw);
+}
+
+function poolGates(
+  pool: PoolRegistration,
+  kind: SignalKind,
+  samples: PoolSamples | undefined,
+  nowSeconds: number,
+  dialect: EngineDialect | null = null,
+  otherDialect: readonly string[] = [],
+): GateResult {
+  const spec = SIGNAL_KINDS[kind];
+  if (
+    spec.names.sglang === null &&
+    (pool.engine === 'sglang' || (pool.engine === 'auto' && dialect === 'sglang'))
+  ) {
+    // Not an outage: the engine has no such metric. Still noData, so the signal cannot drive a decision.
+    return {
+      signal: kind,
+      state: 'noData',
+      counts: emptyCounts(pool),
+      detail: `${kind}: SGLang exports no such metric; remove it from this pool's metrics`,
+    };
+  }
+  // One entry per group; a group with several head pods is ready if any of them says so.
+  const groups = new Map<string, { groupKey: string; ready: boolean }>();
+  for (const h of pool.heads) {
+    const g = groups.get(h.groupKey);
+    groups.set(h.groupKey, { groupKey: h.groupKey, ready: (g?.ready ?? false) || h.ready });
+  }
+  const result = judgeSignal({
+    signal: kind,
+    range: spec.range,
+    rankRule: spec.rankRule,
+    nowSeconds,
+    staleAfterSeconds: pool.staleAfterSeconds ?? DEFAULT_STALE_AFTER_SECONDS,
+    minQuorumPercentage: pool.minQuorumPercentage ?? DEFAULT_MIN_QUORUM_PERCENTAGE,
+    groups: [...groups.values()].map((g) => {
+      const s = samples?.groups.get(g.groupKey);
+      return s ? { ...g, ranks: s.ranks } : g;
+    }),
+  });
+  if (result.state !== 'ok' && otherDialect.length > 0) {
+    const shown = otherDialect.slice(0, 3).join('; ');
+    return {
+      ...result,
+      detail: `${result.detail}; head pods answer under names engine: ${pool.engine} does not read (${shown}): check the pool's engine`,
+    };
+  }
+  return result;
+}
+
+function emptyCounts(pool: PoolRegistration): GateCounts {
+  return {
+    readyGroups: new Set(pool.heads.filter((h) => h.ready).map((h) => h.groupKey)).size,
+    usableGroups: 0,
+    missingGroups: 0,
+    staleGroups: 0,
+    outOfRangeGroups: 0,
+    rejectedValues: 0,
+  };
+}
+
+function majorityDialect(perKind: Iterable<PoolSamples | undefined>): EngineDialect | null {
+  const votes = new Map<EngineDialect, number>();
+  for (const samples of perKind) {
+    for (const g of samples?.groups.values() ?? []) votes.set(g.dialect, (votes.get(g.dialect) ?? 0) + 1);
+  }
+  let best: EngineDialect | null = null;
+  let bestVotes = 0;
+  for (const [d, n] of votes) {
+    if (n > bestVotes) {
+      best = d;
+      bestVotes = n;
+    }
+  }
+  return best;
+}
+
+export class PrometheusSignalSource {
+  private readonly driver: PrometheusDriver;
+  private readonly options: PrometheusSourceOptions;
+  readonly rejections = new RejectionCounters();
+  /** HTTP requests sent since construction. */
+  requestsSent = 0;
+
+  constructor(options: PrometheusSourceOptions) {
+    this.options = options;
+    this.driver = new PrometheusDriver({
+      endpoint: options.address,
+      baseURL: '/api/v1/',
+      timeout: (options.queryTimeoutSeconds ?? 10) * 1000,
+      // POST: the namespace matcher of thousands of pools can outgrow a URL.
+      preferPost: true,
+      responseInterceptor: {
+        onFulfilled: (response) => {
+          response.data = passRawResult(response.data);
+          return response;
+        },
+      },
+      requestInterceptor: {
+        onFulfilled: (config) => {
+          this.requestsSent++;
+          options.onRequest?.(`${config.baseURL ?? ''}${config.url ?? ''}`);
+          return config;
+        },
+      },
+    });
+  }
+
+  private scope(pools: readonly PoolRegistration[]): QueryScope {
+    return {
+      namespaces: namespacesOf(pools),
+      rateWindowSeconds: this.options.rateWindowSeconds ?? DEFAULT_RATE_WINDOW_SECONDS,
+      ...(this.options.extraMatchers !== undefined ? { extraMatchers: this.options.extraMatchers } : {}),
+    };
+  }
+
+  private promTimeout(): string {
+    return `${this.options.queryTimeoutSeconds ?? 10}s`;
+  }
+
+  /** One sample of every registered signal, judged by the gate. Never throws. */
+  async tick(
+    pools: readonly PoolRegistration[],
+    nowSeconds: number = Date.now() / 1000,
+  ): Promise<TickResult> {
+    const kinds = kindsToQuery(pools);
+    const errors = new Map<SignalKind, string>();
+    const attributed = new Map<SignalKind, Map<string, PoolSamples>>();
+    const otherDialect = new Map<SignalKind, ReadonlyMap<string, readonly string[]>>();
+    let nonHeadSeries = 0;
+    let queries = 0;
+    if (kinds.length > 0) {
+      const index = buildHeadIndex(pools);
+      const scope = this.scope(pools);
+      await Promise.all(
+        kinds.map(async (kind) => {
+          queries++;
+          try {
+            const result = await this.driver.instantQuery(
+              buildQuery(kind, scope),
+              nowSeconds * 1000,
+              this.promTimeout(),
+            );
+            const joined = attribute(kind, vectorOf(result), index);
+            nonHeadSeries += joined.stats.nonHeadSeries;
+            attributed.set(kind, joined.pools);
+            otherDialect.set(kind, joined.stats.otherDialect);
+          } catch (err) {
+            errors.set(kind, describeError(err));
+          }
+        }),
+      );
+    }
+    const out = new Map<string, PoolTick>();
+    for (const pool of pools) {
+      const signals = new Map<SignalKind, GateResult>();
+      const dialect = majorityDialect(pool.signals.map((k) => attributed.get(k)?.get(pool.poolKey)));
+      for (const kind of pool.signals) {
+        const error = errors.get(kind);
+        const gate: GateResult =
+          error !== undefined
+            ? {
+                signal: kind,
+                state: 'error',
+                counts: emptyCounts(pool),
+                detail: `${kind}: Prometheus query failed: ${error}`,
+              }
+            : poolGates(
+                pool,
+                kind,
+                attributed.get(kind)?.get(pool.poolKey),
+                nowSeconds,
+                dialect,
+                otherDialect.get(kind)?.get(pool.poolKey),
+              );
+        this.rejections.add(pool.poolKey, gate);
+        signals.set(kind, gate);
+      }
+      out.set(pool.poolKey, { poolKey: pool.poolKey, dialect, signals });
+    }
+    return { atSeconds: nowSeconds, queries, pools: out, errors, nonHeadSeries };
+  }
+
+  /**
+   * Restart recovery: replays [fromSeconds, toSeconds] with query_range at `stepSeconds` (1 s) and
+   * judges every step as a live tick at that time would have, with today's group readiness (the
+   * past readiness is not in Prometheus). Feed the result to the windows with `feedWindows`.
+   */
+  async backfill(
+    pool: PoolRegistration,
+    fromSeconds: number,
+    toSeconds: number,
+    stepSeconds = 1,
+  ): Promise<BackfillResult> {
+    // Whole seconds, so that step times come back exact and match the steps judged below.
+    fromSeconds = Math.ceil(fromSeconds);
+    toSeconds = Math.floor(toSeconds);
+    const index = buildHeadIndex([pool]);
+    const scope = this.scope([pool]);
+    const signals = new Map<SignalKind, BackfillSignal>();
+    await Promise.all(
+      [...new Set(pool.signals)].map(async (kind) => {
+        try {
+          signals.set(
+            kind,
+            await this.backfillKind(kind, pool, index, scope, fromSeconds, toSeconds, stepSeconds),
+          );
+        } catch (err) {
+          signals.set(kind, { samples: [], states: {}, error: describeError(err) });
+        }
+      }),
+    );
+    return { poolKey: pool.poolKey, fromSeconds, toSeconds, stepSeconds, signals };
+  }
+
+  private async backfillKind(
+    kind: SignalKind,
+    pool: PoolRegistration,
+    index: HeadIndex,
+    scope: QueryScope,
+    fromSeconds: number,
+    toSeconds: number,
+    stepSeconds: number,
+  ): Promise<BackfillSignal> {
+    const query = buildQuery(kind, scope);
+    const byStep = new Map<number, PromSample[]>();
+    const chunkSeconds = stepSeconds * (MAX_POINTS_PER_RANGE_QUERY - 1);
+    for (let start = fromSeconds; start <= toSeconds; start += chunkSeconds + stepSeconds) {
+      const end = Math.min(toSeconds, start + chunkSeconds);
+      const raw = rawResult(
+        await this.driver.rangeQuery(query, start * 1000, end * 1000, stepSeconds, this.promTimeout()),
+      );
+      if (raw.resultType !== 'matrix') throw new Error(`expected a matrix, got ${raw.resultType}`);
+      for (const [atMs, list] of decodeMatrixBySteps(raw)) {
+        const prior = byStep.get(atMs);
+        byStep.set(atMs, prior ? prior.concat(list) : list);
+      }
+    }
+    const samples: { atSeconds: number; poolTotal: number }[] = [];
+    const states: Partial<Record<SignalState, number>> = {};
+    const stepCount = Math.floor((toSeconds - fromSeconds) / stepSeconds + 1e-9) + 1;
+    for (let i = 0; i < stepCount; i++) {
+      const atSeconds = fromSeconds + i * stepSeconds;
+      const atMs = Math.round(atSeconds * 1000);
+      const stepSamples = byStep.get(atMs) ?? [];
+      const joined = attribute(kind, stepSamples, index);
+      const gate = poolGates(pool, kind, joined.pools.get(pool.poolKey), atSeconds);
+      states[gate.state] = (states[gate.state] ?? 0) + 1;
+      if (gate.state === 'ok' && gate.poolTotal !== undefined)
+        samples.push({ atSeconds, poolTotal: gate.poolTotal });
+    }
+    return { samples, states };
+  }
+}
+
+/** Records a backfill into the pool's windows (signal kind → windows). Returns samples recorded. */
+export function feedWindows(result: BackfillResult, windows: ReadonlyMap<SignalKind, SignalWindows>): number {
+  let recorded = 0;
+  for (const [kind, signal] of result.signals) {
+    const w = windows.get(kind);
+    if (!w) continue;
+    for (const s of signal.samples) {
+      w.record(s.atSeconds, s.poolTotal);
+      recorded++;
+    }
+  }
+  return recorded;
+}

@@ -1,0 +1,162 @@
+/**
+ * A test exporter that stands in for engine head pods: one node:http server on 127.0.0.1 serves
+ * `/pods/<namespace>/<pod>` for every scripted pod. The text is the REAL fixture text from
+ * ../shared/fixtures/metrics/ with only the scripted gauges' values replaced, and one sample line
+ * per data-parallel rank (the fixture's `engine="0"` line copied with `engine="<k>"`).
+ */
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** `vllmLegacy` is the V1 capture with the KV gauge under its pre-0.9 name, as vLLM ≤ 0.8 exported it. */
+export type ExporterDialect = 'vllm' | 'vllmLegacy' | 'sglang';
+
+export interface RankValues {
+  /** KV-cache usage as the engine prints it (a fraction; tests may script bad values). */
+  readonly kv: number;
+  readonly waiting: number;
+  readonly running: number;
+  readonly preemptionsTotal?: number;
+}
+
+export interface PodScript {
+  readonly dialect: ExporterDialect;
+  readonly ranks: readonly RankValues[];
+  /** Print every sample with this explicit timestamp (ms): an exporter frozen in the past. */
+  readonly timestampMs?: number;
+  /** Answer 503, as a dead pod's endpoint would fail the scrape. */
+  readonly down?: boolean;
+}
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export function fixturesDir(): string {
+  const shared = process.env.KVPA_SHARED_DIR ?? path.resolve(repoRoot, '../shared');
+  return path.join(shared, 'fixtures/metrics');
+}
+
+const FIXTURE: Record<ExporterDialect, string> = {
+  vllm: 'vllm-v1-engine-label-capture.txt',
+  vllmLegacy: 'vllm-v1-engine-label-capture.txt',
+  sglang: 'sglang-docs-production-metrics.txt',
+};
+
+/** Sample name → the scripted field that replaces its value. */
+const SCRIPTED: Record<'vllm' | 'sglang', Record<string, keyof RankValues>> = {
+  vllm: {
+    'vllm:kv_cache_usage_perc': 'kv',
+    'vllm:num_requests_waiting': 'waiting',
+    'vllm:num_requests_running': 'running',
+    'vllm:num_preemptions_total': 'preemptionsTotal',
+  },
+  sglang: {
+    'sglang:token_usage': 'kv',
+    'sglang:num_queue_reqs': 'waiting',
+    'sglang:num_running_reqs': 'running',
+  },
+};
+
+const fixtureCache = new Map<string, string>();
+function fixture(file: string): string {
+  let text = fixtureCache.get(file);
+  if (text === undefined) {
+    text = readFileSync(path.join(fixturesDir(), file), 'utf8');
+    fixtureCache.set(file, text);
+  }
+  return text;
+}
+
+/** Python's float repr is what engines print; Prometheus accepts these spellings. */
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Number.POSITIVE_INFINITY) return '+Inf';
+  if (v === Number.NEGATIVE_INFINITY) return '-Inf';
+  return Number.isInteger(v) ? v.toFixed(1) : String(v);
+}
+
+function withRank(labels: string, dialect: 'vllm' | 'sglang', rank: number, rankCount: number): string {
+  if (dialect === 'vllm') return labels.replace(/engine="[^"]*"/, `engine="${rank}"`);
+  // SGLang's fixture has no rank label; DP attention adds one per rank (label name unverified).
+  return rankCount > 1 ? `${labels},dp_rank="${rank}"` : labels;
+}
+
+/** The exposition text one pod serves. Pure apart from reading the fixture file. */
+export function renderPodText(script: PodScript): string {
+  const family = script.dialect === 'sglang' ? 'sglang' : 'vllm';
+  const scripted = SCRIPTED[family];
+  const out: string[] = [];
+  for (const line of fixture(FIXTURE[script.dialect]).split('\n')) {
+    if (line === '') continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} (\S+)$/.exec(line);
+    const field = m?.[1] !== undefined ? scripted[m[1]] : undefined;
+    if (!m || field === undefined) {
+      out.push(line);
+      continue;
+    }
+    script.ranks.forEach((values, rank) => {
+      const v = values[field] ?? 0;
+      out.push(`${m[1]}{${withRank(m[2] ?? '', family, rank, script.ranks.length)}} ${formatValue(v)}`);
+    });
+  }
+  let text = out.join('\n');
+  if (script.dialect === 'vllmLegacy')
+    text = text.replaceAll('vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc');
+  if (script.timestampMs !== undefined) {
+    const ts = Math.round(script.timestampMs);
+    text = text
+      .split('\n')
+      .map((l) => (l.startsWith('#') ? l : `${l} ${ts}`))
+      .join('\n');
+  }
+  // The exposition format requires a final line feed; the 40-line capture lacks one.
+  return `${text}\n`;
+}
+
+export interface EngineExporter {
+  /** host:port to scrape. */
+  readonly address: string;
+  pathFor(namespace: string, pod: string): string;
+  set(namespace: string, pod: string, script: PodScript): void;
+  /** Scrapes served per pod, to wait for a fresh scrape. */
+  scrapes(namespace: string, pod: string): number;
+  close(): Promise<void>;
+}
+
+export async function startEngineExporter(): Promise<EngineExporter> {
+  const scripts = new Map<string, PodScript>();
+  const served = new Map<string, number>();
+  const server: Server = createServer((req, res) => {
+    const m = /^\/pods\/([^/]+)\/([^/?]+)/.exec(req.url ?? '');
+    const key = m ? `${decodeURIComponent(m[1] ?? '')}/${decodeURIComponent(m[2] ?? '')}` : '';
+    const script = scripts.get(key);
+    served.set(key, (served.get(key) ?? 0) + 1);
+    if (!script || script.down) {
+      res.writeHead(503).end('down');
+      return;
+    }
+    try {
+      const body = renderPodText(script);
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(body);
+    } catch (err) {
+      res.writeHead(500).end(String(err));
+    }
+  });
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    address: `127.0.0.1:${port}`,
+    pathFor: (namespace, pod) => `/pods/${encodeURIComponent(namespace)}/${encodeURIComponent(pod)}`,
+    set(namespace, pod, script) {
+      scripts.set(`${namespace}/${pod}`, script);
+    },
+    scrapes: (namespace, pod) => served.get(`${namespace}/${pod}`) ?? 0,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

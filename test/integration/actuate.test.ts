@@ -1,0 +1,607 @@
+// ScaleTarget adapters against the real API server with the upstream CRDs: for every kind, read spec and
+// ready groups (surge and partly-ready groups must not count), find heads, write exactly once, no-op when
+// unchanged, stale resourceVersion → ConflictError, applyGroups re-reads after a conflict, and a deleted
+// target → TargetNotFoundError. Status and Pod status are written by the test (no controllers run).
+import path from 'node:path';
+import { ApiextensionsV1Api } from '@kubernetes/client-node';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { applyGroups } from '../../src/actuate/apply.ts';
+import { scaleTargetFor } from '../../src/actuate/targets.ts';
+import {
+  ConflictError,
+  type HeadPod,
+  type ScaleTarget,
+  TargetNotFoundError,
+  type TargetState,
+} from '../../src/actuate/types.ts';
+import type { ScaleTargetRef } from '../../src/api/podautoscaler.ts';
+import { describeApiError, kubeConfigWithToken, readCrds, repoRoot } from '../harness/cluster.ts';
+import {
+  at,
+  condition,
+  customPath,
+  type Json,
+  metadataOf,
+  podSpec,
+  podTemplate,
+  RawApi,
+  setAt,
+  withoutWriteMetadata,
+} from './actuate-fixtures.ts';
+
+const cluster = inject('cluster');
+const kubeConfig = kubeConfigWithToken(cluster, cluster.adminToken);
+const api = new RawApi(cluster);
+
+const DGDSA_CRD = 'dynamographdeploymentscalingadapters.nvidia.com';
+
+/** The Dynamo DGDSA CRD is not in thirdparty-crds: install the test stand-in (idempotent). */
+async function installDgdsaStandIn(): Promise<void> {
+  const ext = kubeConfig.makeApiClient(ApiextensionsV1Api);
+  const [doc] = await readCrds(path.join(repoRoot, 'test/fixtures/crds'));
+  if (!doc) throw new Error('test/fixtures/crds has no CRD');
+  try {
+    await ext.createCustomResourceDefinition({ body: doc.crd });
+  } catch (err) {
+    if ((err as { code?: number }).code !== 409) throw new Error(describeApiError(err));
+  }
+  const deadlineMs = Date.now() + 30_000;
+  for (;;) {
+    const got = await ext.readCustomResourceDefinition({ name: DGDSA_CRD });
+    if (got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) return;
+    if (Date.now() > deadlineMs) throw new Error(`${DGDSA_CRD} not Established after 30s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+let ns = '';
+
+beforeAll(async () => {
+  const created = await api.create('/api/v1/namespaces', {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { generateName: 'actuate-' },
+  });
+  ns = (created.metadata as { name: string }).name;
+  await installDgdsaStandIn();
+});
+
+/** What a kind's setup hands to the shared contract. */
+interface KindCase {
+  ref: ScaleTargetRef;
+  /** API path of the target object. */
+  objectPath: string;
+  /** Where the group count lives in the object (the only field a write may change). */
+  countPath: (string | number)[];
+  expected: Omit<TargetState, 'resourceVersion'>;
+  /** Heads as `groupKey:ready[:surge]`, sorted. */
+  expectedHeads: string[];
+}
+
+function headSummary(heads: readonly HeadPod[]): string[] {
+  return heads
+    .map((h) => `${h.groupKey}:${h.groupReady ? 'ready' : 'unready'}${h.surge ? ':surge' : ''}`)
+    .sort();
+}
+
+/** A ScaleTarget whose first read is followed by another writer's change (a label patch). */
+function withInterleavedWriter(target: ScaleTarget, objectPath: string): ScaleTarget {
+  let reads = 0;
+  return {
+    namespace: target.namespace,
+    ref: target.ref,
+    heads: () => target.heads(),
+    write: (groups, rv) => target.write(groups, rv),
+    read: async () => {
+      const state = await target.read();
+      reads++;
+      if (reads === 1)
+        await api.mergePatch(objectPath, { metadata: { labels: { 'test/other-writer': `${Date.now()}` } } });
+      return state;
+    },
+  };
+}
+
+async function expectRejects<E extends Error>(promise: Promise<unknown>, type: new (...args: never[]) => E) {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, `expected ${type.name}`).toBeInstanceOf(type);
+  return err as E;
+}
+
+/** The contract every kind must meet; see the file comment. */
+async function exerciseContract(c: KindCase): Promise<void> {
+  const target = scaleTargetFor(kubeConfig, ns, c.ref);
+
+  // Read: spec, capacity (no surge, no partly-ready groups), size; heads with per-group readiness.
+  const state = await target.read();
+  const initial = await api.get(c.objectPath);
+  expect({ ...state, resourceVersion: undefined }).toEqual({ ...c.expected, resourceVersion: undefined });
+  expect(state.resourceVersion).toBe(metadataOf(initial).resourceVersion);
+  expect(headSummary(await target.heads())).toEqual([...c.expectedHeads].sort());
+
+  // No-op: the decision equals spec → no write at all.
+  const noop = await applyGroups(target, (s) => s.specGroups);
+  expect(noop).toEqual({ from: c.expected.specGroups, to: c.expected.specGroups, wrote: false, attempts: 1 });
+  expect(metadataOf(await api.get(c.objectPath)).resourceVersion).toBe(metadataOf(initial).resourceVersion);
+
+  // Write: exactly one write, the count at its path, nothing else changed, kvpa in managedFields.
+  const up = c.expected.specGroups + 1;
+  const wrote = await applyGroups(target, () => up);
+  expect(wrote).toEqual({ from: c.expected.specGroups, to: up, wrote: true, attempts: 1 });
+  const after = await api.get(c.objectPath);
+  expect(at(after, c.countPath)).toBe(up);
+  expect(metadataOf(after).resourceVersion).not.toBe(metadataOf(initial).resourceVersion);
+  expect(metadataOf(after).generation).toBe(metadataOf(initial).generation + 1);
+  expect(metadataOf(after).managers.some((m) => m.startsWith('kvpa'))).toBe(true);
+  const expectedAfter = withoutWriteMetadata(initial);
+  setAt(expectedAfter, c.countPath, up);
+  expect(withoutWriteMetadata(after)).toEqual(expectedAfter);
+  expect((await target.read()).specGroups).toBe(up);
+
+  // Stale resourceVersion → ConflictError, and nothing written.
+  const conflict = await expectRejects(target.write(up + 1, state.resourceVersion), ConflictError);
+  expect(conflict.message).toContain(`${c.ref.kind} ${ns}/${c.ref.name}`);
+  expect(metadataOf(await api.get(c.objectPath)).resourceVersion).toBe(metadataOf(after).resourceVersion);
+
+  // applyGroups: another writer moves the object between read and write → 409 → re-read, decide, write.
+  const decided: number[] = [];
+  const retried = await applyGroups(withInterleavedWriter(target, c.objectPath), (s) => {
+    decided.push(s.specGroups);
+    return s.specGroups - 1;
+  });
+  expect(retried).toEqual({ from: up, to: up - 1, wrote: true, attempts: 2 });
+  expect(decided).toEqual([up, up]);
+  expect(at(await api.get(c.objectPath), c.countPath)).toBe(up - 1);
+
+  // Deleted target → TargetNotFoundError from read and write.
+  const last = await target.read();
+  await api.delete(c.objectPath);
+  await expectRejects(target.read(), TargetNotFoundError);
+  await expectRejects(target.write(1, last.resourceVersion), TargetNotFoundError);
+}
+
+// ---- per-kind fixtures ------------------------------------------------------------------------------
+
+const LWS = 'leaderworkerset.sigs.k8s.io';
+
+/** Pods of one LWS group: leader (worker-index 0) and workers 1..size-1; `unreadyWorker` makes one unready. */
+async function lwsGroupPods(lws: string, groupIndex: number, size: number, unreadyWorker = false) {
+  const groupKey = `key-${lws}-${groupIndex}`;
+  for (let w = 0; w < size; w++) {
+    const name = w === 0 ? `${lws}-${groupIndex}` : `${lws}-${groupIndex}-${w}`;
+    await api.pod(
+      ns,
+      name,
+      {
+        [`${LWS}/name`]: lws,
+        [`${LWS}/group-index`]: String(groupIndex),
+        [`${LWS}/worker-index`]: String(w),
+        [`${LWS}/group-key`]: groupKey,
+      },
+      !(unreadyWorker && w === size - 1),
+    );
+  }
+}
+
+function lwsObject(name: string, replicas: number, size: number, labels: Record<string, string> = {}): Json {
+  return {
+    apiVersion: 'leaderworkerset.x-k8s.io/v1',
+    kind: 'LeaderWorkerSet',
+    metadata: { name, labels },
+    spec: { replicas, leaderWorkerTemplate: { size, workerTemplate: podTemplate } },
+  };
+}
+
+/** Grove: a PCSG's member PodCliques for replica j (`<pcsg>-<j>-<clique>`) and the leader pod. */
+async function groveReplica(
+  pcsg: string,
+  j: number,
+  cliques: { name: string; replicas: number; ready: number }[],
+) {
+  const base = customPath('grove.io', 'v1alpha1', ns, 'podcliques');
+  for (const c of cliques) {
+    const name = `${pcsg}-${j}-${c.name}`;
+    await api.create(base, {
+      apiVersion: 'grove.io/v1alpha1',
+      kind: 'PodClique',
+      metadata: {
+        name,
+        labels: {
+          'grove.io/podcliquescalinggroup': pcsg,
+          'grove.io/podcliquescalinggroup-replica-index': String(j),
+        },
+      },
+      spec: { replicas: c.replicas, roleName: c.name, podSpec },
+    });
+    await api.setStatus(`${base}/${name}`, {
+      readyReplicas: c.ready,
+      scheduledReplicas: c.replicas,
+      scheduleGatedReplicas: 0,
+      updatedReplicas: c.replicas,
+    });
+  }
+  const leader = cliques[0];
+  if (leader) {
+    await api.pod(
+      ns,
+      `${pcsg}-${j}-${leader.name}-0`,
+      {
+        'grove.io/podcliquescalinggroup': pcsg,
+        'grove.io/podcliquescalinggroup-replica-index': String(j),
+        'grove.io/podclique': `${pcsg}-${j}-${leader.name}`,
+        'grove.io/podclique-pod-index': '0',
+      },
+      leader.ready === leader.replicas,
+    );
+  }
+}
+
+async function pcsgObject(name: string, replicas: number, cliqueNames: string[]): Promise<string> {
+  const base = customPath('grove.io', 'v1alpha1', ns, 'podcliquescalinggroups');
+  await api.create(base, {
+    apiVersion: 'grove.io/v1alpha1',
+    kind: 'PodCliqueScalingGroup',
+    metadata: { name },
+    spec: { replicas, cliqueNames },
+  });
+  // Grove copies spec into status.replicas and counts minAvailable-available replicas: both say "all ok".
+  await api.setStatus(`${base}/${name}`, {
+    replicas,
+    availableReplicas: replicas,
+    scheduledReplicas: replicas,
+    updatedReplicas: replicas,
+  });
+  return `${base}/${name}`;
+}
+
+function rayClusterStatus(ready: number, desired: number, provisioned = true): Json {
+  return {
+    readyWorkerReplicas: ready,
+    desiredWorkerReplicas: desired,
+    conditions: [
+      condition('RayClusterProvisioned', provisioned ? 'True' : 'False'),
+      condition('HeadPodReady', 'True'),
+    ],
+  };
+}
+
+describe('ScaleTarget adapters on the real API server', () => {
+  it('LeaderWorkerSet: pods decide; a surge group and a group with one unready worker do not count', async () => {
+    const base = customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets');
+    await api.create(base, lwsObject('lws-a', 3, 3));
+    // status.readyReplicas counts burst groups (4 here): the adapter must not trust it.
+    await api.setStatus(`${base}/lws-a`, { replicas: 4, readyReplicas: 4, updatedReplicas: 4 });
+    await lwsGroupPods('lws-a', 0, 3);
+    await lwsGroupPods('lws-a', 1, 3, true);
+    await lwsGroupPods('lws-a', 2, 3);
+    await lwsGroupPods('lws-a', 3, 3); // maxSurge group: index ≥ spec.replicas
+    await exerciseContract({
+      ref: { apiVersion: 'leaderworkerset.x-k8s.io/v1', kind: 'LeaderWorkerSet', name: 'lws-a' },
+      objectPath: `${base}/lws-a`,
+      countPath: ['spec', 'replicas'],
+      expected: { specGroups: 3, readyGroups: 2, groupSize: 3 },
+      expectedHeads: ['0:ready', '1:unready', '2:ready', '3:ready:surge'],
+    });
+  });
+
+  it('DisaggregatedSetRoleScaler: the LWS rule over the role’s child LWS', async () => {
+    const dsLabels = { 'disaggregatedset.x-k8s.io/name': 'ds1', 'disaggregatedset.x-k8s.io/role': 'decode' };
+    const base = customPath('disaggregatedset.x-k8s.io', 'v1', ns, 'disaggregatedsetrolescalers');
+    await api.create(base, {
+      apiVersion: 'disaggregatedset.x-k8s.io/v1',
+      kind: 'DisaggregatedSetRoleScaler',
+      metadata: { name: 'ds1-decode', labels: dsLabels },
+      spec: { replicas: 2 },
+    });
+    await api.setStatus(`${base}/ds1-decode`, { replicas: 2 });
+    const lwsBase = customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets');
+    await api.create(lwsBase, lwsObject('ds1-0-rev1-decode', 2, 2, dsLabels));
+    await lwsGroupPods('ds1-0-rev1-decode', 0, 2);
+    await lwsGroupPods('ds1-0-rev1-decode', 1, 2, true);
+    await exerciseContract({
+      ref: {
+        apiVersion: 'disaggregatedset.x-k8s.io/v1',
+        kind: 'DisaggregatedSetRoleScaler',
+        name: 'ds1-decode',
+      },
+      objectPath: `${base}/ds1-decode`,
+      countPath: ['spec', 'replicas'],
+      expected: { specGroups: 2, readyGroups: 1, groupSize: 2 },
+      expectedHeads: ['ds1-0-rev1-decode/0:ready', 'ds1-0-rev1-decode/1:unready'],
+    });
+  });
+
+  it('RayClusterFleet: each RayCluster by AIBrix’s rule, capped at spec during a rollout', async () => {
+    const base = customPath('orchestration.aibrix.ai', 'v1alpha1', ns, 'rayclusterfleets');
+    await api.create(base, {
+      apiVersion: 'orchestration.aibrix.ai/v1alpha1',
+      kind: 'RayClusterFleet',
+      metadata: { name: 'fleet-a' },
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: { app: 'fleet-a' } },
+        template: {
+          metadata: { labels: { app: 'fleet-a' } },
+          spec: {
+            headGroupSpec: { rayStartParams: {}, template: podTemplate },
+            workerGroupSpecs: [
+              {
+                groupName: 'w',
+                replicas: 3,
+                minReplicas: 0,
+                maxReplicas: 8,
+                rayStartParams: {},
+                template: podTemplate,
+              },
+            ],
+          },
+        },
+      },
+    });
+    // The fleet's own readyReplicas counts old + new clusters: 3 here, with spec 2.
+    await api.setStatus(`${base}/fleet-a`, { replicas: 3, readyReplicas: 3 });
+    const rcBase = customPath('ray.io', 'v1', ns, 'rayclusters');
+    const clusters: [string, Json][] = [
+      ['fleet-a-x1', rayClusterStatus(3, 3)],
+      ['fleet-a-x2', rayClusterStatus(2, 3)], // one worker not ready
+      ['fleet-a-x3', rayClusterStatus(3, 3)], // surge cluster of a rollout
+    ];
+    for (const [name, status] of clusters) {
+      await api.create(rcBase, {
+        apiVersion: 'ray.io/v1',
+        kind: 'RayCluster',
+        metadata: { name, labels: { app: 'fleet-a' } },
+        spec: { headGroupSpec: { template: podTemplate } },
+      });
+      await api.setStatus(`${rcBase}/${name}`, status);
+      await api.pod(
+        ns,
+        `${name}-head`,
+        {
+          'orchestration.aibrix.ai/raycluster-fleet-name': 'fleet-a',
+          'ray.io/node-type': 'head',
+          'ray.io/cluster': name,
+        },
+        true,
+      );
+    }
+    await exerciseContract({
+      ref: { apiVersion: 'orchestration.aibrix.ai/v1alpha1', kind: 'RayClusterFleet', name: 'fleet-a' },
+      objectPath: `${base}/fleet-a`,
+      countPath: ['spec', 'replicas'],
+      expected: { specGroups: 2, readyGroups: 2, groupSize: 4 },
+      expectedHeads: ['fleet-a-x1:ready', 'fleet-a-x2:unready', 'fleet-a-x3:ready'],
+    });
+  });
+
+  it('PodCliqueScalingGroup: every member PodClique fully ready; replicas beyond spec do not count', async () => {
+    const path = await pcsgObject('pcs-0-decode', 2, ['decode-ldr', 'decode-wkr']);
+    await groveReplica('pcs-0-decode', 0, [
+      { name: 'decode-ldr', replicas: 1, ready: 1 },
+      { name: 'decode-wkr', replicas: 3, ready: 3 },
+    ]);
+    await groveReplica('pcs-0-decode', 1, [
+      { name: 'decode-ldr', replicas: 1, ready: 1 },
+      { name: 'decode-wkr', replicas: 3, ready: 2 }, // one worker not ready; minAvailable would hide it
+    ]);
+    await groveReplica('pcs-0-decode', 2, [
+      { name: 'decode-ldr', replicas: 1, ready: 1 },
+      { name: 'decode-wkr', replicas: 3, ready: 3 },
+    ]);
+    await exerciseContract({
+      ref: { apiVersion: 'grove.io/v1alpha1', kind: 'PodCliqueScalingGroup', name: 'pcs-0-decode' },
+      objectPath: path,
+      countPath: ['spec', 'replicas'],
+      expected: { specGroups: 2, readyGroups: 1, groupSize: 4 },
+      expectedHeads: ['0:ready', '1:unready', '2:ready:surge'],
+    });
+  });
+
+  it('DynamoGraphDeploymentScalingAdapter (test stand-in CRD): readiness from the Grove PCSG it drives', async () => {
+    const base = customPath('nvidia.com', 'v1alpha1', ns, 'dynamographdeploymentscalingadapters');
+    await api.create(base, {
+      apiVersion: 'nvidia.com/v1alpha1',
+      kind: 'DynamoGraphDeploymentScalingAdapter',
+      metadata: { name: 'dgd1-decode' },
+      spec: { replicas: 2, dgdRef: { name: 'dgd1', serviceName: 'Decode' } },
+    });
+    await api.setStatus(`${base}/dgd1-decode`, {
+      replicas: 2,
+      selector: 'nvidia.com/dynamo-component=Decode',
+    });
+    await pcsgObject('dgd1-0-decode', 2, ['decode-ldr', 'decode-wkr']);
+    await groveReplica('dgd1-0-decode', 0, [
+      { name: 'decode-ldr', replicas: 1, ready: 1 },
+      { name: 'decode-wkr', replicas: 1, ready: 1 },
+    ]);
+    await groveReplica('dgd1-0-decode', 1, [
+      { name: 'decode-ldr', replicas: 1, ready: 1 },
+      { name: 'decode-wkr', replicas: 1, ready: 0 },
+    ]);
+    await exerciseContract({
+      ref: {
+        apiVersion: 'nvidia.com/v1alpha1',
+        kind: 'DynamoGraphDeploymentScalingAdapter',
+        name: 'dgd1-decode',
+      },
+      objectPath: `${base}/dgd1-decode`,
+      countPath: ['spec', 'replicas'],
+      expected: { specGroups: 2, readyGroups: 1, groupSize: 2 },
+      expectedHeads: ['0:ready', '1:unready'],
+    });
+  });
+
+  it('Deployment: readyReplicas capped at spec (rollout surge pods are not capacity)', async () => {
+    const base = `/apis/apps/v1/namespaces/${ns}/deployments`;
+    await api.create(base, {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'dep-a' },
+      spec: {
+        replicas: 3,
+        selector: { matchLabels: { app: 'dep-a' } },
+        template: { metadata: { labels: { app: 'dep-a' } }, spec: podSpec },
+      },
+    });
+    await api.setStatus(`${base}/dep-a`, { replicas: 4, readyReplicas: 4, availableReplicas: 4 });
+    await api.pod(ns, 'dep-a-1', { app: 'dep-a' }, true);
+    await api.pod(ns, 'dep-a-2', { app: 'dep-a' }, false);
+    await exerciseContract({
+      ref: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'dep-a' },
+      objectPath: `${base}/dep-a`,
+      countPath: ['spec', 'replicas'],
+      expected: { specGroups: 3, readyGroups: 3, groupSize: 1 },
+      expectedHeads: ['dep-a-1:ready', 'dep-a-2:unready'],
+    });
+  });
+
+  it('StatefulSet: readyReplicas capped at spec; ordinals ≥ spec are surge heads', async () => {
+    const base = `/apis/apps/v1/namespaces/${ns}/statefulsets`;
+    await api.create(base, {
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: 'sts-a' },
+      spec: {
+        replicas: 2,
+        serviceName: 'sts-a',
+        selector: { matchLabels: { app: 'sts-a' } },
+        template: { metadata: { labels: { app: 'sts-a' } }, spec: podSpec },
+      },
+    });
+    await api.setStatus(`${base}/sts-a`, { replicas: 3, readyReplicas: 2, availableReplicas: 2 });
+    await api.pod(ns, 'sts-a-0', { app: 'sts-a' }, true);
+    await api.pod(ns, 'sts-a-1', { app: 'sts-a' }, false);
+    await api.pod(ns, 'sts-a-2', { app: 'sts-a' }, true); // scale-down leftover
+    await exerciseContract({
+      ref: { apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'sts-a' },
+      objectPath: `${base}/sts-a`,
+      countPath: ['spec', 'replicas'],
+      expected: { specGroups: 2, readyGroups: 2, groupSize: 1 },
+      expectedHeads: ['0:ready', '1:unready', '2:ready:surge'],
+    });
+  });
+
+  it('RayCluster worker group: multi-host replicas counted from pods; only the named group is patched', async () => {
+    const base = customPath('ray.io', 'v1', ns, 'rayclusters');
+    await api.create(base, {
+      apiVersion: 'ray.io/v1',
+      kind: 'RayCluster',
+      metadata: { name: 'rc-a' },
+      spec: {
+        headGroupSpec: { template: podTemplate },
+        workerGroupSpecs: [
+          { groupName: 'cpu', replicas: 1, minReplicas: 0, maxReplicas: 4, template: podTemplate },
+          {
+            groupName: 'gpu',
+            replicas: 2,
+            numOfHosts: 2,
+            minReplicas: 0,
+            maxReplicas: 8,
+            template: podTemplate,
+          },
+        ],
+      },
+    });
+    // Cluster-wide pod counts say "all ready"; they are not per worker group, so the adapter ignores them.
+    await api.setStatus(`${base}/rc-a`, rayClusterStatus(5, 5));
+    const hostPod = (replica: string, host: number, ready: boolean) =>
+      api.pod(
+        ns,
+        `rc-a-gpu-${replica}-${host}`,
+        {
+          'ray.io/cluster': 'rc-a',
+          'ray.io/node-type': 'worker',
+          'ray.io/group': 'gpu',
+          'ray.io/worker-group-replica-name': `rc-a-gpu-${replica}`,
+          'ray.io/replica-host-index': String(host),
+        },
+        ready,
+      );
+    await hostPod('r1', 0, true);
+    await hostPod('r1', 1, true);
+    await hostPod('r2', 0, true);
+    await hostPod('r2', 1, false); // one host not ready
+    await api.pod(
+      ns,
+      'rc-a-cpu-0',
+      { 'ray.io/cluster': 'rc-a', 'ray.io/node-type': 'worker', 'ray.io/group': 'cpu' },
+      true,
+    );
+    await exerciseContract({
+      ref: { apiVersion: 'ray.io/v1', kind: 'RayCluster', name: 'rc-a', workerGroupName: 'gpu' },
+      objectPath: `${base}/rc-a`,
+      countPath: ['spec', 'workerGroupSpecs', 1, 'replicas'],
+      expected: { specGroups: 2, readyGroups: 1, groupSize: 2 },
+      expectedHeads: ['rc-a-gpu-r1:ready', 'rc-a-gpu-r2:unready'],
+    });
+  });
+
+  it('StormService role (pool mode): roleStatuses ready PodSets; only the named role is patched', async () => {
+    const base = customPath('orchestration.aibrix.ai', 'v1alpha1', ns, 'stormservices');
+    const role = (name: string, replicas: number) => ({
+      name,
+      replicas,
+      podGroupSize: 2,
+      template: { metadata: { labels: { app: 'ss-a' } }, spec: podSpec },
+    });
+    await api.create(base, {
+      apiVersion: 'orchestration.aibrix.ai/v1alpha1',
+      kind: 'StormService',
+      metadata: { name: 'ss-a' },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: 'ss-a' } },
+        updateStrategy: { type: 'InPlaceUpdate' },
+        template: {
+          metadata: { labels: { app: 'ss-a' } },
+          spec: { roles: [role('prefill', 2), role('decode', 3)] },
+        },
+      },
+    });
+    await api.setStatus(`${base}/ss-a`, {
+      replicas: 1,
+      readyReplicas: 0,
+      roleStatuses: [
+        { name: 'prefill', replicas: 2, readyReplicas: 2 },
+        { name: 'decode', replicas: 3, readyReplicas: 2 },
+      ],
+    });
+    const member = (podSet: string, index: number, ready: boolean) =>
+      api.pod(
+        ns,
+        `${podSet}-${index}`,
+        {
+          'storm-service-name': 'ss-a',
+          'role-name': 'decode',
+          'stormservice.orchestration.aibrix.ai/podset-name': podSet,
+          'stormservice.orchestration.aibrix.ai/pod-group-index': String(index),
+        },
+        ready,
+      );
+    await member('ss-a-decode-p0', 0, true);
+    await member('ss-a-decode-p0', 1, true);
+    await member('ss-a-decode-p1', 0, true);
+    await member('ss-a-decode-p1', 1, false);
+    await exerciseContract({
+      ref: {
+        apiVersion: 'orchestration.aibrix.ai/v1alpha1',
+        kind: 'StormService',
+        name: 'ss-a',
+        roleName: 'decode',
+      },
+      objectPath: `${base}/ss-a`,
+      countPath: ['spec', 'template', 'spec', 'roles', 1, 'replicas'],
+      expected: { specGroups: 3, readyGroups: 2, groupSize: 2 },
+      expectedHeads: ['ss-a-decode-p0:ready', 'ss-a-decode-p1:unready'],
+    });
+  });
+
+  it('rejects a ref whose apiVersion does not belong to the kind, naming the fix', () => {
+    expect(() =>
+      scaleTargetFor(kubeConfig, ns, { apiVersion: 'apps/v1', kind: 'LeaderWorkerSet', name: 'x' }),
+    ).toThrow(/use leaderworkerset\.x-k8s\.io\/<version>/);
+  });
+});

@@ -1,0 +1,296 @@
+// The controller against a real API server: a PodAutoscaler over a LeaderWorkerSet (upstream CRD),
+// with signals fed through the SignalSource interface and time driven by the test. Pods are written
+// by the test (no kubelet or LWS controller runs), so readiness is exactly what each test sets.
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { scaleTargetFor } from '../../src/actuate/targets.ts';
+import type { ScaleTarget } from '../../src/actuate/types.ts';
+import { loadPolicies } from '../../src/api/documents.ts';
+import type { PodAutoscalerStatus } from '../../src/api/podautoscaler.ts';
+import { Controller } from '../../src/control/controller.ts';
+import { ManualSignalSource } from '../../src/control/signals.ts';
+import { kubeConfigWithToken } from '../harness/cluster.ts';
+import { customPath, type Json, RawApi } from './actuate-fixtures.ts';
+
+const cluster = inject('cluster');
+const kubeConfig: KubeConfig = kubeConfigWithToken(cluster, cluster.adminToken);
+const api = new RawApi(cluster);
+const LWS = 'leaderworkerset.sigs.k8s.io';
+const T0_MS = Date.parse('2026-11-23T10:00:00Z');
+
+let ns = '';
+const lwsPath = (name: string) =>
+  `${customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets')}/${name}`;
+const paPath = (name: string) => `${customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers')}/${name}`;
+
+async function lws(name: string, replicas: number, readyGroups: number, size = 2): Promise<void> {
+  await api.create(customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets'), {
+    apiVersion: 'leaderworkerset.x-k8s.io/v1',
+    kind: 'LeaderWorkerSet',
+    metadata: { name },
+    spec: {
+      replicas,
+      leaderWorkerTemplate: { size, workerTemplate: { spec: { containers: [{ name: 'e', image: 'x' }] } } },
+    },
+  });
+  for (let g = 0; g < readyGroups; g++) {
+    for (let w = 0; w < size; w++) {
+      await api.pod(
+        ns,
+        w === 0 ? `${name}-${g}` : `${name}-${g}-${w}`,
+        {
+          [`${LWS}/name`]: name,
+          [`${LWS}/group-index`]: String(g),
+          [`${LWS}/worker-index`]: String(w),
+          [`${LWS}/group-key`]: `k-${name}-${g}`,
+        },
+        true,
+      );
+    }
+  }
+}
+
+function podAutoscaler(name: string, target: string, mode: 'Apply' | 'DryRun', extra: Json = {}): Json {
+  return {
+    apiVersion: 'kvpa.io/v1alpha1',
+    kind: 'PodAutoscaler',
+    metadata: { name },
+    spec: {
+      mode,
+      metricsSource: { pods: { port: 8000 } },
+      pools: [
+        {
+          name: 'decode',
+          scaleTargetRef: {
+            apiVersion: 'leaderworkerset.x-k8s.io/v1',
+            kind: 'LeaderWorkerSet',
+            name: target,
+          },
+          minReplicas: 1,
+          maxReplicas: 8,
+          metrics: [{ type: 'kvCacheUtilization', target: 0.7 }],
+          stableWindowSeconds: 6,
+          scaleDownDelaySeconds: 0,
+          tickSeconds: 1,
+          maxScaleUpRate: 1000,
+          ...extra,
+        },
+      ],
+    },
+  };
+}
+
+const get = (path: string) => api.ok('GET', path);
+const replicasOf = async (name: string) => ((await get(lwsPath(name))).spec as { replicas: number }).replicas;
+const versionOf = async (path: string) =>
+  ((await get(path)).metadata as { resourceVersion: string }).resourceVersion;
+const statusOf = async (name: string) => (await get(paPath(name))).status as PodAutoscalerStatus;
+
+async function eventReasons(paName: string): Promise<string[]> {
+  const list = await kubeConfig
+    .makeApiClient(CoreV1Api)
+    .listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${paName}` });
+  return list.items.map((e) => e.reason ?? '');
+}
+
+/** A controller whose clock and ticks the test drives. */
+function harness(wrapTarget: (t: ScaleTarget) => ScaleTarget = (t) => t) {
+  let nowMs = T0_MS;
+  const signals = new ManualSignalSource();
+  const { policies } = loadPolicies();
+  const controller = new Controller({
+    kubeConfig,
+    signals,
+    policies,
+    targetFor: (namespace, ref) => wrapTarget(scaleTargetFor(kubeConfig, namespace, ref)),
+    logger: pino({ level: 'silent' }),
+    namespace: ns,
+    nowMs: () => nowMs,
+    sampleIntervalMs: 3_600_000, // ticks come from the test
+    overrideHoldSeconds: 30,
+  });
+  return {
+    controller,
+    signals,
+    /** Advances the clock and runs one tick. */
+    async step(seconds = 1) {
+      nowMs += seconds * 1000;
+      await controller.tick();
+    },
+    async waitFor(paName: string) {
+      for (let i = 0; i < 100; i++) {
+        if (
+          (controller as unknown as { watch: { list(): Json[] } }).watch
+            .list()
+            .some((o) => (o.metadata as Json).name === paName)
+        )
+          return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`the watch never saw ${paName}`);
+    },
+  };
+}
+
+beforeAll(async () => {
+  const created = await api.create('/api/v1/namespaces', {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { generateName: 'kvpa-ctl-' },
+  });
+  ns = (created.metadata as { name: string }).name;
+});
+
+describe('controller on a real API server', () => {
+  const h = harness();
+  beforeAll(() => h.controller.start());
+  afterAll(() => h.controller.stop());
+
+  it('Apply: a load signal scales the LWS to the expected groups in one write, with status and events', async () => {
+    await lws('apply', 2, 2);
+    await api.create(
+      customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers'),
+      podAutoscaler('apply', 'apply', 'Apply'),
+    );
+    await h.waitFor('apply');
+    // 2 ready groups at 0.95 KV each: Σ 1.9 / 0.7 = 2.71 → 3 groups
+    h.signals.set(`${ns}/apply/decode`, 'kvCacheUtilization', 1.9);
+    const before = await get(lwsPath('apply'));
+    await h.step();
+    expect(await replicasOf('apply')).toBe(3);
+    const after = await get(lwsPath('apply'));
+    expect((after.metadata as { generation: number }).generation).toBe(
+      (before.metadata as { generation: number }).generation + 1,
+    );
+    const status = await statusOf('apply');
+    expect(status.pools?.[0]).toMatchObject({
+      name: 'decode',
+      replicas: 3,
+      readyReplicas: 2,
+      desiredReplicas: 3,
+    });
+    expect(status.pools?.[0]?.lastDecision?.summary).toContain('→ 3 groups');
+    expect(status.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+    expect(status.conditions?.find((c) => c.type === 'DryRun')?.status).toBe('False');
+    expect(await eventReasons('apply')).toContain('SuccessfulRescale');
+  });
+
+  it('does not write again, nor churn the status, while nothing changes', async () => {
+    const lwsVersion = await versionOf(lwsPath('apply'));
+    await h.step();
+    const paVersion = await versionOf(paPath('apply'));
+    for (let i = 0; i < 3; i++) await h.step();
+    expect(await versionOf(lwsPath('apply'))).toBe(lwsVersion);
+    expect(await versionOf(paPath('apply'))).toBe(paVersion);
+  });
+
+  it('missing data holds: a stale signal never scales down, and MetricsAvailable says why', async () => {
+    h.signals.setState(`${ns}/apply/decode`, 'kvCacheUtilization', 'stale', 'newest sample 95s old');
+    const lwsVersion = await versionOf(lwsPath('apply'));
+    for (let i = 0; i < 10; i++) await h.step(2);
+    expect(await replicasOf('apply')).toBe(3);
+    expect(await versionOf(lwsPath('apply'))).toBe(lwsVersion);
+    const metrics = (await statusOf('apply')).conditions?.find((c) => c.type === 'MetricsAvailable');
+    expect(metrics).toMatchObject({ status: 'False', reason: 'Stale' });
+    expect(metrics?.message).toContain('newest sample 95s old');
+    expect(await eventReasons('apply')).toContain('MetricsMissing');
+  });
+
+  it('another writer: reports Overridden, adopts the new count and holds its own writes for a while', async () => {
+    h.signals.set(`${ns}/apply/decode`, 'kvCacheUtilization', 1.9);
+    await api.mergePatch(lwsPath('apply'), { spec: { replicas: 5 } });
+    await h.step();
+    const status = await statusOf('apply');
+    expect(status.conditions?.find((c) => c.type === 'Overridden')).toMatchObject({
+      status: 'True',
+      reason: 'Overridden',
+    });
+    expect(await eventReasons('apply')).toContain('Overridden');
+    const lwsVersion = await versionOf(lwsPath('apply'));
+    for (let i = 0; i < 5; i++) await h.step(2);
+    expect(await versionOf(lwsPath('apply'))).toBe(lwsVersion); // held: no fight
+    expect(await replicasOf('apply')).toBe(5);
+  });
+
+  it('DryRun never writes: the target keeps its resourceVersion; status recommends and a WouldScale event is raised', async () => {
+    await lws('dry', 2, 2);
+    await api.create(
+      customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers'),
+      podAutoscaler('dry', 'dry', 'DryRun'),
+    );
+    await h.waitFor('dry');
+    const version = await versionOf(lwsPath('dry'));
+    h.signals.set(`${ns}/dry/decode`, 'kvCacheUtilization', 2.8); // → 4 groups
+    for (let i = 0; i < 5; i++) await h.step();
+    expect(await versionOf(lwsPath('dry'))).toBe(version);
+    const status = await statusOf('dry');
+    expect(status.mode).toBe('DryRun');
+    expect(status.pools?.[0]).toMatchObject({ replicas: 2, recommendedReplicas: 4 });
+    expect(status.conditions?.find((c) => c.type === 'DryRun')?.status).toBe('True');
+    expect(await eventReasons('dry')).toContain('WouldScale');
+  });
+
+  it('a deleted target is reported as TargetNotFound and nothing is written', async () => {
+    await api.delete(lwsPath('dry'));
+    await h.step();
+    const status = await statusOf('dry');
+    expect(status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'TargetNotFound',
+    });
+    expect(await eventReasons('dry')).toContain('TargetNotFound');
+  });
+
+  it('a spec CEL cannot judge (an unknown preset) is reported as InvalidSpec, and nothing scales', async () => {
+    await lws('invalid', 2, 2);
+    const body = podAutoscaler('invalid', 'invalid', 'Apply');
+    (body.spec as Json).policyRef = { name: 'no-such-preset' };
+    await api.create(customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers'), body);
+    await h.waitFor('invalid');
+    const version = await versionOf(lwsPath('invalid'));
+    await h.step();
+    const status = await statusOf('invalid');
+    const ready = status.conditions?.find((c) => c.type === 'Ready');
+    expect(ready).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
+    expect(ready?.message).toContain('unknown policy preset "no-such-preset"');
+    expect(await eventReasons('invalid')).toContain('InvalidSpec');
+    expect(await versionOf(lwsPath('invalid'))).toBe(version);
+  });
+});
+
+describe('controller: conflicts', () => {
+  it('re-reads and decides again when another writer wins the race, then writes once', async () => {
+    let interfered = false;
+    const h = harness((t) => ({
+      namespace: t.namespace,
+      ref: t.ref,
+      read: () => t.read(),
+      heads: () => t.heads(),
+      async write(groups, resourceVersion) {
+        if (!interfered) {
+          interfered = true;
+          // Someone else touches the object between kvpa's read and its write.
+          await api.mergePatch(lwsPath('race'), { metadata: { labels: { touched: 'yes' } } });
+        }
+        return t.write(groups, resourceVersion);
+      },
+    }));
+    await h.controller.start();
+    try {
+      await lws('race', 2, 2);
+      await api.create(
+        customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers'),
+        podAutoscaler('race', 'race', 'Apply'),
+      );
+      await h.waitFor('race');
+      h.signals.set(`${ns}/race/decode`, 'kvCacheUtilization', 2.8); // → 4
+      await h.step();
+      expect(interfered).toBe(true);
+      expect(await replicasOf('race')).toBe(4);
+      expect(await eventReasons('race')).toContain('SuccessfulRescale');
+    } finally {
+      await h.controller.stop();
+    }
+  });
+});
