@@ -12,7 +12,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadCalibration } from './calibration.ts';
-import { policyNames } from './policies/index.ts';
+import { isPresetFile, policyNames } from './policies/index.ts';
+import { loadPresetFile } from './policies/kvpa.ts';
 import {
   defaultSettings,
   demandFor,
@@ -23,7 +24,8 @@ import {
 import { timelineSvg } from './svg.ts';
 import { TraceError } from './trace.ts';
 
-const USAGE = `usage: kvpa simulate --trace FILE (--policy NAME | --compare A,B,…) --out DIR [options]
+const USAGE = `usage: kvpa simulate --trace FILE (--policy NAME|FILE | --compare A,B,…) --out DIR [options]
+  (a FILE is a ScalingPolicy preset in YAML: kvpa runs with it, resolved per pool like policies/)
 
 options:
   --rate-multiplier X     arrivals per source arrival (default 1)
@@ -105,11 +107,19 @@ export function parseSimulateArgs(argv: readonly string[]): {
     .map((p) => p.trim())
     .filter((p) => p.length > 0);
   for (const p of policies) {
-    if (!policyNames.includes(p)) {
+    if (!policyNames.includes(p) && !isPresetFile(p)) {
       throw new UsageError(`unknown policy ${JSON.stringify(p)}; choose from ${policyNames.join(', ')}`);
     }
   }
   if (policies.length === 0) throw new UsageError('no policy named');
+  for (const p of policies) {
+    if (!isPresetFile(p)) continue;
+    try {
+      loadPresetFile(p); // fail before the run, naming the file, line and field
+    } catch (error) {
+      throw new UsageError(`--policy ${p}: ${(error as Error).message}`);
+    }
+  }
   const positive = (x: number) => x > 0;
   const nonNegative = (x: number) => x >= 0;
   const rateMultiplier = numberFlag(v, 'rate-multiplier', positive, 'a number > 0');
@@ -224,6 +234,11 @@ export function formatTable(summaries: readonly SimulationSummary[]): string {
   ].join('\n');
 }
 
+/** A file-name-safe label for a policy argument (a preset file becomes kvpa-<file name>). */
+function fileLabel(policy: string): string {
+  return isPresetFile(policy) ? `kvpa-${basename(policy).replace(/\.ya?ml$/, '')}` : policy;
+}
+
 /** A one-line progress bar on a terminal (nothing when stderr is a file or a pipe). */
 function progressBar(policy: string, totalSeconds: number): ((simulatedSeconds: number) => void) | undefined {
   if (!process.stderr.isTTY || !(totalSeconds > 0)) return undefined;
@@ -271,12 +286,12 @@ export async function runSimulateCommand(argv: readonly string[]): Promise<numbe
       summaries.push(summary);
       const record = { trace: settings.tracePath, settings: settingsRecord(settings), ...summary };
       writeFileSync(
-        join(outDirectory, compare ? `${policy}.json` : 'summary.json'),
+        join(outDirectory, compare ? `${fileLabel(policy)}.json` : 'summary.json'),
         `${JSON.stringify(record, null, 2)}\n`,
       );
       for (const pool of ['prefill', 'decode'] as const) {
-        const title = `${policy} · ${pool} · ${basename(settings.tracePath)} ×${settings.trace.rateMultiplier ?? 1}, startup ${settings.startupSeconds / 60} min`;
-        const name = compare ? `${policy}-${pool}.svg` : `timeline-${pool}.svg`;
+        const title = `${summary.policy} · ${pool} · ${basename(settings.tracePath)} ×${settings.trace.rateMultiplier ?? 1}, startup ${settings.startupSeconds / 60} min`;
+        const name = compare ? `${fileLabel(policy)}-${pool}.svg` : `timeline-${pool}.svg`;
         writeFileSync(join(outDirectory, name), timelineSvg(summary.timeline, pool, title));
       }
     }

@@ -161,7 +161,7 @@ export function runSimulation(
   const pools = { prefill: poolSummary('prefill'), decode: poolSummary('decode') };
   const gpuHours = pools.prefill.gpuHours + pools.decode.gpuHours;
   return {
-    policy: policyName,
+    policy: policies.prefill.name,
     requests: {
       arrived: fleet.arrived,
       completed: fleet.completed,

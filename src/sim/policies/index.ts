@@ -2,7 +2,7 @@
 import { aibrixApaPolicy, aibrixKpaPolicy } from './aibrix.ts';
 import { hpaPolicy } from './hpa.ts';
 import { knativePolicy } from './knative.ts';
-import { kvpaPolicy, kvpaRunningPolicy } from './kvpa.ts';
+import { kvpaPolicy, kvpaPresetFilePolicy, kvpaRunningPolicy } from './kvpa.ts';
 import { oraclePolicy } from './oracle.ts';
 import { staticPolicy } from './static.ts';
 import type { PolicyContext, PolicyFactory, ScalingPolicy } from './types.ts';
@@ -20,7 +20,14 @@ export const policyFactories: Readonly<Record<string, PolicyFactory>> = {
 
 export const policyNames: readonly string[] = Object.keys(policyFactories);
 
+/** True when a policy argument names a ScalingPolicy file rather than a built-in policy. */
+export function isPresetFile(name: string): boolean {
+  return name.endsWith('.yaml') || name.endsWith('.yml');
+}
+
 export function createPolicy(name: string, context: PolicyContext): ScalingPolicy {
+  // A ScalingPolicy file: kvpa with that preset (`kvpa simulate --policy my-preset.yaml`).
+  if (isPresetFile(name)) return kvpaPresetFilePolicy(name)(context);
   const factory = policyFactories[name];
   if (factory === undefined) {
     throw new Error(`unknown policy ${JSON.stringify(name)}; choose one of ${policyNames.join(', ')}`);

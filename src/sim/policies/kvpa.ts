@@ -11,7 +11,7 @@
  *
  * Nothing of the algorithm is re-implemented here.
  */
-import { loadPolicies } from '../../api/documents.ts';
+import { addPolicy, loadPolicies, readDocuments } from '../../api/documents.ts';
 import type { MetricSpec } from '../../api/podautoscaler.ts';
 import type { Policy } from '../../api/policy.ts';
 import { type ResolvedPool, resolvePool, toDeciderSpec } from '../../api/resolve.ts';
@@ -24,7 +24,14 @@ import {
 } from '../../decide/index.ts';
 import type { Calibration } from '../calibration.ts';
 import { decodeRunningTarget, prefillRunningTarget } from './targets.ts';
-import type { GroupMetrics, PolicyContext, Pool, PoolObservation, ScalingPolicy } from './types.ts';
+import type {
+  GroupMetrics,
+  PolicyContext,
+  PolicyFactory,
+  Pool,
+  PoolObservation,
+  ScalingPolicy,
+} from './types.ts';
 
 export const KVPA_PRESET = 'deepseek-r1-disaggregated';
 
@@ -51,6 +58,7 @@ export function resolveKvpaPool(
   maxGroups: number,
   preset = KVPA_PRESET,
   metrics?: MetricSpec[],
+  policies: ReadonlyMap<string, Policy> = presets(),
 ): ResolvedPool {
   return resolvePool(
     { policyRef: { name: preset } },
@@ -66,8 +74,40 @@ export function resolveKvpaPool(
       ...(metrics !== undefined ? { metrics } : {}),
     },
     0,
-    presets(),
+    policies,
   );
+}
+
+/**
+ * Loads a ScalingPolicy file (`kvpa simulate --policy my-preset.yaml`) next to the bundled presets, so that
+ * it may start from them (`pools.<name>.policy`). Returns the name of the file's first preset and the set.
+ * Errors name the file, line and field, as `kvpa validate` does.
+ */
+export function loadPresetFile(file: string): { name: string; policies: Map<string, Policy> } {
+  const { documents, errors } = readDocuments(file);
+  const policies = new Map(presets());
+  const fileErrors = [...errors];
+  let name: string | undefined;
+  for (const d of documents) {
+    if (d.kind !== 'ScalingPolicy') continue;
+    policies.delete(d.value.metadata.name); // the file's preset replaces a bundled one of the same name
+    addPolicy(policies, d, fileErrors);
+    name ??= d.value.metadata.name;
+  }
+  if (fileErrors.length > 0) {
+    throw new Error(
+      fileErrors.map((e) => `${e.file}:${e.line}:${e.column}: ${e.path} ${e.message} (${e.hint})`).join('\n'),
+    );
+  }
+  if (name === undefined)
+    throw new Error(`${file}: no ScalingPolicy document (kind: ScalingPolicy) in the file`);
+  return { name, policies };
+}
+
+/** kvpa driven by the first preset of a ScalingPolicy file, resolved per pool like the bundled ones. */
+export function kvpaPresetFilePolicy(file: string): PolicyFactory {
+  const { name, policies } = loadPresetFile(file);
+  return (context) => makeKvpaPolicy(`kvpa:${name}`, context, undefined, name, policies);
 }
 
 /**
@@ -114,8 +154,21 @@ export function kvpaRunningPolicy(context: PolicyContext): ScalingPolicy {
   return makeKvpaPolicy('kvpa-running', context, runningSignals(context.pool, context.calibration));
 }
 
-function makeKvpaPolicy(name: string, context: PolicyContext, metrics?: MetricSpec[]): ScalingPolicy {
-  const resolved = resolveKvpaPool(context.pool, context.minGroups, context.maxGroups, KVPA_PRESET, metrics);
+function makeKvpaPolicy(
+  name: string,
+  context: PolicyContext,
+  metrics?: MetricSpec[],
+  preset = KVPA_PRESET,
+  policies: ReadonlyMap<string, Policy> = presets(),
+): ScalingPolicy {
+  const resolved = resolveKvpaPool(
+    context.pool,
+    context.minGroups,
+    context.maxGroups,
+    preset,
+    metrics,
+    policies,
+  );
   const spec: DeciderSpec = toDeciderSpec(resolved);
   const signals = resolved.metrics.map((metric) => ({
     read: metricReader(metric),
