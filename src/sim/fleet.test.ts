@@ -97,10 +97,13 @@ describe('calibration: the fleet reproduces calibration.md §9 (±10 %)', () => 
       });
       fleet.arrive(t, 4000, 2000);
     }
-    fleet.advanceTo(60, noTick);
+    fleet.advanceTo(900, noTick);
+    expect(fleet.completed).toBe(4000);
     expect(peakUsage).toBeLessThanOrEqual(1);
     expect(peakUsage).toBeGreaterThan(0.9);
     expect(fleet.preemptions).toBeGreaterThan(0);
+    // Full KV shows up as the decode pool's share of TTFT: requests wait for room after their KV landed.
+    expect(fleet.decodeAdmissionWait.max).toBeGreaterThan(1);
   });
 });
 
@@ -234,6 +237,9 @@ describe('fleet invariants (property tests)', () => {
           });
           fleet.advanceTo(400, noTick);
           expect(completions.length).toBe(requests.length);
+          // All of TTFT is the prefill pool's share; the decode pool adds no admission wait.
+          expect(fleet.decodeAdmissionWait.max).toBe(0);
+          expect(fleet.prefillLatency.count).toBe(requests.length);
           const rate = prefillComputeTokensPerSecond(h200);
           for (const r of completions) {
             const prefill =

@@ -188,6 +188,10 @@ export class Fleet {
   inputTokensCompleted = 0;
   readonly ttft = new LatencyHistogram();
   readonly tpot = new LatencyHistogram();
+  /** The prefill pool's share of TTFT: arrival to KV landed at decode (queue, batch, transfer). */
+  readonly prefillLatency = new LatencyHistogram();
+  /** The decode pool's share of TTFT: KV landed to admission (waiting for KV room or a sequence slot). */
+  readonly decodeAdmissionWait = new LatencyHistogram();
   readonly pools: Record<Pool, PoolRecord> = {
     prefill: { scaleEvents: [], gpuHours: 0, gpuSecondsSampled: 0, peakGroups: 0 },
     decode: { scaleEvents: [], gpuHours: 0, gpuSecondsSampled: 0, peakGroups: 0 },
@@ -474,6 +478,9 @@ export class Fleet {
     const ttft = first - (this.arrivalAt[slot] as number);
     const tpot = output > 1 ? (now - first) / (output - 1) : 0;
     this.ttft.record(ttft);
+    const landed = this.readyAt[slot] as number;
+    this.prefillLatency.record(landed - (this.arrivalAt[slot] as number));
+    this.decodeAdmissionWait.record(Math.max(0, first - landed));
     if (output > 1) this.tpot.record(tpot);
     const met = ttft <= this.options.ttftSloSeconds && tpot <= this.options.tpotSloSeconds;
     if (met) this.sloMet++;

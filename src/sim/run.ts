@@ -4,7 +4,13 @@
 import type { Calibration } from './calibration.ts';
 import { computeDemand, type DemandProfile, maxGroupsOver } from './demand.ts';
 import { Fleet, type MetricsDelivery, type TimelineRow } from './fleet.ts';
-import { costPerMillionOutputTokens, countFlaps, type Quantiles, quantilesOf } from './kpi.ts';
+import {
+  costPerMillionOutputTokens,
+  countFlaps,
+  type LatencyHistogram,
+  type Quantiles,
+  quantilesOf,
+} from './kpi.ts';
 import { createPolicy } from './policies/index.ts';
 import type { Pool, ScalingPolicy } from './policies/types.ts';
 import { readTrace, type TraceOptions } from './trace.ts';
@@ -53,6 +59,8 @@ export function defaultSettings(
 }
 
 export interface PoolSummary {
+  /** The pool's share of latency: prefill = arrival → KV landed; decode = KV landed → admission (TTFT), and TPOT. */
+  readonly latencySeconds: Readonly<Record<string, Quantiles & { readonly mean: number }>>;
   readonly gpuHours: number;
   readonly gpuHoursSampled: number;
   readonly scaleEvents: number;
@@ -150,7 +158,12 @@ export function runSimulation(
   const wallSeconds = (performance.now() - started) / 1000;
   const poolSummary = (pool: Pool): PoolSummary => {
     const record = fleet.pools[pool];
+    const q = (h: LatencyHistogram) => ({ ...quantilesOf(h), mean: h.mean() });
     return {
+      latencySeconds:
+        pool === 'prefill'
+          ? { ttftShare: q(fleet.prefillLatency) }
+          : { ttftShare: q(fleet.decodeAdmissionWait), tpot: q(fleet.tpot) },
       gpuHours: record.gpuHours,
       gpuHoursSampled: record.gpuSecondsSampled / 3600,
       scaleEvents: record.scaleEvents.length,
