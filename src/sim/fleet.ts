@@ -174,7 +174,6 @@ export class Fleet {
   private generation = new Int32Array(0);
   private older = new Int32Array(0);
   private newer = new Int32Array(0);
-  private groupOf = new Int32Array(0);
   private freeSlots = new IntDeque();
   private inFlight = 0;
 
@@ -300,7 +299,6 @@ export class Fleet {
     group.queue.pushBack(slot);
     group.queuedTokens += tokens;
     group.assignedTokens += tokens;
-    this.groupOf[slot] = group.id;
     if (group.batch.length === 0 && Number.isNaN(group.scheduledAt)) this.startBatch(group);
   }
 
@@ -363,7 +361,6 @@ export class Fleet {
   }
 
   private dispatchDecode(group: DecodeGroup, slot: number): void {
-    this.groupOf[slot] = group.id;
     group.assignedTokens += (this.inputTokens[slot] as number) + (this.outputTokens[slot] as number);
     group.transfers.push(slot);
     const readyAt = Math.max(this.readyAt[slot] as number, this.now);
@@ -761,11 +758,8 @@ export class Fleet {
   private currentRow(t: number): TimelineRow {
     const minute = Math.floor(t / 60);
     let row = this.timeline[this.timeline.length - 1];
-    if (row !== undefined && row.minute === minute) return row;
-    if (row !== undefined && row.minute > minute) {
-      // Completions after an earlier tick in the same pass can land in an older minute only by rounding; fold in.
-      return row;
-    }
+    // Virtual time only moves forward, so the current minute is the last row or a new one.
+    if (row !== undefined && row.minute >= minute) return row;
     row = {
       minute,
       arrivals: 0,
@@ -818,7 +812,6 @@ export class Fleet {
     this.generation = i32(this.generation);
     this.older = i32(this.older);
     this.newer = i32(this.newer);
-    this.groupOf = i32(this.groupOf);
     for (let s = old; s < capacity; s++) this.freeSlots.pushBack(s);
     this.capacity = capacity;
   }
