@@ -1,0 +1,347 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  loadCalibration,
+  prefillComputeTokensPerSecond,
+  prefillLengthFactor,
+  transferSeconds,
+} from './calibration.ts';
+import { type CompletedRequest, Fleet, type FleetOptions } from './fleet.ts';
+import { Random } from './random.ts';
+import { defaultSettings, runSimulation } from './run.ts';
+
+const h200 = loadCalibration('deepseek-r1-h200');
+
+function fleetOptions(overrides: Partial<FleetOptions> = {}): FleetOptions {
+  return {
+    calibration: h200,
+    startupSeconds: 600,
+    metricsDelivery: { kind: 'direct' },
+    requestTimeoutSeconds: 600,
+    initialGroups: { prefill: 1, decode: 1 },
+    maxGroups: { prefill: 64, decode: 64 },
+    ttftSloSeconds: 2,
+    tpotSloSeconds: 0.08,
+    ...overrides,
+  };
+}
+
+const noTick = () => {};
+
+describe('calibration: the fleet reproduces calibration.md §9 (±10 %)', () => {
+  it('decode: ≈1.9k output tok/s per GPU at an 80 ms ITL with a 3K context (H200)', () => {
+    // Poisson arrivals of 2,900-token prompts with 200-token outputs (mean decode context ≈ 3,000). At 304 req/s
+    // one 32-GPU decode group settles where t0 + (a·b + c·K)/32 = ITL with b = λ·O·ITL: ITL ≈ 80 ms.
+    const random = new Random(42);
+    const rate = 304;
+    let t = 0;
+    let tokensAt40 = 0;
+    const itl: number[] = [];
+    const measured = new Fleet(
+      fleetOptions({
+        initialGroups: { prefill: 12, decode: 1 },
+        onComplete: (r: CompletedRequest) => {
+          if (r.arrivalSeconds > 40) itl.push((r.finishSeconds - r.firstTokenSeconds) / (r.outputTokens - 1));
+        },
+      }),
+    );
+    while (t < 120) {
+      t += random.exponential(rate);
+      if (t >= 40 && tokensAt40 === 0) {
+        measured.advanceTo(40, noTick);
+        tokensAt40 = measured.outputTokensCompleted;
+      }
+      measured.advanceTo(t, noTick);
+      measured.arrive(t, 2900, 200);
+    }
+    measured.advanceTo(120, noTick);
+    const tokensPerSecondPerGpu =
+      (measured.outputTokensCompleted - tokensAt40) / 80 / h200.decode.gpusPerGroup;
+    itl.sort((a, b) => a - b);
+    const medianItl = itl[Math.floor(itl.length / 2)] as number;
+    expect(measured.preemptions).toBe(0);
+    expect(Math.abs(medianItl / 0.08 - 1)).toBeLessThan(0.1);
+    expect(Math.abs(tokensPerSecondPerGpu / 1900 - 1)).toBeLessThan(0.1);
+  });
+
+  it('prefill: ≈7k input tok/s per GPU saturated at 2K prompts (H200)', () => {
+    // 80 prompts/s of 2,048 tokens overload one 16-GPU prefill group (capacity ≈ 55/s); one-token outputs
+    // complete at the decode admission, so completions per second measure the prefill rate.
+    const fleet = new Fleet(fleetOptions({ initialGroups: { prefill: 1, decode: 2 } }));
+    let completedAt20 = 0;
+    for (let i = 0; i < 80 * 80; i++) {
+      const t = i / 80;
+      if (t >= 20 && completedAt20 === 0) {
+        fleet.advanceTo(20, noTick);
+        completedAt20 = fleet.completed;
+      }
+      fleet.advanceTo(t, noTick);
+      fleet.arrive(t, 2048, 1);
+    }
+    fleet.advanceTo(80, noTick);
+    const tokensPerSecondPerGpu = ((fleet.completed - completedAt20) * 2048) / 60 / h200.prefill.gpusPerGroup;
+    expect(Math.abs(tokensPerSecondPerGpu / 7000 - 1)).toBeLessThan(0.1);
+  });
+
+  it('H100 decode is KV-bound: at most 210k tokens per GPU resident, and it preempts when full', () => {
+    const h100 = loadCalibration('deepseek-r1-h100');
+    const fleet = new Fleet(fleetOptions({ calibration: h100, initialGroups: { prefill: 8, decode: 1 } }));
+    let peakUsage = 0;
+    for (let i = 0; i < 4000; i++) {
+      const t = i / 100;
+      fleet.advanceTo(t, () => {
+        for (const m of fleet.sampleMetrics('decode')) peakUsage = Math.max(peakUsage, m.kvCacheUsagePerc);
+      });
+      fleet.arrive(t, 4000, 2000);
+    }
+    fleet.advanceTo(900, noTick);
+    expect(fleet.completed).toBe(4000);
+    expect(peakUsage).toBeLessThanOrEqual(1);
+    expect(peakUsage).toBeGreaterThan(0.9);
+    expect(fleet.preemptions).toBeGreaterThan(0);
+    // Full KV shows up as the decode pool's share of TTFT: requests wait for room after their KV landed.
+    expect(fleet.decodeAdmissionWait.max).toBeGreaterThan(1);
+  });
+});
+
+// A random small workload with a random sequence of desired counts: the scaffold of the property tests.
+const workload = fc.record({
+  arrivals: fc.array(
+    fc.record({
+      gapSeconds: fc.double({ min: 0, max: 3, noNaN: true }),
+      inputTokens: fc.integer({ min: 1, max: 20000 }),
+      outputTokens: fc.integer({ min: 1, max: 3000 }),
+    }),
+    { minLength: 1, maxLength: 200 },
+  ),
+  initialPrefill: fc.integer({ min: 0, max: 3 }),
+  initialDecode: fc.integer({ min: 0, max: 3 }),
+  startupSeconds: fc.integer({ min: 0, max: 120 }),
+  timeoutSeconds: fc.integer({ min: 5, max: 600 }),
+  decisions: fc.array(
+    fc.record({
+      second: fc.integer({ min: 0, max: 400 }),
+      pool: fc.constantFrom('prefill' as const, 'decode' as const),
+      groups: fc.integer({ min: 0, max: 4 }),
+    }),
+    { maxLength: 12 },
+  ),
+});
+
+type Workload = typeof workload extends fc.Arbitrary<infer T> ? T : never;
+
+function runWorkload(w: Workload, calibration = h200) {
+  const completions: CompletedRequest[] = [];
+  const fleet = new Fleet(
+    fleetOptions({
+      calibration,
+      startupSeconds: w.startupSeconds,
+      requestTimeoutSeconds: w.timeoutSeconds,
+      initialGroups: { prefill: w.initialPrefill, decode: w.initialDecode },
+      onComplete: (r) => completions.push(r),
+    }),
+  );
+  const onTick = (second: number) => {
+    for (const d of w.decisions) if (d.second === second) fleet.setDesired(d.pool, d.groups);
+  };
+  let t = 0;
+  for (const a of w.arrivals) {
+    t += a.gapSeconds;
+    fleet.advanceTo(t, onTick);
+    fleet.arrive(t, a.inputTokens, a.outputTokens);
+  }
+  const end = Math.ceil(t) + 1;
+  fleet.advanceTo(end, onTick);
+  fleet.stopAccountingAt(end);
+  fleet.advanceTo(end + 1200, noTick);
+  fleet.finish();
+  return { fleet, completions };
+}
+
+describe('fleet invariants (property tests)', () => {
+  it('conservation: every request either completes or is counted as dropped', () => {
+    fc.assert(
+      fc.property(workload, (w) => {
+        const { fleet, completions } = runWorkload(w);
+        expect(fleet.arrived).toBe(w.arrivals.length);
+        expect(fleet.completed + fleet.dropped).toBe(fleet.arrived);
+        expect(completions.length).toBe(fleet.completed);
+        expect(fleet.requestsInFlight).toBe(0);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('causality: first token after arrival, finish after first token, TPOT ≥ the empty-group step time', () => {
+    fc.assert(
+      fc.property(workload, (w) => {
+        const { completions } = runWorkload(w);
+        for (const r of completions) {
+          expect(r.firstTokenSeconds).toBeGreaterThan(r.arrivalSeconds);
+          expect(r.finishSeconds).toBeGreaterThanOrEqual(r.firstTokenSeconds);
+          if (r.outputTokens > 1) {
+            // Each further token costs at least one step of t0 (less the credit of admission inside a step).
+            const steps = r.outputTokens - 1;
+            expect(r.finishSeconds - r.firstTokenSeconds).toBeGreaterThanOrEqual(
+              (steps - 1) * h200.decode.stepTime.baseSeconds,
+            );
+          }
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('GPU-hours equal the time-integral of the groups held (sampled each second, ±1 s per group)', () => {
+    fc.assert(
+      fc.property(workload, (w) => {
+        const { fleet } = runWorkload(w);
+        for (const pool of ['prefill', 'decode'] as const) {
+          const record = fleet.pools[pool];
+          const gpus = pool === 'prefill' ? h200.prefill.gpusPerGroup : h200.decode.gpusPerGroup;
+          const groupsEver = fleet.groups.filter((g) => g.pool === pool).length;
+          const toleranceHours = (groupsEver * gpus * 1) / 3600 + 1e-9;
+          expect(Math.abs(record.gpuHours - record.gpuSecondsSampled / 3600)).toBeLessThanOrEqual(
+            toleranceHours,
+          );
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('infinite capacity: TTFT is exactly the prefill time plus the KV transfer', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            inputTokens: fc.integer({ min: 1, max: 60000 }),
+            outputTokens: fc.integer({ min: 1, max: 4000 }),
+          }),
+          { minLength: 1, maxLength: 60 },
+        ),
+        (requests) => {
+          const completions: CompletedRequest[] = [];
+          const fleet = new Fleet(
+            fleetOptions({
+              initialGroups: { prefill: 16, decode: 4 }, // a prompt keeps a group < 3 s busy; arrivals come every 0.5 s
+              onComplete: (r) => completions.push(r),
+            }),
+          );
+          requests.forEach((r, i) => {
+            fleet.advanceTo(i * 0.5, noTick);
+            fleet.arrive(i * 0.5, r.inputTokens, r.outputTokens);
+          });
+          fleet.advanceTo(400, noTick);
+          expect(completions.length).toBe(requests.length);
+          // All of TTFT is the prefill pool's share; the decode pool adds no admission wait.
+          expect(fleet.decodeAdmissionWait.max).toBe(0);
+          expect(fleet.prefillLatency.count).toBe(requests.length);
+          const rate = prefillComputeTokensPerSecond(h200);
+          for (const r of completions) {
+            const prefill =
+              h200.prefill.forwardOverheadSeconds +
+              (r.inputTokens * prefillLengthFactor(h200, r.inputTokens)) / rate;
+            const expected = prefill + transferSeconds(h200, r.inputTokens);
+            expect(r.firstTokenSeconds - r.arrivalSeconds).toBeCloseTo(expected, 9);
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+});
+
+describe('runs are reproducible', () => {
+  it('the same seed gives the same summary; another seed gives another', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvpa-sim-'));
+    const trace = join(dir, 'bins.csv');
+    const rows = ['t_s,requests,input_tokens_sum,output_tokens_sum'];
+    for (let m = 0; m < 30; m++) rows.push(`${m * 60},${600 + 400 * Math.sin(m / 3)},${900_000},${200_000}`);
+    writeFileSync(trace, `${rows.join('\n')}\n`);
+    const run = (seed: number) => {
+      const settings = defaultSettings(trace, h200, {
+        trace: { seed, rateMultiplier: 2 },
+        startupSeconds: 120,
+      });
+      const { wallSeconds, requestsPerWallSecond, ...summary } = runSimulation(settings, 'aibrix-apa');
+      void wallSeconds;
+      void requestsPerWallSecond;
+      return summary;
+    };
+    const a = run(5);
+    expect(run(5)).toEqual(a);
+    expect(run(6).ttftSeconds).not.toEqual(a.ttftSeconds);
+    expect(a.requests.completed + a.requests.dropped).toBe(a.requests.arrived);
+  });
+});
+
+describe('lifecycle and metric delivery', () => {
+  it('a decode group asked to go drains its in-flight sequences, then is released and stops being charged', () => {
+    const completions: CompletedRequest[] = [];
+    const fleet = new Fleet(
+      fleetOptions({ initialGroups: { prefill: 1, decode: 1 }, onComplete: (r) => completions.push(r) }),
+    );
+    for (let i = 0; i < 20; i++) {
+      fleet.advanceTo(i * 0.1, noTick);
+      fleet.arrive(i * 0.1, 1000, 2000); // ≈2,000 steps of ≈30 ms: about a minute of decoding
+    }
+    let releasedAt = Number.NaN;
+    fleet.advanceTo(300, (second) => {
+      if (second === 10) fleet.setDesired('decode', 0);
+      const decode = fleet.groups.find((g) => g.pool === 'decode');
+      if (decode !== undefined && decode.state === 'released' && Number.isNaN(releasedAt))
+        releasedAt = second;
+    });
+    expect(fleet.completed).toBe(20);
+    expect(fleet.dropped).toBe(0);
+    const lastFinish = Math.max(...completions.map((r) => r.finishSeconds));
+    expect(lastFinish).toBeGreaterThan(30);
+    // Released at the boundary of the last finish (seen at the next whole-second tick).
+    expect(releasedAt).toBe(Math.ceil(lastFinish));
+    const decodeGpus = h200.decode.gpusPerGroup;
+    expect(fleet.pools.decode.gpuHours).toBeCloseTo((lastFinish * decodeGpus) / 3600, 9);
+  });
+
+  it('a new group serves only after its startup delay, and is charged from the request', () => {
+    const fleet = new Fleet(fleetOptions({ startupSeconds: 120, initialGroups: { prefill: 0, decode: 1 } }));
+    fleet.advanceTo(5, (second) => {
+      if (second === 0) fleet.setDesired('prefill', 1);
+    });
+    fleet.arrive(5, 1000, 1);
+    fleet.advanceTo(119.5, noTick);
+    expect(fleet.completed).toBe(0); // no prefill capacity yet: the request waits at the gateway
+    fleet.advanceTo(200, noTick);
+    expect(fleet.completed).toBe(1);
+    fleet.stopAccountingAt(200);
+    fleet.finish();
+    expect(fleet.pools.prefill.gpuHours).toBeCloseTo((200 * h200.prefill.gpusPerGroup) / 3600, 9);
+  });
+
+  it('with a 15 s scrape interval policies see the sample of the last scrape, not the current one', () => {
+    const fleet = new Fleet(
+      fleetOptions({
+        metricsDelivery: { kind: 'scrape', intervalSeconds: 15 },
+        initialGroups: { prefill: 2, decode: 1 },
+      }),
+    );
+    const seen: number[] = [];
+    const truth: number[] = [];
+    let t = 0;
+    for (let i = 0; i < 3000; i++) {
+      t += 0.01;
+      fleet.advanceTo(t, () => {
+        seen.push(fleet.observe('decode').metrics[0]?.numRequestsRunning ?? -1);
+        truth.push(fleet.sampleMetrics('decode')[0]?.numRequestsRunning ?? -1);
+      });
+      fleet.arrive(t, 500, 3000);
+    }
+    // Seconds 0–14 see the scrape at 0, 15–29 the scrape at 15: constant within each interval.
+    for (let s = 1; s < 30; s++) if (s % 15 !== 0) expect(seen[s]).toBe(seen[s - 1]);
+    expect(seen[15]).toBe(truth[15]);
+    expect(seen[20]).not.toBe(truth[20]); // the load is growing, so the delivered value lags
+  });
+});

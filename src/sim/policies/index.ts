@@ -1,0 +1,36 @@
+/** The policy registry: names accepted by `kvpa simulate --policy` and `--compare`. */
+import { aibrixApaPolicy, aibrixKpaPolicy } from './aibrix.ts';
+import { hpaPolicy } from './hpa.ts';
+import { knativePolicy } from './knative.ts';
+import { kvpaPolicy, kvpaPresetFilePolicy, kvpaRunningPolicy } from './kvpa.ts';
+import { oraclePolicy } from './oracle.ts';
+import { staticPolicy } from './static.ts';
+import type { PolicyContext, PolicyFactory, ScalingPolicy } from './types.ts';
+
+export const policyFactories: Readonly<Record<string, PolicyFactory>> = {
+  kvpa: kvpaPolicy,
+  'kvpa-running': kvpaRunningPolicy,
+  knative: knativePolicy,
+  'aibrix-kpa': aibrixKpaPolicy,
+  'aibrix-apa': aibrixApaPolicy,
+  hpa: hpaPolicy,
+  static: staticPolicy,
+  oracle: oraclePolicy,
+};
+
+export const policyNames: readonly string[] = Object.keys(policyFactories);
+
+/** True when a policy argument names a ScalingPolicy file rather than a built-in policy. */
+export function isPresetFile(name: string): boolean {
+  return name.endsWith('.yaml') || name.endsWith('.yml');
+}
+
+export function createPolicy(name: string, context: PolicyContext): ScalingPolicy {
+  // A ScalingPolicy file: kvpa with that preset (`kvpa simulate --policy my-preset.yaml`).
+  if (isPresetFile(name)) return kvpaPresetFilePolicy(name)(context);
+  const factory = policyFactories[name];
+  if (factory === undefined) {
+    throw new Error(`unknown policy ${JSON.stringify(name)}; choose one of ${policyNames.join(', ')}`);
+  }
+  return factory(context);
+}

@@ -1,0 +1,210 @@
+/**
+ * kvpa in the lab: the controller's own code end to end, driven by the simulated group heads.
+ *
+ * - **Configuration:** the bundled preset `deepseek-r1-disaggregated` from `policies/`, resolved for the pool
+ *   named `prefill` or `decode` by `src/api/resolve.ts` (`resolvePool`, then `toDeciderSpec`), exactly as a
+ *   PodAutoscaler that names the preset would be. Only min/max groups come from the run's settings.
+ * - **Signals:** one `SignalWindows` (src/decide) per resolved metric. Each second, the per-group value of every
+ *   ready group head is summed into a pool total and recorded, as the controller's observe layer does.
+ * - **Decision:** every `tickSeconds`, `decide(spec, state, observation, now)` from src/decide with the ready and
+ *   requested group counts; an invalid decision keeps the current request.
+ *
+ * Nothing of the algorithm is re-implemented here.
+ */
+import { addPolicy, loadPolicies, readDocuments } from '../../api/documents.ts';
+import type { MetricSpec } from '../../api/podautoscaler.ts';
+import type { Policy } from '../../api/policy.ts';
+import { type ResolvedPool, resolvePool, toDeciderSpec } from '../../api/resolve.ts';
+import {
+  type DeciderSpec,
+  type DeciderState,
+  decide,
+  initialState,
+  SignalWindows,
+} from '../../decide/index.ts';
+import type { Calibration } from '../calibration.ts';
+import { decodeRunningTarget, prefillRunningTarget } from './targets.ts';
+import type {
+  GroupMetrics,
+  PolicyContext,
+  PolicyFactory,
+  Pool,
+  PoolObservation,
+  ScalingPolicy,
+} from './types.ts';
+
+export const KVPA_PRESET = 'deepseek-r1-disaggregated';
+
+let bundledPolicies: Map<string, Policy> | undefined;
+
+function presets(): Map<string, Policy> {
+  if (bundledPolicies === undefined) {
+    const { policies, errors } = loadPolicies();
+    if (errors.length > 0) {
+      throw new Error(`policies/: ${errors.map((e) => `${e.file}: ${e.message}`).join('; ')}`);
+    }
+    bundledPolicies = policies;
+  }
+  return bundledPolicies;
+}
+
+/**
+ * The preset's resolved behaviour for a pool of the simulated fleet. `metrics`, when given, is set on the pool
+ * itself (the last layer of the resolution order), as a PodAutoscaler's pool may do.
+ */
+export function resolveKvpaPool(
+  pool: Pool,
+  minGroups: number,
+  maxGroups: number,
+  preset = KVPA_PRESET,
+  metrics?: MetricSpec[],
+  policies: ReadonlyMap<string, Policy> = presets(),
+): ResolvedPool {
+  return resolvePool(
+    { policyRef: { name: preset } },
+    {
+      name: pool,
+      scaleTargetRef: {
+        apiVersion: 'leaderworkerset.x-k8s.io/v1',
+        kind: 'LeaderWorkerSet',
+        name: `sim-${pool}`,
+      },
+      minReplicas: minGroups,
+      maxReplicas: maxGroups,
+      ...(metrics !== undefined ? { metrics } : {}),
+    },
+    0,
+    policies,
+  );
+}
+
+/**
+ * Loads a ScalingPolicy file (`kvpa simulate --policy my-preset.yaml`) next to the bundled presets, so that
+ * it may start from them (`pools.<name>.policy`). Returns the name of the file's first preset and the set.
+ * Errors name the file, line and field, as `kvpa validate` does.
+ */
+export function loadPresetFile(file: string): { name: string; policies: Map<string, Policy> } {
+  const { documents, errors } = readDocuments(file);
+  const policies = new Map(presets());
+  const fileErrors = [...errors];
+  let name: string | undefined;
+  for (const d of documents) {
+    if (d.kind !== 'ScalingPolicy') continue;
+    policies.delete(d.value.metadata.name); // the file's preset replaces a bundled one of the same name
+    addPolicy(policies, d, fileErrors);
+    name ??= d.value.metadata.name;
+  }
+  if (fileErrors.length > 0) {
+    throw new Error(
+      fileErrors.map((e) => `${e.file}:${e.line}:${e.column}: ${e.path} ${e.message} (${e.hint})`).join('\n'),
+    );
+  }
+  if (name === undefined)
+    throw new Error(`${file}: no ScalingPolicy document (kind: ScalingPolicy) in the file`);
+  return { name, policies };
+}
+
+/** kvpa driven by the first preset of a ScalingPolicy file, resolved per pool like the bundled ones. */
+export function kvpaPresetFilePolicy(file: string): PolicyFactory {
+  const { name, policies } = loadPresetFile(file);
+  return (context) => makeKvpaPolicy(`kvpa:${name}`, context, undefined, name, policies);
+}
+
+/**
+ * A proposed change to the preset's signals, measured in bench/RESULTS.md: prefill adds the running count
+ * (batch size at 70 % utilisation) to its queue depth, because the queue stays near 0 until a group is already
+ * saturated; decode replaces queue depth (which counts requests waiting for their KV transfer and the next
+ * step, ≈ λ·(transfer + step) even when KV is nearly empty) by the running count at 90 % of the TPOT SLO,
+ * the compute-bound limit that KV use does not show on H200.
+ */
+export function runningSignals(pool: Pool, c: Calibration): MetricSpec[] {
+  return pool === 'prefill'
+    ? [
+        { type: 'runningRequests', target: prefillRunningTarget(c) },
+        { type: 'queueDepth', target: 12 },
+      ]
+    : [
+        { type: 'kvCacheUtilization', target: 0.7 },
+        { type: 'runningRequests', target: decodeRunningTarget(c) },
+      ];
+}
+
+/** How the simulated head pod answers each metric type of the API. */
+function metricReader(metric: MetricSpec): (m: GroupMetrics) => number {
+  switch (metric.type) {
+    case 'kvCacheUtilization':
+      return (m) => m.kvCacheUsagePerc;
+    case 'queueDepth':
+      return (m) => m.numRequestsWaiting;
+    case 'runningRequests':
+      return (m) => m.numRequestsRunning;
+    case 'promql':
+      throw new Error(
+        `the simulator cannot evaluate promql metric ${metric.name ?? ''}: use a vLLM gauge type`,
+      );
+  }
+}
+
+export function kvpaPolicy(context: PolicyContext): ScalingPolicy {
+  return makeKvpaPolicy('kvpa', context);
+}
+
+/** kvpa with the signals of `runningSignals` on each pool; everything else from the preset. */
+export function kvpaRunningPolicy(context: PolicyContext): ScalingPolicy {
+  return makeKvpaPolicy('kvpa-running', context, runningSignals(context.pool, context.calibration));
+}
+
+function makeKvpaPolicy(
+  name: string,
+  context: PolicyContext,
+  metrics?: MetricSpec[],
+  preset = KVPA_PRESET,
+  policies: ReadonlyMap<string, Policy> = presets(),
+): ScalingPolicy {
+  const resolved = resolveKvpaPool(
+    context.pool,
+    context.minGroups,
+    context.maxGroups,
+    preset,
+    metrics,
+    policies,
+  );
+  const spec: DeciderSpec = toDeciderSpec(resolved);
+  const signals = resolved.metrics.map((metric) => ({
+    read: metricReader(metric),
+    windows: new SignalWindows({
+      name: metric.type === 'promql' ? (metric.name ?? 'promql') : metric.type,
+      targetPerGroup: metric.target,
+      stableWindowSeconds: resolved.stableWindowSeconds,
+      panicWindowPercentage: resolved.panicWindowPercentage,
+      aggregation: resolved.aggregation,
+    }),
+  }));
+  let state: DeciderState | undefined;
+  return {
+    name,
+    decide(o: PoolObservation) {
+      state ??= initialState(spec, o.readyGroups, o.nowSeconds);
+      if (o.metrics.length > 0) {
+        for (const signal of signals) {
+          let total = 0;
+          for (const m of o.metrics) total += signal.read(m);
+          signal.windows.record(o.nowSeconds, total);
+        }
+      }
+      if (o.nowSeconds % spec.tickSeconds !== 0) return undefined;
+      const result = decide(
+        spec,
+        state,
+        {
+          readyGroups: o.readyGroups,
+          requestedGroups: o.requestedGroups,
+          signals: signals.map((s) => s.windows.read(o.nowSeconds)),
+        },
+        o.nowSeconds,
+      );
+      state = result.state;
+      return result.decision.valid ? result.decision.desiredGroups : undefined;
+    },
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * How the peers are pointed at this fleet. Each peer's algorithm and defaults are its own; what a user must
+ * configure for any of them (the metric and its target per group) is chosen here once, from the calibration,
+ * and shared, so that differences in the comparison come from the algorithms. (kvpa takes its metrics and
+ * targets from the `policies/` preset instead; see kvpa.ts.)
+ *
+ * | pool    | KV-cache policies (AIBrix KPA/APA, HPA)                          | Knative KPA (`containerConcurrency`) |
+ * |---------|------------------------------------------------------------------|--------------------------------------|
+ * | decode  | `kv_cache_usage_perc`, target 0.5 (AIBrix's DeepSeek-R1 sample [S10]) | the decode running target (below) |
+ * | prefill | `num_requests_running` = the prefill running target (below)      | the prefill running target           |
+ *
+ * - **Decode running target:** the sequences one group carries at 90 % of the TPOT SLO with a 3K context
+ *   (calibration.md §9 step-time model).
+ * - **Prefill running target:** the batch a group runs at 70 % utilisation with 2K prompts. A batching server
+ *   with forward overhead o and utilisation ρ runs batches of about o·λ / (1 − ρ) prompts (λ prompts/s), so
+ *   concurrency tracks load below saturation, where the queue stays near 0 until the group is overloaded.
+ * - **Prefill queue target:** prompts/s per group at 2K × TTFT / 4 (kept for experiments).
+ *
+ * A prefill group's KV usage is tiny and transient (prompts leave after one batch), so a KV target would keep
+ * prefill at its minimum whatever the load; AIBrix and the HPA take any vLLM gauge (aibrix-kpa.md §2.2), so
+ * their prefill pools use the running count.
+ */
+import {
+  type Calibration,
+  decodeSequencesPerGpuAtItl,
+  prefillComputeTokensPerSecond,
+} from '../calibration.ts';
+import type { GroupMetrics, Pool } from './types.ts';
+
+/** The reference prompt and context lengths of calibration.md §9. */
+const REFERENCE_PROMPT_TOKENS = 2048;
+const REFERENCE_DECODE_CONTEXT_TOKENS = 3072;
+const PREFILL_UTILIZATION = 0.7;
+
+export type PeerMetric = keyof GroupMetrics;
+
+export interface PeerTarget {
+  readonly metric: PeerMetric;
+  readonly targetPerGroup: number;
+}
+
+/** Prompts per second one prefill group sustains at the reference length. */
+function prefillPromptsPerSecond(c: Calibration): number {
+  return prefillComputeTokensPerSecond(c) / REFERENCE_PROMPT_TOKENS;
+}
+
+export function decodeRunningTarget(c: Calibration): number {
+  const perGpu = decodeSequencesPerGpuAtItl(c, c.slo.tpotSeconds * 0.9, REFERENCE_DECODE_CONTEXT_TOKENS);
+  return Math.max(1, Math.floor(perGpu * c.decode.gpusPerGroup));
+}
+
+export function prefillRunningTarget(c: Calibration): number {
+  const lambda = prefillPromptsPerSecond(c) * PREFILL_UTILIZATION;
+  return Math.max(1, Math.round((c.prefill.forwardOverheadSeconds * lambda) / (1 - PREFILL_UTILIZATION)));
+}
+
+export function prefillQueueTarget(c: Calibration): number {
+  return Math.max(1, Math.round((prefillPromptsPerSecond(c) * c.slo.ttftSeconds) / 4));
+}
+
+/** The metric and per-group target of the KV-cache policies (AIBrix KPA/APA, HPA). */
+export function kvPolicyTarget(pool: Pool, c: Calibration): PeerTarget {
+  if (pool === 'decode') return { metric: 'kvCacheUsagePerc', targetPerGroup: 0.5 };
+  return { metric: 'numRequestsRunning', targetPerGroup: prefillRunningTarget(c) };
+}
+
+/** Knative `containerConcurrency` for a group of the pool (Knative's target is this × its 0.7 utilisation). */
+export function concurrencyPerGroup(pool: Pool, c: Calibration): number {
+  return pool === 'prefill' ? prefillRunningTarget(c) : decodeRunningTarget(c);
+}

@@ -1,0 +1,220 @@
+/**
+ * One simulated run: a trace, a calibration, a policy per pool, and the KPIs that come out.
+ */
+import type { Calibration } from './calibration.ts';
+import { computeDemand, type DemandProfile, maxGroupsOver } from './demand.ts';
+import { Fleet, type MetricsDelivery, type TimelineRow } from './fleet.ts';
+import {
+  costPerMillionOutputTokens,
+  countFlaps,
+  type LatencyHistogram,
+  type Quantiles,
+  quantilesOf,
+} from './kpi.ts';
+import { createPolicy } from './policies/index.ts';
+import type { Pool, ScalingPolicy } from './policies/types.ts';
+import { readTrace, type TraceOptions } from './trace.ts';
+
+export interface SimulationSettings {
+  readonly tracePath: string;
+  readonly trace: TraceOptions;
+  readonly calibration: Calibration;
+  readonly startupSeconds: number;
+  readonly metricsDelivery: MetricsDelivery;
+  /** A request not in a prefill batch this long after arriving is dropped (a client timeout). */
+  readonly requestTimeoutSeconds: number;
+  readonly minGroups: number;
+  readonly maxGroups: number;
+  readonly ttftSloSeconds: number;
+  readonly tpotSloSeconds: number;
+  /** Direction reversals closer than this count as flaps. */
+  readonly flapWindowSeconds: number;
+  readonly usdPerGpuHour: number;
+  /** After the last arrival, keep serving (with the fleet frozen) at most this long. */
+  readonly tailSeconds: number;
+}
+
+/** Defaults for everything but the trace and calibration; the calibration supplies SLOs, startup and price. */
+export function defaultSettings(
+  tracePath: string,
+  calibration: Calibration,
+  overrides: Partial<SimulationSettings> = {},
+): SimulationSettings {
+  return {
+    tracePath,
+    trace: {},
+    calibration,
+    startupSeconds: calibration.lifecycle.startupSeconds,
+    metricsDelivery: { kind: 'direct' },
+    requestTimeoutSeconds: 600,
+    minGroups: 1,
+    maxGroups: 64,
+    ttftSloSeconds: calibration.slo.ttftSeconds,
+    tpotSloSeconds: calibration.slo.tpotSeconds,
+    flapWindowSeconds: 600,
+    usdPerGpuHour: calibration.cost.usdPerGpuHour,
+    tailSeconds: 3600,
+    ...overrides,
+  };
+}
+
+export interface PoolSummary {
+  /** The pool's share of latency: prefill = arrival → KV landed; decode = KV landed → admission (TTFT), and TPOT. */
+  readonly latencySeconds: Readonly<Record<string, Quantiles & { readonly mean: number }>>;
+  readonly gpuHours: number;
+  readonly gpuHoursSampled: number;
+  readonly scaleEvents: number;
+  readonly flaps: number;
+  readonly peakGroups: number;
+}
+
+export interface SimulationSummary {
+  readonly policy: string;
+  readonly requests: {
+    readonly arrived: number;
+    readonly completed: number;
+    readonly dropped: number;
+    readonly preemptions: number;
+  };
+  readonly sloAttainment: number;
+  readonly ttftSeconds: Quantiles & { readonly mean: number };
+  readonly tpotSeconds: Quantiles & { readonly mean: number };
+  readonly gpuHours: number;
+  readonly outputTokens: number;
+  readonly costPerMillionOutputTokens: number;
+  readonly scaleEvents: number;
+  readonly flaps: number;
+  readonly pools: Readonly<Record<Pool, PoolSummary>>;
+  readonly simulatedSeconds: number;
+  readonly wallSeconds: number;
+  readonly requestsPerWallSecond: number;
+  readonly timeline: readonly TimelineRow[];
+}
+
+/** The demand profile of a run's trace; compute once and share across the policies of a comparison. */
+export function demandFor(settings: SimulationSettings): DemandProfile {
+  return computeDemand(settings.tracePath, settings.trace, settings.calibration);
+}
+
+export function runSimulation(
+  settings: SimulationSettings,
+  policyName: string,
+  demand: DemandProfile = demandFor(settings),
+  onProgress?: (simulatedSeconds: number) => void,
+): SimulationSummary {
+  const started = performance.now();
+  const c = settings.calibration;
+  const initialGroups = {
+    prefill: initialGroupsFor(demand, demand.prefillGroups, settings),
+    decode: initialGroupsFor(demand, demand.decodeGroups, settings),
+  };
+  const fleet = new Fleet({
+    calibration: c,
+    startupSeconds: settings.startupSeconds,
+    metricsDelivery: settings.metricsDelivery,
+    requestTimeoutSeconds: settings.requestTimeoutSeconds,
+    initialGroups,
+    maxGroups: { prefill: settings.maxGroups, decode: settings.maxGroups },
+    ttftSloSeconds: settings.ttftSloSeconds,
+    tpotSloSeconds: settings.tpotSloSeconds,
+  });
+  const policies: Record<Pool, ScalingPolicy> = {
+    prefill: createPolicy(policyName, policyContext('prefill', settings, demand)),
+    decode: createPolicy(policyName, policyContext('decode', settings, demand)),
+  };
+  let policiesActive = true;
+  const onTick = (second: number) => {
+    if (!policiesActive) return;
+    for (const pool of ['prefill', 'decode'] as const) {
+      const seen = fleet.observe(pool);
+      const desired = policies[pool].decide({ nowSeconds: second, pool, ...seen });
+      if (desired !== undefined) fleet.setDesired(pool, desired);
+    }
+  };
+
+  let lastArrival = 0;
+  for (const batch of readTrace(settings.tracePath, settings.trace)) {
+    const times = batch.tSeconds;
+    const inputs = batch.inputTokens;
+    const outputs = batch.outputTokens;
+    for (let i = 0; i < batch.count; i++) {
+      const t = times[i] as number;
+      fleet.advanceTo(t, onTick);
+      fleet.arrive(t, inputs[i] as number, outputs[i] as number);
+    }
+    if (batch.count > 0) lastArrival = times[batch.count - 1] as number;
+    onProgress?.(lastArrival);
+  }
+  // The trace is over: bill up to the last whole second, freeze the fleet, and let in-flight requests finish.
+  const endSeconds = Math.ceil(lastArrival);
+  fleet.advanceTo(endSeconds, onTick);
+  fleet.stopAccountingAt(endSeconds);
+  policiesActive = false;
+  for (let t = endSeconds; fleet.requestsInFlight > 0 && t < endSeconds + settings.tailSeconds; t += 60) {
+    fleet.advanceTo(t + 60, onTick);
+  }
+  fleet.finish();
+
+  const wallSeconds = (performance.now() - started) / 1000;
+  const poolSummary = (pool: Pool): PoolSummary => {
+    const record = fleet.pools[pool];
+    const q = (h: LatencyHistogram) => ({ ...quantilesOf(h), mean: h.mean() });
+    return {
+      latencySeconds:
+        pool === 'prefill'
+          ? { ttftShare: q(fleet.prefillLatency) }
+          : { ttftShare: q(fleet.decodeAdmissionWait), tpot: q(fleet.tpot) },
+      gpuHours: record.gpuHours,
+      gpuHoursSampled: record.gpuSecondsSampled / 3600,
+      scaleEvents: record.scaleEvents.length,
+      flaps: countFlaps(record.scaleEvents, settings.flapWindowSeconds),
+      peakGroups: Math.max(record.peakGroups, initialGroups[pool]),
+    };
+  };
+  const pools = { prefill: poolSummary('prefill'), decode: poolSummary('decode') };
+  const gpuHours = pools.prefill.gpuHours + pools.decode.gpuHours;
+  return {
+    policy: policies.prefill.name,
+    requests: {
+      arrived: fleet.arrived,
+      completed: fleet.completed,
+      dropped: fleet.dropped,
+      preemptions: fleet.preemptions,
+    },
+    // Dropped requests count as misses: attainment is over all arrivals.
+    sloAttainment: fleet.arrived > 0 ? fleet.sloMet / fleet.arrived : Number.NaN,
+    ttftSeconds: { ...quantilesOf(fleet.ttft), mean: fleet.ttft.mean() },
+    tpotSeconds: { ...quantilesOf(fleet.tpot), mean: fleet.tpot.mean() },
+    gpuHours,
+    outputTokens: fleet.outputTokensCompleted,
+    costPerMillionOutputTokens: costPerMillionOutputTokens(
+      gpuHours,
+      settings.usdPerGpuHour,
+      fleet.outputTokensCompleted,
+    ),
+    scaleEvents: pools.prefill.scaleEvents + pools.decode.scaleEvents,
+    flaps: pools.prefill.flaps + pools.decode.flaps,
+    pools,
+    simulatedSeconds: endSeconds,
+    wallSeconds,
+    requestsPerWallSecond: fleet.arrived / Math.max(1e-9, wallSeconds),
+    timeline: fleet.timeline,
+  };
+}
+
+/** Every policy starts from the same fleet: the demand of the first startup window, within the bounds. */
+function initialGroupsFor(demand: DemandProfile, groups: Float64Array, settings: SimulationSettings): number {
+  const need = maxGroupsOver(demand, groups, 0, settings.startupSeconds + demand.binSeconds);
+  return Math.min(settings.maxGroups, Math.max(settings.minGroups, need));
+}
+
+function policyContext(pool: Pool, settings: SimulationSettings, demand: DemandProfile) {
+  return {
+    pool,
+    calibration: settings.calibration,
+    startupSeconds: settings.startupSeconds,
+    minGroups: settings.minGroups,
+    maxGroups: settings.maxGroups,
+    demand,
+  };
+}

@@ -1,0 +1,185 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { detectTraceFormat, readTrace, TraceError, traceStats } from './trace.ts';
+
+const traces = join(import.meta.dirname, '..', '..', '..', 'shared', 'traces');
+const code = join(traces, 'azure2023_code.csv');
+const conv = join(traces, 'azure2023_conv.csv');
+const servegen = join(traces, 'servegen_mlarge_day09_scale0.04.csv');
+const perMinute = join(traces, 'servegen_mlarge_day09_scale0.04_per_minute.csv');
+const fourteenDays = join(traces, 'servegen_mlarge_14d_10min.csv');
+
+function collect(file: string, options = {}) {
+  const t: number[] = [];
+  const input: number[] = [];
+  const output: number[] = [];
+  for (const batch of readTrace(file, options)) {
+    for (let i = 0; i < batch.count; i++) {
+      t.push(batch.tSeconds[i] as number);
+      input.push(batch.inputTokens[i] as number);
+      output.push(batch.outputTokens[i] as number);
+    }
+  }
+  return { t, input, output };
+}
+
+function tempFile(name: string, text: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'kvpa-trace-')), name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('trace formats are detected from the header', () => {
+  it('knows the three formats and allows extra columns only on rate series', () => {
+    expect(detectTraceFormat('t_ms,input_tokens,output_tokens', 'f')).toBe('per-request');
+    expect(detectTraceFormat('t_s,requests,input_tokens_sum,output_tokens_sum\r', 'f')).toBe('binned');
+    expect(detectTraceFormat('t_s,req_per_s,mean_input_tokens,mean_output_tokens,active_clients', 'f')).toBe(
+      'rate-series',
+    );
+    expect(() => detectTraceFormat('t_ms,input_tokens,output_tokens,extra', 'f')).toThrow(TraceError);
+  });
+});
+
+describe('per-request traces (README table)', () => {
+  it('azure2023_code: 8,819 rows over 57.3 min, sorted', () => {
+    const s = traceStats(code);
+    expect(s.format).toBe('per-request');
+    expect(s.requests).toBe(8819);
+    expect(s.lastSeconds / 60).toBeCloseTo(57.3, 1);
+    expect(s.inputTokens / s.requests).toBeCloseTo(2048, -1);
+    expect(s.outputTokens / s.requests).toBeCloseTo(27.9, 0);
+  });
+
+  it('azure2023_conv: 19,366 rows over 58.4 min; mean lengths 1,155 / 211', () => {
+    const s = traceStats(conv);
+    expect(s.requests).toBe(19366);
+    expect(s.lastSeconds / 60).toBeCloseTo(58.4, 1);
+    expect(Math.round(s.inputTokens / s.requests)).toBe(1155);
+    expect(Math.round(s.outputTokens / s.requests)).toBe(211);
+  });
+
+  it('servegen day 9: 662,958 rows over 24 h; mean lengths 776 / 123', () => {
+    const s = traceStats(servegen);
+    expect(s.requests).toBe(662958);
+    expect(s.lastSeconds).toBeGreaterThan(86399);
+    expect(s.lastSeconds).toBeLessThan(86400);
+    expect(Math.round(s.inputTokens / s.requests)).toBe(776);
+    expect(Math.round(s.outputTokens / s.requests)).toBe(123);
+  });
+
+  it('an integer rate multiplier makes exactly that many arrivals, within the row gap, still sorted', () => {
+    const base = collect(conv);
+    const tripled = collect(conv, { rateMultiplier: 3, seed: 7 });
+    expect(tripled.t.length).toBe(3 * base.t.length);
+    let unsorted = 0;
+    for (let i = 1; i < tripled.t.length; i++)
+      if ((tripled.t[i] as number) < (tripled.t[i - 1] as number)) unsorted++;
+    expect(unsorted).toBe(0);
+    // Every copy keeps a source row's lengths: the token totals triple exactly.
+    const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
+    expect(sum(tripled.input)).toBe(3 * sum(base.input));
+    // Copies land within 1 s of a source row: the span grows by less than a second.
+    expect((tripled.t.at(-1) as number) - (base.t.at(-1) as number)).toBeLessThan(1);
+  });
+
+  it('a fractional multiplier thins or adds with the right mean; time compression halves the span', () => {
+    const n = collect(conv, { rateMultiplier: 2.5, seed: 3 }).t.length;
+    expect(Math.abs(n / 19366 - 2.5)).toBeLessThan(0.02);
+    const compressed = traceStats(code, { timeCompression: 2 });
+    expect(compressed.requests).toBe(8819);
+    expect(compressed.lastSeconds).toBeCloseTo(3435.948 / 2, 6);
+  });
+
+  it('the output scale multiplies output lengths and nothing else', () => {
+    const base = collect(code, { untilSeconds: 300 });
+    const scaled = collect(code, { untilSeconds: 300, outputScale: 10 });
+    expect(scaled.t).toEqual(base.t);
+    expect(scaled.input).toEqual(base.input);
+    expect(scaled.output).toEqual(base.output.map((o) => o * 10));
+  });
+
+  it('a slice keeps [from, until) and shifts it to start at 0', () => {
+    const all = collect(conv);
+    const slice = collect(conv, { fromSeconds: 600, untilSeconds: 900 });
+    const expected = all.t.filter((t) => t >= 600 && t < 900).length;
+    expect(slice.t.length).toBe(expected);
+    expect(slice.t[0]).toBeGreaterThanOrEqual(0);
+    expect(slice.t.at(-1)).toBeLessThan(300);
+  });
+});
+
+describe('binned traces expand into the same per-minute load as their source', () => {
+  it('per-minute counts match the per-request file exactly; token sums to within 1 % overall', () => {
+    const source = collect(servegen, { untilSeconds: 6 * 3600 });
+    const expanded = collect(perMinute, { seed: 11, untilSeconds: 6 * 3600 });
+    const perMinuteCounts = (t: number[]) => {
+      const counts = new Array<number>(360).fill(0);
+      for (const x of t) counts[Math.floor(x / 60)] = (counts[Math.floor(x / 60)] ?? 0) + 1;
+      return counts;
+    };
+    expect(perMinuteCounts(expanded.t)).toEqual(perMinuteCounts(source.t));
+    const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
+    expect(Math.abs(sum(expanded.input) / sum(source.input) - 1)).toBeLessThan(0.01);
+    expect(Math.abs(sum(expanded.output) / sum(source.output) - 1)).toBeLessThan(0.03);
+  });
+
+  it('the whole 24-hour binned file gives the README count, 662,958 arrivals', () => {
+    expect(traceStats(perMinute, { seed: 5 }).requests).toBe(662958);
+  });
+});
+
+describe('rate series expand into a Poisson process at the row rate', () => {
+  it('day 0 of the 14-day series at ×0.04 has Σ rate × 600 s × 0.04 arrivals (±1 %)', () => {
+    const rows = readFileSync(fourteenDays, 'utf8').trim().split('\n').slice(1, 145);
+    const expected = rows.reduce((s, row) => s + Number(row.split(',')[1]) * 600 * 0.04, 0);
+    const s = traceStats(fourteenDays, { rateMultiplier: 0.04, untilSeconds: 86400, seed: 2 });
+    expect(s.format).toBe('rate-series');
+    expect(Math.abs(s.requests / expected - 1)).toBeLessThan(0.01);
+    const meanInput = rows.reduce((x, row) => x + Number(row.split(',')[1]) * Number(row.split(',')[2]), 0);
+    const rateSum = rows.reduce((x, row) => x + Number(row.split(',')[1]), 0);
+    expect(Math.abs(s.inputTokens / s.requests / (meanInput / rateSum) - 1)).toBeLessThan(0.02);
+  });
+
+  it('the same seed gives the same arrivals; another seed does not', () => {
+    const a = collect(fourteenDays, { rateMultiplier: 0.01, untilSeconds: 3600, seed: 9 });
+    const b = collect(fourteenDays, { rateMultiplier: 0.01, untilSeconds: 3600, seed: 9 });
+    const c = collect(fourteenDays, { rateMultiplier: 0.01, untilSeconds: 3600, seed: 10 });
+    expect(a).toEqual(b);
+    expect(a.t).not.toEqual(c.t);
+  });
+});
+
+describe('bad input names the file, line and column, and the fix', () => {
+  it('unknown header', () => {
+    const file = tempFile('bad-header.csv', 'time,in,out\n0,1,2\n');
+    expect(() => traceStats(file)).toThrow(`${file}:1:1: unknown header "time,in,out"`);
+  });
+
+  it('non-numeric cell', () => {
+    const file = tempFile('bad-cell.csv', 't_ms,input_tokens,output_tokens\n0,10,5\n7,ten,5\n');
+    expect(() => traceStats(file)).toThrow(
+      `${file}:3:3: column input_tokens is "ten", not a non-negative number. Fix: write a plain decimal number in column 2 (input_tokens)`,
+    );
+  });
+
+  it('an empty cell and a short row', () => {
+    const empty = tempFile('empty-cell.csv', 't_ms,input_tokens,output_tokens\n0,10,\n');
+    expect(() => traceStats(empty)).toThrow(`${empty}:2:6: column output_tokens`);
+    const short = tempFile('short.csv', 't_s,requests,input_tokens_sum,output_tokens_sum\n0,1,2\n');
+    expect(() => traceStats(short)).toThrow(`${short}:2:6: expected 4 columns`);
+  });
+
+  it('unsorted time', () => {
+    const file = tempFile('unsorted.csv', 't_ms,input_tokens,output_tokens\n0,10,5\n500,10,5\n400,10,5\n');
+    expect(() => traceStats(file)).toThrow(
+      `${file}:4:1: t_ms 400 is before the previous row's t_ms (line 3). Fix: sort the rows by t_ms ascending`,
+    );
+    const bins = tempFile(
+      'dup-bin.csv',
+      't_s,requests,input_tokens_sum,output_tokens_sum\n0,1,2,3\n0,1,2,3\n',
+    );
+    expect(() => traceStats(bins)).toThrow('is equal to the previous row');
+  });
+});
