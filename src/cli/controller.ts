@@ -13,6 +13,7 @@ import { type AnnotationSink, Controller, type ControllerObserver } from '../con
 import { LeaderElector } from '../control/leader.ts';
 import { RoutingSignalSource } from '../control/sources.ts';
 import { configFromSpec, GrafanaAnnotator, type SecretKeyRef } from '../report/grafana.ts';
+import { ControllerMetrics, startMetricsServer } from '../report/metrics.ts';
 import { formatError, type Output } from './validate.ts';
 
 export const CONTROLLER_USAGE = `Usage: kvpa controller [--kubeconfig FILE] [--namespace NS] [--leader-elect]
@@ -34,16 +35,14 @@ export function secretReader(kc: KubeConfig, namespace: string) {
   };
 }
 
-export interface ControllerExtras {
-  /** Installs metrics (report/metrics.ts) when --metrics-port is given; returns the observer and a closer. */
-  readonly metrics?: (port: number) => Promise<{ observer: ControllerObserver; close(): Promise<void> }>;
+/** The controller's own metrics on --metrics-port (0.0.0.0: the Service scrapes it). */
+async function serveMetrics(port: number): Promise<{ observer: ControllerObserver; close(): Promise<void> }> {
+  const metrics = new ControllerMetrics({ processMetrics: true });
+  const server = await startMetricsServer(metrics, { port, host: '0.0.0.0' });
+  return { observer: metrics, close: () => server.close() };
 }
 
-export async function runController(
-  argv: readonly string[],
-  io: Output,
-  extras: ControllerExtras = {},
-): Promise<number> {
+export async function runController(argv: readonly string[], io: Output): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -93,8 +92,9 @@ export async function runController(
     for (const e of errors) io.err(formatError(e));
     return 1;
   }
-  const metrics = metricsPort !== undefined && extras.metrics ? await extras.metrics(metricsPort) : null;
-  const identity = `${hostname()}-${process.pid}`;
+  const metrics = metricsPort !== undefined ? await serveMetrics(metricsPort) : null;
+  // POD_NAME (downward API in deploy/) names the replica in the Lease and in Events.
+  const identity = process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
   const controller = new Controller({
     kubeConfig: kc,
     signals: new RoutingSignalSource(),

@@ -1,4 +1,5 @@
 /** kvpa's command line: one dispatcher, one module per subcommand. */
+import { runSimulateCommand } from '../sim/cli.ts';
 import { CONTROLLER_USAGE, runController } from './controller.ts';
 import { DECIDE_USAGE, runDecide } from './decide.ts';
 import { type Output, runValidate, VALIDATE_USAGE } from './validate.ts';
@@ -8,6 +9,7 @@ const USAGE = `kvpa: the KV-cache Pod Autoscaler
 Commands:
   kvpa controller [flags]         run the controller against a cluster
   kvpa decide --scenario FILE     replay observations through the decision core (JSON lines out)
+  kvpa simulate --trace FILE ...  replay a request trace through a simulated DeepSeek-R1 fleet (kvpa simulate --help)
   kvpa validate FILE...           check PodAutoscaler and ScalingPolicy files
   kvpa help                       this text
 
@@ -25,6 +27,8 @@ export async function main(argv: readonly string[], io: Output = processOutput):
   switch (command) {
     case 'controller':
       return runController(rest, io);
+    case 'simulate':
+      return runSimulateCommand(rest);
     case 'decide':
       return runDecide(rest, io);
     case 'validate':

@@ -67,6 +67,8 @@ export interface ControllerObserver {
   pool?(key: string, pool: string, facts: PoolFacts, decision: Decision | null): void;
   tick?(durationSeconds: number): void;
   writeError?(key: string, pool: string): void;
+  /** The PodAutoscaler is gone: drop what was kept for it. */
+  deleted?(key: string): void;
 }
 
 interface Ledger {
@@ -183,6 +185,7 @@ export class Controller {
       if (!seen.has(key)) {
         void a.annotations?.close();
         this.autoscalers.delete(key);
+        this.options.observer?.deleted?.(key);
       }
     }
   }
@@ -229,7 +232,7 @@ export class Controller {
         target: this.options.targetFor(namespace, pool.scaleTargetRef),
         heads: old?.heads ?? [],
         latest: [],
-        nextDecisionAtSeconds: nowSeconds,
+        nextDecisionAtSeconds: 0, // decide at the first tick
         memory: old?.memory ?? FRESH_MEMORY,
         lastWritten: old?.lastWritten ?? null,
         lastScaleTime: old?.lastScaleTime ?? null,
@@ -303,6 +306,13 @@ export class Controller {
       p.nextDecisionAtSeconds = nowSeconds + p.pool.tickSeconds;
       events.push(...(await this.decidePool(a, p, mode, nowSeconds, nowIso)));
     }
+    // Until every pool has decided once there is nothing true to report ("every pool observed").
+    const undecided = a.invalid === null && [...a.pools.values()].some((p) => p.facts === null);
+    if (!undecided) await this.writeStatus(a, mode, nowIso);
+    await this.emit(a, events, nowIso);
+  }
+
+  private async writeStatus(a: AutoscalerRuntime, mode: 'Apply' | 'DryRun', nowIso: string): Promise<void> {
     const facts = {
       generation: a.generation,
       mode,
@@ -324,6 +334,9 @@ export class Controller {
         this.options.logger.warn({ autoscaler: a.key, err: errorText(err) }, 'status write failed');
       }
     }
+  }
+
+  private async emit(a: AutoscalerRuntime, events: readonly PoolEvent[], nowIso: string): Promise<void> {
     for (const e of events) {
       try {
         await this.writer.event(a.raw, e, nowIso);

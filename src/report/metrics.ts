@@ -190,6 +190,10 @@ export class ControllerMetrics implements ControllerObserver {
   }
 
   /** Drops every series of one PodAutoscaler (key "namespace/name") at once. */
+  deleted(key: string): void {
+    this.forget(key);
+  }
+
   forget(key: string): void {
     for (const [poolKey, series] of this.pools) {
       if (poolKey.startsWith(`${key}/`)) this.removePool(poolKey, series);
