@@ -104,7 +104,9 @@ function panel(p: TimelinePanel, top: number): string {
   let maxValue = 1;
   for (const s of p.series)
     for (const pt of s.points) if (pt.value !== null && pt.value > maxValue) maxValue = pt.value;
-  const yMax = Math.ceil(maxValue * 1.1);
+  // Whole-group gridlines: at most 6 of them, on a multiple of the tick step.
+  const tickStep = Math.max(1, Math.ceil((maxValue * 1.1) / 5));
+  const yMax = tickStep * Math.ceil((maxValue * 1.1) / tickStep);
   const x = (t: number) => MARGIN.left + ((t - p.fromSeconds) / span) * plotW;
   const y = (v: number) => top + MARGIN.top + plotH - (v / yMax) * plotH;
   const out: string[] = [];
@@ -112,9 +114,7 @@ function panel(p: TimelinePanel, top: number): string {
   out.push(
     `<text x="${MARGIN.left}" y="${top + 20}" font-size="14" font-weight="bold">${escapeXml(p.title)}</text>`,
   );
-  const ticks = Math.min(yMax, 5);
-  for (let i = 0; i <= ticks; i++) {
-    const v = (yMax * i) / ticks;
+  for (let v = 0; v <= yMax; v += tickStep) {
     out.push(
       `<line x1="${MARGIN.left}" x2="${MARGIN.left + plotW}" y1="${fmt(y(v))}" y2="${fmt(y(v))}" stroke="#ddd"/>`,
       `<text x="${MARGIN.left - 6}" y="${fmt(y(v) + 4)}" font-size="11" text-anchor="end">${fmt(v)}</text>`,
