@@ -1,0 +1,399 @@
+/**
+ * What `kvpa recommend` and `kvpa backtest` share: flag and time parsing, loading PodAutoscalers
+ * (file or cluster), finding head pods in Prometheus, and replaying Prometheus history through a
+ * pool's PoolRunner. Neither command writes anything anywhere but stdout and --out.
+ */
+import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { addPolicy, checkPodAutoscaler, loadPolicies, readDocuments } from '../api/documents.ts';
+import { API_GROUP, API_VERSION, PLURAL, PodAutoscalerSpecSchema } from '../api/podautoscaler.ts';
+import type { Policy } from '../api/policy.ts';
+import { type ResolvedPool, resolveAll } from '../api/resolve.ts';
+import { PoolRunner } from '../control/pool-runner.ts';
+import { type PoolSample, signalName } from '../control/signals.ts';
+import type { Decision, SignalState } from '../decide/types.ts';
+import { registrationOf } from '../observe/prometheus-control.ts';
+import {
+  type HeadPod,
+  kindNames,
+  type PoolRegistration,
+  type SignalKind,
+  signalKindOf,
+} from '../observe/prometheus-join.ts';
+import type { BackfillResult, BackfillSignal } from '../observe/prometheus-source.ts';
+import { formatError } from './validate.ts';
+
+/** A bad flag value: the message names the flag and the accepted forms. Exit code 2. */
+export class UsageError extends Error {}
+
+const DURATION_UNITS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+const TIME_FORMATS =
+  'RFC3339 (2026-11-23T10:00:00Z), unix seconds (1795000000), now, or now-DURATION (now-1h)';
+
+/** `90s`, `5m`, `1h30m`, `2d`, or a bare number of seconds. */
+export function parseDuration(text: string, flag: string): number {
+  const t = text.trim();
+  if (/^\d+(\.\d+)?$/.test(t)) return Number(t);
+  if (/^(\d+(\.\d+)?[smhdw])+$/.test(t)) {
+    let seconds = 0;
+    for (const m of t.matchAll(/(\d+(?:\.\d+)?)([smhdw])/g)) {
+      seconds += Number(m[1]) * (DURATION_UNITS[m[2] ?? 's'] ?? 1);
+    }
+    return seconds;
+  }
+  throw new UsageError(
+    `${flag}: cannot read ${JSON.stringify(text)} as a duration; use e.g. 1s, 90s, 5m, 1h30m or a number of seconds`,
+  );
+}
+
+/** A point in time, in unix seconds: RFC3339, unix seconds, `now` or `now-DURATION`. */
+export function parseTime(text: string, flag: string, nowSeconds: number): number {
+  const t = text.trim();
+  if (t === 'now') return nowSeconds;
+  const rel = /^now-(.+)$/.exec(t);
+  if (rel) {
+    try {
+      return nowSeconds - parseDuration(rel[1] ?? '', flag);
+    } catch {
+      throw new UsageError(`${flag}: cannot read ${JSON.stringify(text)} as a time; use ${TIME_FORMATS}`);
+    }
+  }
+  if (/^\d+(\.\d+)?$/.test(t)) return Number(t);
+  // RFC3339 needs a date, a time and a zone; Date.parse alone accepts much more (and local times).
+  if (/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.test(t)) {
+    const ms = Date.parse(t);
+    if (Number.isFinite(ms)) return ms / 1000;
+  }
+  throw new UsageError(`${flag}: cannot read ${JSON.stringify(text)} as a time; use ${TIME_FORMATS}`);
+}
+
+export interface GroupCounts {
+  readonly spec: number;
+  readonly ready: number;
+}
+
+/**
+ * `--groups decode=4/3,prefill=2` or `--groups 4` (every pool). `spec/ready`; ready defaults to spec.
+ * Returns pool name → counts, with `*` for the bare form.
+ */
+export function parseGroups(text: string, flag = '--groups'): Map<string, GroupCounts> {
+  const out = new Map<string, GroupCounts>();
+  for (const part of text.split(',').map((p) => p.trim())) {
+    const m = /^(?:([a-z0-9]([-a-z0-9]*[a-z0-9])?)=)?(\d+)(?:\/(\d+))?$/.exec(part);
+    if (!m) {
+      throw new UsageError(
+        `${flag}: cannot read ${JSON.stringify(part)}; use POOL=SPEC/READY (decode=4/4), POOL=SPEC, or one count for every pool (4)`,
+      );
+    }
+    const spec = Number(m[3]);
+    const ready = m[4] === undefined ? spec : Number(m[4]);
+    if (ready > spec)
+      throw new UsageError(`${flag}: ${part}: ready groups (${ready}) exceed spec groups (${spec})`);
+    out.set(m[1] ?? '*', { spec, ready });
+  }
+  return out;
+}
+
+/**
+ * Repeatable `POOL=VALUE` flags (`--head-selector decode=…`, `--actual-groups-query decode=…`). A value
+ * without a known pool name in front applies to every pool. Returns pool name (or `*`) → value.
+ */
+export function parsePerPool(values: readonly string[], poolNames: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const v of values) {
+    const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)=(.*)$/s.exec(v);
+    if (m && poolNames.includes(m[1] ?? '')) out.set(m[1] ?? '', m[3] ?? '');
+    else out.set('*', v);
+  }
+  return out;
+}
+
+export function forPool<T>(map: ReadonlyMap<string, T>, pool: string): T | undefined {
+  return map.get(pool) ?? map.get('*');
+}
+
+/** One pool of one PodAutoscaler, resolved against the presets. */
+export interface ToolPool {
+  /** namespace/name/pool, as the controller keys it. */
+  readonly key: string;
+  readonly namespace: string;
+  readonly autoscaler: string;
+  readonly pool: ResolvedPool;
+}
+
+/** Pools of every PodAutoscaler in a file (ScalingPolicies in the file are usable presets). */
+export function poolsFromFile(
+  file: string,
+  policiesDir: string | undefined,
+  defaultNamespace: string,
+): { pools: ToolPool[]; errors: string[] } {
+  const loaded = loadPolicies(policiesDir);
+  const errors = loaded.errors.map(formatError);
+  const { documents, errors: readErrors } = readDocuments(file);
+  errors.push(...readErrors.map(formatError));
+  for (const d of documents) if (d.kind === 'ScalingPolicy') addPolicy(loaded.policies, d, []);
+  const pools: ToolPool[] = [];
+  for (const d of documents) {
+    if (d.kind !== 'PodAutoscaler') continue;
+    const problems = checkPodAutoscaler(d, loaded.policies);
+    if (problems.length > 0) {
+      errors.push(...problems.map(formatError));
+      continue;
+    }
+    const namespace = d.value.metadata.namespace ?? defaultNamespace;
+    for (const p of resolveAll(d.value.spec, loaded.policies).pools) {
+      pools.push({
+        key: `${namespace}/${d.value.metadata.name}/${p.name}`,
+        namespace,
+        autoscaler: d.value.metadata.name,
+        pool: p,
+      });
+    }
+  }
+  if (errors.length === 0 && pools.length === 0) errors.push(`${file}: error: no PodAutoscaler in the file`);
+  return { pools, errors };
+}
+
+/** Pools of every PodAutoscaler in a namespace, read (never written) from the cluster. */
+export async function poolsFromCluster(
+  kc: KubeConfig,
+  namespace: string,
+  policies: ReadonlyMap<string, Policy>,
+): Promise<{ pools: ToolPool[]; errors: string[] }> {
+  const api = kc.makeApiClient(CustomObjectsApi);
+  const list = (await api.listNamespacedCustomObject({
+    group: API_GROUP,
+    version: API_VERSION,
+    namespace,
+    plural: PLURAL,
+  })) as { items: { metadata?: { name?: string }; spec?: unknown }[] };
+  const pools: ToolPool[] = [];
+  const errors: string[] = [];
+  for (const item of list.items) {
+    const name = item.metadata?.name ?? '?';
+    const spec = PodAutoscalerSpecSchema.safeParse(item.spec);
+    if (!spec.success) {
+      errors.push(
+        `${namespace}/${name}: invalid spec: ${spec.error.issues.map((i) => i.message).join('; ')}`,
+      );
+      continue;
+    }
+    const resolved = resolveAll(spec.data, policies);
+    for (const e of resolved.errors) errors.push(`${namespace}/${name}: ${e.path}: ${e.message} (${e.hint})`);
+    for (const p of resolved.pools) {
+      pools.push({ key: `${namespace}/${name}/${p.name}`, namespace, autoscaler: name, pool: p });
+    }
+  }
+  if (errors.length === 0 && pools.length === 0) errors.push(`no PodAutoscaler in namespace ${namespace}`);
+  return { pools, errors };
+}
+
+/** The batched source's signal kinds of a pool (promql metrics are not served by it). */
+export function kindsOf(pool: ResolvedPool): SignalKind[] {
+  return [...new Set(pool.metrics.map(signalKindOf).filter((k): k is SignalKind => k !== null))];
+}
+
+/** The registration the Prometheus source needs, built as the controller builds it. */
+export function registrationFor(tp: ToolPool, heads: readonly HeadPod[]): PoolRegistration {
+  return registrationOf({
+    poolKey: tp.key,
+    namespace: tp.namespace,
+    pool: tp.pool,
+    heads: heads.map((h) => ({ name: h.pod, groupKey: h.groupKey, groupReady: h.ready, surge: false })),
+  });
+}
+
+/** Minimal Prometheus HTTP client for the few queries the source does not send (discovery, actual groups). */
+export class PromHttp {
+  constructor(
+    readonly address: string,
+    private readonly timeoutSeconds = 10,
+  ) {}
+
+  private async post(path: string, params: Record<string, string>): Promise<unknown> {
+    const res = await fetch(`${this.address.replace(/\/$/, '')}/api/v1/${path}`, {
+      method: 'POST',
+      body: new URLSearchParams(params),
+      signal: AbortSignal.timeout(this.timeoutSeconds * 1000),
+    });
+    const body = (await res.json().catch(() => null)) as {
+      status?: string;
+      error?: string;
+      data?: unknown;
+    } | null;
+    if (!res.ok || body?.status !== 'success') {
+      throw new Error(`Prometheus ${path} (HTTP ${res.status}): ${body?.error ?? 'no JSON body'}`);
+    }
+    return body.data;
+  }
+
+  async instant(
+    query: string,
+    atSeconds: number,
+  ): Promise<{ metric: Record<string, string>; value: number }[]> {
+    const data = (await this.post('query', { query, time: String(atSeconds) })) as {
+      result: { metric: Record<string, string>; value: [number, string] }[];
+    };
+    return data.result.map((r) => ({ metric: r.metric, value: Number(r.value[1]) }));
+  }
+
+  /** Σ over series per step (seconds → value); steps without any series are absent. */
+  async rangeSum(
+    query: string,
+    fromSeconds: number,
+    toSeconds: number,
+    stepSeconds: number,
+  ): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    const chunk = stepSeconds * 10_000;
+    for (let start = fromSeconds; start <= toSeconds; start += chunk + stepSeconds) {
+      const end = Math.min(toSeconds, start + chunk);
+      const data = (await this.post('query_range', {
+        query,
+        start: String(start),
+        end: String(end),
+        step: String(stepSeconds),
+      })) as { result: { values: [number, string][] }[] };
+      for (const series of data.result) {
+        for (const [t, v] of series.values) {
+          const value = Number(v);
+          if (Number.isFinite(value)) out.set(Math.round(t), (out.get(Math.round(t)) ?? 0) + value);
+        }
+      }
+    }
+    return out;
+  }
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * The selector of a pool's engine series in Prometheus: every sample name the pool's signals may use,
+ * in its namespace, plus the user's --head-selector matchers (e.g. `leaderworkerset_sigs_k8s_io_worker_index="0"`).
+ */
+export function headSelector(tp: ToolPool, extraMatchers: string | undefined): string {
+  const names = kindsOf(tp.pool).flatMap(kindNames);
+  const matchers = [
+    `__name__=~"${[...new Set(names)].map(escapeRegex).join('|')}"`,
+    `namespace="${tp.namespace.replace(/"/g, '\\"')}"`,
+  ];
+  if (extraMatchers !== undefined && extraMatchers.trim() !== '') matchers.push(extraMatchers.trim());
+  return `{${matchers.join(',')}}`;
+}
+
+/**
+ * Head pods without a cluster: every distinct pod that has a series matching `headSelector` within
+ * `lookbackSeconds` before `atSeconds` is one group, keyed by the pod name, and counted ready.
+ */
+export async function discoverHeads(
+  prom: PromHttp,
+  selector: string,
+  atSeconds: number,
+  lookbackSeconds: number,
+): Promise<HeadPod[]> {
+  const rows = await prom.instant(
+    `group by (namespace, pod) (last_over_time(${selector}[${Math.ceil(lookbackSeconds)}s]))`,
+    atSeconds,
+  );
+  const pods = [...new Set(rows.map((r) => r.metric.pod).filter((p): p is string => p !== undefined))].sort();
+  return pods.map((pod) => ({ pod, groupKey: pod, ready: true }));
+}
+
+/** The state to report for a second the backfill had no usable sample for: its most frequent non-ok state. */
+export function missingState(signal: BackfillSignal | undefined): { state: SignalState; detail: string } {
+  if (signal === undefined) return { state: 'error', detail: 'not queried' };
+  if (signal.error !== undefined)
+    return { state: 'error', detail: `Prometheus query failed: ${signal.error}` };
+  let worst: SignalState = 'noData';
+  let n = 0;
+  for (const [state, count] of Object.entries(signal.states) as [SignalState, number][]) {
+    if (state !== 'ok' && count > n) {
+      worst = state;
+      n = count;
+    }
+  }
+  const counts = Object.entries(signal.states)
+    .map(([s, c]) => `${s} ${c}`)
+    .join(', ');
+  return { state: worst, detail: `no usable sample at this second (replayed steps: ${counts || 'none'})` };
+}
+
+export interface ReplayStep {
+  readonly atSeconds: number;
+  readonly requestedGroups: number;
+  readonly readyGroups: number;
+  readonly decision: Decision;
+  /** Per signal name: the pool total recorded at this second, or null when the sample was unusable. */
+  readonly totals: Readonly<Record<string, number | null>>;
+}
+
+export interface ReplayOptions {
+  /** First decision; windows are fed from the backfill's start. */
+  readonly startSeconds: number;
+  /** Last decision (always decided, even off the tick grid). */
+  readonly endSeconds: number;
+  /** Spec (requested) and ready groups at a second. */
+  readonly groupsAt: (atSeconds: number) => GroupCounts;
+  /** Overrides the latest samples of the last decision (a live tick's gate states and details). */
+  readonly finalLatest?: readonly PoolSample[];
+}
+
+/**
+ * Replays a backfill through a fresh PoolRunner, second by second: each second's usable pool totals are
+ * recorded (a sample taken every N s is held for N s, as Prometheus's lookback would, since the windows
+ * read a gap as zeros), and the pool decides every tickSeconds. A second without a usable sample is
+ * passed to the decider in its gate state, so it holds; it is never a zero.
+ */
+export function replay(pool: ResolvedPool, backfill: BackfillResult, options: ReplayOptions): ReplayStep[] {
+  const runner = new PoolRunner(pool);
+  const step = backfill.stepSeconds;
+  const perSignal = pool.metrics.map((m) => {
+    const name = signalName(m);
+    const kind = signalKindOf(m);
+    const signal = kind === null ? undefined : backfill.signals.get(kind);
+    const bySecond = new Map((signal?.samples ?? []).map((s) => [Math.round(s.atSeconds), s.poolTotal]));
+    const missing =
+      kind === null
+        ? {
+            state: 'error' as const,
+            detail: 'promql metrics are not served by the batched Prometheus source',
+          }
+        : missingState(signal);
+    return { name, bySecond, missing };
+  });
+  const tick = Math.max(1, pool.tickSeconds);
+  const out: ReplayStep[] = [];
+  for (let t = backfill.fromSeconds; t <= options.endSeconds; t++) {
+    const latest: PoolSample[] = [];
+    const totals: Record<string, number | null> = {};
+    for (const s of perSignal) {
+      // The newest step at or before t, held for one step.
+      const stepAt = backfill.fromSeconds + Math.floor((t - backfill.fromSeconds) / step) * step;
+      const total = s.bySecond.get(stepAt);
+      totals[s.name] = total ?? null;
+      latest.push(
+        total !== undefined
+          ? { name: s.name, state: 'ok', total }
+          : { name: s.name, state: s.missing.state, detail: s.missing.detail },
+      );
+    }
+    runner.record(latest, t);
+    const onGrid = t >= options.startSeconds && (t - options.startSeconds) % tick === 0;
+    if (!onGrid && t !== options.endSeconds) continue;
+    const groups = options.groupsAt(t);
+    const last = t === options.endSeconds && options.finalLatest !== undefined ? options.finalLatest : latest;
+    out.push({
+      atSeconds: t,
+      requestedGroups: groups.spec,
+      readyGroups: groups.ready,
+      decision: runner.decide(t, groups.ready, groups.spec, last),
+      totals,
+    });
+  }
+  return out;
+}
+
+export function isoTime(seconds: number): string {
+  return new Date(seconds * 1000).toISOString().replace('.000Z', 'Z');
+}
