@@ -4,7 +4,13 @@
  * replicas. Every write carries the resourceVersion of the read it was decided on (409 → ConflictError).
  * Readiness rules live in readiness.ts; each adapter says which objects it reads and why.
  */
-import type { KubeConfig, V1LabelSelector, V1Pod } from '@kubernetes/client-node';
+import type {
+  KubeConfig,
+  V1Deployment,
+  V1LabelSelector,
+  V1Pod,
+  V1StatefulSet,
+} from '@kubernetes/client-node';
 import type { ScaleTargetRef } from '../api/podautoscaler.ts';
 import {
   FIELD_MANAGER,
@@ -96,9 +102,9 @@ export function scaleTargetFor(kubeConfig: KubeConfig, namespace: string, ref: S
     case 'DynamoGraphDeploymentScalingAdapter':
       return new DynamoScalingAdapterTarget(clients, namespace, ref, gvr);
     case 'Deployment':
-      return new DeploymentTarget(clients, namespace, ref);
+      return new AppsTarget(clients, namespace, ref, DEPLOYMENT);
     case 'StatefulSet':
-      return new StatefulSetTarget(clients, namespace, ref);
+      return new AppsTarget(clients, namespace, ref, STATEFUL_SET);
     case 'RayCluster':
       return new RayClusterWorkerGroupTarget(clients, namespace, ref, gvr);
     case 'StormService':
@@ -503,99 +509,75 @@ class DynamoScalingAdapterTarget extends CustomScaleTarget {
 
 // ---- Deployment / StatefulSet -------------------------------------------------------------------------
 
-/**
- * Group of size 1, so the controller's status.readyReplicas (pods Ready) is the ready-group count; capped
- * at spec because a Deployment rollout's surge pods and a StatefulSet scale-down's leftovers both count.
- */
-class DeploymentTarget implements ScaleTarget {
-  constructor(
-    private readonly clients: KubeClients,
-    readonly namespace: string,
-    readonly ref: ScaleTargetRef,
-  ) {}
-
-  private get() {
-    return onTarget(this.ref, this.namespace, 'reading', () =>
-      this.clients.apps.readNamespacedDeployment({ name: this.ref.name, namespace: this.namespace }),
-    );
-  }
-
-  async read(): Promise<TargetState> {
-    const d = await this.get();
-    const specGroups = d.spec?.replicas ?? 1;
-    return {
-      specGroups,
-      readyGroups: Math.min(d.status?.readyReplicas ?? 0, specGroups),
-      groupSize: 1,
-      resourceVersion: requireResourceVersion(this.ref, this.namespace, d.metadata),
-    };
-  }
-
-  async write(groups: number, resourceVersion: string): Promise<void> {
-    requireGroups(this.ref, this.namespace, groups);
-    await onTarget(this.ref, this.namespace, 'scaling', () =>
-      this.clients.apps.patchNamespacedDeploymentScale(
-        {
-          name: this.ref.name,
-          namespace: this.namespace,
-          body: scalePatch(groups, resourceVersion),
-          fieldManager: FIELD_MANAGER,
-        },
-        mergePatchOptions,
-      ),
-    );
-  }
-
-  async heads(): Promise<HeadPod[]> {
-    const d = await this.get();
-    const pods = await listPods(this.clients, this.namespace, labelSelectorString(d.spec?.selector));
-    return headsOf(this.namespace, podGroups(pods));
-  }
+/** What differs between a Deployment and a StatefulSet target: the two API calls and how pods group. */
+interface AppsKind {
+  read(clients: KubeClients, name: string, namespace: string): Promise<V1Deployment | V1StatefulSet>;
+  patchScale(
+    clients: KubeClients,
+    params: { name: string; namespace: string; body: object; fieldManager: string },
+  ): Promise<unknown>;
+  groups(ref: ScaleTargetRef, specGroups: number, pods: V1Pod[]): GroupView[];
 }
 
-class StatefulSetTarget implements ScaleTarget {
+const DEPLOYMENT: AppsKind = {
+  read: (c, name, namespace) => c.apps.readNamespacedDeployment({ name, namespace }),
+  patchScale: (c, params) => c.apps.patchNamespacedDeploymentScale(params, mergePatchOptions),
+  groups: (_ref, _spec, pods) => podGroups(pods),
+};
+
+const STATEFUL_SET: AppsKind = {
+  read: (c, name, namespace) => c.apps.readNamespacedStatefulSet({ name, namespace }),
+  patchScale: (c, params) => c.apps.patchNamespacedStatefulSetScale(params, mergePatchOptions),
+  // ordinals ≥ spec are a scale-down's leftovers: surge heads
+  groups: (ref, spec, pods) => statefulSetGroups(ref.name, spec, pods),
+};
+
+/**
+ * Deployment and StatefulSet: groups of size 1, so status.readyReplicas (pods Ready) is the ready-group
+ * count; capped at spec because a Deployment rollout's surge pods and a StatefulSet scale-down's
+ * leftovers both count there.
+ */
+class AppsTarget implements ScaleTarget {
   constructor(
     private readonly clients: KubeClients,
     readonly namespace: string,
     readonly ref: ScaleTargetRef,
+    private readonly kind: AppsKind,
   ) {}
 
   private get() {
     return onTarget(this.ref, this.namespace, 'reading', () =>
-      this.clients.apps.readNamespacedStatefulSet({ name: this.ref.name, namespace: this.namespace }),
+      this.kind.read(this.clients, this.ref.name, this.namespace),
     );
   }
 
   async read(): Promise<TargetState> {
-    const s = await this.get();
-    const specGroups = s.spec?.replicas ?? 1;
+    const o = await this.get();
+    const specGroups = o.spec?.replicas ?? 1;
     return {
       specGroups,
-      readyGroups: Math.min(s.status?.readyReplicas ?? 0, specGroups),
+      readyGroups: Math.min(o.status?.readyReplicas ?? 0, specGroups),
       groupSize: 1,
-      resourceVersion: requireResourceVersion(this.ref, this.namespace, s.metadata),
+      resourceVersion: requireResourceVersion(this.ref, this.namespace, o.metadata),
     };
   }
 
   async write(groups: number, resourceVersion: string): Promise<void> {
     requireGroups(this.ref, this.namespace, groups);
     await onTarget(this.ref, this.namespace, 'scaling', () =>
-      this.clients.apps.patchNamespacedStatefulSetScale(
-        {
-          name: this.ref.name,
-          namespace: this.namespace,
-          body: scalePatch(groups, resourceVersion),
-          fieldManager: FIELD_MANAGER,
-        },
-        mergePatchOptions,
-      ),
+      this.kind.patchScale(this.clients, {
+        name: this.ref.name,
+        namespace: this.namespace,
+        body: scalePatch(groups, resourceVersion),
+        fieldManager: FIELD_MANAGER,
+      }),
     );
   }
 
   async heads(): Promise<HeadPod[]> {
-    const s = await this.get();
-    const pods = await listPods(this.clients, this.namespace, labelSelectorString(s.spec?.selector));
-    return headsOf(this.namespace, statefulSetGroups(this.ref.name, s.spec?.replicas ?? 1, pods));
+    const o = await this.get();
+    const pods = await listPods(this.clients, this.namespace, labelSelectorString(o.spec?.selector));
+    return headsOf(this.namespace, this.kind.groups(this.ref, o.spec?.replicas ?? 1, pods));
   }
 }
 

@@ -118,6 +118,11 @@ export const MetricSpecSchema = z
   .describe('One scaling signal. With several signals the largest want wins.');
 export type MetricSpec = z.infer<typeof MetricSpecSchema>;
 
+/** The name a metric's signal goes by in status, events and windows: its type, or a promql metric's own name. */
+export function signalName(metric: MetricSpec): string {
+  return metric.type === 'promql' ? (metric.name ?? 'promql') : metric.type;
+}
+
 export const metricRules: readonly CrossFieldRule<MetricSpec>[] = [
   {
     cel: "self.type != 'kvCacheUtilization' || self.target <= 1.0",

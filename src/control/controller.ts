@@ -34,7 +34,7 @@ import {
   watchPodAutoscalers,
 } from './kube.ts';
 import { PoolRunner } from './pool-runner.ts';
-import type { PoolSample, PoolSignalRequest, SignalSource } from './signals.ts';
+import { type PoolSample, type PoolSignalRequest, type SignalSource, signalName } from './signals.ts';
 import { computeStatus, type PoolFacts } from './status.ts';
 
 /** Where annotations go; the Grafana client implements it (one per PodAutoscaler with spec.grafana). */
@@ -279,7 +279,7 @@ export class Controller {
         requests.map((r) => [
           r.poolKey,
           r.pool.metrics.map((m) => ({
-            name: m.type === 'promql' ? (m.name ?? 'promql') : m.type,
+            name: signalName(m),
             state: 'error' as const,
             detail,
           })),

@@ -5,9 +5,11 @@
  */
 
 import type { HeadPod } from '../actuate/types.ts';
-import type { MetricsSource } from '../api/podautoscaler.ts';
+import { type MetricsSource, signalName } from '../api/podautoscaler.ts';
 import type { ResolvedPool } from '../api/resolve.ts';
 import type { SignalState } from '../decide/types.ts';
+
+export { signalName };
 
 export interface PoolSignalRequest {
   /** namespace/name/pool */
@@ -41,11 +43,6 @@ export interface SignalSource {
    * so a restart keeps its stable and panic history. Sources without history omit it.
    */
   backfill?(request: PoolSignalRequest, fromSeconds: number, toSeconds: number): Promise<SignalHistory>;
-}
-
-/** The signal name a metric spec produces: its type, or the promql metric's own name. */
-export function signalName(metric: ResolvedPool['metrics'][number]): string {
-  return metric.type === 'promql' ? (metric.name ?? 'promql') : metric.type;
 }
 
 /** A source whose values tests (and the dry-run demo) set by hand. Unset signals are noData. */

@@ -4,7 +4,7 @@
  * values into pool totals through a quorum gate. Prometheus scrape intervals of 15–30 s make a 6 s
  * panic window meaningless; this is how kvpa reacts within a second, as Knative's scraper does.
  */
-import type { MetricSpec } from '../api/podautoscaler.ts';
+import { type MetricSpec, signalName } from '../api/podautoscaler.ts';
 import type { EngineSignals, SignalValue } from './engine-metrics.ts';
 import { metricsUrl, podSignals, scrapePods } from './pod-scraper.ts';
 import type { ControlPoolRequest, ControlPoolSample } from './prometheus-control.ts';
@@ -59,7 +59,7 @@ export function poolTotal(
   perGroup: ReadonlyMap<string, { value: SignalValue | null; error?: string }>,
   minQuorumPercentage: number,
 ): ControlPoolSample {
-  const name = metric.type === 'promql' ? (metric.name ?? 'promql') : metric.type;
+  const name = signalName(metric);
   if (metric.type === 'promql') {
     return {
       name,

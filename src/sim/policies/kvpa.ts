@@ -12,7 +12,7 @@
  * Nothing of the algorithm is re-implemented here.
  */
 import { addPolicy, loadPolicies, readDocuments } from '../../api/documents.ts';
-import type { MetricSpec } from '../../api/podautoscaler.ts';
+import { type MetricSpec, signalName } from '../../api/podautoscaler.ts';
 import type { Policy } from '../../api/policy.ts';
 import { type ResolvedPool, resolvePool, toDeciderSpec } from '../../api/resolve.ts';
 import {
@@ -173,7 +173,7 @@ function makeKvpaPolicy(
   const signals = resolved.metrics.map((metric) => ({
     read: metricReader(metric),
     windows: new SignalWindows({
-      name: metric.type === 'promql' ? (metric.name ?? 'promql') : metric.type,
+      name: signalName(metric),
       targetPerGroup: metric.target,
       stableWindowSeconds: resolved.stableWindowSeconds,
       panicWindowPercentage: resolved.panicWindowPercentage,
