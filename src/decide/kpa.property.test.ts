@@ -110,15 +110,18 @@ describe('decision core properties', () => {
     );
   });
 
-  it('from a calm start, one decision moves at most to ceil(up × ready) and at least to floor(ready / down), before min/max and activation', () => {
+  it('from a calm start, one decision moves at most to ceil(up × (ready + starting)) and at least to floor(ready / down), before min/max and activation; with nothing starting the base is the ready count alone', () => {
     fc.assert(
       fc.property(specArb, targetArb, tickArb, (spec, target, tick) => {
         const calm = { ...spec, activationScale: 1 };
-        const [s] = run(calm, target, [{ ...tick, missing: false, startingGroups: 0 }]);
+        const [s] = run(calm, target, [{ ...tick, missing: false }]);
         if (s === undefined) return;
         const rate = stage(s.decision, 'rateLimit');
         const ready = Math.max(1, tick.readyGroups);
-        expect(rate?.after).toBeLessThanOrEqual(Math.ceil(spec.maxScaleUpRate * ready));
+        const starting = spec.extensions.startupTimeoutSeconds > 0 ? tick.startingGroups : 0;
+        expect(rate?.after).toBeLessThanOrEqual(
+          Math.ceil(spec.maxScaleUpRate * Math.max(ready, tick.readyGroups + starting)),
+        );
         if (spec.reachable)
           expect(rate?.after).toBeGreaterThanOrEqual(Math.floor(ready / spec.maxScaleDownRate));
       }),

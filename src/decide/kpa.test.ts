@@ -284,6 +284,22 @@ describe('kvpa extensions', () => {
     expect(r.desiredGroups).toBe(9);
   });
 
+  it('startup: maxScaleUpRate multiplies the groups ready or starting, so a surge is not capped at doubling the ready ones', () => {
+    const o: Observation = { readyGroups: 2, requestedGroups: 4, signals: [signal(20, 20, 1)] };
+    const r = new Driver(kvpa({ maxScaleUpRate: 2 })).tick(0, o);
+    expect(r.explanation.maxScaleUp).toBe(8); // 2 × (2 ready + 2 starting)
+    expect(r.desiredGroups).toBe(8);
+    expect(r.explanation.stages.find((s) => s.stage === 'rateLimit')?.reason).toMatch(/4 ready or starting/);
+    // Knative's base is the ready count alone.
+    expect(new Driver(knative({ maxScaleUpRate: 2 })).tick(0, o).explanation.maxScaleUp).toBe(4);
+    // Past the startup timeout the starting groups stop counting.
+    const late = new Driver(
+      kvpa({ maxScaleUpRate: 2, extensions: { ...KVPA_EXTENSIONS, startupTimeoutSeconds: 600 } }),
+    );
+    late.tick(0, o);
+    expect(late.tick(600, o).explanation.maxScaleUp).toBe(4);
+  });
+
   it('a controller restarted mid scale-up holds the requested groups, not only the ready ones, for a stable window', () => {
     const spec = kvpa();
     const state = initialState(spec, 2, T0, 6); // 2 ready, 6 requested (4 still starting)

@@ -114,7 +114,11 @@ export function decide(
   const dppc = panicWinner.panicWant ?? 0;
 
   // rateLimit: bounds from the ready count. ceil() lets a pool always grow by at least one group.
-  const maxScaleUp = Math.ceil(spec.maxScaleUpRate * ready);
+  // kvpa's startup extension counts groups still starting (within startupTimeoutSeconds) in the
+  // scale-up base: with Knative's ready-only base, a pool whose groups take 20 minutes to start could
+  // at most double once per startup time, however fast demand grows.
+  const upBase = scaleUpBase(ext.startupTimeoutSeconds, ready, requested, pendingSinceSeconds, nowSeconds);
+  const maxScaleUp = Math.ceil(spec.maxScaleUpRate * upBase);
   const maxScaleDown = spec.reachable ? Math.floor(ready / spec.maxScaleDownRate) : 0;
   let stableWant = Math.min(Math.max(dspc, maxScaleDown), maxScaleUp);
   let panicWant = Math.min(Math.max(dppc, maxScaleDown), maxScaleUp);
@@ -158,7 +162,7 @@ export function decide(
   stages.apply(
     'rateLimit',
     inPanic ? Math.max(clampedStable, clampedPanic) : clampedStable,
-    `bounded to [${maxScaleDown}, ${maxScaleUp}] by maxScaleDownRate ${spec.maxScaleDownRate} and maxScaleUpRate ${spec.maxScaleUpRate} of ${ready} ready`,
+    `bounded to [${maxScaleDown}, ${maxScaleUp}] by maxScaleDownRate ${spec.maxScaleDownRate} of ${ready} ready and maxScaleUpRate ${spec.maxScaleUpRate} of ${upBase === ready ? `${ready} ready` : `${upBase} ready or starting`}`,
   );
   let want = inPanic ? Math.max(stableWant, panicWant) : stableWant;
   stages.apply(
@@ -234,6 +238,24 @@ export function decide(
       explanation: { ...explanation, summary: summarize(explanation, desiredGroups) },
     },
   };
+}
+
+/**
+ * The group count the scale-up rate multiplies: ready groups (Knative), or, with the startup extension,
+ * the requested groups while some are still inside their startup timeout.
+ */
+export function scaleUpBase(
+  startupTimeoutSeconds: number,
+  ready: number,
+  requested: number,
+  pendingSinceSeconds: number | null,
+  nowSeconds: number,
+): number {
+  const starting =
+    startupTimeoutSeconds > 0 &&
+    pendingSinceSeconds !== null &&
+    nowSeconds - pendingSinceSeconds < startupTimeoutSeconds;
+  return starting ? Math.max(ready, requested) : ready;
 }
 
 interface HoldContext {
