@@ -75,7 +75,9 @@ describe('kvpa validate', () => {
     const r = await run('validate', '--explain', at('examples/kserve-deepseek-r1.yaml'));
     expect(r.code).toBe(0);
     expect(r.out).toContain('scaleDownDelaySeconds: 1200   (spec.pools[1])');
-    expect(r.out).toContain('metrics: queueDepth target 12   (preset deepseek-r1-prefill)');
+    expect(r.out).toContain(
+      'metrics: runningRequests target 11, queueDepth target 12   (preset deepseek-r1-prefill)',
+    );
   });
 
   it('exits 2 with usage on bad flags or no files', async () => {

@@ -2,14 +2,13 @@
 import { aibrixApaPolicy, aibrixKpaPolicy } from './aibrix.ts';
 import { hpaPolicy } from './hpa.ts';
 import { knativePolicy } from './knative.ts';
-import { kvpaPolicy, kvpaPresetFilePolicy, kvpaRunningPolicy } from './kvpa.ts';
+import { kvpaPolicy, kvpaPresetFilePolicy } from './kvpa.ts';
 import { oraclePolicy } from './oracle.ts';
 import { staticPolicy } from './static.ts';
 import type { PolicyContext, PolicyFactory, ScalingPolicy } from './types.ts';
 
 export const policyFactories: Readonly<Record<string, PolicyFactory>> = {
   kvpa: kvpaPolicy,
-  'kvpa-running': kvpaRunningPolicy,
   knative: knativePolicy,
   'aibrix-kpa': aibrixKpaPolicy,
   'aibrix-apa': aibrixApaPolicy,

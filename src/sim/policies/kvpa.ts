@@ -110,25 +110,6 @@ export function kvpaPresetFilePolicy(file: string): PolicyFactory {
   return (context) => makeKvpaPolicy(`kvpa:${name}`, context, undefined, name, policies);
 }
 
-/**
- * A proposed change to the preset's signals, measured in bench/RESULTS.md: prefill adds the running count
- * (batch size at 70 % utilisation) to its queue depth, because the queue stays near 0 until a group is already
- * saturated; decode replaces queue depth (which counts requests waiting for their KV transfer and the next
- * step, ≈ λ·(transfer + step) even when KV is nearly empty) by the running count at 90 % of the TPOT SLO,
- * the compute-bound limit that KV use does not show on H200.
- */
-export function runningSignals(pool: Pool, c: Calibration): MetricSpec[] {
-  return pool === 'prefill'
-    ? [
-        { type: 'runningRequests', target: prefillRunningTarget(c) },
-        { type: 'queueDepth', target: 12 },
-      ]
-    : [
-        { type: 'kvCacheUtilization', target: 0.7 },
-        { type: 'runningRequests', target: decodeRunningTarget(c) },
-      ];
-}
-
 /** How the simulated head pod answers each metric type of the API. */
 function metricReader(metric: MetricSpec): (m: GroupMetrics) => number {
   switch (metric.type) {
@@ -147,11 +128,6 @@ function metricReader(metric: MetricSpec): (m: GroupMetrics) => number {
 
 export function kvpaPolicy(context: PolicyContext): ScalingPolicy {
   return makeKvpaPolicy('kvpa', context);
-}
-
-/** kvpa with the signals of `runningSignals` on each pool; everything else from the preset. */
-export function kvpaRunningPolicy(context: PolicyContext): ScalingPolicy {
-  return makeKvpaPolicy('kvpa-running', context, runningSignals(context.pool, context.calibration));
 }
 
 function makeKvpaPolicy(

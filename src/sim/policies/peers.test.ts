@@ -222,34 +222,29 @@ describe('static provisioning and the oracle', () => {
 });
 
 describe('kvpa adapter (drives src/api/resolve + src/decide with the policies/ preset; no re-implementation)', () => {
-  it('resolves deepseek-r1-disaggregated per pool: prefill on queue depth, decode on KV use and queue', async () => {
+  it('resolves deepseek-r1-disaggregated per pool: prefill on running and queued requests, decode on KV use and running sequences', async () => {
     const { resolveKvpaPool } = await import('./kvpa.ts');
     const prefill = resolveKvpaPool('prefill', 1, 64);
     const decode = resolveKvpaPool('decode', 1, 64);
-    expect(prefill.metrics.map((m) => m.type)).toEqual(['queueDepth']);
+    expect(prefill.metrics.map((m) => [m.type, m.target])).toEqual([
+      ['runningRequests', 11],
+      ['queueDepth', 12],
+    ]);
     expect(decode.metrics.map((m) => [m.type, m.target])).toEqual([
       ['kvCacheUtilization', 0.7],
-      ['queueDepth', 2],
+      ['runningRequests', 4086],
     ]);
     expect(decode.scaleDownDelaySeconds).toBeGreaterThan(prefill.stableWindowSeconds);
     expect(prefill.maxReplicas).toBe(64);
   });
 
-  it('kvpa-running sets the proposed signals on the pools; the rest still comes from the preset', async () => {
-    const { resolveKvpaPool, runningSignals } = await import('./kvpa.ts');
-    const prefill = resolveKvpaPool(
-      'prefill',
-      1,
-      64,
-      'deepseek-r1-disaggregated',
-      runningSignals('prefill', h200),
-    );
-    expect(prefill.metrics.map((m) => [m.type, m.target])).toEqual([
-      ['runningRequests', 11],
-      ['queueDepth', 12],
-    ]);
-    expect(prefill.sources.metrics).toBe('spec.pools[0]');
-    expect(prefill.scaleDownDelaySeconds).toBe(resolveKvpaPool('prefill', 1, 64).scaleDownDelaySeconds);
+  it("the presets' running-request targets are the ones the H200 calibration derives (YAML and model in step)", async () => {
+    const { resolveKvpaPool } = await import('./kvpa.ts');
+    const { prefillRunningTarget, decodeRunningTarget } = await import('./targets.ts');
+    const running = (pool: 'prefill' | 'decode') =>
+      resolveKvpaPool(pool, 1, 64).metrics.find((m) => m.type === 'runningRequests')?.target;
+    expect(running('prefill')).toBe(prefillRunningTarget(h200));
+    expect(running('decode')).toBe(decodeRunningTarget(h200));
   });
 
   it('sums each signal over ready groups and decides on its tick through the decision core', async () => {
