@@ -138,4 +138,20 @@ describe('kvpa simulate', () => {
     expect(await runSimulateCommand(['--trace', conv, '--out', '/tmp/x'])).toBe(2);
     stderr.mockRestore();
   });
+
+  it('--help prints the usage and exits 0; an unreadable trace exits 2 naming the file, without a stack trace', async () => {
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    expect(await runSimulateCommand(['--help'])).toBe(0);
+    expect(String(stdout.mock.calls[0]?.[0])).toContain('usage: kvpa simulate');
+    const missing = '/nonexistent/kvpa-trace.csv';
+    expect(
+      await runSimulateCommand(['--trace', missing, '--policy', 'kvpa', '--out', '/tmp/kvpa-sim-x']),
+    ).toBe(2);
+    const said = stderr.mock.calls.map((c) => String(c[0])).join('');
+    expect(said).toContain(missing);
+    expect(said).not.toMatch(/\n\s+at /);
+    stdout.mockRestore();
+    stderr.mockRestore();
+  });
 });

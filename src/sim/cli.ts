@@ -255,6 +255,10 @@ function progressBar(policy: string, totalSeconds: number): ((simulatedSeconds: 
 }
 
 export async function runSimulateCommand(argv: readonly string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   let parsedArgs: ReturnType<typeof parseSimulateArgs>;
   try {
     parsedArgs = parseSimulateArgs(argv);
@@ -308,6 +312,12 @@ export async function runSimulateCommand(argv: readonly string[]): Promise<numbe
   } catch (error) {
     if (error instanceof TraceError) {
       process.stderr.write(`kvpa simulate: ${error.message}\n`);
+      return 2;
+    }
+    const code = (error as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && ['ENOENT', 'EACCES', 'EISDIR', 'ENOTDIR', 'EROFS'].includes(code)) {
+      // An unreadable --trace or an unwritable --out: name the path, no stack trace.
+      process.stderr.write(`kvpa simulate: ${(error as Error).message}; check --trace and --out\n`);
       return 2;
     }
     throw error;
