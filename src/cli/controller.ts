@@ -9,7 +9,12 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { scaleTargetFor } from '../actuate/targets.ts';
 import { BUNDLED_POLICY_DIR, loadPolicies } from '../api/documents.ts';
-import { type AnnotationSink, Controller, type ControllerObserver } from '../control/controller.ts';
+import {
+  type AnnotationSink,
+  Controller,
+  type ControllerObserver,
+  type ControllerOptions,
+} from '../control/controller.ts';
 import { LeaderElector } from '../control/leader.ts';
 import { RoutingSignalSource } from '../control/sources.ts';
 import { configFromSpec, GrafanaAnnotator, type SecretKeyRef } from '../report/grafana.ts';
@@ -40,6 +45,41 @@ async function serveMetrics(port: number): Promise<{ observer: ControllerObserve
   const metrics = new ControllerMetrics({ processMetrics: true });
   const server = await startMetricsServer(metrics, { port, host: '0.0.0.0' });
   return { observer: metrics, close: () => server.close() };
+}
+
+/**
+ * The controller as `kvpa controller` wires it: scale targets through the workload's own API, signals
+ * routed per PodAutoscaler, Grafana annotations with the token from a Secret. `signals` is replaceable
+ * so a harness can reach emulated engines whose pod IPs are not routable (bench/latency.ts).
+ */
+export function createController(
+  kc: KubeConfig,
+  o: {
+    policies: ControllerOptions['policies'];
+    logger: ControllerOptions['logger'];
+    identity: string;
+    namespace?: string;
+    observer?: ControllerObserver;
+    signals?: ControllerOptions['signals'];
+  },
+): Controller {
+  return new Controller({
+    kubeConfig: kc,
+    signals: o.signals ?? new RoutingSignalSource(),
+    policies: o.policies,
+    targetFor: (namespace, ref) => scaleTargetFor(kc, namespace, ref),
+    logger: o.logger,
+    ...(o.namespace !== undefined ? { namespace: o.namespace } : {}),
+    hostname: o.identity,
+    annotationsFor: (pa, spec): AnnotationSink | null => {
+      if (spec.grafana === undefined) return null;
+      return new GrafanaAnnotator(
+        configFromSpec(spec.grafana, secretReader(kc, pa.metadata?.namespace ?? 'default')),
+        { logger: o.logger },
+      );
+    },
+    ...(o.observer !== undefined ? { observer: o.observer } : {}),
+  });
 }
 
 export async function runController(argv: readonly string[], io: Output): Promise<number> {
@@ -95,23 +135,11 @@ export async function runController(argv: readonly string[], io: Output): Promis
   const metrics = metricsPort !== undefined ? await serveMetrics(metricsPort) : null;
   // POD_NAME (downward API in deploy/) names the replica in the Lease and in Events.
   const identity = process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
-  const controller = new Controller({
-    kubeConfig: kc,
-    signals: new RoutingSignalSource(),
+  const controller = createController(kc, {
     policies,
-    targetFor: (namespace, ref) => scaleTargetFor(kc, namespace, ref),
     logger,
+    identity,
     ...(typeof values.namespace === 'string' ? { namespace: values.namespace } : {}),
-    hostname: identity,
-    annotationsFor: (pa, spec): AnnotationSink | null => {
-      if (spec.grafana === undefined) return null;
-      return new GrafanaAnnotator(
-        configFromSpec(spec.grafana, secretReader(kc, pa.metadata?.namespace ?? 'default')),
-        {
-          logger,
-        },
-      );
-    },
     ...(metrics !== null ? { observer: metrics.observer } : {}),
   });
 
