@@ -10,12 +10,13 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { PoolBacktest } from '../../src/cli/backtest.ts';
 import { main } from '../../src/cli/main.ts';
 import type { PoolRecommendation } from '../../src/cli/recommend.ts';
 import { type EngineExporter, type PodScript, startEngineExporter } from '../harness/engine-exporter.ts';
 import { type PrometheusHarness, startPrometheus } from '../harness/prometheus.ts';
+import { customPath, RawApi } from './actuate-fixtures.ts';
 
 const LEADER = { 'leaderworkerset.sigs.k8s.io/worker-index': '0' };
 const WORKER = { 'leaderworkerset.sigs.k8s.io/worker-index': '1' };
@@ -67,6 +68,48 @@ spec:
 `;
 }
 
+/** A real API server (the integration project's shared cluster) for recommend's cluster mode. */
+const cluster = inject('cluster');
+const api = new RawApi(cluster);
+const CLUSTER_NS = 'kvpa-tools-recommend';
+const LWS = 'leaderworkerset.sigs.k8s.io';
+
+/** An LWS `decode` with 3 groups of 2 pods, of which groups 0 and 1 are ready and group 2 is not. */
+async function clusterFixture(): Promise<void> {
+  await api.create('/api/v1/namespaces', {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: CLUSTER_NS },
+  });
+  await api.create(customPath('leaderworkerset.x-k8s.io', 'v1', CLUSTER_NS, 'leaderworkersets'), {
+    apiVersion: 'leaderworkerset.x-k8s.io/v1',
+    kind: 'LeaderWorkerSet',
+    metadata: { name: 'decode' },
+    spec: {
+      replicas: 3,
+      leaderWorkerTemplate: {
+        size: 2,
+        workerTemplate: { spec: { containers: [{ name: 'e', image: 'x' }] } },
+      },
+    },
+  });
+  for (let g = 0; g < 3; g++) {
+    for (let w = 0; w < 2; w++) {
+      await api.pod(
+        CLUSTER_NS,
+        w === 0 ? `decode-${g}` : `decode-${g}-${w}`,
+        {
+          [`${LWS}/name`]: 'decode',
+          [`${LWS}/group-index`]: String(g),
+          [`${LWS}/worker-index`]: String(w),
+          [`${LWS}/group-key`]: `k-decode-${g}`,
+        },
+        g < 2,
+      );
+    }
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function kvpa(argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -88,7 +131,8 @@ const file = (ns: string) => path.join(dir, `${ns}.yaml`);
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'kvpa-tools-'));
-  for (const ns of ['t-rc', 't-frozen', 't-bt']) await writeFile(file(ns), podAutoscaler(ns));
+  for (const ns of ['t-rc', 't-frozen', 't-bt', CLUSTER_NS]) await writeFile(file(ns), podAutoscaler(ns));
+  await clusterFixture();
   prom = await startPrometheus({ scrapeIntervalSeconds: 1 });
   exporter = await startEngineExporter();
   const pods: { ns: string; pod: string; labels: Record<string, string>; script: PodScript }[] = [
@@ -103,6 +147,10 @@ beforeAll(async () => {
       labels: LEADER,
       script: vllm(0.05, 0, Date.now() - FROZEN_AGE_SECONDS * 1000),
     },
+    // The cluster's heads: ready groups 0 and 1 wait 7 + 6; the not-ready group 2's 50 must not count.
+    { ns: CLUSTER_NS, pod: 'decode-0', labels: LEADER, script: vllm(0.2, 7) },
+    { ns: CLUSTER_NS, pod: 'decode-1', labels: LEADER, script: vllm(0.2, 6) },
+    { ns: CLUSTER_NS, pod: 'decode-2', labels: LEADER, script: vllm(0.2, 50) },
     { ns: 't-bt', pod: 'bt-0', labels: LEADER, script: vllm(0.1, PHASES[0].waiting) },
     { ns: 't-bt', pod: 'bt-1', labels: LEADER, script: vllm(0.1, PHASES[0].waiting) },
   ];
@@ -247,6 +295,39 @@ describe('kvpa recommend against a real Prometheus', () => {
     expect(p?.signals[0]?.detail).toMatch(/fz-0 1\d\ds old/);
     expect(p).toMatchObject({ currentGroups: 4, recommendedGroups: 4, change: 'hold' });
     expect(p?.recommendedGroups).toBeGreaterThanOrEqual(p?.currentGroups ?? Number.POSITIVE_INFINITY);
+  }, 40_000);
+});
+
+describe('kvpa recommend with a cluster (real API server) and a real Prometheus', () => {
+  it('reads spec and ready groups and the head pods from the LWS; a not-ready group does not count', async () => {
+    await steadyHistory();
+    const r = await kvpa([
+      'recommend',
+      '--prometheus',
+      prom.url,
+      '-f',
+      file(CLUSTER_NS),
+      '--kubeconfig',
+      cluster.kubeconfigPath,
+      '--output',
+      'json',
+    ]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const p = (JSON.parse(r.out) as { pools: PoolRecommendation[] }).pools[0];
+    expect(p).toMatchObject({ groupsFrom: 'cluster', currentGroups: 3, readyGroups: 2 });
+    expect(p?.headPods).toEqual(['decode-0', 'decode-1', 'decode-2']);
+    // Ready groups only: 7 + 6 = 13 waiting, 6.5 per ready group, ceil(13 / 5) = 3 groups. Counting the
+    // not-ready head's 50 would have wanted ceil(63 / 5) = 13. 3 = the spec count: hold.
+    const queue = p?.signals.find((s) => s.name === 'queueDepth');
+    expect(queue).toMatchObject({ state: 'ok', stableTotal: 13, stablePerGroup: 6.5, stableWant: 3 });
+    expect(p).toMatchObject({ recommendedGroups: 3, change: 'hold', valid: true });
+    // Read-only: the LWS still asks for 3 groups.
+    const lws = await api.ok(
+      'GET',
+      `${customPath('leaderworkerset.x-k8s.io', 'v1', CLUSTER_NS, 'leaderworkersets')}/decode`,
+    );
+    expect((lws.spec as { replicas: number }).replicas).toBe(3);
   }, 40_000);
 });
 
