@@ -41,6 +41,8 @@ export interface ClusterInfo {
   /** Contents of bin/VERSIONS (kube-apiserver=..., etcd=..., go=...). */
   binaryVersions: Record<string, string>;
   workDir: string;
+  /** ServiceAccount token signing key (PEM), for a kube-controller-manager's token controller. */
+  serviceAccountKeyPath?: string;
 }
 
 export interface Cluster extends ClusterInfo {
@@ -79,16 +81,34 @@ export function projectCrdDir(): string {
  * is idempotent and prints progress on stderr, so calling it every time is cheap once cached.
  */
 export async function ensureK8sBinaries(log: (message: string) => void = defaultLog): Promise<string> {
-  const fromEnv = process.env.KVPA_K8S_BIN_DIR;
+  return await ensureBuiltBinaries(
+    'scripts/build-k8s.sh',
+    'KVPA_K8S_BIN_DIR',
+    ['kube-apiserver', 'etcd'],
+    log,
+  );
+}
+
+/**
+ * Runs an idempotent build script (repo-relative) whose last stdout line is a bin dir, unless the
+ * env var names a dir that already holds the binaries. Shared by the control-plane and stack builds.
+ */
+export async function ensureBuiltBinaries(
+  scriptRelPath: string,
+  envVar: string,
+  binaries: string[],
+  log: (message: string) => void = defaultLog,
+): Promise<string> {
+  const fromEnv = process.env[envVar];
   if (fromEnv) {
-    for (const name of ['kube-apiserver', 'etcd']) {
+    for (const name of binaries) {
       if (!existsSync(path.join(fromEnv, name))) {
-        throw new Error(`KVPA_K8S_BIN_DIR=${fromEnv} has no ${name}`);
+        throw new Error(`${envVar}=${fromEnv} has no ${name}`);
       }
     }
     return fromEnv;
   }
-  const script = path.join(repoRoot, 'scripts/build-k8s.sh');
+  const script = path.join(repoRoot, scriptRelPath);
   const startedMs = Date.now();
   const stdout = await new Promise<string>((resolve, reject) => {
     const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -102,18 +122,18 @@ export async function ensureK8sBinaries(log: (message: string) => void = default
       else
         reject(
           new Error(
-            `scripts/build-k8s.sh failed (exit ${code}); its output above names the versions tried and the ` +
-              `build log under \${KVPA_CACHE:-~/.cache/kvpa}/k8s/<version>/build.log`,
+            `${scriptRelPath} failed (exit ${code}); its output above names the versions tried and the ` +
+              `build log under \${KVPA_CACHE:-~/.cache/kvpa}`,
           ),
         );
     });
   });
   const binDir = stdout.trim().split('\n').pop() ?? '';
-  if (!binDir || !existsSync(path.join(binDir, 'kube-apiserver'))) {
-    throw new Error(`scripts/build-k8s.sh printed no usable bin dir (got "${binDir}")`);
+  if (!binDir || !binaries.every((b) => existsSync(path.join(binDir, b)))) {
+    throw new Error(`${scriptRelPath} printed no usable bin dir (got "${binDir}")`);
   }
   const elapsedSeconds = (Date.now() - startedMs) / 1000;
-  if (elapsedSeconds > 5) log(`k8s binaries ready after ${elapsedSeconds.toFixed(0)}s in ${binDir}`);
+  if (elapsedSeconds > 5) log(`binaries ready after ${elapsedSeconds.toFixed(0)}s in ${binDir}`);
   return binDir;
 }
 
@@ -237,6 +257,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
       projectCrds,
       binaryVersions: await readVersions(binDir),
       workDir,
+      serviceAccountKeyPath: pki.saPrivateKey,
     };
     return {
       ...info,
@@ -308,7 +329,7 @@ function kubeconfigYaml(server: string, caCertPath: string, token: string): stri
   });
 }
 
-async function readVersions(binDir: string): Promise<Record<string, string>> {
+export async function readVersions(binDir: string): Promise<Record<string, string>> {
   const versions: Record<string, string> = {};
   const file = path.join(binDir, 'VERSIONS');
   if (!existsSync(file)) return versions;
@@ -396,7 +417,7 @@ async function generatePki(workDir: string): Promise<Pki> {
   };
 }
 
-async function freePorts(count: number): Promise<number[]> {
+export async function freePorts(count: number): Promise<number[]> {
   // Hold all listeners open until every port is known, so the same port is never handed out twice.
   const servers: net.Server[] = [];
   try {
@@ -418,22 +439,34 @@ async function freePorts(count: number): Promise<number[]> {
   }
 }
 
-interface ManagedProcess {
+export interface ManagedProcess {
   name: string;
+  /** Process id, which is also the process group id (spawned detached). */
+  pid: number;
   logPath: string;
   /** Set once the process has exited. */
   exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   stop(): Promise<void>;
 }
 
-/** Spawns a binary in its own process group (detached), logging to <workDir>/<name>.log. */
-function spawnManaged(name: string, bin: string, workDir: string, args: string[]): ManagedProcess {
-  const logPath = path.join(workDir, `${name}.log`);
+/**
+ * Spawns a binary in its own process group (detached), logging to <logDir>/<name>.log (logDir
+ * defaults to workDir) and recording the group in <workDir>/<name>.pgid for the watchdog.
+ */
+export function spawnManaged(
+  name: string,
+  bin: string,
+  workDir: string,
+  args: string[],
+  options: { logDir?: string; env?: NodeJS.ProcessEnv } = {},
+): ManagedProcess {
+  const logPath = path.join(options.logDir ?? workDir, `${name}.log`);
   const logStream = createWriteStream(logPath);
   const child: ChildProcess = spawn(bin, args, {
     cwd: workDir,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.env ? { env: options.env } : {}),
   });
   child.stdout?.pipe(logStream);
   child.stderr?.pipe(logStream);
@@ -452,6 +485,7 @@ function spawnManaged(name: string, bin: string, workDir: string, args: string[]
   });
   const managed: ManagedProcess = {
     name,
+    pid,
     logPath,
     exit: undefined,
     async stop() {
@@ -511,7 +545,7 @@ export function startWatchdog(
   };
 }
 
-async function waitFor(
+export async function waitFor(
   what: string,
   timeoutSeconds: number,
   proc: ManagedProcess,
@@ -539,7 +573,7 @@ async function waitFor(
   );
 }
 
-async function tail(file: string, lines: number): Promise<string> {
+export async function tail(file: string, lines: number): Promise<string> {
   try {
     return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
@@ -547,7 +581,7 @@ async function tail(file: string, lines: number): Promise<string> {
   }
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
@@ -591,7 +625,7 @@ export async function readCrds(dir: string): Promise<CrdDocument[]> {
  * client-side apply) keeps the stored object small: the biggest upstream CRD is ~0.9 MB as JSON, and
  * a last-applied annotation would double it past etcd's default 1.5 MiB request limit.
  */
-async function installCrdDir(
+export async function installCrdDir(
   kc: KubeConfig,
   dir: string,
   timeoutSeconds: number,
