@@ -50,7 +50,7 @@ describe('which pods are serving leaders', () => {
     });
   });
 
-  it('annotations are written only where missing or stale, and only for engines that listen', () => {
+  it('annotations are written where missing or stale, and removed from pods that stopped serving', () => {
     const ports: Record<string, number> = { 'ns/a': 4000, 'ns/b': 4001, 'ns/c': 4002 };
     const writes = annotationsToWrite(
       [
@@ -59,12 +59,15 @@ describe('which pods are serving leaders', () => {
         pod('c', { role: 'prefill' }),
         pod('d', { role: 'prefill' }),
         pod('e', { role: 'prefill', ready: false }),
+        pod('f', { role: 'prefill', ready: false, port: '4005' }),
+        pod('g', { role: 'prefill', deleting: true, port: '4006' }),
       ],
       (ns, p) => ports[`${ns}/${p}`],
     );
     expect(writes).toEqual([
       { namespace: 'ns', pod: 'b', port: 4001 },
       { namespace: 'ns', pod: 'c', port: 4002 },
+      { namespace: 'ns', pod: 'f', port: null },
     ]);
   });
 });

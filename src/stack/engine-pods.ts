@@ -59,23 +59,33 @@ export function servingLeaders(pods: readonly V1Pod[], roleLabel = ROLE_LABEL): 
   return out;
 }
 
-/** Serving leaders whose annotation does not yet name their engine's port. */
+/**
+ * Annotation writes that make every pod's annotation match its engine: the port for a serving leader whose
+ * engine listens, `null` (remove) for a pod that still carries one but no longer serves, so that Prometheus
+ * stops scraping it. Pure.
+ */
 export function annotationsToWrite(
   pods: readonly V1Pod[],
   portOf: (namespace: string, pod: string) => number | undefined,
   roleLabel = ROLE_LABEL,
-): { namespace: string; pod: string; port: number }[] {
-  const out: { namespace: string; pod: string; port: number }[] = [];
+): { namespace: string; pod: string; port: number | null }[] {
+  const out: { namespace: string; pod: string; port: number | null }[] = [];
   for (const pod of pods) {
-    if (servingPool(pod, roleLabel) === undefined) continue;
     const namespace = pod.metadata?.namespace ?? '';
     const name = pod.metadata?.name ?? '';
-    const port = portOf(namespace, name);
-    if (port === undefined) continue;
-    if (pod.metadata?.annotations?.[METRICS_PORT_ANNOTATION] !== String(port))
-      out.push({ namespace, pod: name, port });
+    const serving = servingPool(pod, roleLabel) !== undefined;
+    const port = serving ? portOf(namespace, name) : undefined;
+    const current = pod.metadata?.annotations?.[METRICS_PORT_ANNOTATION];
+    if (port !== undefined && current !== String(port)) out.push({ namespace, pod: name, port });
+    // A terminating pod is left alone: it is going, and a write would only race its deletion.
+    else if (!serving && current !== undefined && !isTerminating(pod))
+      out.push({ namespace, pod: name, port: null });
   }
   return out;
+}
+
+function isTerminating(pod: V1Pod): boolean {
+  return pod.metadata?.deletionTimestamp !== undefined && pod.metadata.deletionTimestamp !== null;
 }
 
 // ------------------------------------------------------------------ the watch
@@ -177,7 +187,12 @@ export class EnginePodWatch {
             {
               name: w.pod,
               namespace: w.namespace,
-              body: { metadata: { annotations: { [METRICS_PORT_ANNOTATION]: String(w.port) } } },
+              // Merge patch: null deletes the key.
+              body: {
+                metadata: {
+                  annotations: { [METRICS_PORT_ANNOTATION]: w.port === null ? null : String(w.port) },
+                },
+              },
               fieldManager: FIELD_MANAGER,
             },
             setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
