@@ -10,7 +10,9 @@
  * With `kubernetesSd`, targets come instead from real Kubernetes service discovery (role `pod`) against our
  * API server: only LWS leader pods that carry the emulated engines' port annotation are kept, and the
  * address becomes `127.0.0.1:<annotation>` because kwok's pod IPs are not reachable. The relabelling after
- * that is the file_sd one, so both modes store the same series.
+ * that is the file_sd one, so both modes store the same series. Debian's 2.42 binary is built without
+ * Kubernetes SD (it rejects `kubernetes_sd_configs`); then a pod watcher of ours (pod-sd-bridge.ts) writes
+ * what Kubernetes SD would have discovered to a file_sd file and the same relabelling runs on it.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
@@ -45,6 +47,8 @@ export interface KubernetesSdOptions {
 export interface PrometheusHarness {
   readonly url: string;
   readonly scrapeIntervalSeconds: number;
+  /** Where targets come from: test-written file_sd, Prometheus' own Kubernetes SD, or our stand-in for it. */
+  readonly discovery: 'file' | 'native' | 'bridge';
   /** Replaces the scrape targets (file_sd); resolves once Prometheus lists exactly these as active. Throws in kubernetesSd mode. */
   setTargets(targets: readonly ScrapeTarget[], timeoutMs?: number): Promise<void>;
   /** Resolves once Prometheus' active targets are exactly these pods, each scraped at least once. */
@@ -314,7 +318,7 @@ export async function startPrometheus(
     /** Discover engines through Kubernetes SD instead of test-written file_sd targets. */
     kubernetesSd?: KubernetesSdOptions & { readonly discovery?: KubernetesSdDiscovery };
   } = {},
-): Promise<PrometheusHarness & { readonly discovery: 'file' | 'native' | 'bridge' }> {
+): Promise<PrometheusHarness> {
   const scrapeIntervalSeconds = options.scrapeIntervalSeconds ?? 1;
   const startTimeoutMs = options.startTimeoutMs ?? 15_000;
   const dir = await mkdtemp(path.join(tmpdir(), 'kvpa-prom-'));

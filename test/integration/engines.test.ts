@@ -137,9 +137,7 @@ describe('emulated engines behind real pods', () => {
         metricsPortAnnotation: METRICS_PORT_ANNOTATION,
       },
     });
-    process.stderr.write(
-      `[engines.test] prometheus kubernetes SD: ${(prom as { discovery?: string }).discovery}\n`,
-    );
+    process.stderr.write(`[engines.test] prometheus kubernetes SD: ${prom.discovery}\n`);
     const started = Date.now();
     await prom.waitForTargets(
       ['pf-0', 'dc-0', 'dc-1'].map((pod) => ({ namespace: ns, pod })),
