@@ -345,3 +345,121 @@ describe('lifecycle and metric delivery', () => {
     expect(seen[20]).not.toBe(truth[20]); // the load is growing, so the delivered value lags
   });
 });
+
+describe('externally owned groups (the live stack: a group exists while its leader pod is Ready)', () => {
+  // Random arrivals with random add/remove of named groups, at random virtual times (not only whole seconds).
+  const churn = fc.record({
+    arrivals: workload.map((w) => w.arrivals),
+    timeoutSeconds: fc.integer({ min: 5, max: 600 }),
+    changes: fc.array(
+      fc.record({
+        atSeconds: fc.double({ min: 0, max: 400, noNaN: true }),
+        pool: fc.constantFrom('prefill' as const, 'decode' as const),
+        id: fc.constantFrom('a', 'b', 'c'),
+        add: fc.boolean(),
+      }),
+      { maxLength: 20 },
+    ),
+  });
+
+  it('conservation holds while groups come and go; ids track what was added and not removed', () => {
+    fc.assert(
+      fc.property(churn, (w) => {
+        const fleet = new Fleet(
+          fleetOptions({ requestTimeoutSeconds: w.timeoutSeconds, initialGroups: { prefill: 0, decode: 0 } }),
+        );
+        const events = [
+          ...w.changes.map((c) => ({ t: c.atSeconds, change: c })),
+          ...(() => {
+            let t = 0;
+            return w.arrivals.map((a) => {
+              t += a.gapSeconds;
+              return { t, arrival: a };
+            });
+          })(),
+        ].sort((x, y) => x.t - y.t);
+        const expected = { prefill: new Set<string>(), decode: new Set<string>() };
+        for (const e of events) {
+          fleet.advanceTo(e.t, noTick);
+          if ('arrival' in e && e.arrival !== undefined) {
+            fleet.arrive(e.t, e.arrival.inputTokens, e.arrival.outputTokens);
+          } else if ('change' in e && e.change !== undefined) {
+            const { pool, id, add } = e.change;
+            const changed = add ? fleet.addReadyGroup(pool, id) : fleet.removeGroup(pool, id);
+            expect(changed).toBe(add ? !expected[pool].has(id) : expected[pool].has(id));
+            if (add) expected[pool].add(id);
+            else expected[pool].delete(id);
+          }
+          expect(fleet.completed + fleet.dropped + fleet.requestsInFlight).toBe(fleet.arrived);
+          for (const pool of ['prefill', 'decode'] as const) {
+            expect(new Set(fleet.externalGroupIds(pool))).toEqual(expected[pool]);
+            expect(fleet.observe(pool).requestedGroups).toBe(expected[pool].size);
+          }
+        }
+        fleet.advanceTo((events.at(-1)?.t ?? 0) + 2000, noTick);
+        fleet.finish();
+        expect(fleet.completed + fleet.dropped).toBe(fleet.arrived);
+        expect(fleet.requestsInFlight).toBe(0);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('a ready group serves at once: requests waiting at the gateway go to it', () => {
+    const fleet = new Fleet(fleetOptions({ initialGroups: { prefill: 0, decode: 0 } }));
+    fleet.arrive(0, 1000, 10);
+    fleet.advanceTo(30, noTick);
+    expect(fleet.completed).toBe(0);
+    expect(fleet.addReadyGroup('prefill', 'ns/p-0')).toBe(true);
+    expect(fleet.addReadyGroup('prefill', 'ns/p-0')).toBe(false); // already there
+    expect(fleet.addReadyGroup('decode', 'ns/d-0')).toBe(true);
+    fleet.advanceTo(35, noTick);
+    expect(fleet.completed).toBe(1);
+    expect(fleet.groupMetrics('decode', 'ns/d-0')).toEqual({
+      kvCacheUsagePerc: 0,
+      numRequestsWaiting: 0,
+      numRequestsRunning: 0,
+    });
+    expect(fleet.groupMetrics('decode', 'ns/unknown')).toBeUndefined();
+    expect(fleet.pools.decode.scaleEvents).toEqual([{ tSeconds: 30, fromGroups: 0, toGroups: 1 }]);
+  });
+
+  it('a removed decode group drains its in-flight sequences; its metrics are gone at once', () => {
+    const completions: CompletedRequest[] = [];
+    const fleet = new Fleet(
+      fleetOptions({ initialGroups: { prefill: 0, decode: 0 }, onComplete: (r) => completions.push(r) }),
+    );
+    fleet.addReadyGroup('prefill', 'p');
+    fleet.addReadyGroup('decode', 'd');
+    for (let i = 0; i < 20; i++) {
+      fleet.advanceTo(i * 0.1, noTick);
+      fleet.arrive(i * 0.1, 1000, 2000);
+    }
+    fleet.advanceTo(10, noTick);
+    expect(fleet.groupMetrics('decode', 'd')?.numRequestsRunning).toBe(20);
+    expect(fleet.removeGroup('decode', 'd')).toBe(true);
+    expect(fleet.removeGroup('decode', 'd')).toBe(false);
+    expect(fleet.groupMetrics('decode', 'd')).toBeUndefined();
+    fleet.advanceTo(300, noTick);
+    expect(fleet.completed).toBe(20);
+    expect(fleet.dropped).toBe(0);
+    expect(Math.max(...completions.map((r) => r.finishSeconds))).toBeGreaterThan(30);
+    expect(fleet.groups.find((g) => g.externalId === 'd')?.state).toBe('released');
+  });
+
+  it('a removed prefill group finishes its batch and hands its queue to another group', () => {
+    const fleet = new Fleet(fleetOptions({ initialGroups: { prefill: 0, decode: 0 } }));
+    fleet.addReadyGroup('prefill', 'p0');
+    fleet.addReadyGroup('decode', 'd0');
+    for (let i = 0; i < 200; i++) fleet.arrive(0, 20000, 2);
+    fleet.advanceTo(0.5, noTick);
+    const before = fleet.groupMetrics('prefill', 'p0');
+    expect(before?.numRequestsWaiting).toBeGreaterThan(0);
+    fleet.addReadyGroup('prefill', 'p1');
+    fleet.removeGroup('prefill', 'p0');
+    expect(fleet.groupMetrics('prefill', 'p1')?.numRequestsWaiting).toBeGreaterThan(0);
+    fleet.advanceTo(2000, noTick);
+    expect(fleet.completed + fleet.dropped).toBe(200);
+    expect(fleet.groups.find((g) => g.externalId === 'p0')?.state).toBe('released');
+  });
+});

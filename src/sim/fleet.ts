@@ -27,6 +27,10 @@
  * decode group stops taking new requests, serves what it has and is released when empty, or after
  * `decodeDrainCapSeconds`, when what is left is dropped. GPU-hours run from request to release.
  *
+ * **Externally owned groups.** In the live stack a group exists when a real leader pod is Ready, not after the
+ * fleet's own startup delay: `addReadyGroup(pool, id)` adds capacity at once and `removeGroup(pool, id)` drains
+ * it as a scale-down would. A pool should be driven either by `setDesired` or by these calls, not both.
+ *
  * **Metrics.** Every second the fleet samples each ready group's head: `kvCacheUsagePerc` (decode: resident
  * context over KV capacity; prefill: the current batch's tokens over the group's KV capacity, which is why
  * KV-driven policies are pointed at queue length for prefill), `numRequestsWaiting` (queued + in transfer)
@@ -88,6 +92,8 @@ interface GroupBase {
   assignedTokens: number;
   /** Time of the one live event of this group in the event heap; NaN when none. */
   scheduledAt: number;
+  /** The caller's name for an externally owned group (e.g. `namespace/pod`); undefined for the fleet's own. */
+  externalId: string | undefined;
 }
 
 interface PrefillGroup extends GroupBase {
@@ -161,6 +167,8 @@ export class Fleet {
   private readonly gateway = new IntDeque(); // waiting for any ready prefill group
   private readonly decodeGateway = new IntDeque(); // prefilled, waiting for any ready decode group
   private desired: Record<Pool, number> = { prefill: 0, decode: 0 };
+  /** Externally owned groups not yet removed, by the caller's id. */
+  private readonly external: Record<Pool, Map<string, Group>> = { prefill: new Map(), decode: new Map() };
 
   // Request slots, struct-of-arrays.
   private capacity = 0;
@@ -505,7 +513,7 @@ export class Fleet {
 
   // ---------------------------------------------------------------- lifecycle
 
-  private addGroup(pool: Pool, requestedAt: number, startupSeconds: number): void {
+  private addGroup(pool: Pool, requestedAt: number, startupSeconds: number): Group {
     const base = {
       id: this.groups.length,
       requestedAt,
@@ -515,6 +523,7 @@ export class Fleet {
       drainStartedAt: Number.NaN,
       assignedTokens: 0,
       scheduledAt: Number.NaN,
+      externalId: undefined as string | undefined,
     };
     let group: Group;
     if (pool === 'prefill') {
@@ -536,6 +545,7 @@ export class Fleet {
     this.groups.push(group);
     this.live.push(group);
     if (group.state === 'ready') this.markReady(group);
+    return group;
   }
 
   private markReady(group: Group): void {
@@ -597,6 +607,71 @@ export class Fleet {
     }
   }
 
+  /** Requests waiting at a pool's gateway go to its ready groups (after a group became ready). */
+  private drainGateway(pool: Pool): void {
+    if (pool === 'prefill') {
+      while (this.gateway.length > 0) {
+        const target = this.pickPrefill();
+        if (target === undefined) break;
+        this.enqueuePrefill(target, this.gateway.popFront());
+      }
+    } else {
+      while (this.decodeGateway.length > 0) {
+        const target = this.pickDecode();
+        if (target === undefined) break;
+        this.dispatchDecode(target, this.decodeGateway.popFront());
+      }
+    }
+  }
+
+  /**
+   * Adds an externally owned group that serves at once (its leader pod is Ready). Returns false, changing
+   * nothing, when the pool already has a group with this id or is at its `maxGroups`.
+   */
+  addReadyGroup(pool: Pool, id: string): boolean {
+    const owned = this.external[pool];
+    if (owned.has(id) || this.heldGroups(pool) >= this.options.maxGroups[pool]) return false;
+    const now = this.now;
+    const group = this.addGroup(pool, now, 0);
+    group.externalId = id;
+    owned.set(id, group);
+    this.recordExternalChange(pool, this.desired[pool] + 1);
+    this.pools[pool].peakGroups = Math.max(this.pools[pool].peakGroups, this.heldGroups(pool));
+    this.drainGateway(pool);
+    return true;
+  }
+
+  /**
+   * Removes an externally owned group as a scale-down would: a prefill group hands its queue back and finishes
+   * its batch; a decode group serves what it has (up to the drain cap). Returns false for an unknown id.
+   */
+  removeGroup(pool: Pool, id: string): boolean {
+    const owned = this.external[pool];
+    const group = owned.get(id);
+    if (group === undefined) return false;
+    owned.delete(id);
+    this.recordExternalChange(pool, this.desired[pool] - 1);
+    if (group.state === 'ready') this.startDrain(group);
+    else if (group.state === 'starting') this.release(group, this.now);
+    return true;
+  }
+
+  /** Ids of the pool's externally owned groups that still serve (added and not removed). */
+  externalGroupIds(pool: Pool): string[] {
+    return [...this.external[pool].keys()];
+  }
+
+  /** The head metrics of one externally owned group now; undefined when the id is unknown or removed. */
+  groupMetrics(pool: Pool, id: string): GroupMetrics | undefined {
+    const group = this.external[pool].get(id);
+    return group === undefined || group.state !== 'ready' ? undefined : this.metricsOf(group);
+  }
+
+  private recordExternalChange(pool: Pool, toGroups: number): void {
+    this.pools[pool].scaleEvents.push({ tSeconds: this.now, fromGroups: this.desired[pool], toGroups });
+    this.desired[pool] = toGroups;
+  }
+
   private startDrain(group: Group): void {
     this.unmarkReady(group);
     group.state = 'draining';
@@ -640,19 +715,7 @@ export class Fleet {
     for (const g of this.live) {
       if (g.state === 'starting' && g.readyAt <= second) {
         this.markReady(g);
-        if (g.pool === 'prefill') {
-          while (this.gateway.length > 0) {
-            const target = this.pickPrefill();
-            if (target === undefined) break;
-            this.enqueuePrefill(target, this.gateway.popFront());
-          }
-        } else {
-          while (this.decodeGateway.length > 0) {
-            const target = this.pickDecode();
-            if (target === undefined) break;
-            this.dispatchDecode(target, this.decodeGateway.popFront());
-          }
-        }
+        this.drainGateway(g.pool);
       }
     }
     // Client timeouts at the gateway (FIFO, so expired requests are at the front).
@@ -726,24 +789,25 @@ export class Fleet {
   /** Samples the heads of the pool's ready groups now. */
   sampleMetrics(pool: Pool): GroupMetrics[] {
     const out: GroupMetrics[] = [];
-    for (const g of pool === 'prefill' ? this.readyPrefill : this.readyDecode) {
-      if (g.pool === 'prefill') {
-        out.push({
-          kvCacheUsagePerc:
-            g.batchTokens /
-            (this.calibration.decode.kvCapacityTokensPerGpu * this.calibration.prefill.gpusPerGroup),
-          numRequestsWaiting: g.queue.length,
-          numRequestsRunning: g.batch.length,
-        });
-      } else {
-        out.push({
-          kvCacheUsagePerc: (g.contextBase + g.running * g.step) / this.decodeKvTokens,
-          numRequestsWaiting: g.waiting.length + g.transfers.length,
-          numRequestsRunning: g.running,
-        });
-      }
-    }
+    for (const g of pool === 'prefill' ? this.readyPrefill : this.readyDecode) out.push(this.metricsOf(g));
     return out;
+  }
+
+  private metricsOf(g: Group): GroupMetrics {
+    if (g.pool === 'prefill') {
+      return {
+        kvCacheUsagePerc:
+          g.batchTokens /
+          (this.calibration.decode.kvCapacityTokensPerGpu * this.calibration.prefill.gpusPerGroup),
+        numRequestsWaiting: g.queue.length,
+        numRequestsRunning: g.batch.length,
+      };
+    }
+    return {
+      kvCacheUsagePerc: (g.contextBase + g.running * g.step) / this.decodeKvTokens,
+      numRequestsWaiting: g.waiting.length + g.transfers.length,
+      numRequestsRunning: g.running,
+    };
   }
 
   /** What a controller of the pool sees now. */

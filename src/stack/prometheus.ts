@@ -6,6 +6,13 @@
  * `__meta_kubernetes_*` labels that Kubernetes SD would give a pod, and the scrape config turns them
  * into `namespace`, `pod` and pod-label labels with the usual relabel rules, so the series look like
  * the ones a cluster Prometheus stores.
+ *
+ * With `kubernetesSd`, targets come instead from real Kubernetes service discovery (role `pod`) against our
+ * API server: only LWS leader pods that carry the emulated engines' port annotation are kept, and the
+ * address becomes `127.0.0.1:<annotation>` because kwok's pod IPs are not reachable. The relabelling after
+ * that is the file_sd one, so both modes store the same series. Debian's 2.42 binary is built without
+ * Kubernetes SD (it rejects `kubernetes_sd_configs`); then a pod watcher of ours (pod-sd-bridge.ts) writes
+ * what Kubernetes SD would have discovered to a file_sd file and the same relabelling runs on it.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
@@ -24,11 +31,28 @@ export interface ScrapeTarget {
   readonly podLabels?: Readonly<Record<string, string>>;
 }
 
+/** Kubernetes service discovery of emulated engines (see the module comment). */
+export interface KubernetesSdOptions {
+  /** https://127.0.0.1:<port> */
+  readonly apiServer: string;
+  readonly caFile: string;
+  /** A bearer token (written to a 0600 file in Prometheus' temp dir), or a file holding one. */
+  readonly bearerToken?: string;
+  readonly bearerTokenFile?: string;
+  readonly namespaces: readonly string[];
+  /** The pod annotation with the engine's loopback port, e.g. `kvpa.io/emulated-metrics-port`. */
+  readonly metricsPortAnnotation: string;
+}
+
 export interface PrometheusHarness {
   readonly url: string;
   readonly scrapeIntervalSeconds: number;
-  /** Replaces the scrape targets (file_sd); resolves once Prometheus lists exactly these as active. */
+  /** Where targets come from: test-written file_sd, Prometheus' own Kubernetes SD, or our stand-in for it. */
+  readonly discovery: 'file' | 'native' | 'bridge';
+  /** Replaces the scrape targets (file_sd); resolves once Prometheus lists exactly these as active. Throws in kubernetesSd mode. */
   setTargets(targets: readonly ScrapeTarget[], timeoutMs?: number): Promise<void>;
+  /** Resolves once Prometheus' active targets are exactly these pods, each scraped at least once. */
+  waitForTargets(pods: readonly { namespace: string; pod: string }[], timeoutMs?: number): Promise<void>;
   /** Requests Prometheus has served on an API handler, read from its own /metrics (server-side count). */
   servedRequests(handler: '/api/v1/query' | '/api/v1/query_range'): Promise<number>;
   stop(): Promise<void>;
@@ -89,6 +113,71 @@ function fileSd(targets: readonly ScrapeTarget[]): string {
   );
 }
 
+/** The relabelling both modes share: `__meta_kubernetes_*` → `namespace`, `pod` and pod labels. */
+const POD_RELABELS = [
+  { source_labels: ['__meta_kubernetes_namespace'], target_label: 'namespace' },
+  { source_labels: ['__meta_kubernetes_pod_name'], target_label: 'pod' },
+  { action: 'labelmap', regex: '__meta_kubernetes_pod_label_(.+)' },
+];
+
+const LEADER_LABEL = 'leaderworkerset.sigs.k8s.io/worker-index';
+
+/**
+ * The `engines` job over Kubernetes SD (Prometheus 2.42 syntax: `kubernetes_sd_configs` with `api_server`,
+ * `tls_config`, `authorization.credentials_file`, `namespaces.names`, `selectors`). Pure.
+ */
+export function kubernetesSdJob(sd: KubernetesSdOptions, tokenFile: string): Record<string, unknown> {
+  const annotation = `__meta_kubernetes_pod_annotation_${sanitizeLabelName(sd.metricsPortAnnotation)}`;
+  const leader = `__meta_kubernetes_pod_label_${sanitizeLabelName(LEADER_LABEL)}`;
+  return {
+    job_name: 'engines',
+    honor_labels: false,
+    kubernetes_sd_configs: [
+      {
+        role: 'pod',
+        api_server: sd.apiServer,
+        tls_config: { ca_file: sd.caFile },
+        authorization: { type: 'Bearer', credentials_file: tokenFile },
+        namespaces: { names: [...sd.namespaces] },
+        // Server-side filter: the API server sends leaders only.
+        selectors: [{ role: 'pod', label: `${LEADER_LABEL}=0` }],
+      },
+    ],
+    relabel_configs: [
+      { source_labels: [leader], regex: '0', action: 'keep' },
+      { source_labels: [annotation], regex: '[0-9]+', action: 'keep' },
+      // One target per container (port) collapses to one after this: same labels, same address.
+      {
+        source_labels: [annotation],
+        regex: '([0-9]+)',
+        target_label: '__address__',
+        replacement: '127.0.0.1:$1',
+      },
+      { target_label: '__metrics_path__', replacement: '/metrics' },
+      ...POD_RELABELS,
+    ],
+  };
+}
+
+function globalConfig(scrapeIntervalSeconds: number) {
+  return {
+    scrape_interval: `${scrapeIntervalSeconds}s`,
+    scrape_timeout: `${Math.round(Math.max(0.5, scrapeIntervalSeconds * 0.8) * 1000)}ms`,
+    evaluation_interval: '60s',
+  };
+}
+
+function kubernetesSdConfig(
+  scrapeIntervalSeconds: number,
+  sd: KubernetesSdOptions,
+  tokenFile: string,
+): string {
+  return JSON.stringify({
+    global: globalConfig(scrapeIntervalSeconds),
+    scrape_configs: [kubernetesSdJob(sd, tokenFile)],
+  });
+}
+
 function config(scrapeIntervalSeconds: number, sdFile: string, honorLabels: boolean): string {
   // JSON is valid YAML; no YAML writer needed.
   return JSON.stringify({
@@ -123,22 +212,47 @@ async function getJson(url: string, timeoutMs = 2000): Promise<unknown> {
   return res.json();
 }
 
-export async function startPrometheus(
-  options: { scrapeIntervalSeconds?: number; startTimeoutMs?: number; honorLabels?: boolean } = {},
-): Promise<PrometheusHarness> {
-  const scrapeIntervalSeconds = options.scrapeIntervalSeconds ?? 1;
-  const dir = await mkdtemp(path.join(tmpdir(), 'kvpa-prom-'));
-  const sdFile = path.join(dir, 'targets.json');
-  const configFile = path.join(dir, 'prometheus.yml');
-  await writeFile(sdFile, '[]');
-  await writeFile(configFile, config(scrapeIntervalSeconds, sdFile, options.honorLabels ?? false));
+async function waitForTargets(
+  url: string,
+  pods: readonly { namespace: string; pod: string }[],
+  timeoutMs: number,
+): Promise<void> {
+  const want = new Set(pods.map((t) => `${t.namespace}/${t.pod}`));
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const body = (await getJson(`${url}/api/v1/targets?state=active`)) as {
+      data: { activeTargets: { labels: Record<string, string>; health: string }[] };
+    };
+    const active = body.data.activeTargets;
+    const have = new Set(active.map((t) => `${t.labels.namespace}/${t.labels.pod}`));
+    const scraped = active.filter((t) => t.health !== 'unknown').length;
+    if (have.size === want.size && [...want].every((k) => have.has(k)) && scraped === active.length) {
+      return;
+    }
+    if (Date.now() > until) {
+      throw new Error(
+        `targets not active within ${timeoutMs} ms: have [${[...have].join(', ')}], want [${[...want].join(', ')}]`,
+      );
+    }
+    await sleep(200);
+  }
+}
+
+/** A running Prometheus process; `stop` ends it (not the temp dir). */
+interface Launched {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts the binary on a free loopback port and waits for /-/ready; on failure kills it and throws with stderr. */
+async function launch(configFile: string, dataDir: string, startTimeoutMs: number): Promise<Launched> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child: ChildProcess = spawn(
     prometheusBinary(),
     [
       `--config.file=${configFile}`,
-      `--storage.tsdb.path=${path.join(dir, 'data')}`,
+      `--storage.tsdb.path=${dataDir}`,
       `--web.listen-address=127.0.0.1:${port}`,
       '--log.level=warn',
     ],
@@ -164,10 +278,9 @@ export async function startPrometheus(
       while (!exited && Date.now() < deadline) await sleep(50);
       if (!exited) child.kill('SIGKILL');
     }
-    await rm(dir, { recursive: true, force: true });
   };
 
-  const deadline = Date.now() + (options.startTimeoutMs ?? 15_000);
+  const deadline = Date.now() + startTimeoutMs;
   for (;;) {
     if (exited) {
       await stop();
@@ -175,7 +288,7 @@ export async function startPrometheus(
     }
     try {
       const res = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) });
-      if (res.ok) break;
+      if (res.ok) return { url, stop };
     } catch {
       // not listening yet
     }
@@ -185,32 +298,102 @@ export async function startPrometheus(
     }
     await sleep(100);
   }
+}
+
+/**
+ * How Kubernetes SD is done: `native` = Prometheus' own `kubernetes_sd_configs`; `bridge` = our pod watcher
+ * writes what Kubernetes SD would discover (the same `__meta_kubernetes_*` labels) to a file_sd file, with the
+ * same relabelling. `auto` tries native and falls back to the bridge when the binary has no Kubernetes SD:
+ * Debian's 2.42 build leaves it out (client-go is not packaged), and rejects the config at start-up.
+ */
+export type KubernetesSdDiscovery = 'auto' | 'native' | 'bridge';
+
+const NO_KUBERNETES_SD = /field kubernetes_sd_configs not found/;
+
+export async function startPrometheus(
+  options: {
+    scrapeIntervalSeconds?: number;
+    startTimeoutMs?: number;
+    honorLabels?: boolean;
+    /** Discover engines through Kubernetes SD instead of test-written file_sd targets. */
+    kubernetesSd?: KubernetesSdOptions & { readonly discovery?: KubernetesSdDiscovery };
+  } = {},
+): Promise<PrometheusHarness> {
+  const scrapeIntervalSeconds = options.scrapeIntervalSeconds ?? 1;
+  const startTimeoutMs = options.startTimeoutMs ?? 15_000;
+  const dir = await mkdtemp(path.join(tmpdir(), 'kvpa-prom-'));
+  const sdFile = path.join(dir, 'targets.json');
+  const configFile = path.join(dir, 'prometheus.yml');
+  const dataDir = path.join(dir, 'data');
+  const sd = options.kubernetesSd;
+  let launched: Launched | undefined;
+  let bridge: { stop(): Promise<void> } | undefined;
+  let discovery: 'file' | 'native' | 'bridge' = 'file';
+  try {
+    if (sd === undefined) {
+      await writeFile(sdFile, '[]');
+      await writeFile(configFile, config(scrapeIntervalSeconds, sdFile, options.honorLabels ?? false));
+      launched = await launch(configFile, dataDir, startTimeoutMs);
+    } else {
+      let tokenFile = sd.bearerTokenFile;
+      if (sd.bearerToken !== undefined) {
+        tokenFile = path.join(dir, 'token');
+        await writeFile(tokenFile, sd.bearerToken, { mode: 0o600 });
+      }
+      if (tokenFile === undefined) throw new Error('kubernetesSd needs bearerToken or bearerTokenFile');
+      const mode = sd.discovery ?? 'auto';
+      if (mode !== 'bridge') {
+        await writeFile(configFile, kubernetesSdConfig(scrapeIntervalSeconds, sd, tokenFile));
+        try {
+          launched = await launch(configFile, dataDir, startTimeoutMs);
+          discovery = 'native';
+        } catch (err) {
+          if (mode === 'native' || !NO_KUBERNETES_SD.test(String(err))) throw err;
+        }
+      }
+      if (launched === undefined) {
+        await writeFile(sdFile, '[]');
+        const { kubernetes_sd_configs: _native, ...job } = kubernetesSdJob(sd, tokenFile);
+        await writeFile(
+          configFile,
+          JSON.stringify({
+            global: globalConfig(scrapeIntervalSeconds),
+            scrape_configs: [{ ...job, file_sd_configs: [{ files: [sdFile], refresh_interval: '1s' }] }],
+          }),
+        );
+        // Loaded only here: the file_sd mode never needs the Kubernetes client.
+        const { startPodSdBridge } = await import('./pod-sd-bridge.ts');
+        bridge = await startPodSdBridge({ ...sd, tokenFile, file: sdFile, leaderLabel: LEADER_LABEL });
+        launched = await launch(configFile, dataDir, startTimeoutMs);
+        discovery = 'bridge';
+      }
+    }
+  } catch (err) {
+    await bridge?.stop();
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const { url } = launched;
+  const running = launched;
+  const stop = async () => {
+    await running.stop();
+    await bridge?.stop();
+    await rm(dir, { recursive: true, force: true });
+  };
 
   return {
     url,
     scrapeIntervalSeconds,
+    discovery,
     async setTargets(targets, timeoutMs = 10_000) {
+      if (sd !== undefined)
+        throw new Error('setTargets: this Prometheus discovers its targets through Kubernetes SD');
       await writeFile(`${sdFile}.tmp`, fileSd(targets));
       // Rename so that Prometheus never reads a half-written file.
       await rename(`${sdFile}.tmp`, sdFile);
-      const want = new Set(targets.map((t) => `${t.namespace}/${t.pod}`));
-      const until = Date.now() + timeoutMs;
-      for (;;) {
-        const body = (await getJson(`${url}/api/v1/targets?state=active`)) as {
-          data: { activeTargets: { labels: Record<string, string>; health: string }[] };
-        };
-        const active = body.data.activeTargets;
-        const have = new Set(active.map((t) => `${t.labels.namespace}/${t.labels.pod}`));
-        const scraped = active.filter((t) => t.health !== 'unknown').length;
-        if (have.size === want.size && [...want].every((k) => have.has(k)) && scraped === active.length) {
-          return;
-        }
-        if (Date.now() > until) {
-          throw new Error(`targets not active within ${timeoutMs} ms: have ${have.size}, want ${want.size}`);
-        }
-        await sleep(200);
-      }
+      await waitForTargets(url, targets, timeoutMs);
     },
+    waitForTargets: (pods, timeoutMs = 10_000) => waitForTargets(url, pods, timeoutMs),
     async servedRequests(handler) {
       const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(2000) });
       const text = await res.text();
