@@ -9,7 +9,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
-          exclude: ['test/integration/**', '**/node_modules/**'],
+          exclude: ['test/integration/**', 'test/e2e/**', '**/node_modules/**'],
         },
       },
       {
@@ -22,6 +22,18 @@ export default defineConfig({
           globalSetup: ['test/harness/global-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
+        },
+      },
+      {
+        // The whole live stack (kvpa up): its own control plane, workload controllers, Prometheus and
+        // the kvpa controller process. Run on its own after the others (npm test), so it has the cores.
+        extends: true,
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          testTimeout: 600_000,
+          hookTimeout: 900_000,
+          fileParallelism: false,
         },
       },
     ],

@@ -4,11 +4,13 @@ import { BACKTEST_USAGE, runBacktest } from './backtest.ts';
 import { CONTROLLER_USAGE, runController } from './controller.ts';
 import { DECIDE_USAGE, runDecide } from './decide.ts';
 import { RECOMMEND_USAGE, runRecommend } from './recommend.ts';
+import { runUp, UP_USAGE } from './up.ts';
 import { type Output, runValidate, VALIDATE_USAGE } from './validate.ts';
 
 const USAGE = `kvpa: the KV-cache Pod Autoscaler
 
 Commands:
+  kvpa up [flags]                 the whole stack on this machine: control plane, LWS, emulated GPUs, Prometheus, load
   kvpa controller [flags]         run the controller against a cluster
   kvpa decide --scenario FILE     replay observations through the decision core (JSON lines out)
   kvpa simulate --trace FILE ...  replay a request trace through a simulated DeepSeek-R1 fleet (kvpa simulate --help)
@@ -19,6 +21,7 @@ Commands:
                                   replay Prometheus history through a policy: summary, SVG, JSON
   kvpa help                       this text
 
+${UP_USAGE}
 ${CONTROLLER_USAGE}
 ${DECIDE_USAGE}
 ${VALIDATE_USAGE}
@@ -33,6 +36,8 @@ const processOutput: Output = {
 export async function main(argv: readonly string[], io: Output = processOutput): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
+    case 'up':
+      return runUp(rest, io);
     case 'controller':
       return runController(rest, io);
     case 'simulate':

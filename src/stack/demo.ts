@@ -53,8 +53,6 @@ export function demoLeaderWorkerSet(pool: DemoPool, options: DemoOptions): Recor
       },
     ],
     ...(options.nodeSelector !== undefined ? { nodeSelector: { ...options.nodeSelector } } : {}),
-    // kwok's fake nodes carry a NoSchedule taint so real workloads never land there.
-    tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }],
   };
   return {
     apiVersion: 'leaderworkerset.x-k8s.io/v1',

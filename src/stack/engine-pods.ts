@@ -21,7 +21,9 @@ import type { Pool } from '../sim/policies/types.ts';
 import { type EngineRef, POOLS } from './engines.ts';
 
 export const LEADER_LABEL = 'leaderworkerset.sigs.k8s.io/worker-index';
-export const ROLE_LABEL = 'llm-d.ai/role';
+export { ROLE_LABEL } from './demo.ts';
+
+import { ROLE_LABEL } from './demo.ts';
 export const METRICS_PORT_ANNOTATION = 'kvpa.io/emulated-metrics-port';
 export const FIELD_MANAGER = 'kvpa-engines';
 

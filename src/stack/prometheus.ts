@@ -245,8 +245,13 @@ interface Launched {
 }
 
 /** Starts the binary on a free loopback port and waits for /-/ready; on failure kills it and throws with stderr. */
-async function launch(configFile: string, dataDir: string, startTimeoutMs: number): Promise<Launched> {
-  const port = await freePort();
+async function launch(
+  configFile: string,
+  dataDir: string,
+  startTimeoutMs: number,
+  fixedPort?: number,
+): Promise<Launched> {
+  const port = fixedPort ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
   const child: ChildProcess = spawn(
     prometheusBinary(),
@@ -315,6 +320,8 @@ export async function startPrometheus(
     scrapeIntervalSeconds?: number;
     startTimeoutMs?: number;
     honorLabels?: boolean;
+    /** Listen on this loopback port (a restart that clients must find at the same address); default: a free one. */
+    port?: number;
     /** Discover engines through Kubernetes SD instead of test-written file_sd targets. */
     kubernetesSd?: KubernetesSdOptions & { readonly discovery?: KubernetesSdDiscovery };
   } = {},
@@ -333,7 +340,7 @@ export async function startPrometheus(
     if (sd === undefined) {
       await writeFile(sdFile, '[]');
       await writeFile(configFile, config(scrapeIntervalSeconds, sdFile, options.honorLabels ?? false));
-      launched = await launch(configFile, dataDir, startTimeoutMs);
+      launched = await launch(configFile, dataDir, startTimeoutMs, options.port);
     } else {
       let tokenFile = sd.bearerTokenFile;
       if (sd.bearerToken !== undefined) {
@@ -345,7 +352,7 @@ export async function startPrometheus(
       if (mode !== 'bridge') {
         await writeFile(configFile, kubernetesSdConfig(scrapeIntervalSeconds, sd, tokenFile));
         try {
-          launched = await launch(configFile, dataDir, startTimeoutMs);
+          launched = await launch(configFile, dataDir, startTimeoutMs, options.port);
           discovery = 'native';
         } catch (err) {
           if (mode === 'native' || !NO_KUBERNETES_SD.test(String(err))) throw err;
@@ -364,7 +371,7 @@ export async function startPrometheus(
         // Loaded only here: the file_sd mode never needs the Kubernetes client.
         const { startPodSdBridge } = await import('./pod-sd-bridge.ts');
         bridge = await startPodSdBridge({ ...sd, tokenFile, file: sdFile, leaderLabel: LEADER_LABEL });
-        launched = await launch(configFile, dataDir, startTimeoutMs);
+        launched = await launch(configFile, dataDir, startTimeoutMs, options.port);
         discovery = 'bridge';
       }
     }

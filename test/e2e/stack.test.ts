@@ -1,0 +1,200 @@
+/**
+ * End to end, on the stack `kvpa up` starts: a real control plane with the LWS controller,
+ * kube-controller-manager, kube-scheduler and kwok; emulated vLLM engines behind Ready leader pods;
+ * Debian's Prometheus with Kubernetes service discovery; the Grafana contract server; and the real
+ * `kvpa controller` process. Time is compressed (seconds-long windows, 4× engines) but nothing is mocked
+ * between the metric on an engine's /metrics and the write to LeaderWorkerSet spec.replicas.
+ *
+ * One scenario, in order, because each phase starts from the state the previous one left:
+ *   A. DryRun: a load step makes kvpa recommend more decode groups, and nothing is written.
+ *   B. Apply: decode scales up, and panic starts.
+ *   C. The load drops and the controller restarts: no scale-down inside the stable window.
+ *   D. Prometheus is killed: the pools hold while signals are missing.
+ *   E. Prometheus returns: decode scales back down, no sooner than the scale-down delay after the drop.
+ *   Throughout: Grafana annotations arrive.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PodAutoscaler } from '../../src/api/podautoscaler.ts';
+import { lwsName } from '../../src/stack/demo.ts';
+import { type Stack, startStack } from '../../src/stack/up.ts';
+
+const STABLE_WINDOW_SECONDS = 12;
+const SCALE_DOWN_DELAY_SECONDS = 20;
+const LOW = { requestsPerSecond: 8, inputTokens: 2000, outputTokens: 800 };
+const HIGH = { requestsPerSecond: 90, inputTokens: 2000, outputTokens: 1500 };
+
+let stack: Stack;
+/** Wall-clock ms when the load dropped, and the decode groups asked for then. */
+let droppedAtMs = 0;
+/** Every decode spec.replicas seen, with its time: the scale-down check reads the whole history. */
+const decodeSpecHistory: { atMs: number; spec: number | null }[] = [];
+let poller: NodeJS.Timeout | undefined;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(
+  what: string,
+  timeoutSeconds: number,
+  probe: () => Promise<T | undefined | null | false>,
+) {
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== null && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutSeconds} s waiting for ${what}`);
+    await sleep(500);
+  }
+}
+
+async function patchMode(mode: 'Apply' | 'DryRun') {
+  const api = stack.kubeConfig.makeApiClient(CustomObjectsApi);
+  const current = (await stack.podAutoscaler()) as PodAutoscaler;
+  await api.replaceNamespacedCustomObject({
+    group: 'kvpa.io',
+    version: 'v1alpha1',
+    namespace: stack.namespace,
+    plural: 'podautoscalers',
+    name: 'deepseek-r1',
+    body: { ...current, spec: { ...current.spec, mode } },
+  });
+}
+
+async function decodeGeneration(): Promise<number> {
+  const api = stack.kubeConfig.makeApiClient(CustomObjectsApi);
+  const o = (await api.getNamespacedCustomObject({
+    group: 'leaderworkerset.x-k8s.io',
+    version: 'v1',
+    namespace: stack.namespace,
+    plural: 'leaderworkersets',
+    name: lwsName('decode'),
+  })) as { metadata: { generation: number } };
+  return o.metadata.generation;
+}
+
+function poolStatus(pa: PodAutoscaler | null, pool: string) {
+  return pa?.status?.pools?.find((p) => p.name === pool);
+}
+
+beforeAll(async () => {
+  stack = await startStack({
+    workDir: mkdtempSync(path.join(tmpdir(), 'kvpa-e2e-')),
+    podStartupSeconds: 4,
+    scrapeIntervalSeconds: 1,
+    accelerationFactor: 4,
+    maxGroups: { prefill: 2, decode: 3 },
+    initialMode: 'DryRun',
+    autoscaler: {
+      stableWindowSeconds: STABLE_WINDOW_SECONDS,
+      panicWindowPercentage: 25,
+      scaleDownDelaySeconds: SCALE_DOWN_DELAY_SECONDS,
+      staleAfterSeconds: 5,
+    },
+    load: { kind: 'steps', steps: [{ atSeconds: 0, ...LOW }] },
+    loadDurationSeconds: 24 * 3600,
+    log: (m) => process.stderr.write(`[e2e] ${m}\n`),
+  });
+  stack.load.start();
+  poller = setInterval(() => {
+    void stack.lws('decode').then((l) => decodeSpecHistory.push({ atMs: Date.now(), spec: l.specGroups }));
+  }, 500);
+}, 600_000);
+
+afterAll(async () => {
+  if (poller !== undefined) clearInterval(poller);
+  await stack?.stop();
+}, 120_000);
+
+describe('kvpa on the live stack', () => {
+  it('A. in DryRun a load step raises the recommendation and nothing is written', async () => {
+    await until('both pools serving one ready group', 180, async () => {
+      const [p, d] = await Promise.all([stack.lws('prefill'), stack.lws('decode')]);
+      return p.readyGroups === 1 && d.readyGroups === 1;
+    });
+    await until(
+      'the first decision in status',
+      60,
+      async () => poolStatus(await stack.podAutoscaler(), 'decode')?.lastDecision,
+    );
+    const generation = await decodeGeneration();
+    stack.setLoad([{ atSeconds: 0, ...HIGH }]);
+    const recommended = await until('a dry-run recommendation above 1 decode group', 120, async () => {
+      const r = poolStatus(await stack.podAutoscaler(), 'decode')?.recommendedReplicas ?? 0;
+      return r > 1 ? r : undefined;
+    });
+    expect(recommended).toBeGreaterThan(1);
+    expect(await decodeGeneration()).toBe(generation);
+    expect((await stack.lws('decode')).specGroups).toBe(1);
+  }, 400_000);
+
+  it('B. in Apply decode scales up and panic starts', async () => {
+    await patchMode('Apply');
+    const spec = await until('decode asked for more than 1 group', 60, async () => {
+      const s = (await stack.lws('decode')).specGroups ?? 0;
+      return s > 1 ? s : undefined;
+    });
+    expect(spec).toBeGreaterThan(1);
+    await until(
+      'panic mode on decode',
+      60,
+      async () => poolStatus(await stack.podAutoscaler(), 'decode')?.mode === 'Panic',
+    );
+    await until('the new decode groups ready', 120, async () => {
+      const l = await stack.lws('decode');
+      return l.readyGroups !== null && l.readyGroups > 1;
+    });
+  }, 300_000);
+
+  it('C. when the load drops and the controller restarts, nothing scales down inside the stable window', async () => {
+    const before = (await stack.lws('decode')).specGroups ?? 0;
+    stack.setLoad([{ atSeconds: 0, ...LOW }]);
+    droppedAtMs = Date.now();
+    await stack.stopController();
+    stack.startController();
+    const restartedAtMs = Date.now();
+    while (Date.now() - restartedAtMs < STABLE_WINDOW_SECONDS * 1000) {
+      expect((await stack.lws('decode')).specGroups).toBeGreaterThanOrEqual(before);
+      await sleep(1000);
+    }
+  }, 120_000);
+
+  it('D. with Prometheus gone the pools hold: no scale-down while signals are missing', async () => {
+    const held = {
+      prefill: (await stack.lws('prefill')).specGroups ?? 0,
+      decode: (await stack.lws('decode')).specGroups ?? 0,
+    };
+    await stack.killPrometheus();
+    const killedAtMs = Date.now();
+    // Longer than stable window + delay: with data it would have scaled down by now.
+    const holdSeconds = STABLE_WINDOW_SECONDS + SCALE_DOWN_DELAY_SECONDS + 10;
+    while (Date.now() - killedAtMs < holdSeconds * 1000) {
+      for (const pool of ['prefill', 'decode'] as const) {
+        expect((await stack.lws(pool)).specGroups).toBeGreaterThanOrEqual(held[pool]);
+      }
+      await sleep(1000);
+    }
+    const pa = await stack.podAutoscaler();
+    const metrics = pa?.status?.conditions?.find((c) => c.type === 'MetricsAvailable');
+    expect(metrics?.status).toBe('False');
+  }, 180_000);
+
+  it('E. with Prometheus back, decode scales down, and not before the scale-down delay', async () => {
+    await stack.restartPrometheus();
+    await until('decode back to 1 group', 240, async () => (await stack.lws('decode')).specGroups === 1);
+    const firstDown = decodeSpecHistory.find(
+      (h, i) =>
+        i > 0 && h.atMs > droppedAtMs && h.spec !== null && h.spec < (decodeSpecHistory[i - 1]?.spec ?? 0),
+    );
+    expect(firstDown).toBeDefined();
+    expect(((firstDown?.atMs ?? 0) - droppedAtMs) / 1000).toBeGreaterThanOrEqual(SCALE_DOWN_DELAY_SECONDS);
+  }, 300_000);
+
+  it('Grafana annotations arrived for the scaling events', async () => {
+    const annotations = stack.grafana?.annotations() ?? [];
+    expect(annotations.length).toBeGreaterThan(0);
+    expect(annotations.some((a) => /decode/.test(a.text))).toBe(true);
+  });
+});
