@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { traceStats } from '../sim/trace.ts';
 import type { StackSample } from '../stack/report.ts';
 import { writeReport } from '../stack/report.ts';
 import { DEFAULT_TRACE, type Stack, startStack } from '../stack/up.ts';
@@ -46,16 +47,6 @@ function positive(
   return n;
 }
 
-/** Trace length in trace seconds, from its last row (all three trace formats start with a time column). */
-async function traceSeconds(file: string): Promise<number> {
-  const { readFile } = await import('node:fs/promises');
-  const lines = (await readFile(file, 'utf8')).trim().split('\n');
-  const header = lines[0] ?? '';
-  const last = Number((lines[lines.length - 1] ?? '').split(',')[0]);
-  if (!Number.isFinite(last)) return 0;
-  return header.startsWith('t_ms') ? last / 1000 : last + 60;
-}
-
 export async function runUp(argv: readonly string[], io: Output): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -86,14 +77,17 @@ export async function runUp(argv: readonly string[], io: Output): Promise<number
   const scrape = positive(values, 'scrape-interval', 1, io);
   if (compression === null || multiplier === null || podStartup === null || scrape === null) return 2;
   const trace = typeof values.trace === 'string' ? values.trace : DEFAULT_TRACE;
-  let traceLength: number;
+  // Read the whole trace once before anything starts: a bad row fails here, naming file, line and fix,
+  // not minutes later inside a running stack.
+  let traceEndSeconds: number;
   try {
-    traceLength = await traceSeconds(trace);
+    const stats = traceStats(trace, { timeCompression: compression, rateMultiplier: multiplier });
+    traceEndSeconds = Number.isFinite(stats.lastSeconds) ? stats.lastSeconds : 0;
   } catch (e) {
     io.err(`kvpa up: --trace ${trace}: ${(e as Error).message}`);
     return 2;
   }
-  const duration = positive(values, 'duration-seconds', Math.ceil(traceLength / compression) + 60, io);
+  const duration = positive(values, 'duration-seconds', Math.ceil(traceEndSeconds) + 60, io);
   if (duration === null) return 2;
   const outDir =
     typeof values.out === 'string'
