@@ -84,30 +84,9 @@ log "$(go version); GOPROXY=$(go env GOPROXY); $(nproc) cores"
 LOG=$CACHE_ROOT/build.log
 : >"$LOG"
 
-# Runs "$@" with output to $LOG, printing a heartbeat every 30s.
-run_logged() {
-  local what=$1
-  shift
-  local start=$SECONDS
-  "$@" >>"$LOG" 2>&1 &
-  local pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    for _ in $(seq 30); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "  $what: $((SECONDS - start))s elapsed, $(wc -l <"$LOG") log lines (tail: $(tail -n1 "$LOG" | cut -c1-80))"
-    fi
-  done
-  if wait "$pid"; then
-    log "  $what: done in $((SECONDS - start))s"
-  else
-    log "  $what: FAILED after $((SECONDS - start))s; last lines of $LOG:"
-    tail -n 25 "$LOG" >&2
-    return 1
-  fi
-}
+# run_logged: scripts/lib.sh
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 build_k8s() { # $1 = k8s version (no v), $2 = work dir, $3 = output bin dir
   local v=$1 w=$2 out=$3

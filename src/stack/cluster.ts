@@ -348,20 +348,29 @@ interface Pki {
   saPrivateKey: string;
 }
 
-/** A throw-away CA, a serving cert for 127.0.0.1/localhost and a ServiceAccount signing key pair. */
-async function generatePki(workDir: string): Promise<Pki> {
-  const dir = path.join(workDir, 'pki');
+/** Runs openssl in `dir`, naming the command in the error. */
+async function openssl(dir: string, ...args: string[]): Promise<void> {
+  try {
+    await execFileAsync('openssl', args, { cwd: dir });
+  } catch (err) {
+    throw new Error(`openssl ${args.join(' ')} failed: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * A throw-away CA (`ca.crt`/`ca.key`) and a serving cert for 127.0.0.1/localhost signed by it
+ * (`<name>.crt`/`<name>.key`) in `dir`, valid for 7 days. Used by the API server and by the LWS webhook.
+ */
+export async function loopbackServingCert(
+  dir: string,
+  o: { caCommonName: string; name: string; commonName: string },
+): Promise<{ caCert: string; cert: string; key: string }> {
   await mkdir(dir, { recursive: true });
-  const f = (name: string) => path.join(dir, name);
-  const openssl = async (...args: string[]) => {
-    try {
-      await execFileAsync('openssl', args, { cwd: dir });
-    } catch (err) {
-      throw new Error(`openssl ${args.join(' ')} failed: ${(err as Error).message}`);
-    }
-  };
+  const f = (file: string) => path.join(dir, file);
   const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const days = ['-days', '7'];
   await openssl(
+    dir,
     'req',
     '-x509',
     ...ecKey,
@@ -369,51 +378,62 @@ async function generatePki(workDir: string): Promise<Pki> {
     f('ca.key'),
     '-out',
     f('ca.crt'),
-    '-days',
-    '7',
+    ...days,
     '-subj',
-    '/CN=kvpa-test-ca',
+    `/CN=${o.caCommonName}`,
   );
   await openssl(
+    dir,
     'req',
     ...ecKey,
     '-keyout',
-    f('apiserver.key'),
+    f(`${o.name}.key`),
     '-out',
-    f('apiserver.csr'),
+    f(`${o.name}.csr`),
     '-subj',
-    '/CN=kube-apiserver',
+    `/CN=${o.commonName}`,
   );
   await writeFile(
     f('serving.ext'),
     'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n',
   );
   await openssl(
+    dir,
     'x509',
     '-req',
     '-in',
-    f('apiserver.csr'),
+    f(`${o.name}.csr`),
     '-CA',
     f('ca.crt'),
     '-CAkey',
     f('ca.key'),
     '-CAcreateserial',
-    '-days',
-    '7',
+    ...days,
     '-extfile',
     f('serving.ext'),
     '-out',
-    f('apiserver.crt'),
+    f(`${o.name}.crt`),
   );
+  return { caCert: f('ca.crt'), cert: f(`${o.name}.crt`), key: f(`${o.name}.key`) };
+}
+
+/** A throw-away CA, a serving cert for 127.0.0.1/localhost and a ServiceAccount signing key pair. */
+async function generatePki(workDir: string): Promise<Pki> {
+  const dir = path.join(workDir, 'pki');
+  const serving = await loopbackServingCert(dir, {
+    caCommonName: 'kvpa-test-ca',
+    name: 'apiserver',
+    commonName: 'kube-apiserver',
+  });
   // RSA: the signing algorithm every ServiceAccount token consumer supports.
-  await openssl('genrsa', '-out', f('sa.key'), '2048');
-  await openssl('rsa', '-in', f('sa.key'), '-pubout', '-out', f('sa.pub'));
+  await openssl(dir, 'genrsa', '-out', path.join(dir, 'sa.key'), '2048');
+  await openssl(dir, 'rsa', '-in', path.join(dir, 'sa.key'), '-pubout', '-out', path.join(dir, 'sa.pub'));
   return {
-    caCert: f('ca.crt'),
-    servingCert: f('apiserver.crt'),
-    servingKey: f('apiserver.key'),
-    saPublicKey: f('sa.pub'),
-    saPrivateKey: f('sa.key'),
+    caCert: serving.caCert,
+    servingCert: serving.cert,
+    servingKey: serving.key,
+    saPublicKey: path.join(dir, 'sa.pub'),
+    saPrivateKey: path.join(dir, 'sa.key'),
   };
 }
 

@@ -3,26 +3,23 @@
 // a LeaderWorkerSet into real Pods that become Ready after a startup delay. Binaries come from
 // scripts/build-stack.sh. Everything listens on 127.0.0.1 only; processes run in their own process
 // groups, which stop() (or the watchdog, if this Node process dies) kills.
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import YAML from 'yaml';
 import {
   type ClusterInfo,
   ensureBuiltBinaries,
   freePorts,
+  loopbackServingCert,
   type ManagedProcess,
   rawRequest,
   spawnManaged,
   startWatchdog,
   waitFor,
 } from './cluster.ts';
-
-const execFileAsync = promisify(execFile);
 
 export const stackBinaries = ['kube-controller-manager', 'kube-scheduler', 'lws-controller', 'kwok'] as const;
 
@@ -486,52 +483,12 @@ function probeLws(): unknown {
 
 /** A throw-away CA and a serving cert for 127.0.0.1 as tls.crt/tls.key (controller-runtime's names); returns the CA PEM. */
 async function generateServingCert(dir: string): Promise<string> {
-  await mkdir(dir, { recursive: true });
-  const f = (name: string) => path.join(dir, name);
-  const openssl = async (...args: string[]) => {
-    try {
-      await execFileAsync('openssl', args, { cwd: dir });
-    } catch (err) {
-      throw new Error(`openssl ${args.join(' ')} failed: ${(err as Error).message}`);
-    }
-  };
-  const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl(
-    'req',
-    '-x509',
-    ...ecKey,
-    '-keyout',
-    f('ca.key'),
-    '-out',
-    f('ca.crt'),
-    '-days',
-    '7',
-    '-subj',
-    '/CN=kvpa-lws-webhook-ca',
-  );
-  await openssl('req', ...ecKey, '-keyout', f('tls.key'), '-out', f('tls.csr'), '-subj', '/CN=127.0.0.1');
-  await writeFile(
-    f('serving.ext'),
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n',
-  );
-  await openssl(
-    'x509',
-    '-req',
-    '-in',
-    f('tls.csr'),
-    '-CA',
-    f('ca.crt'),
-    '-CAkey',
-    f('ca.key'),
-    '-CAcreateserial',
-    '-days',
-    '7',
-    '-extfile',
-    f('serving.ext'),
-    '-out',
-    f('tls.crt'),
-  );
-  return await readFile(f('ca.crt'), 'utf8');
+  const { caCert } = await loopbackServingCert(dir, {
+    caCommonName: 'kvpa-lws-webhook-ca',
+    name: 'tls',
+    commonName: '127.0.0.1',
+  });
+  return await readFile(caCert, 'utf8');
 }
 
 /** GET url and report a 200; the KCM/scheduler serving certs are self-signed, so they are not verified. */
