@@ -155,6 +155,11 @@ export class Controller {
     this.autoscalers.clear();
   }
 
+  /** `namespace/name` of every PodAutoscaler the watch currently holds (for readiness checks). */
+  watched(): string[] {
+    return (this.watch?.list() ?? []).map((o) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`);
+  }
+
   /** One sample-and-decide pass over every PodAutoscaler. Never throws. */
   async tick(): Promise<void> {
     const startedMs = this.now();

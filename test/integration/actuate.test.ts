@@ -215,11 +215,7 @@ async function controllerScales(c: KindCase, specGroups: number): Promise<void> 
   });
   await controller.start();
   try {
-    for (
-      let i = 0;
-      i < 100 && !(controller as unknown as { watch: { list(): unknown[] } }).watch.list().length;
-      i++
-    ) {
+    for (let i = 0; i < 100 && controller.watched().length === 0; i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
     signals.set(`${ns}/${name}/pool`, 'queueDepth', want);

@@ -121,12 +121,7 @@ function harness(wrapTarget: (t: ScaleTarget) => ScaleTarget = (t) => t) {
     },
     async waitFor(paName: string) {
       for (let i = 0; i < 100; i++) {
-        if (
-          (controller as unknown as { watch: { list(): Json[] } }).watch
-            .list()
-            .some((o) => (o.metadata as Json).name === paName)
-        )
-          return;
+        if (controller.watched().some((key) => key.endsWith(`/${paName}`))) return;
         await new Promise((r) => setTimeout(r, 50));
       }
       throw new Error(`the watch never saw ${paName}`);

@@ -125,12 +125,7 @@ describe('controller → Grafana annotations', () => {
         nowMs += s * 1000;
         await controller.tick();
       };
-      for (
-        let i = 0;
-        i < 50 && !(controller as unknown as { watch: { list(): unknown[] } }).watch.list().length;
-        i++
-      )
-        await sleep(50);
+      for (let i = 0; i < 50 && controller.watched().length === 0; i++) await sleep(50);
       signals.set(`${ns}/g/decode`, 'kvCacheUtilization', 0.95); // 1 ready at 0.95 → 2 groups, 2/1 ≥ 2: panic
       await step();
       signals.set(`${ns}/g/decode`, 'kvCacheUtilization', 0.3);
