@@ -149,8 +149,9 @@ async function measureMode(mode: string): Promise<number[]> {
           decode.lastDecision !== undefined
         );
       });
-      // Let every window fill with the calm value, then step.
-      await sleep(8_000 + scrapeSeconds * 1000);
+      // Let every window fill with the calm value, then step at a random phase of the scrape interval:
+      // runs of near-equal length would otherwise all hit the same phase and bias the figure.
+      await sleep(8_000 + scrapeSeconds * 1000 + Math.random() * scrapeSeconds * 1000);
       const t0 = performance.now();
       stack.engines.setOverride(stack.namespace, leader, { kvCacheUsage: 1 });
       for (;;) {

@@ -68,12 +68,12 @@ export function watchPodAutoscalers(
   informer.on('update', onChange);
   informer.on('delete', onChange);
   informer.on('error', (err) => {
+    // stop() aborts the watch request; that is not a failure worth a warning.
+    if (stopped) return;
     onError(err);
-    if (!stopped) {
-      timer = setTimeout(() => {
-        informer.start().catch(onError);
-      }, restartDelayMs);
-    }
+    timer = setTimeout(() => {
+      informer.start().catch(onError);
+    }, restartDelayMs);
   });
   return {
     start: () => informer.start(),
