@@ -3,10 +3,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { type Logger, pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  type GrafanaContractServer,
-  startGrafanaContractServer,
-} from '../../test/grafana-contract-server.ts';
+import { type GrafanaContractServer, startGrafanaContractServer } from '../stack/grafana-contract-server.ts';
 import {
   type AnnotationEvent,
   backoffDelayMs,
@@ -214,7 +211,7 @@ describe('grafana contract server', () => {
   });
 
   it('runs standalone and prints each accepted annotation as a JSON line, without the token', async () => {
-    const serverPath = fileURLToPath(new URL('../../test/grafana-contract-server.ts', import.meta.url));
+    const serverPath = fileURLToPath(new URL('../stack/grafana-contract-server.ts', import.meta.url));
     const child = spawn(process.execPath, ['--import', 'tsx', serverPath, '--port', '0', '--token', token], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
