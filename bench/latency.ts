@@ -18,10 +18,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { BUNDLED_POLICY_DIR, loadPolicies } from '../src/api/documents.ts';
-import type { PodAutoscaler } from '../src/api/podautoscaler.ts';
 import { createController } from '../src/cli/controller.ts';
 import { RoutingSignalSource } from '../src/control/sources.ts';
 import { PodsSignalSource } from '../src/observe/pods-control.ts';
@@ -59,19 +58,6 @@ function quantile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
   return sorted[i] ?? Number.NaN;
-}
-
-async function patchSpec(stack: Stack, edit: (pa: PodAutoscaler) => PodAutoscaler): Promise<void> {
-  const api = stack.kubeConfig.makeApiClient(CustomObjectsApi);
-  const pa = (await stack.podAutoscaler()) as PodAutoscaler;
-  await api.replaceNamespacedCustomObject({
-    group: 'kvpa.io',
-    version: 'v1alpha1',
-    namespace: stack.namespace,
-    plural: 'podautoscalers',
-    name: 'deepseek-r1',
-    body: edit(pa),
-  });
 }
 
 /** fetch for the direct scraper: http://<kwok pod IP>:<port>/metrics → that pod's engine on loopback. */
@@ -130,7 +116,7 @@ async function measureMode(mode: string): Promise<number[]> {
   try {
     stack.load.start();
     if (mode === 'direct') {
-      await patchSpec(stack, (pa) => ({
+      await stack.editPodAutoscaler((pa) => ({
         ...pa,
         spec: { ...pa.spec, metricsSource: { pods: { port: 8000 } } },
       }));

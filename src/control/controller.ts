@@ -222,7 +222,6 @@ export class Controller {
       const message = errors.map((e) => `${e.path}: ${e.message} (${e.hint})`).join('; ');
       return { ...base, spec, invalid: message, pools: new Map(), annotations: null };
     }
-    const nowSeconds = this.now() / 1000;
     const runtimes = new Map<string, PoolRuntime>();
     for (const pool of pools) {
       const old = previous?.pools.get(pool.name);

@@ -73,7 +73,7 @@ export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEv
       message: `${t.pool}: ${missing}; holding (no scale-down)`,
     });
   }
-  if (d !== null && d.inPanic && !memory.inPanic) {
+  if (d?.inPanic && !memory.inPanic) {
     events.push({ type: 'Warning', reason: 'PanicStarted', message: `${t.pool}: ${summary}` });
   }
   if (d !== null && !d.inPanic && memory.inPanic) {

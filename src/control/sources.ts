@@ -3,16 +3,9 @@
  * Prometheus source per Prometheus address, and one direct-scrape source for every `pods` pool.
  */
 import { PodsSignalSource } from '../observe/pods-control.ts';
-import { PrometheusPoolSignals, registrationOf } from '../observe/prometheus-control.ts';
-import { signalKindOf } from '../observe/prometheus-join.ts';
+import { PrometheusPoolSignals } from '../observe/prometheus-control.ts';
 import { PrometheusSignalSource } from '../observe/prometheus-source.ts';
-import {
-  type PoolSample,
-  type PoolSignalRequest,
-  type SignalHistory,
-  type SignalSource,
-  signalName,
-} from './signals.ts';
+import type { PoolSample, PoolSignalRequest, SignalSource } from './signals.ts';
 
 export class RoutingSignalSource implements SignalSource {
   private readonly prometheus = new Map<string, PrometheusPoolSignals>();

@@ -185,6 +185,20 @@ export class Stack {
     }
   }
 
+  /** Read-modify-write of the stack's PodAutoscaler (a 409 surfaces to the caller). */
+  async editPodAutoscaler(edit: (pa: PodAutoscaler) => PodAutoscaler, name = 'deepseek-r1'): Promise<void> {
+    const current = await this.podAutoscaler(name);
+    if (current === null) throw new Error(`PodAutoscaler ${this.namespace}/${name} not found`);
+    await this.kubeConfig.makeApiClient(CustomObjectsApi).replaceNamespacedCustomObject({
+      group: 'kvpa.io',
+      version: 'v1alpha1',
+      namespace: this.namespace,
+      plural: 'podautoscalers',
+      name,
+      body: edit(current),
+    });
+  }
+
   /** New Kubernetes Events of the PodAutoscalers since the last call, oldest first. */
   async newEvents(): Promise<string[]> {
     const core = this.kubeConfig.makeApiClient(CoreV1Api);

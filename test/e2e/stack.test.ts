@@ -48,16 +48,7 @@ async function until<T>(
 }
 
 async function patchMode(mode: 'Apply' | 'DryRun') {
-  const api = stack.kubeConfig.makeApiClient(CustomObjectsApi);
-  const current = (await stack.podAutoscaler()) as PodAutoscaler;
-  await api.replaceNamespacedCustomObject({
-    group: 'kvpa.io',
-    version: 'v1alpha1',
-    namespace: stack.namespace,
-    plural: 'podautoscalers',
-    name: 'deepseek-r1',
-    body: { ...current, spec: { ...current.spec, mode } },
-  });
+  await stack.editPodAutoscaler((pa) => ({ ...pa, spec: { ...pa.spec, mode } }));
 }
 
 async function decodeGeneration(): Promise<number> {

@@ -106,7 +106,7 @@ describe('kvpa controller (the CLI)', () => {
       let status: PodAutoscalerStatus | undefined;
       for (let i = 0; i < 150 && status?.observedGeneration === undefined; i++) {
         await sleep(200);
-        status = (await api.get(customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers') + '/cli')).status as
+        status = (await api.get(`${customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers')}/cli`)).status as
           | PodAutoscalerStatus
           | undefined;
       }
@@ -122,7 +122,7 @@ describe('kvpa controller (the CLI)', () => {
       // nothing was written to the target: dry-run, and missing data holds
       expect(
         (
-          (await api.get(customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets') + '/cli'))
+          (await api.get(`${customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets')}/cli`))
             .spec as { replicas: number }
         ).replicas,
       ).toBe(1);

@@ -93,7 +93,7 @@ describe('PodAutoscaler CRD in a real API server', () => {
       metadata: { name: 'bad-same-target' },
       spec: {
         ...body.spec,
-        pools: [pools[0], { ...pools[1], scaleTargetRef: (pools[0] ?? {}).scaleTargetRef }],
+        pools: [pools[0], { ...pools[1], scaleTargetRef: pools[0]?.scaleTargetRef }],
       },
     });
     expect(msg).toContain('each pool needs its own scale target');

@@ -22,8 +22,6 @@ import {
   initialState,
   SignalWindows,
 } from '../../decide/index.ts';
-import type { Calibration } from '../calibration.ts';
-import { decodeRunningTarget, prefillRunningTarget } from './targets.ts';
 import type {
   GroupMetrics,
   PolicyContext,
