@@ -3,9 +3,16 @@
  * Prometheus source per Prometheus address, and one direct-scrape source for every `pods` pool.
  */
 import { PodsSignalSource } from '../observe/pods-control.ts';
-import { PrometheusPoolSignals } from '../observe/prometheus-control.ts';
+import { PrometheusPoolSignals, registrationOf } from '../observe/prometheus-control.ts';
+import { signalKindOf } from '../observe/prometheus-join.ts';
 import { PrometheusSignalSource } from '../observe/prometheus-source.ts';
-import type { PoolSample, PoolSignalRequest, SignalSource } from './signals.ts';
+import {
+  type PoolSample,
+  type PoolSignalRequest,
+  type SignalHistory,
+  type SignalSource,
+  signalName,
+} from './signals.ts';
 
 export class RoutingSignalSource implements SignalSource {
   private readonly prometheus = new Map<string, PrometheusPoolSignals>();
@@ -24,6 +31,33 @@ export class RoutingSignalSource implements SignalSource {
       this.prometheus.set(key, source);
     }
     return source;
+  }
+
+  /**
+   * Restart recovery for Prometheus pools: one query_range per signal kind at a 1 s step, judged by the
+   * same quality gate as live ticks. Direct-scrape pools have no history (an empty map).
+   */
+  async backfill(request: PoolSignalRequest, fromSeconds: number, toSeconds: number): Promise<SignalHistory> {
+    const history = new Map<string, { atSeconds: number; total: number }[]>();
+    const { prometheus } = request.metricsSource;
+    if (prometheus === undefined) return history;
+    const { source } = this.prometheusFor(prometheus.address, prometheus.queryTimeoutSeconds);
+    const result = await source.backfill(
+      registrationOf({ ...request, heads: request.heads.map((h) => ({ ...h, surge: h.surge ?? false })) }),
+      fromSeconds,
+      toSeconds,
+      1,
+    );
+    for (const metric of request.pool.metrics) {
+      const kind = signalKindOf(metric);
+      const signal = kind === null ? undefined : result.signals.get(kind);
+      if (signal === undefined) continue;
+      history.set(
+        signalName(metric),
+        signal.samples.map((s) => ({ atSeconds: s.atSeconds, total: s.poolTotal })),
+      );
+    }
+    return history;
   }
 
   async sample(

@@ -6,6 +6,10 @@
  * applies target changes at most every 5 s, so scenarios switch pods up/down in the exporter instead.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadPolicies } from '../../src/api/documents.ts';
+import type { PodAutoscalerSpec } from '../../src/api/podautoscaler.ts';
+import { resolveAll } from '../../src/api/resolve.ts';
+import { RoutingSignalSource } from '../../src/control/sources.ts';
 import { decide, initialState } from '../../src/decide/kpa.ts';
 import { SignalWindows } from '../../src/decide/signal-windows.ts';
 import { KNATIVE_DEFAULTS, KVPA_EXTENSIONS } from '../../src/decide/spec.ts';
@@ -400,5 +404,48 @@ describe('Prometheus source against a real Prometheus', () => {
     expect(b.panicTotal).toBeCloseTo(a.panicTotal ?? Number.NaN, 6);
     // The values moved during the run, so agreement is not a constant by accident.
     expect(new Set(signal?.samples.map((s) => s.poolTotal)).size).toBeGreaterThan(2);
+
+    // The controller's routing source serves the same history for a pool whose PodAutoscaler names
+    // this Prometheus, keyed by the signal's name; a direct-scrape pool has none.
+    const { pools } = resolveAll(
+      {
+        mode: 'Apply',
+        policyRef: { name: 'default' },
+        metricsSource: { prometheus: { address: prom.url } },
+        pools: [
+          {
+            name: 'decode',
+            scaleTargetRef: {
+              apiVersion: 'leaderworkerset.x-k8s.io/v1',
+              kind: 'LeaderWorkerSet',
+              name: 'bf',
+            },
+            maxReplicas: 4,
+            metrics: [{ type: 'queueDepth', target: 5 }],
+          },
+        ],
+      } as PodAutoscalerSpec,
+      loadPolicies().policies,
+    );
+    const resolved = pools[0];
+    if (resolved === undefined) throw new Error('the test pool did not resolve');
+    const request = {
+      poolKey: p.poolKey,
+      namespace: 'ns-bf',
+      pool: resolved,
+      heads: [{ namespace: 'ns-bf', name: 'bf-0', groupKey: 'bf-0', groupReady: true, surge: false }],
+    };
+    const routed = await new RoutingSignalSource().backfill(
+      { ...request, metricsSource: { prometheus: { address: prom.url } } },
+      from,
+      to,
+    );
+    expect(routed.get('queueDepth')?.map((s) => s.total)).toEqual(signal?.samples.map((s) => s.poolTotal));
+    const direct = await new RoutingSignalSource().backfill(
+      { ...request, metricsSource: { pods: { port: 8000 } } },
+      from,
+      to,
+    );
+    expect(direct.size).toBe(0);
   }, 30_000);
 });
