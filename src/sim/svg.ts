@@ -3,6 +3,8 @@
  * queue, requested and ready groups, and SLO violations. Plain SVG, no dependencies: three stacked panels
  * sharing the time axis.
  */
+
+import { escapeXml } from '../report/svg-timeline.ts';
 import type { TimelineRow } from './fleet.ts';
 import type { Pool } from './policies/types.ts';
 
@@ -19,10 +21,6 @@ const LEFT = 70;
 const RIGHT = 150;
 const TOP = 40;
 const GAP = 30;
-
-function escapeXml(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
 
 function niceMax(x: number): number {
   if (!(x > 0)) return 1;

@@ -15,6 +15,7 @@ import { addPolicy, loadPolicies, readDocuments } from '../../api/documents.ts';
 import { type MetricSpec, signalName } from '../../api/podautoscaler.ts';
 import type { Policy } from '../../api/policy.ts';
 import { type ResolvedPool, resolvePool, toDeciderSpec } from '../../api/resolve.ts';
+import { formatError } from '../../cli/validate.ts';
 import {
   type DeciderSpec,
   type DeciderState,
@@ -55,7 +56,6 @@ export function resolveKvpaPool(
   minGroups: number,
   maxGroups: number,
   preset = KVPA_PRESET,
-  metrics?: MetricSpec[],
   policies: ReadonlyMap<string, Policy> = presets(),
 ): ResolvedPool {
   return resolvePool(
@@ -69,7 +69,6 @@ export function resolveKvpaPool(
       },
       minReplicas: minGroups,
       maxReplicas: maxGroups,
-      ...(metrics !== undefined ? { metrics } : {}),
     },
     0,
     policies,
@@ -92,20 +91,24 @@ export function loadPresetFile(file: string): { name: string; policies: Map<stri
     addPolicy(policies, d, fileErrors);
     name ??= d.value.metadata.name;
   }
-  if (fileErrors.length > 0) {
-    throw new Error(
-      fileErrors.map((e) => `${e.file}:${e.line}:${e.column}: ${e.path} ${e.message} (${e.hint})`).join('\n'),
-    );
-  }
+  if (fileErrors.length > 0) throw new Error(fileErrors.map(formatError).join('\n'));
   if (name === undefined)
     throw new Error(`${file}: no ScalingPolicy document (kind: ScalingPolicy) in the file`);
   return { name, policies };
 }
 
+/** Parsed preset files by path: a run builds one policy per pool, and the file does not change meanwhile. */
+const presetFiles = new Map<string, ReturnType<typeof loadPresetFile>>();
+
 /** kvpa driven by the first preset of a ScalingPolicy file, resolved per pool like the bundled ones. */
 export function kvpaPresetFilePolicy(file: string): PolicyFactory {
-  const { name, policies } = loadPresetFile(file);
-  return (context) => makeKvpaPolicy(`kvpa:${name}`, context, undefined, name, policies);
+  let loaded = presetFiles.get(file);
+  if (loaded === undefined) {
+    loaded = loadPresetFile(file);
+    presetFiles.set(file, loaded);
+  }
+  const { name, policies } = loaded;
+  return (context) => makeKvpaPolicy(`kvpa:${name}`, context, name, policies);
 }
 
 /** How the simulated head pod answers each metric type of the API. */
@@ -131,18 +134,10 @@ export function kvpaPolicy(context: PolicyContext): ScalingPolicy {
 function makeKvpaPolicy(
   name: string,
   context: PolicyContext,
-  metrics?: MetricSpec[],
   preset = KVPA_PRESET,
   policies: ReadonlyMap<string, Policy> = presets(),
 ): ScalingPolicy {
-  const resolved = resolveKvpaPool(
-    context.pool,
-    context.minGroups,
-    context.maxGroups,
-    preset,
-    metrics,
-    policies,
-  );
+  const resolved = resolveKvpaPool(context.pool, context.minGroups, context.maxGroups, preset, policies);
   const spec: DeciderSpec = toDeciderSpec(resolved);
   const signals = resolved.metrics.map((metric) => ({
     read: metricReader(metric),
