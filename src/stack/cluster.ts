@@ -4,7 +4,7 @@
 // and a watchdog does the same if this Node process dies without tearing down.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import net from 'node:net';
@@ -34,8 +34,10 @@ export interface ClusterInfo {
   adminToken: string;
   /** Static token of user "kvpa-nobody": authenticated, no RBAC bindings. */
   unprivilegedToken: string;
-  /** Names of the CRDs installed from the shared third-party directory. */
+  /** Names of the CRDs installed from the fetched third-party pin set. */
   thirdPartyCrds: string[];
+  /** Where those came from (ensureThirdPartyCrds); empty when installCrds was false. */
+  thirdPartyCrdDir: string;
   /** Names of the CRDs installed from the project's crds/ directory. */
   projectCrds: string[];
   /** Contents of bin/VERSIONS (kube-apiserver=..., etcd=..., go=...). */
@@ -53,7 +55,7 @@ export interface Cluster extends ClusterInfo {
 export interface StartClusterOptions {
   /** Directory with kube-apiserver and etcd; default: KVPA_K8S_BIN_DIR, else scripts/build-k8s.sh. */
   binDir?: string;
-  /** Install CRDs from the shared third-party dir and crds/ (default true). */
+  /** Install the third-party CRDs (scripts/fetch-crds.sh) and crds/ (default true). */
   installCrds?: boolean;
   readyTimeoutSeconds?: number;
   crdEstablishedTimeoutSeconds?: number;
@@ -63,13 +65,53 @@ export interface StartClusterOptions {
 
 const stopTimeoutSeconds = 10;
 
-/** Third-party CRDs live next to the clone, never copied into it. */
-export function sharedDir(): string {
-  return process.env.KVPA_SHARED_DIR ?? path.resolve(repoRoot, '../shared');
+/**
+ * The pinned third-party CRDs (scripts/fetch-crds.tsv), fetched from the Go module proxy into the cache
+ * by scripts/fetch-crds.sh (idempotent and checksum-verified, so calling it every time is cheap).
+ * Returns the pin set's directory: one subdirectory per project (lws/, kuberay/, …).
+ */
+export async function ensureThirdPartyCrds(log: (message: string) => void = defaultLog): Promise<string> {
+  const dir = await runCacheScript('scripts/fetch-crds.sh', log);
+  if (!existsSync(path.join(dir, '.complete'))) {
+    throw new Error(`scripts/fetch-crds.sh printed no complete CRD directory (got "${dir}")`);
+  }
+  return dir;
 }
 
-export function thirdPartyCrdDir(): string {
-  return path.join(sharedDir(), 'thirdparty-crds');
+/** One row of scripts/fetch-crds.tsv: where a third-party CRD comes from and its scale subresource. */
+export interface ThirdPartyCrdPin {
+  /** Path inside the pin set, e.g. lws/leaderworkerset.x-k8s.io_leaderworkersets.yaml. */
+  file: string;
+  /** module@version on the Go module proxy, or "repo" for a copy in test/fixtures/crds. */
+  source: string;
+  path: string;
+  sha256: string;
+  scale: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath: string } | undefined;
+}
+
+/** The pins as committed: tab-separated rows, `#` comments; scale is `spec|status|selector` or `none`. */
+export function readThirdPartyCrdPins(): ThirdPartyCrdPin[] {
+  const text = readFileSync(path.join(repoRoot, 'scripts/fetch-crds.tsv'), 'utf8');
+  const pins: ThirdPartyCrdPin[] = [];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const [file, source, rowPath, sha256, scale] = line.split('\t');
+    if (!file || !source || !rowPath || !sha256 || !scale) {
+      throw new Error(`scripts/fetch-crds.tsv: row "${line}" needs 5 tab-separated columns`);
+    }
+    const [specReplicasPath, statusReplicasPath, labelSelectorPath] = scale.split('|');
+    pins.push({
+      file,
+      source,
+      path: rowPath,
+      sha256,
+      scale:
+        scale === 'none' || !specReplicasPath || !statusReplicasPath || !labelSelectorPath
+          ? undefined
+          : { specReplicasPath, statusReplicasPath, labelSelectorPath },
+    });
+  }
+  return pins;
 }
 
 export function projectCrdDir(): string {
@@ -108,6 +150,18 @@ export async function ensureBuiltBinaries(
     }
     return fromEnv;
   }
+  const binDir = await runCacheScript(scriptRelPath, log);
+  if (!binDir || !binaries.every((b) => existsSync(path.join(binDir, b)))) {
+    throw new Error(`${scriptRelPath} printed no usable bin dir (got "${binDir}")`);
+  }
+  return binDir;
+}
+
+/**
+ * Runs an idempotent cache script (repo-relative; progress on stderr) and returns the last line it
+ * printed on stdout: the cached directory.
+ */
+async function runCacheScript(scriptRelPath: string, log: (message: string) => void): Promise<string> {
   const script = path.join(repoRoot, scriptRelPath);
   const startedMs = Date.now();
   const stdout = await new Promise<string>((resolve, reject) => {
@@ -123,18 +177,15 @@ export async function ensureBuiltBinaries(
         reject(
           new Error(
             `${scriptRelPath} failed (exit ${code}); its output above names the versions tried and the ` +
-              `build log under \${KVPA_CACHE:-~/.cache/kvpa}`,
+              `log under \${KVPA_CACHE:-~/.cache/kvpa}`,
           ),
         );
     });
   });
-  const binDir = stdout.trim().split('\n').pop() ?? '';
-  if (!binDir || !binaries.every((b) => existsSync(path.join(binDir, b)))) {
-    throw new Error(`${scriptRelPath} printed no usable bin dir (got "${binDir}")`);
-  }
+  const dir = stdout.trim().split('\n').pop() ?? '';
   const elapsedSeconds = (Date.now() - startedMs) / 1000;
-  if (elapsedSeconds > 5) log(`binaries ready after ${elapsedSeconds.toFixed(0)}s in ${binDir}`);
-  return binDir;
+  if (elapsedSeconds > 5) log(`${scriptRelPath} done after ${elapsedSeconds.toFixed(0)}s: ${dir}`);
+  return dir;
 }
 
 export async function startCluster(options: StartClusterOptions = {}): Promise<Cluster> {
@@ -236,10 +287,12 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
     kc.loadFromFile(kubeconfigPath);
     let thirdPartyCrds: string[] = [];
     let projectCrds: string[] = [];
+    let thirdPartyCrdDir = '';
     if (options.installCrds ?? true) {
       const crdTimeoutSeconds = options.crdEstablishedTimeoutSeconds ?? 120;
+      thirdPartyCrdDir = await ensureThirdPartyCrds(log);
       const crdStartedMs = Date.now();
-      thirdPartyCrds = await installCrdDir(kc, thirdPartyCrdDir(), crdTimeoutSeconds, true);
+      thirdPartyCrds = await installCrdDir(kc, thirdPartyCrdDir, crdTimeoutSeconds, true);
       projectCrds = await installCrdDir(kc, projectCrdDir(), crdTimeoutSeconds, false);
       log(
         `installed ${thirdPartyCrds.length} third-party + ${projectCrds.length} project CRDs in ` +
@@ -254,6 +307,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
       adminToken,
       unprivilegedToken,
       thirdPartyCrds,
+      thirdPartyCrdDir,
       projectCrds,
       binaryVersions: await readVersions(binDir),
       workDir,
@@ -652,7 +706,7 @@ export async function installCrdDir(
   required: boolean,
 ): Promise<string[]> {
   if (!existsSync(dir)) {
-    if (required) throw new Error(`CRD directory ${dir} does not exist (set KVPA_SHARED_DIR to override)`);
+    if (required) throw new Error(`CRD directory ${dir} does not exist`);
     return [];
   }
   const api = kc.makeApiClient(ApiextensionsV1Api);

@@ -2,8 +2,6 @@
 // ready groups (surge and partly-ready groups must not count), find heads, write exactly once, no-op when
 // unchanged, stale resourceVersion → ConflictError, applyGroups re-reads after a conflict, and a deleted
 // target → TargetNotFoundError. Status and Pod status are written by the test (no controllers run).
-import path from 'node:path';
-import { ApiextensionsV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { applyGroups } from '../../src/actuate/apply.ts';
@@ -19,7 +17,7 @@ import { loadPolicies } from '../../src/api/documents.ts';
 import type { ScaleTargetRef } from '../../src/api/podautoscaler.ts';
 import { Controller } from '../../src/control/controller.ts';
 import { ManualSignalSource } from '../../src/control/signals.ts';
-import { describeApiError, kubeConfigWithToken, readCrds, repoRoot } from '../harness/cluster.ts';
+import { kubeConfigWithToken } from '../harness/cluster.ts';
 import {
   at,
   condition,
@@ -37,27 +35,6 @@ const cluster = inject('cluster');
 const kubeConfig = kubeConfigWithToken(cluster, cluster.adminToken);
 const api = new RawApi(cluster);
 
-const DGDSA_CRD = 'dynamographdeploymentscalingadapters.nvidia.com';
-
-/** The Dynamo DGDSA CRD is not in thirdparty-crds: install the test stand-in (idempotent). */
-async function installDgdsaStandIn(): Promise<void> {
-  const ext = kubeConfig.makeApiClient(ApiextensionsV1Api);
-  const [doc] = await readCrds(path.join(repoRoot, 'test/fixtures/crds'));
-  if (!doc) throw new Error('test/fixtures/crds has no CRD');
-  try {
-    await ext.createCustomResourceDefinition({ body: doc.crd });
-  } catch (err) {
-    if ((err as { code?: number }).code !== 409) throw new Error(describeApiError(err));
-  }
-  const deadlineMs = Date.now() + 30_000;
-  for (;;) {
-    const got = await ext.readCustomResourceDefinition({ name: DGDSA_CRD });
-    if (got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) return;
-    if (Date.now() > deadlineMs) throw new Error(`${DGDSA_CRD} not Established after 30s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 let ns = '';
 
 beforeAll(async () => {
@@ -67,7 +44,6 @@ beforeAll(async () => {
     metadata: { generateName: 'actuate-' },
   });
   ns = (created.metadata as { name: string }).name;
-  await installDgdsaStandIn();
 });
 
 /** What a kind's setup hands to the shared contract. */
@@ -476,7 +452,7 @@ describe('ScaleTarget adapters on the real API server', () => {
     });
   });
 
-  it('DynamoGraphDeploymentScalingAdapter (test stand-in CRD): readiness from the Grove PCSG it drives', async () => {
+  it('DynamoGraphDeploymentScalingAdapter: readiness from the Grove PCSG it drives', async () => {
     const base = customPath('nvidia.com', 'v1alpha1', ns, 'dynamographdeploymentscalingadapters');
     await api.create(base, {
       apiVersion: 'nvidia.com/v1alpha1',

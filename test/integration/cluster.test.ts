@@ -1,5 +1,6 @@
 // Checks the shared test control plane itself: auth/RBAC, the upstream CRDs and their /scale
 // subresources, and the project's own CRD when it exists.
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -18,8 +19,8 @@ import {
   projectCrdDir,
   rawRequest,
   readCrds,
+  readThirdPartyCrdPins,
   repoRoot,
-  thirdPartyCrdDir,
 } from '../harness/cluster.ts';
 
 const cluster = inject('cluster');
@@ -119,36 +120,6 @@ describe('control plane', () => {
   });
 });
 
-interface ReadmeRow {
-  file: string;
-  scale: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath: string } | undefined;
-}
-
-/** The table in thirdparty-crds/README.md: file and scale subresource paths (or "none"). */
-function readReadmeTable(): ReadmeRow[] {
-  const readme = readFileSync(path.join(thirdPartyCrdDir(), 'README.md'), 'utf8');
-  const rows: ReadmeRow[] = [];
-  let scaleColumn = -1;
-  for (const line of readme.split('\n')) {
-    const cells = line.split('|').map((c) => c.trim());
-    if (cells[1] === 'File') scaleColumn = cells.findIndex((c) => c.startsWith('Scale subresource'));
-    const file = /^`([^`]+\.ya?ml)`$/.exec(cells[1] ?? '')?.[1];
-    const scaleCell = cells[scaleColumn];
-    if (!file || scaleColumn < 0 || !scaleCell) continue;
-    const paths = [...scaleCell.matchAll(/`([^`]+)`/g)].map((m) => m[1] ?? '');
-    const [specReplicasPath, statusReplicasPath, labelSelectorPath] = paths;
-    const hasScale = specReplicasPath !== undefined && !scaleCell.startsWith('none');
-    rows.push({
-      file,
-      scale:
-        hasScale && statusReplicasPath !== undefined && labelSelectorPath !== undefined
-          ? { specReplicasPath, statusReplicasPath, labelSelectorPath }
-          : undefined,
-    });
-  }
-  return rows;
-}
-
 const container = { name: 'main', image: 'registry.k8s.io/pause:3.10' };
 const podSpec = { containers: [container] };
 const podTemplate = { metadata: { labels: { app: 'fixture' } }, spec: podSpec };
@@ -182,32 +153,46 @@ const minimalSpecs: Record<string, Record<string, unknown>> = {
   },
   'podcliquescalinggroups.grove.io': { replicas: 2, cliqueNames: ['prefill'] },
   'podcliques.grove.io': { replicas: 2, roleName: 'prefill', podSpec },
+  'dynamographdeploymentscalingadapters.nvidia.com': {
+    replicas: 2,
+    dgdRef: { name: 'dgd', serviceName: 'decode' },
+  },
 };
 
 describe('third-party CRDs', async () => {
-  const rows = readReadmeTable();
-  const docs = await readCrds(thirdPartyCrdDir());
-  const crdsByFile = new Map(docs.map(({ file, crd }) => [path.relative(thirdPartyCrdDir(), file), crd]));
+  const rows = readThirdPartyCrdPins();
+  const dir = cluster.thirdPartyCrdDir;
+  const docs = await readCrds(dir);
+  const crdsByFile = new Map(docs.map(({ file, crd }) => [path.relative(dir, file), crd]));
   // The files as written (x-kubernetes-* keys), to compare with the server's JSON.
   const rawByFile = new Map(
-    docs.map(({ file }) => [path.relative(thirdPartyCrdDir(), file), YAML.parse(readFileSync(file, 'utf8'))]),
+    docs.map(({ file }) => [path.relative(dir, file), YAML.parse(readFileSync(file, 'utf8'))]),
   );
   const extensions = adminKc.makeApiClient(ApiextensionsV1Api);
 
-  it('the README table and the YAML files describe the same CRDs', () => {
-    expect(rows.length).toBeGreaterThanOrEqual(13);
+  it('scripts/fetch-crds.tsv and the fetched YAML files describe the same 14 CRDs', () => {
+    expect(rows.length).toBe(14);
     expect([...crdsByFile.keys()].sort()).toEqual(rows.map((r) => r.file).sort());
     expect(cluster.thirdPartyCrds.sort()).toEqual(
       [...crdsByFile.values()].map((c) => c.metadata?.name).sort(),
     );
   });
 
+  it('every fetched file has the SHA-256 committed in scripts/fetch-crds.tsv', () => {
+    for (const row of rows) {
+      const sha256 = createHash('sha256')
+        .update(readFileSync(path.join(dir, row.file)))
+        .digest('hex');
+      expect(sha256, row.file).toBe(row.sha256);
+    }
+  });
+
   for (const row of rows) {
     const crd = crdsByFile.get(row.file);
     const name = crd?.metadata?.name ?? row.file;
 
-    it(`${name} is Established, schemas intact, scale subresource as the README says`, async () => {
-      expect(crd, `${row.file} listed in README but not found`).toBeDefined();
+    it(`${name} is Established, schemas intact, scale subresource as fetch-crds.tsv says`, async () => {
+      expect(crd, `${row.file} listed in scripts/fetch-crds.tsv but not found`).toBeDefined();
       const stored = await extensions.readCustomResourceDefinition({ name });
       const conditions = stored.status?.conditions ?? [];
       expect(conditions.find((c) => c.type === 'Established')?.status).toBe('True');

@@ -8,7 +8,7 @@
 // scheduler and kwok taking over their Pods).
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Cluster, installCrdDir, startCluster, thirdPartyCrdDir } from '../../src/stack/cluster.ts';
+import { type Cluster, ensureThirdPartyCrds, installCrdDir, startCluster } from '../../src/stack/cluster.ts';
 import {
   processGroupAlive,
   startWorkloadControllers,
@@ -70,7 +70,7 @@ const podSummary = async () =>
 describe('workload controllers (KCM, scheduler, LWS, kwok)', () => {
   beforeAll(async () => {
     cluster = await startCluster({ installCrds: false });
-    await installCrdDir(cluster.kubeConfig(), path.join(thirdPartyCrdDir(), 'lws'), 60, true);
+    await installCrdDir(cluster.kubeConfig(), path.join(await ensureThirdPartyCrds(), 'lws'), 60, true);
     stack = await startWorkloadControllers({
       cluster,
       fakeNodes: 4,
