@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { FIXTURES, readMetricsFixture } from '../../test/observe/shared-fixtures.ts';
+import { FIXTURES, readMetricsFixture } from '../../test/observe/metric-fixtures.ts';
 import {
   detectDialect,
   type EngineSignals,
@@ -19,7 +19,7 @@ function okValue(s: SignalValue): number {
   return s.value;
 }
 
-const capture = readMetricsFixture(FIXTURES.vllmCapture);
+const capture = readMetricsFixture(FIXTURES.vllmEngineLabel);
 const sglang = readMetricsFixture(FIXTURES.sglangDocs);
 
 /**
@@ -53,7 +53,7 @@ describe('extraction from the real fixtures', () => {
       state: 'ok',
       value: 0,
       metric: 'vllm:kv_cache_usage_perc',
-      ranks: [{ labels: { engine: '0', model_name: 'llama-vllm-single' }, value: 0 }],
+      ranks: [{ labels: { engine: '0', model_name: 'meta-llama/Llama-3.1-8B-Instruct' }, value: 0 }],
     });
     expect(okValue(s.requestsWaiting)).toBe(0);
     expect(okValue(s.requestsRunning)).toBe(0);
@@ -110,13 +110,14 @@ describe('data-parallel ranks (engine label)', () => {
     const s = signals(text);
     expect(s.requestsWaiting).toEqual({
       state: 'outOfRange',
-      reason: 'vllm:num_requests_waiting{engine="1",model_name="llama-vllm-single"}: count -1 is negative',
+      reason:
+        'vllm:num_requests_waiting{engine="1",model_name="meta-llama/Llama-3.1-8B-Instruct"}: count -1 is negative',
     });
     expect(s.rejections).toEqual([
       {
         signal: 'requestsWaiting',
         metric: 'vllm:num_requests_waiting',
-        labels: { engine: '1', model_name: 'llama-vllm-single' },
+        labels: { engine: '1', model_name: 'meta-llama/Llama-3.1-8B-Instruct' },
         value: -1,
         reason: 'count -1 is negative',
       },
@@ -247,8 +248,8 @@ describe('quality gate', () => {
 
   it('a malformed line for the metric is missing, and the reason points at the rejected line', () => {
     const text = capture.replace(
-      'vllm:kv_cache_usage_perc{engine="0",model_name="llama-vllm-single"} 0.0',
-      'vllm:kv_cache_usage_perc{engine="0",model_name="llama-vllm-single"} zero',
+      'vllm:kv_cache_usage_perc{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruct"} 0.0',
+      'vllm:kv_cache_usage_perc{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruct"} zero',
     );
     const s = signals(text);
     expect(s.kvCacheUsageFraction).toEqual({
@@ -312,14 +313,14 @@ describe('dialects and fallbacks', () => {
     const other = withRanks(capture, 'vllm:num_requests_waiting', [4])
       .split('\n')
       .filter((l) => l.startsWith('vllm:num_requests_waiting{'))
-      .map((l) => l.replace('llama-vllm-single', 'other-model').replace(/ \S+$/, ' 6.0'));
+      .map((l) => l.replace('meta-llama/Llama-3.1-8B-Instruct', 'other-model').replace(/ \S+$/, ' 6.0'));
     const text = `${withRanks(capture, 'vllm:num_requests_waiting', [4])}\n${other.join('\n')}\n`;
     expect(okValue(signals(text).requestsWaiting)).toBe(10);
     expect(okValue(signals(text, { dialect: 'vllm', modelName: 'other-model' }).requestsWaiting)).toBe(6);
     expect(signals(text, { dialect: 'vllm', modelName: 'nope' }).requestsWaiting).toEqual({
       state: 'missing',
       reason:
-        'vllm:num_requests_waiting has no series with model_name="nope" (found: llama-vllm-single, other-model)',
+        'vllm:num_requests_waiting has no series with model_name="nope" (found: meta-llama/Llama-3.1-8B-Instruct, other-model)',
     });
   });
 });

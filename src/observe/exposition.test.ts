@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { FIXTURES, metricsFixtureDir, readMetricsFixture } from '../../test/observe/shared-fixtures.ts';
+import { FIXTURES, metricsFixtureDir, readMetricsFixture } from '../../test/observe/metric-fixtures.ts';
 import {
   type Labels,
   type MetricFamily,
@@ -25,16 +25,16 @@ function only(r: ParseResult, name: string) {
   return f.samples[0] as (typeof f.samples)[number];
 }
 
-describe('shared metric fixtures', () => {
-  it('the fixture directory holds exactly the three documented captures', () => {
+describe('metric fixtures (test/fixtures/metrics)', () => {
+  it('the fixture directory holds exactly the three documented fixtures', () => {
     const files = readdirSync(metricsFixtureDir)
       .filter((f) => f.endsWith('.txt'))
       .sort();
     expect(files).toEqual(Object.values(FIXTURES).sort());
   });
 
-  it('vLLM V1 capture: engine label, kv usage, _total/_created pairs, no errors', () => {
-    const r = parseExposition(readMetricsFixture(FIXTURES.vllmCapture));
+  it('vLLM V1 engine-label text: engine label, kv usage, _total/_created pairs, no errors', () => {
+    const r = parseExposition(readMetricsFixture(FIXTURES.vllmEngineLabel));
     expect(r.errors).toEqual([]);
     expect(r.families).toHaveLength(14);
 
@@ -45,7 +45,7 @@ describe('shared metric fixtures', () => {
     expect(kv.samples[0]?.value).toBe(0);
     // Label order as printed (engine first) and by name.
     expect(Object.keys(kv.samples[0]?.labels ?? {})).toEqual(['engine', 'model_name']);
-    expect(kv.samples[0]?.labels).toEqual({ engine: '0', model_name: 'llama-vllm-single' });
+    expect(kv.samples[0]?.labels).toEqual({ engine: '0', model_name: 'meta-llama/Llama-3.1-8B-Instruct' });
 
     const preempt = family(r, 'vllm:num_preemptions_total');
     expect(preempt.type).toBe('counter');
@@ -54,8 +54,8 @@ describe('shared metric fixtures', () => {
     // prometheus_client's `_created` companion is its own gauge family holding a Unix time.
     const created = only(r, 'vllm:prefix_cache_queries_created');
     expect(family(r, 'vllm:prefix_cache_queries_created').type).toBe('gauge');
-    expect(created.value).toBe(1776930173.6864316);
-    expect(only(r, 'vllm:generation_tokens_created').value).toBe(1.7769301736865187e9);
+    expect(created.value).toBe(1796191184.0933154);
+    expect(only(r, 'vllm:generation_tokens_created').value).toBe(1.7961911840934126e9);
     expect(r.families.filter((f) => f.name.endsWith('_created'))).toHaveLength(5);
 
     // The 40-line cut leaves a HELP line with no samples: a family that is empty, not zero.

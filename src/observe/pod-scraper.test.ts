@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, readMetricsFixture } from '../../test/observe/shared-fixtures.ts';
+import { FIXTURES, readMetricsFixture } from '../../test/observe/metric-fixtures.ts';
 import { extractEngineSignals } from './engine-metrics.ts';
 import {
   metricsUrl,
@@ -12,7 +12,7 @@ import {
   scrapePods,
 } from './pod-scraper.ts';
 
-const capture = readMetricsFixture(FIXTURES.vllmCapture);
+const capture = readMetricsFixture(FIXTURES.vllmEngineLabel);
 const sglang = readMetricsFixture(FIXTURES.sglangDocs);
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;

@@ -1,12 +1,12 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, readMetricsFixture } from '../../test/observe/shared-fixtures.ts';
+import { FIXTURES, readMetricsFixture } from '../../test/observe/metric-fixtures.ts';
 import { type PodsPoolRequest, PodsSignalSource, poolTotal } from './pods-control.ts';
 
 /** The real vLLM capture with this pod's KV use and queue written into it. */
 function vllmText(kv: number, waiting: number): string {
-  return readMetricsFixture(FIXTURES.vllmCapture)
+  return readMetricsFixture(FIXTURES.vllmEngineLabel)
     .replace(/^(vllm:kv_cache_usage_perc\{[^}]*\}) .*$/m, `$1 ${kv}`)
     .replace(/^(vllm:num_requests_waiting\{[^}]*\}) .*$/m, `$1 ${waiting}`);
 }

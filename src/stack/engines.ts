@@ -12,7 +12,7 @@
  * group finishes its batch). Each group gets an HTTP server on 127.0.0.1 on an ephemeral port.
  *
  * **Metrics.** The text carries vLLM v1's names, HELP strings and `{engine, model_name}` label set
- * (../shared/fixtures/metrics/vllm-v1-engine-label-capture.txt), one data-parallel rank (`engine="0"`) per
+ * (test/fixtures/metrics/vllm-v1-engine-label.txt), one data-parallel rank (`engine="0"`) per
  * group head. `setOverride` forces a value on one pod, so a benchmark can time a step on /metrics to a scale
  * write; overrides change what is served, never the model's state or the snapshot.
  */
@@ -125,7 +125,7 @@ export function refKey(ref: EngineRef): string {
   return `${ref.namespace}/${ref.pod}`;
 }
 
-/** HELP strings as vLLM v1 prints them (fixture vllm-v1-engine-label-capture.txt). */
+/** HELP strings as vLLM v1 registers them (vllm/v1/metrics/loggers.py; fixture vllm-v1-engine-label.txt). */
 const HELP = {
   running: 'Number of requests in model execution batches.',
   waiting: 'Number of requests waiting to be processed.',
@@ -138,7 +138,7 @@ export function renderVllmMetrics(
   modelName: string,
   override?: MetricOverride,
 ): string {
-  // vLLM sorts labels in multiprocess mode (engine before model_name); parsers must read by name anyway.
+  // prometheus_client prints labels sorted by name (engine before model_name); parsers read by name anyway.
   const labels = { engine: '0', model_name: modelName };
   const gauge = (name: string, help: string, value: number): RenderableFamily => ({
     name,

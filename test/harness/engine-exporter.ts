@@ -1,16 +1,14 @@
 /**
  * A test exporter that stands in for engine head pods: one node:http server on 127.0.0.1 serves
- * `/pods/<namespace>/<pod>` for every scripted pod. The text is the REAL fixture text from
- * ../shared/fixtures/metrics/ with only the scripted gauges' values replaced, and one sample line
+ * `/pods/<namespace>/<pod>` for every scripted pod. The text is the fixture text from
+ * test/fixtures/metrics/ with only the scripted gauges' values replaced, and one sample line
  * per data-parallel rank (the fixture's `engine="0"` line copied with `engine="<k>"`).
  */
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { FIXTURES, readMetricsFixture } from '../observe/metric-fixtures.ts';
 
-/** `vllmLegacy` is the V1 capture with the KV gauge under its pre-0.9 name, as vLLM ≤ 0.8 exported it. */
+/** `vllmLegacy` is the V1 text with the KV gauge under its pre-0.9 name, as vLLM ≤ 0.8 exported it. */
 export type ExporterDialect = 'vllm' | 'vllmLegacy' | 'sglang';
 
 export interface RankValues {
@@ -30,17 +28,10 @@ export interface PodScript {
   readonly down?: boolean;
 }
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-export function fixturesDir(): string {
-  const shared = process.env.KVPA_SHARED_DIR ?? path.resolve(repoRoot, '../shared');
-  return path.join(shared, 'fixtures/metrics');
-}
-
 const FIXTURE: Record<ExporterDialect, string> = {
-  vllm: 'vllm-v1-engine-label-capture.txt',
-  vllmLegacy: 'vllm-v1-engine-label-capture.txt',
-  sglang: 'sglang-docs-production-metrics.txt',
+  vllm: FIXTURES.vllmEngineLabel,
+  vllmLegacy: FIXTURES.vllmEngineLabel,
+  sglang: FIXTURES.sglangDocs,
 };
 
 /** Sample name → the scripted field that replaces its value. */
@@ -62,7 +53,7 @@ const fixtureCache = new Map<string, string>();
 function fixture(file: string): string {
   let text = fixtureCache.get(file);
   if (text === undefined) {
-    text = readFileSync(path.join(fixturesDir(), file), 'utf8');
+    text = readMetricsFixture(file);
     fixtureCache.set(file, text);
   }
   return text;
@@ -110,7 +101,7 @@ export function renderPodText(script: PodScript): string {
       .map((l) => (l.startsWith('#') ? l : `${l} ${ts}`))
       .join('\n');
   }
-  // The exposition format requires a final line feed; the 40-line capture lacks one.
+  // The exposition format requires a final line feed after the last line.
   return `${text}\n`;
 }
 
