@@ -5,7 +5,16 @@
 #   bash bench/compare-all.sh conv-x20   # only scenarios whose name starts with this
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The development traces are not in the repository: KVPA_TRACES, else ../shared/traces when present.
 T=${KVPA_TRACES:-../shared/traces}
+for f in azure2023_conv.csv azure2023_code.csv servegen_mlarge_day09_scale0.04.csv; do
+  [[ -f $T/$f ]] || {
+    echo "bench/compare-all.sh: no trace $T/$f. Set KVPA_TRACES to a directory holding azure2023_conv.csv," >&2
+    echo "  azure2023_code.csv (github.com/Azure/AzurePublicDataset, data/AzureLLMInferenceTrace_*.csv as" >&2
+    echo "  t_ms,input_tokens,output_tokens) and servegen_mlarge_day09_scale0.04.csv (github.com/alibaba/ServeGen)." >&2
+    exit 2
+  }
+done
 P=kvpa,knative,aibrix-kpa,aibrix-apa,hpa,static,oracle
 only=${1:-}
 

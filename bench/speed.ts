@@ -3,9 +3,12 @@
  *
  *   npx tsx bench/speed.ts [--policy kvpa] [--rate-multiplier 20] [--trace FILE]
  *
- * The default is the issue's benchmark: the 24-hour ServeGen development trace. The demand pre-pass (which
- * reads the trace once more, for the oracle, static provisioning and the initial fleet) is timed separately.
+ * The default is the 24-hour ServeGen development trace (github.com/alibaba/ServeGen, converted to
+ * t_ms,input_tokens,output_tokens), which is not in the repository: it is read from $KVPA_TRACES, else
+ * ../shared/traces. The demand pre-pass (which reads the trace once more, for the oracle, static
+ * provisioning and the initial fleet) is timed separately.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadCalibration } from '../src/sim/calibration.ts';
@@ -18,16 +21,20 @@ const { values } = parseArgs({
     trace: {
       type: 'string',
       default: join(
-        import.meta.dirname,
-        '..',
-        '..',
-        'shared',
-        'traces',
+        process.env.KVPA_TRACES ?? join(import.meta.dirname, '..', '..', 'shared', 'traces'),
         'servegen_mlarge_day09_scale0.04.csv',
       ),
     },
   },
 });
+if (!existsSync(values.trace)) {
+  process.stderr.write(
+    `bench/speed.ts: no trace at ${values.trace}. Pass --trace FILE (any trace src/sim/trace.ts reads, ` +
+      'e.g. test/fixtures/traces/per-request-10min.csv), or set KVPA_TRACES to a directory holding ' +
+      'servegen_mlarge_day09_scale0.04.csv.\n',
+  );
+  process.exit(2);
+}
 const settings = defaultSettings(values.trace, loadCalibration(), {
   trace: { rateMultiplier: Number(values['rate-multiplier']), seed: 1 },
 });

@@ -1,15 +1,26 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { detectTraceFormat, readTrace, TraceError, traceStats } from './trace.ts';
 
-const traces = join(import.meta.dirname, '..', '..', '..', 'shared', 'traces');
-const code = join(traces, 'azure2023_code.csv');
-const conv = join(traces, 'azure2023_conv.csv');
-const servegen = join(traces, 'servegen_mlarge_day09_scale0.04.csv');
-const perMinute = join(traces, 'servegen_mlarge_day09_scale0.04_per_minute.csv');
-const fourteenDays = join(traces, 'servegen_mlarge_14d_10min.csv');
+/** Small generated traces in the repository (test/fixtures/traces/generate.ts). */
+const fixtures = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'traces');
+const perRequest = join(fixtures, 'per-request-10min.csv');
+const binned = join(fixtures, 'per-request-10min_per_minute.csv');
+const rateSeries = join(fixtures, 'rate-series-2d_10min.csv');
+
+/** The development traces beside the clone, when present: `$KVPA_SHARED_DIR/traces` or `../shared/traces`. */
+const shared = join(
+  process.env.KVPA_SHARED_DIR ?? join(import.meta.dirname, '..', '..', '..', 'shared'),
+  'traces',
+);
+const code = join(shared, 'azure2023_code.csv');
+const conv = join(shared, 'azure2023_conv.csv');
+const servegen = join(shared, 'servegen_mlarge_day09_scale0.04.csv');
+const perMinute = join(shared, 'servegen_mlarge_day09_scale0.04_per_minute.csv');
+const fourteenDays = join(shared, 'servegen_mlarge_14d_10min.csv');
+const hasShared = [code, conv, servegen, perMinute, fourteenDays].every((f) => existsSync(f));
 
 function collect(file: string, options = {}) {
   const t: number[] = [];
@@ -42,7 +53,101 @@ describe('trace formats are detected from the header', () => {
   });
 });
 
-describe('per-request traces (README table)', () => {
+describe('per-request traces (in-repo generated fixture)', () => {
+  it('per-request-10min: 2,745 rows over 599.722 s; mean lengths 913 / 152', () => {
+    const s = traceStats(perRequest);
+    expect(s.format).toBe('per-request');
+    expect(s.requests).toBe(2745);
+    expect(s.firstSeconds).toBe(0);
+    expect(s.lastSeconds).toBe(599.722);
+    expect(Math.round(s.inputTokens / s.requests)).toBe(913);
+    expect(Math.round(s.outputTokens / s.requests)).toBe(152);
+  });
+
+  it('an integer rate multiplier makes exactly that many arrivals, within the row gap, still sorted', () => {
+    const base = collect(perRequest);
+    const tripled = collect(perRequest, { rateMultiplier: 3, seed: 7 });
+    expect(tripled.t.length).toBe(3 * 2745);
+    let unsorted = 0;
+    for (let i = 1; i < tripled.t.length; i++)
+      if ((tripled.t[i] as number) < (tripled.t[i - 1] as number)) unsorted++;
+    expect(unsorted).toBe(0);
+    // Every copy keeps a source row's lengths: the token totals triple exactly.
+    const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
+    expect(sum(tripled.input)).toBe(3 * sum(base.input));
+    // Copies land within 1 s of a source row: the span grows by less than a second.
+    expect((tripled.t.at(-1) as number) - (base.t.at(-1) as number)).toBeLessThan(1);
+  });
+
+  it('×2.5 gives 2.5 × 2,745 ≈ 6,863 arrivals (±2 %); time compression 2 halves the span to 299.861 s', () => {
+    const n = collect(perRequest, { rateMultiplier: 2.5, seed: 3 }).t.length;
+    expect(Math.abs(n / 2745 - 2.5)).toBeLessThan(0.05);
+    const compressed = traceStats(perRequest, { timeCompression: 2 });
+    expect(compressed.requests).toBe(2745);
+    expect(compressed.lastSeconds).toBeCloseTo(599.722 / 2, 6);
+  });
+
+  it('the output scale multiplies output lengths and nothing else', () => {
+    const base = collect(perRequest, { untilSeconds: 300 });
+    const scaled = collect(perRequest, { untilSeconds: 300, outputScale: 10 });
+    expect(scaled.t).toEqual(base.t);
+    expect(scaled.input).toEqual(base.input);
+    expect(scaled.output).toEqual(base.output.map((o) => o * 10));
+  });
+
+  it('a slice keeps [120 s, 300 s) and shifts it to start at 0', () => {
+    const all = collect(perRequest);
+    const slice = collect(perRequest, { fromSeconds: 120, untilSeconds: 300 });
+    const expected = all.t.filter((t) => t >= 120 && t < 300).length;
+    expect(expected).toBeGreaterThan(0);
+    expect(slice.t.length).toBe(expected);
+    expect(slice.t[0]).toBeGreaterThanOrEqual(0);
+    expect(slice.t.at(-1)).toBeLessThan(180);
+  });
+});
+
+describe('binned traces expand into the same per-minute load as their source (in-repo fixture)', () => {
+  it('per-minute counts match the per-request file exactly (367, 408, …); token sums within 8 %', () => {
+    const source = collect(perRequest);
+    const expanded = collect(binned, { seed: 11 });
+    const perMinuteCounts = (t: number[]) => {
+      const counts = new Array<number>(10).fill(0);
+      for (const x of t) counts[Math.floor(x / 60)] = (counts[Math.floor(x / 60)] ?? 0) + 1;
+      return counts;
+    };
+    expect(perMinuteCounts(expanded.t)).toEqual(perMinuteCounts(source.t));
+    expect(perMinuteCounts(expanded.t).slice(0, 2)).toEqual([367, 408]);
+    const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
+    // Lengths are redrawn around each bin's mean: 2,745 log-normal draws (CV 1.31) put σ near 2.5 %.
+    expect(Math.abs(sum(expanded.input) / sum(source.input) - 1)).toBeLessThan(0.08);
+    expect(Math.abs(sum(expanded.output) / sum(source.output) - 1)).toBeLessThan(0.08);
+  });
+});
+
+describe('rate series expand into a Poisson process at the row rate (in-repo fixture)', () => {
+  it('day 0 at ×0.04 has Σ rate × 600 s × 0.04 arrivals (±2 %), with the rate-weighted mean input', () => {
+    const rows = readFileSync(rateSeries, 'utf8').trim().split('\n').slice(1, 145);
+    const expected = rows.reduce((s, row) => s + Number(row.split(',')[1]) * 600 * 0.04, 0);
+    const s = traceStats(rateSeries, { rateMultiplier: 0.04, untilSeconds: 86400, seed: 2 });
+    expect(s.format).toBe('rate-series');
+    expect(Math.abs(s.requests / expected - 1)).toBeLessThan(0.02);
+    const meanInput = rows.reduce((x, row) => x + Number(row.split(',')[1]) * Number(row.split(',')[2]), 0);
+    const rateSum = rows.reduce((x, row) => x + Number(row.split(',')[1]), 0);
+    expect(Math.abs(s.inputTokens / s.requests / (meanInput / rateSum) - 1)).toBeLessThan(0.03);
+  });
+
+  it('the same seed gives the same arrivals; another seed does not', () => {
+    const a = collect(rateSeries, { rateMultiplier: 0.1, untilSeconds: 3600, seed: 9 });
+    const b = collect(rateSeries, { rateMultiplier: 0.1, untilSeconds: 3600, seed: 9 });
+    const c = collect(rateSeries, { rateMultiplier: 0.1, untilSeconds: 3600, seed: 10 });
+    expect(a.t.length).toBeGreaterThan(0);
+    expect(a).toEqual(b);
+    expect(a.t).not.toEqual(c.t);
+  });
+});
+
+// The development traces are not in the repository; these checks run when they are beside the clone.
+describe.skipIf(!hasShared)('development traces beside the clone (README table)', () => {
   it('azure2023_code: 8,819 rows over 57.3 min, sorted', () => {
     const s = traceStats(code);
     expect(s.format).toBe('per-request');
@@ -69,22 +174,7 @@ describe('per-request traces (README table)', () => {
     expect(Math.round(s.outputTokens / s.requests)).toBe(123);
   });
 
-  it('an integer rate multiplier makes exactly that many arrivals, within the row gap, still sorted', () => {
-    const base = collect(conv);
-    const tripled = collect(conv, { rateMultiplier: 3, seed: 7 });
-    expect(tripled.t.length).toBe(3 * base.t.length);
-    let unsorted = 0;
-    for (let i = 1; i < tripled.t.length; i++)
-      if ((tripled.t[i] as number) < (tripled.t[i - 1] as number)) unsorted++;
-    expect(unsorted).toBe(0);
-    // Every copy keeps a source row's lengths: the token totals triple exactly.
-    const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
-    expect(sum(tripled.input)).toBe(3 * sum(base.input));
-    // Copies land within 1 s of a source row: the span grows by less than a second.
-    expect((tripled.t.at(-1) as number) - (base.t.at(-1) as number)).toBeLessThan(1);
-  });
-
-  it('a fractional multiplier thins or adds with the right mean; time compression halves the span', () => {
+  it('conv at ×2.5 gives 2.5 × 19,366 arrivals (±0.02); code compressed 2× ends at 3,435.948 / 2 s', () => {
     const n = collect(conv, { rateMultiplier: 2.5, seed: 3 }).t.length;
     expect(Math.abs(n / 19366 - 2.5)).toBeLessThan(0.02);
     const compressed = traceStats(code, { timeCompression: 2 });
@@ -92,26 +182,7 @@ describe('per-request traces (README table)', () => {
     expect(compressed.lastSeconds).toBeCloseTo(3435.948 / 2, 6);
   });
 
-  it('the output scale multiplies output lengths and nothing else', () => {
-    const base = collect(code, { untilSeconds: 300 });
-    const scaled = collect(code, { untilSeconds: 300, outputScale: 10 });
-    expect(scaled.t).toEqual(base.t);
-    expect(scaled.input).toEqual(base.input);
-    expect(scaled.output).toEqual(base.output.map((o) => o * 10));
-  });
-
-  it('a slice keeps [from, until) and shifts it to start at 0', () => {
-    const all = collect(conv);
-    const slice = collect(conv, { fromSeconds: 600, untilSeconds: 900 });
-    const expected = all.t.filter((t) => t >= 600 && t < 900).length;
-    expect(slice.t.length).toBe(expected);
-    expect(slice.t[0]).toBeGreaterThanOrEqual(0);
-    expect(slice.t.at(-1)).toBeLessThan(300);
-  });
-});
-
-describe('binned traces expand into the same per-minute load as their source', () => {
-  it('per-minute counts match the per-request file exactly; token sums to within 1 % overall', () => {
+  it('servegen per-minute counts match the per-request file over 6 h; token sums to within 1 % / 3 %', () => {
     const source = collect(servegen, { untilSeconds: 6 * 3600 });
     const expanded = collect(perMinute, { seed: 11, untilSeconds: 6 * 3600 });
     const perMinuteCounts = (t: number[]) => {
@@ -128,26 +199,13 @@ describe('binned traces expand into the same per-minute load as their source', (
   it('the whole 24-hour binned file gives the README count, 662,958 arrivals', () => {
     expect(traceStats(perMinute, { seed: 5 }).requests).toBe(662958);
   });
-});
 
-describe('rate series expand into a Poisson process at the row rate', () => {
   it('day 0 of the 14-day series at ×0.04 has Σ rate × 600 s × 0.04 arrivals (±1 %)', () => {
     const rows = readFileSync(fourteenDays, 'utf8').trim().split('\n').slice(1, 145);
     const expected = rows.reduce((s, row) => s + Number(row.split(',')[1]) * 600 * 0.04, 0);
     const s = traceStats(fourteenDays, { rateMultiplier: 0.04, untilSeconds: 86400, seed: 2 });
     expect(s.format).toBe('rate-series');
     expect(Math.abs(s.requests / expected - 1)).toBeLessThan(0.01);
-    const meanInput = rows.reduce((x, row) => x + Number(row.split(',')[1]) * Number(row.split(',')[2]), 0);
-    const rateSum = rows.reduce((x, row) => x + Number(row.split(',')[1]), 0);
-    expect(Math.abs(s.inputTokens / s.requests / (meanInput / rateSum) - 1)).toBeLessThan(0.02);
-  });
-
-  it('the same seed gives the same arrivals; another seed does not', () => {
-    const a = collect(fourteenDays, { rateMultiplier: 0.01, untilSeconds: 3600, seed: 9 });
-    const b = collect(fourteenDays, { rateMultiplier: 0.01, untilSeconds: 3600, seed: 9 });
-    const c = collect(fourteenDays, { rateMultiplier: 0.01, untilSeconds: 3600, seed: 10 });
-    expect(a).toEqual(b);
-    expect(a.t).not.toEqual(c.t);
   });
 });
 
