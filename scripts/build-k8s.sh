@@ -3,7 +3,8 @@
 #   ${KVPA_CACHE:-$HOME/.cache/kvpa}/k8s/<k8s version>/bin/{kube-apiserver,etcd}
 # Idempotent: exits at once when a complete build is cached. Progress goes to stderr; the only
 # stdout line is the bin directory, so callers can do BIN=$(bash scripts/build-k8s.sh).
-# Recipe and pitfalls: shared/research/envtest.md, section 1.
+# Recipe: a helper module that requires k8s.io/kubernetes and pins every staging module with a replace
+# (kubernetes/kubernetes go.mod's "=> ./staging/src/" list; see kubernetes/kubernetes#79384 for why v0.x.y).
 #
 # Env overrides:
 #   KVPA_CACHE          cache root (default $HOME/.cache/kvpa)

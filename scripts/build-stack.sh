@@ -4,7 +4,8 @@
 #     {kube-controller-manager,kube-scheduler,lws-controller,kwok,VERSIONS}
 # Idempotent: exits at once when a complete build is cached. Progress goes to stderr; the only
 # stdout line is the bin directory, so callers can do BIN=$(bash scripts/build-stack.sh).
-# Recipe: shared/research/envtest.md sections 1 and 6 (same helper-module approach as build-k8s.sh).
+# Recipe: the same helper-module approach as build-k8s.sh; kwok is built as its docs install it
+# (`go install sigs.k8s.io/kwok/cmd/kwok@<release>`, kubernetes-sigs/kwok site/content/en/docs/user/installation.md).
 #
 # Env overrides:
 #   KVPA_CACHE               cache root (default $HOME/.cache/kvpa)
@@ -28,11 +29,11 @@ k8s_from_cache() {
 }
 K8S_VERSIONS=${KVPA_STACK_K8S_VERSIONS:-$(k8s_from_cache)}
 K8S_VERSIONS=${K8S_VERSIONS:-"1.34.4 1.34.3 1.36.3"}
-# The shared LWS CRD is from a commit after v0.10.0, so v0.10.0 is the closest release. The module
+# v0.10.0 is the newest LWS release. The module
 # proxy serves its .info/.mod but answers 403 "This module version is not available" for its .zip
 # (checked 2026-08), so v0.9.0 (k8s libs v0.36.2, same LeaderWorkerSet v1 API) is the fallback.
 LWS_VERSIONS=${KVPA_LWS_VERSIONS:-"0.10.0 0.9.0"}
-# kwok v0.7.0 (client-go v0.33) is the one shared/research/envtest.md section 6 describes.
+# kwok v0.7.0 (client-go v0.33, go 1.24, no replace/exclude in its go.mod) is the primary; v0.8.0 needs Go 1.26.
 KWOK_VERSIONS=${KVPA_KWOK_VERSIONS:-"0.7.0 0.8.0"}
 
 BINS="kube-controller-manager kube-scheduler lws-controller kwok"

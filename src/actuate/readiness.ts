@@ -1,6 +1,9 @@
 /**
  * Pure group-readiness rules, one per kind, from the objects the adapters read (no I/O here, so unit
- * tests feed realistic JSON). Sources for each rule: shared/research/workloads.md (section per kind).
+ * tests feed realistic JSON). Each rule follows the kind's own controller: kubernetes-sigs/lws
+ * pkg/controllers/leaderworkerset_controller.go, vllm-project/aibrix pkg/controller/{rayclusterfleet,stormservice}/,
+ * ai-dynamo/grove operator/internal/controller/podcliquescalinggroup/reconcilestatus.go, ai-dynamo/dynamo
+ * deploy/operator/internal/controller/dgd_grove_scaler.go, ray-project/kuberay ray-operator/apis/ray/v1/raycluster_types.go.
  *
  * Vocabulary: a "group" is one replica of the target (leader + workers). A group is capacity only when
  * it is ready AND not a surge/leftover group (index ≥ spec during a rollout or a scale-down).
@@ -48,7 +51,7 @@ export function capacityGroups(groups: readonly GroupView[], specGroups: number)
   return Math.min(ready, specGroups);
 }
 
-// ---- LeaderWorkerSet (§1) -------------------------------------------------------------------------
+// ---- LeaderWorkerSet --------------------------------------------------------------------------------
 
 export const LWS_LABELS = {
   name: 'leaderworkerset.sigs.k8s.io/name',
@@ -93,7 +96,7 @@ export function lwsGroups(specReplicas: number, groupSize: number, pods: readonl
   return out;
 }
 
-// ---- KubeRay RayCluster as one group (AIBrix RayClusterFleet, §2a) --------------------------------
+// ---- KubeRay RayCluster as one group (AIBrix RayClusterFleet) ---------------------------------------
 
 export interface RayClusterLike {
   metadata?: { name?: string; deletionTimestamp?: string | Date };
@@ -144,7 +147,7 @@ export function fleetGroups(rayClusters: readonly RayClusterLike[], headPods: re
   });
 }
 
-// ---- KubeRay worker group (§5) ---------------------------------------------------------------------
+// ---- KubeRay worker group ---------------------------------------------------------------------------
 
 /**
  * Worker-group replicas from pods. RayCluster status only has cluster-wide pod counts, so we count
@@ -179,7 +182,7 @@ export function rayWorkerGroups(numOfHosts: number, pods: readonly V1Pod[]): Gro
   });
 }
 
-// ---- Grove PodCliqueScalingGroup (§3) --------------------------------------------------------------
+// ---- Grove PodCliqueScalingGroup --------------------------------------------------------------------
 
 export const GROVE_LABELS = {
   pcsg: 'grove.io/podcliquescalinggroup',
@@ -280,7 +283,7 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-// ---- AIBrix StormService role (§2b) -----------------------------------------------------------------
+// ---- AIBrix StormService role -----------------------------------------------------------------------
 
 export const STORM_LABELS = {
   service: 'storm-service-name',

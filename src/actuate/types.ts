@@ -1,7 +1,7 @@
 /**
  * The one interface every scale target implements. kvpa scales whole replica groups (a leader plus
  * its workers) through the workload's own API and never touches individual pods.
- * See shared/research/workloads.md for each kind's paths, readiness rules and gotchas.
+ * Each kind's paths and readiness rules are in targets.ts and readiness.ts, with their upstream sources.
  */
 import type { ScaleTargetRef } from '../api/podautoscaler.ts';
 

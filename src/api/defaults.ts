@@ -1,6 +1,6 @@
 /**
  * Built-in values for behaviour fields that neither the preset nor the PodAutoscaler sets. They are
- * Knative's config-autoscaler defaults (shared/research/knative-kpa.md §7) where Knative has the
+ * Knative's config-autoscaler defaults (knative/serving pkg/autoscaler/config/config.go) where Knative has the
  * knob, and kvpa's own where it does not. Metrics have no built-in default: a pool must get them
  * from its preset or set them itself.
  */

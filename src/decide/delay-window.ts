@@ -1,6 +1,6 @@
 /**
  * Max-over-time window for the scale-down delay, with Knative's semantics
- * (pkg/autoscaler/aggregation/max; shared/research/knative-kpa.md §4): buckets are one decision tick
+ * (knative/serving pkg/autoscaler/aggregation/max/{window,timewindow}.go): buckets are one decision tick
  * (2 s) wide, the window holds ceil(delay / tick) buckets, and entries expire only when a value is
  * recorded. Immutable: record() returns the next state, so the decider state stays a plain value.
  */

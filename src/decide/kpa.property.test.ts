@@ -298,7 +298,8 @@ describe('decision core properties', () => {
 
 /**
  * A deliberately literal, mutable transliteration of Knative's autoscaler.Scale plus the KPA
- * reconciler's bounds (knative-kpa.md §3–5), kept apart from the implementation under test.
+ * reconciler's bounds (knative/serving pkg/autoscaler/scaling/autoscaler.go,
+ * pkg/reconciler/autoscaling/kpa/scaler.go), kept apart from the implementation under test.
  */
 class KnativeReference {
   panicTime: number | null;

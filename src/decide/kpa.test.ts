@@ -1,5 +1,6 @@
 /**
- * One example per Knative rule (shared/research/knative-kpa.md §3–4), with numbers worked by hand,
+ * One example per Knative rule (knative/serving pkg/autoscaler/scaling/autoscaler.go and its
+ * autoscaler_test.go scenarios), with numbers worked by hand,
  * plus kvpa's extensions. Time runs as offsets from T0, as Knative's tests do.
  */
 import { describe, expect, it } from 'vitest';

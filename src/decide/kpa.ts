@@ -1,7 +1,7 @@
 /**
  * The KPA decision step: a pure function from (spec, state, observation, now) to the next state and
  * a decision with its explanation. It follows Knative's `Scale` exactly (knative/serving
- * pkg/autoscaler/scaling/autoscaler.go; shared/research/knative-kpa.md §3–5), in units of replica
+ * pkg/autoscaler/scaling/autoscaler.go, then pkg/reconciler/autoscaling/kpa/scaler.go), in units of replica
  * groups, then applies kvpa's extensions as separate, named stages:
  *
  *   compute → rateLimit → activationScale → panic → scaleDownDelay → startup → missingData → bounds

@@ -20,7 +20,7 @@ export const KVPA_EXTENSIONS: DeciderExtensions = {
   fallbackMinReplicas: 0,
 };
 
-/** Knative's config-autoscaler defaults (shared/research/knative-kpa.md §7), in groups. */
+/** Knative's config-autoscaler defaults (knative/serving pkg/autoscaler/config/config.go), in groups. */
 export const KNATIVE_DEFAULTS: DeciderSpec = {
   stableWindowSeconds: 60,
   panicThreshold: 2,

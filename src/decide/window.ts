@@ -1,6 +1,6 @@
 /**
  * Time-bucketed averaging windows, with Knative's semantics (knative/serving
- * pkg/autoscaler/aggregation; see shared/research/knative-kpa.md §2.3).
+ * pkg/autoscaler/aggregation/bucketing.go and its weighted-exponential variant).
  *
  * Time is always an argument (seconds since the epoch, fractional allowed): the
  * windows never read a clock. Buckets are 1 s wide. A window only stores data;

@@ -1,10 +1,11 @@
 // Extracts kvpa's per-pod engine signals from a parsed `/metrics` page (vLLM or SGLang).
 //
-// The contract comes from shared/research/metrics.md:
+// The contract comes from vLLM's metric registration (vllm-project/vllm vllm/v1/metrics/loggers.py) and
+// SGLang's (sgl-project/sglang python/sglang/srt/metrics/collector.py):
 // - vLLM `vllm:kv_cache_usage_perc` is a FRACTION 0–1 despite its name (HELP: "1 means 100
 //   percent usage"); its pre-0.9 name is `vllm:gpu_cache_usage_perc`. The new name wins when
-//   both are present (§0 rule 3).
-// - Every V1 series carries `engine="<DP rank>"`: one pod serves one series per rank (§1.6).
+//   both are present.
+// - Every V1 series carries `engine="<DP rank>"`: one pod serves one series per rank.
 // - SGLang: `sglang:token_usage` (KV fraction), `sglang:num_queue_reqs`, `sglang:num_running_reqs`.
 // Quality gate: a value that is NaN, ±Inf or outside its range is rejected with a reason and
 // never replaced by 0; a metric that is absent is `missing`, never 0 (keda#3065).
@@ -51,7 +52,7 @@ export interface EngineSignals {
   readonly dialect: EngineDialect | undefined;
   /** Mean over DP ranks: the share of the pod's whole KV pool in use. */
   readonly kvCacheUsageFraction: SignalValue;
-  /** Max over DP ranks: one hot rank is not averaged away (metrics.md §1.6). */
+  /** Max over DP ranks (vLLM serves one series per rank): one hot rank is not averaged away. */
   readonly kvCacheUsageMaxFraction: SignalValue;
   /** Sum over DP ranks. */
   readonly requestsWaiting: SignalValue;
@@ -94,8 +95,8 @@ const VLLM_KV_NAMES = ['vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc'] 
 // Aggregation rules over DP ranks (one series per `engine` label value):
 // - KV usage, mean: ranks of one pod run the same model with the same KV pool size, so the
 //   mean is the fraction of the pod's total KV in use, the quantity that capacity scales with.
-//   The max is exported beside it because the research note (§1.6) warns that a mean hides one
-//   saturated rank; the policy decides which one to act on.
+//   The max is exported beside it because a mean hides one saturated rank; the policy decides
+//   which one to act on.
 // - waiting and running, sum: the pod is the unit the router feeds and we scale, so its backlog
 //   and its in-flight work are the totals over its engines.
 // - preemptions, sum: each rank's counter is monotonic, so the sum is too while the rank set is
@@ -175,8 +176,8 @@ export function rangeProblem(value: number, range: Range): string | undefined {
   if (Number.isNaN(value)) return 'value is NaN';
   if (!Number.isFinite(value)) return `value is ${value > 0 ? '+Inf' : '-Inf'}`;
   if (range === 'fraction') {
-    // AIBrix's mock app reports 0–100 here (metrics.md §4.3); dividing by 100 would hide a
-    // misconfigured source, so it is rejected instead.
+    // AIBrix's mock app reports 0–100 here (vllm-project/aibrix development/app/app.py); dividing
+    // by 100 would hide a misconfigured source, so it is rejected instead.
     if (value < 0 || value > 1) return `fraction ${value} is outside [0, 1]`;
     return undefined;
   }

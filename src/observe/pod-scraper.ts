@@ -1,6 +1,6 @@
 // Direct scrape of engine head pods' `/metrics` (Knative-style, every tick, no Prometheus hop).
 //
-// Lessons from peers (shared/research/peers.md): aibrix#1032 had one pod's scrape timeout block
+// Lessons from peers (github.com/vllm-project/aibrix/issues/1032): one pod's scrape timeout blocked
 // the whole service, so here every pod has its own deadline, pods run in parallel under a small
 // bound, and a failure is a typed per-pod result, never an exception for the batch.
 

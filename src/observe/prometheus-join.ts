@@ -2,7 +2,9 @@
  * The pure half of the Prometheus source: which PromQL to send (one query per signal kind per tick for
  * ALL pools), and how to attribute the answer to replica groups through their head pods.
  *
- * Metric contract: shared/research/metrics.md (§0 rules, §1.3 renames, §1.6 data parallelism, §3.1 SGLang).
+ * Metric contract: vllm-project/vllm vllm/v1/metrics/loggers.py (names, the `engine` label per data-parallel
+ * rank, the 0.9 rename of `gpu_cache_usage_perc`) and docs/design/metrics.md; for SGLang,
+ * sgl-project/sglang python/sglang/srt/metrics/collector.py.
  * No I/O here, so the join can be tested and benchmarked on synthetic results of any size.
  */
 
@@ -87,7 +89,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
   },
 };
 
-/** Preference order per setting. The new vLLM name wins over the old when a pod exports both (§0 rule 3). */
+/** Preference order per setting. The new vLLM name wins over the old when a pod exports both. */
 export const DIALECT_PREFERENCE: Readonly<Record<EngineSetting, readonly EngineDialect[]>> = {
   vllm: ['vllm', 'vllmLegacy'],
   sglang: ['sglang'],
@@ -109,7 +111,7 @@ export interface PoolRegistration {
   /** Unique per controller, e.g. `<namespace>/<podautoscaler>/<pool>`. */
   readonly poolKey: string;
   readonly namespace: string;
-  /** Head (leader) pods only: LWS worker-index=0, Ray node-type=head, … (research/workloads.md §7). */
+  /** Head (leader) pods only: LWS worker-index=0, Ray node-type=head, … (each kind's leader label: targets.ts). */
   readonly heads: readonly HeadPod[];
   readonly engine: EngineSetting;
   readonly signals: readonly SignalKind[];

@@ -63,7 +63,7 @@ export function rejectValue(value: number, range: ValueRange): string | null {
   if (!Number.isFinite(value)) return `${value > 0 ? '+' : '-'}Inf`;
   if (value < 0) return `${value} < 0`;
   if (range === 'fraction' && value > KV_FRACTION_MAX) {
-    // AIBrix's mock app reports 0–100 under the same name (metrics.md §4.3).
+    // AIBrix's mock app reports 0–100 under the same name (vllm-project/aibrix development/app/app.py).
     return value <= 100 ? `${value} > 1 (a percentage, not a fraction?)` : `${value} > 1`;
   }
   return null;

@@ -1,5 +1,5 @@
 /**
- * Trace readers for the decision-quality lab. Three CSV formats (see ../shared/traces/README.md), told
+ * Trace readers for the decision-quality lab. Three CSV formats (examples: test/fixtures/traces), told
  * apart by their header:
  *
  * | format        | header                                                        | expansion                      |

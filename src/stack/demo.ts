@@ -1,6 +1,7 @@
 /**
  * The live stack's workload: DeepSeek-R1 prefill and decode as two LeaderWorkerSets, named and labelled
- * the way KServe's LLMInferenceService renders a multi-node deployment (shared/research/workloads.md §4:
+ * the way KServe's LLMInferenceService renders a multi-node deployment (kserve/kserve
+ * pkg/controller/v1alpha2/llmisvc/workload_multi_node.go:
  * `<name>-kserve-mn` for decode, `<name>-kserve-mn-prefill`, `llm-d.ai/role` on the pods), and the
  * PodAutoscaler that scales both. Pure: options in, objects out.
  */

@@ -1,7 +1,7 @@
 /**
  * A stand-in for Grafana's annotations HTTP API that enforces the documented contract
  * (docs/sources/developers/http_api/annotations.md), so the client is tested against the contract rather
- * than against whatever a mock happens to accept. See shared/research/metrics.md §5.
+ * than against whatever a mock happens to accept (grafana/grafana docs/sources/developers/http_api/annotations.md).
  *
  * Deliberately stricter than Grafana in two places, so client mistakes surface in tests:
  * - unknown body fields are rejected (Grafana ignores them, which would hide a typo like `dashboardUid`);

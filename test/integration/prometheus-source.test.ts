@@ -1,6 +1,6 @@
 /**
  * The Prometheus source against a REAL Prometheus (Debian's 2.42 binary, scrape every 1 s) that
- * scrapes a test exporter serving the real fixture text from ../shared/fixtures/metrics/.
+ * scrapes a test exporter serving the fixture text from test/fixtures/metrics/.
  *
  * One Prometheus and one exporter for the whole file, with every target registered once: Prometheus
  * applies target changes at most every 5 s, so scenarios switch pods up/down in the exporter instead.

@@ -1,21 +1,21 @@
 /**
- * AIBrix's PodAutoscaler, KPA and APA strategies, re-implemented from ../shared/research/aibrix-kpa.md
- * (vllm-project/aibrix @ e3e10f9: `algorithm/kpa.go`, `algorithm/apa.go`, `types/metrics.go`,
- * `podautoscaler_controller.go`). Defaults (§6): reconcile every 10 s; stable ("observe") window 180 s and
+ * AIBrix's PodAutoscaler, KPA and APA strategies, re-implemented from vllm-project/aibrix @ e3e10f9
+ * (pkg/controller/podautoscaler/: `algorithm/kpa.go`, `algorithm/apa.go`, `types/metrics.go`,
+ * `podautoscaler_controller.go`). Defaults (`context/context.go`): reconcile every 10 s; stable ("observe") window 180 s and
  * panic window 60 s, each the plain mean of the samples present; max scale-up and scale-down rates 2.0;
  * tolerances ±10 %; KPA panic threshold 2.0; cooldown up 0 s, down 300 s; min replicas 1.
  *
  * Quirks reproduced on purpose, because they are what AIBrix does:
  * - **The per-pod mean** across group heads is the observed value; a group that is starting (it has an IP, the
- *   engine does not answer) is read as 0.0 and drags the mean down (§2.2).
- * - **KPA's mean-into-total defect** (§3.4): `ceil(mean / target)` does not depend on the replica count, so an
+ *   engine does not answer) is read as 0.0 and drags the mean down.
+ * - **KPA's mean-into-total defect**: `ceil(mean / target)` does not depend on the replica count, so an
  *   overloaded pool of 4 groups at KV 0.8 with target 0.5 is told to go to 2.
- * - **Panic is stateless** (§3.3): in panic (`P/S > 2` or `S ≤ 0`) one reconcile takes max(stable, panic);
+ * - **Panic is stateless**: in panic (`P/S > 2` or `S ≤ 0`) one reconcile takes max(stable, panic);
  *   there is no hold and no ratchet.
  * - **Current replicas are `spec.replicas`** (requested, including starting groups), for rates and for APA.
- * - **The cooldown takes the minimum over the scale-down window** (§5), the opposite of the HPA: a low
+ * - **The cooldown takes the minimum over the scale-down window** (podautoscaler_controller.go), the opposite of the HPA: a low
  *   recommendation from up to 5 minutes ago can pull a later scale-down deeper.
- * - **Boundary short-circuits** (§1): current 0 with min ≠ 0 → no scaling; current < min → min.
+ * - **Boundary short-circuits**: current 0 with min ≠ 0 → no scaling; current < min → min.
  */
 import { kvPolicyTarget, type PeerMetric } from './targets.ts';
 import type { PolicyContext, PoolObservation, ScalingPolicy } from './types.ts';
@@ -97,7 +97,7 @@ export class SampleWindow {
   }
 }
 
-/** KPA's recommendation (aibrix-kpa.md §3.1–3.2, production context: no panic hold). */
+/** KPA's recommendation (algorithm/kpa.go, production context: no panic hold). */
 export function aibrixKpaRecommend(spec: AibrixSpec, current: number, stable: number, panic: number): number {
   const c = Math.max(0, current);
   const maxUp = Math.max(1, Math.ceil(spec.maxScaleUpRate * c));
@@ -114,7 +114,7 @@ export function aibrixKpaRecommend(spec: AibrixSpec, current: number, stable: nu
   return Math.min(Math.max(recommendation, spec.minReplicas), spec.maxReplicas);
 }
 
-/** APA's recommendation (aibrix-kpa.md §4): HPA's ratio with an asymmetric dead band and rate caps. */
+/** APA's recommendation (algorithm/apa.go): HPA's ratio with an asymmetric dead band and rate caps. */
 export function aibrixApaRecommend(spec: AibrixSpec, current: number, stable: number): number {
   if (spec.targetValue <= 0) return current;
   const ratio = stable / spec.targetValue;
@@ -127,7 +127,7 @@ export function aibrixApaRecommend(spec: AibrixSpec, current: number, stable: nu
   return Math.min(Math.max(want, spec.minReplicas), spec.maxReplicas);
 }
 
-/** AIBrix's cooldown "stabilisation" (aibrix-kpa.md §5), with its min-over-the-down-window. */
+/** AIBrix's cooldown "stabilisation" (podautoscaler_controller.go), with its min-over-the-down-window. */
 export class AibrixCooldown {
   private readonly history: { t: number; recommendation: number }[] = [];
 

@@ -1,6 +1,6 @@
 /**
  * Kubernetes HPA v2 on a per-group Pods metric (AverageValue), re-implemented from the behaviour in
- * ../shared/research/peers.md §3 (kubernetes.io "Horizontal Pod Autoscaling", algorithm details; KEP-4951):
+ * kubernetes.io "Horizontal Pod Autoscaling" (algorithm details) and KEP-4951 (configurable tolerance):
  * sync every 15 s; tolerance 0.1; `desired = ceil(readyWithMetrics × usageRatio)`; pods without metrics (here:
  * starting groups) count as 0 on scale-up and as the target on scale-down, and if that flips the direction or
  * lands in the tolerance the HPA keeps the current count; stabilisation windows scale-up 0 s (min over window)

@@ -1,6 +1,6 @@
 /**
- * Knative Serving's KPA on concurrency, re-implemented from ../shared/research/knative-kpa.md (knative/serving
- * @ 98e5ef9: `pkg/autoscaler/scaling/autoscaler.go`, `aggregation/bucketing.go`). Defaults (§7): stable window
+ * Knative Serving's KPA on concurrency, re-implemented from knative/serving @ 98e5ef9
+ * (`pkg/autoscaler/scaling/autoscaler.go`, `aggregation/bucketing.go`). Defaults (`config/config.go`): stable window
  * 60 s, panic window 10 % = 6 s, panic threshold 200 %, max scale-up rate 1000, max scale-down rate 2, target
  * utilisation 70 %, scale-down delay 0, decision tick 2 s, metrics recorded every 1 s.
  *
@@ -38,7 +38,7 @@ export function knativeDefaults(targetValue: number, minScale = 1, maxScale = 0)
 }
 
 /**
- * Knative's linear `TimedFloat64Buckets` with 1-second buckets (knative-kpa.md §2.3): values recorded in the
+ * Knative's linear `TimedFloat64Buckets` with 1-second buckets (knative/serving pkg/autoscaler/aggregation/bucketing.go): values recorded in the
  * same second add up; a gap in the middle counts as zeros; a trailing gap is excluded; a series silent for a
  * whole window has no data.
  */
@@ -109,8 +109,8 @@ export interface KnativeState {
 }
 
 /**
- * One `Scale` call (knative-kpa.md §3 steps 1–9, without EBC and activation scale, then the reconciler's
- * min/max clamp of §5). Pure: returns the want and the next panic state.
+ * One `Scale` call (autoscaler.go, without EBC and activation scale, then the reconciler's
+ * min/max clamp of kpa/scaler.go). Pure: returns the want and the next panic state.
  */
 export function knativeScale(
   spec: KnativeSpec,
@@ -128,7 +128,7 @@ export function knativeScale(
   const clamp = (x: number) => Math.min(Math.max(x, maxDown), maxUp);
   const stableWant = clamp(stableWantRaw);
   const panicWant = clamp(panicWantRaw);
-  // Panic uses the unclamped panic want over ready pods (knative-kpa.md §3 step 7).
+  // Panic uses the unclamped panic want over ready pods (autoscaler.go: the panic check uses the raw desired pod count).
   const over = panicWantRaw / ready >= spec.panicThreshold;
   let { panicStartedAt, maxPanicPods } = state;
   const panicking = !Number.isNaN(panicStartedAt);

@@ -1,6 +1,7 @@
 /**
  * Pins each peer re-implementation to its published behaviour: numbers worked from
- * ../shared/research/knative-kpa.md, aibrix-kpa.md and peers.md (section numbers in the test names).
+ * the upstream sources (knative/serving pkg/autoscaler/scaling/autoscaler.go; vllm-project/aibrix
+ * pkg/controller/podautoscaler/algorithm/{kpa,apa}.go; kubernetes.io "Horizontal Pod Autoscaling").
  */
 import { describe, expect, it } from 'vitest';
 import { loadCalibration } from '../calibration.ts';
@@ -44,8 +45,8 @@ function observation(
   return { nowSeconds, pool, requestedGroups: requested, readyGroups: metrics.length, metrics };
 }
 
-describe('Knative KPA (knative-kpa.md)', () => {
-  it('§2.3 linear buckets: partial windows average over their length; interior gaps are zeros; trailing gaps excluded', () => {
+describe('Knative KPA (knative/serving pkg/autoscaler)', () => {
+  it('linear buckets: partial windows average over their length; interior gaps are zeros; trailing gaps excluded', () => {
     const w = new TimedBuckets(60);
     w.record(0, 10);
     w.record(1, 20);
@@ -58,14 +59,14 @@ describe('Knative KPA (knative-kpa.md)', () => {
     expect(w.windowAverage(63)).toBeUndefined(); // silent for a whole window: no data
   });
 
-  it('§3 rate bounds: scale-down at most halves the ready count; scale-up by at least one', () => {
+  it('rate bounds: scale-down at most halves the ready count; scale-up by at least one', () => {
     const spec = knativeDefaults(10);
     const calm = { panicStartedAt: Number.NaN, maxPanicPods: 0 };
     expect(knativeScale(spec, calm, 10, 0, 0, 100).want).toBe(5); // floor(10/2)
     expect(knativeScale(spec, calm, 4, 35, 35, 100).want).toBe(4); // ceil(35/10)=4, no panic (4/4 < 2)
   });
 
-  it('§8 panic at one ready pod: any panic want ≥ 2 panics, and the ratchet forbids scale-down for a stable window', () => {
+  it('panic at one ready pod: any panic want ≥ 2 panics, and the ratchet forbids scale-down for a stable window', () => {
     const spec = knativeDefaults(10, 1);
     let r = knativeScale(spec, { panicStartedAt: Number.NaN, maxPanicPods: 0 }, 1, 5, 25, 0);
     expect(r.want).toBe(3); // panic: max(stable 1, panic 3)
@@ -89,15 +90,15 @@ describe('Knative KPA (knative-kpa.md)', () => {
   });
 });
 
-describe('AIBrix KPA and APA (aibrix-kpa.md)', () => {
+describe('AIBrix KPA and APA (aibrix pkg/controller/podautoscaler)', () => {
   const spec = (strategy: 'kpa' | 'apa') => aibrixDefaults(strategy, 0.5, 1, 64);
 
-  it('§3.4 the mean-into-total defect: 4 groups at KV 0.8, target 0.5 → KPA says 2, APA says 7', () => {
+  it('the mean-into-total defect: 4 groups at KV 0.8, target 0.5 → KPA says 2, APA says 7', () => {
     expect(aibrixKpaRecommend(spec('kpa'), 4, 0.8, 0.8)).toBe(2);
     expect(aibrixApaRecommend(spec('apa'), 4, 0.8)).toBe(7);
   });
 
-  it('§3.2 KPA holds inside the ±10 % band and enters panic on P/S > 2 for one reconcile only', () => {
+  it('KPA holds inside the ±10 % band and enters panic on P/S > 2 for one reconcile only', () => {
     expect(aibrixKpaRecommend(spec('kpa'), 6, 0.52, 0.52)).toBe(6);
     // Panic: stable 0.2 → ceil(0.4)=1 → clamp to maxDown 3; panic 0.9 → ceil(1.8)=2 → 3. Max = 3.
     expect(aibrixKpaRecommend(spec('kpa'), 6, 0.2, 0.9)).toBe(3);
@@ -105,7 +106,7 @@ describe('AIBrix KPA and APA (aibrix-kpa.md)', () => {
     expect(aibrixKpaRecommend(spec('kpa'), 0, 0, 1.6)).toBe(1);
   });
 
-  it('§4 APA boundaries are exact doubles: 33/30 and 27/30 are within tolerance', () => {
+  it('APA boundaries are exact doubles: 33/30 and 27/30 are within tolerance', () => {
     const apa = aibrixDefaults('apa', 30, 1, 100);
     expect(aibrixApaRecommend(apa, 10, 33)).toBe(10);
     expect(aibrixApaRecommend(apa, 10, 27)).toBe(10);
@@ -114,7 +115,7 @@ describe('AIBrix KPA and APA (aibrix-kpa.md)', () => {
     expect(aibrixApaRecommend(apa, 10, 3)).toBe(5); // floored at floor(10 / 2)
   });
 
-  it('§5 the cooldown takes the minimum over the scale-down window (4→1, 1→4, then 3 → 1)', () => {
+  it('the cooldown takes the minimum over the scale-down window (4→1, 1→4, then 3 → 1)', () => {
     const cooldown = new AibrixCooldown(spec('kpa'));
     expect(cooldown.stabilize(0, 4, 1)).toBe(1);
     expect(cooldown.stabilize(10, 1, 4)).toBe(4); // up: 0 s window, the new recommendation
@@ -122,7 +123,7 @@ describe('AIBrix KPA and APA (aibrix-kpa.md)', () => {
     expect(cooldown.stabilize(400, 4, 3)).toBe(3); // the 1 has left the window
   });
 
-  it('§2.3 the window keeps the last write per second, evicts on write, and averages the samples present', () => {
+  it('the window keeps the last write per second, evicts on write, and averages the samples present', () => {
     const w = new SampleWindow(180);
     w.record(0, 1);
     w.record(0.5, 3); // same second: last write wins
@@ -132,7 +133,7 @@ describe('AIBrix KPA and APA (aibrix-kpa.md)', () => {
     expect(w.average()).toBe(0);
   });
 
-  it('§2.2 starting groups read as 0.0: the APA mean is diluted by groups that are not serving yet', () => {
+  it('starting groups read as 0.0: the APA mean is diluted by groups that are not serving yet', () => {
     const policy = aibrixApaPolicy(context('decode'));
     // 2 ready groups at KV 0.8 plus 2 starting: mean 0.4 → APA ratio 0.8 → ceil(4 × 0.8) = 4 (hold), not 7.
     const o = {
@@ -160,7 +161,7 @@ describe('AIBrix KPA and APA (aibrix-kpa.md)', () => {
   });
 });
 
-describe('Kubernetes HPA v2 (peers.md §3)', () => {
+describe('Kubernetes HPA v2 (kubernetes.io Horizontal Pod Autoscaling)', () => {
   it('tolerance 10 %: a ratio of 1.1 holds; above it, ceil(ready × ratio)', () => {
     const spec = hpaDefaults(0.5);
     expect(hpaReplicas(spec, 4, [0.54, 0.54, 0.54, 0.54], 0)).toBe(4); // ratio 1.08

@@ -17,7 +17,7 @@
  * - **Prefill queue target:** prompts/s per group at 2K × TTFT / 4 (kept for experiments).
  *
  * A prefill group's KV usage is tiny and transient (prompts leave after one batch), so a KV target would keep
- * prefill at its minimum whatever the load; AIBrix and the HPA take any vLLM gauge (aibrix-kpa.md §2.2), so
+ * prefill at its minimum whatever the load; AIBrix and the HPA take any vLLM gauge (aibrix pkg/controller/podautoscaler/metrics/fetcher.go), so
  * their prefill pools use the running count.
  */
 import {
