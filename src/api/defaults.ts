@@ -16,7 +16,8 @@ export const BUILTIN_BEHAVIOR = {
   activationScale: 1,
   aggregation: 'linear',
   tickSeconds: 2,
-  // About the typical cold start of a multi-node DeepSeek-R1 group (calibration.md §6: ≈10 min typical, 30–60 slow).
+  // About the typical cold start of a multi-node DeepSeek-R1 group (≈10 min typical, 30–60 slow; AIBrix's
+  // samples/deepseek-r1 README says up to 20 min, KServe's dp-ep DeepSeek-R1 sample allows 80).
   startupTimeoutSeconds: 1200,
   missingData: {
     // Four 15 s Prometheus scrapes: one late scrape is not an outage.

@@ -93,7 +93,10 @@ export function loadCalibration(nameOrPath = 'deepseek-r1-h200'): Calibration {
 
 // Derived quantities used by the fleet model and the sizing rule; pure functions of the calibration.
 
-/** Per-token prefill cost relative to a 2K prompt: (74 + 0.0025·L) / 79 (calibration.md §2). */
+/**
+ * Per-token prefill cost relative to a 2K prompt: (74 + 0.0025·L) / 79, that is 2 × 37B active parameters
+ * (deepseek-ai/DeepSeek-V3 README.md) plus ≈2.5 MFLOP·L of causal MLA attention, in GFLOP.
+ */
 export function prefillLengthFactor(c: Calibration, inputTokens: number): number {
   const f = c.prefill.lengthFactor;
   return (f.baseCost + f.perContextTokenCost * inputTokens) / f.referenceCost;

@@ -1,5 +1,5 @@
 /**
- * The trace's demand in groups per time bin, from the sizing rule of calibration.md §9. Only the oracle and
+ * The trace's demand in groups per time bin, from the sizing rule of the lab's calibration. Only the oracle and
  * static provisioning read it (they are allowed to know the future); every policy starts from the same initial
  * fleet, sized from the demand of the first startup window.
  *

@@ -31,7 +31,7 @@ function fleetOptions(overrides: Partial<FleetOptions> = {}): FleetOptions {
 
 const noTick = () => {};
 
-describe('calibration: the fleet reproduces calibration.md §9 (±10 %)', () => {
+describe('calibration: the fleet reproduces the calibration table (±10 %)', () => {
   it('decode: ≈1.9k output tok/s per GPU at an 80 ms ITL with a 3K context (H200)', () => {
     // Poisson arrivals of 2,900-token prompts with 200-token outputs (mean decode context ≈ 3,000). At 304 req/s
     // one 32-GPU decode group settles where t0 + (a·b + c·K)/32 = ITL with b = λ·O·ITL: ITL ≈ 80 ms.

@@ -18,7 +18,7 @@
  * 2. **Rate multiplier** `x`: each source arrival becomes `floor(x)` or `floor(x)+1` arrivals (mean `x`;
  *    ×1 is the trace itself, ×0.5 thins it). For per-request traces the extra copies keep the row's lengths and
  *    land uniformly in `[t, t + min(gap to the next row, copyJitterSeconds))`, so a burst stays a burst and
- *    an idle gap stays idle (superposition of near-copies, calibration.md §9 "Load scaling"). For binned and
+ *    an idle gap stays idle (superposition of near-copies). For binned and
  *    rate-series traces the multiplier scales the count or the rate before expansion.
  * 3. **Slice** `[fromSeconds, untilSeconds)` on the output time axis, shifted to start at 0.
  *

@@ -17,7 +17,7 @@ export interface DemoOptions {
   readonly namespace: string;
   /** LLMInferenceService name; the LWS names derive from it. */
   readonly serviceName?: string;
-  /** Pods per group (leader + workers): 16-GPU prefill = 2, 32-GPU decode = 4 (calibration.md §9). */
+  /** Pods per group (leader + workers): 16-GPU prefill = 2, 32-GPU decode = 4 (the lab's calibration, deepseek-r1-h200.yaml). */
   readonly podsPerGroup?: Readonly<Record<DemoPool, number>>;
   readonly initialGroups?: Readonly<Record<DemoPool, number>>;
   /** Node selection for the fake GPU nodes (kwok). */

@@ -2,7 +2,7 @@
  * The oracle: perfect foresight under the same startup delays.
  *
  * How it is computed. Before the run, src/sim/demand.ts turns the trace into the groups each pool needs per
- * 10-second bin (the sizing rule of calibration.md §9: prefill work at 80 % utilisation; decode step time within
+ * 10-second bin (the sizing rule of the lab's calibration, deepseek-r1-h200.yaml: prefill work at 80 % utilisation; decode step time within
  * 90 % of the TPOT SLO, KV and the sequence cap, with each request resident for its output at that ITL). A group
  * asked for at t serves from t + startup, so capacity needed at τ must be requested by τ − startup, and a group
  * released at t cannot come back before t + startup. The oracle therefore requests, at every second t,

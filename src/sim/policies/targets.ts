@@ -10,7 +10,7 @@
  * | prefill | `num_requests_running` = the prefill running target (below)      | the prefill running target           |
  *
  * - **Decode running target:** the sequences one group carries at 90 % of the TPOT SLO with a 3K context
- *   (calibration.md §9 step-time model).
+ *   (the calibration's step-time model).
  * - **Prefill running target:** the batch a group runs at 70 % utilisation with 2K prompts. A batching server
  *   with forward overhead o and utilisation ρ runs batches of about o·λ / (1 − ρ) prompts (λ prompts/s), so
  *   concurrency tracks load below saturation, where the queue stays near 0 until the group is overloaded.
@@ -27,7 +27,7 @@ import {
 } from '../calibration.ts';
 import type { GroupMetrics, Pool } from './types.ts';
 
-/** The reference prompt and context lengths of calibration.md §9. */
+/** The reference prompt and context lengths of the calibration (deepseek-r1-h200.yaml). */
 const REFERENCE_PROMPT_TOKENS = 2048;
 const REFERENCE_DECODE_CONTEXT_TOKENS = 3072;
 const PREFILL_UTILIZATION = 0.7;
