@@ -5,7 +5,8 @@
 # The list, the pins and the SHA-256 of every file are in scripts/fetch-crds.tsv; the pin set is named by
 # the first 12 hex digits of that file's SHA-256, so a changed pin never reuses an old directory.
 # Modules come from the Go module proxy through `go mod download`, which checks each zip against the
-# checksum database (sum.golang.org); verification is never turned off. Two files the proxy cannot serve
+# checksum database (sum.golang.org; verification is never turned off), and the module's h1: hash must
+# also equal the one committed in scripts/fetch-crds.go.sum (go.sum format). Two files the proxy cannot serve
 # are kept in test/fixtures/crds (see its README) and copied from there, checked the same way.
 # Idempotent: when the pin set is complete and every sum matches, it only prints the directory. Progress
 # goes to stderr; the only stdout line is the directory, so callers can do DIR=$(bash scripts/fetch-crds.sh).
@@ -16,6 +17,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MANIFEST=$REPO/scripts/fetch-crds.tsv
+GO_SUM=$REPO/scripts/fetch-crds.go.sum
 PIN_SET=$(sha256sum "$MANIFEST" | cut -c1-12)
 CACHE_ROOT=${KVPA_CACHE:-$HOME/.cache/kvpa}/crds
 DEST=$CACHE_ROOT/$PIN_SET
@@ -78,6 +80,11 @@ download_module() {
   }
   dir=$(sed -n 's/.*"Dir": "\(.*\)".*/\1/p' <<<"$json")
   [[ -n $dir && -d $dir ]] || { log "ERROR: go mod download $mv gave no directory"; exit 1; }
+  local got want
+  got=$(sed -n 's/.*"Sum": "\(.*\)".*/\1/p' <<<"$json")
+  want=$(awk -v m="${mv%@*}" -v v="${mv#*@}" '$1 == m && $2 == v { print $3 }' "$GO_SUM")
+  [[ -n $want ]] || { log "ERROR: $GO_SUM has no line for ${mv%@*} ${mv#*@} (go mod download printed $got)"; exit 1; }
+  [[ $got == "$want" ]] || { log "ERROR: $mv has module hash $got; $GO_SUM says $want"; exit 1; }
   MODULE_DIRS[$mv]=$dir
 }
 
