@@ -73,6 +73,15 @@ describe('the Helm chart', () => {
     expect(r.code).toBe(0);
   });
 
+  it('has the package version as its version and appVersion (0.1.0 now)', () => {
+    const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+    const meta = YAML.parse(readFileSync(path.join(chart, 'Chart.yaml'), 'utf8')) as {
+      version: string;
+      appVersion: string;
+    };
+    expect([meta.version, meta.appVersion]).toEqual([pkg.version, pkg.version]);
+  });
+
   it('renders exactly the committed deploy/*.yaml and chart CRD copy (npm run gen:deploy)', async () => {
     const wanted = await plainDeployFiles(tools.helm);
     expect([...wanted.keys()].sort()).toEqual([
