@@ -28,8 +28,9 @@ async function namespace(prefix: string, labels: Record<string, string> = {}): P
 }
 
 /**
- * kubectl apply --dry-run=server of `yaml`. Server-side apply: other tests create the same
- * cluster-scoped objects (ClusterRole kvpa-controller) without kubectl's last-applied annotation.
+ * kubectl apply --dry-run=server of `yaml`. Server-side apply with --force-conflicts: rbac.test.ts
+ * creates the same cluster-scoped objects (ClusterRoleBinding kvpa-controller, bound in kvpa-system) in
+ * this shared API server; a dry run changes nothing, so taking their fields over is harmless.
  */
 function dryRunApply(yaml: string) {
   return runTool(
@@ -39,6 +40,7 @@ function dryRunApply(yaml: string) {
       cluster.kubeconfigPath,
       'apply',
       '--server-side',
+      '--force-conflicts',
       '--field-manager=kvpa-chart-test',
       '--dry-run=server',
       '--validate=strict',

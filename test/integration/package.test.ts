@@ -66,7 +66,7 @@ afterAll(async () => {
 });
 
 describe('the npm package', () => {
-  it('ships dist, crds, policies, the calibration and examples; not src, test, bench, .ci or the build info', () => {
+  it('ships dist, crds, policies, the calibration, examples and the build scripts; not src, test, bench, .ci or the build info', () => {
     expect(packed).toContain('dist/cli/main.js');
     expect(packed).toContain('bin/kvpa.js');
     expect(packed).toContain('crds/podautoscalers.kvpa.io.yaml');
@@ -74,8 +74,14 @@ describe('the npm package', () => {
     expect(packed).toContain('examples/scenario-decode-burst.json');
     expect(packed.some((f) => f.startsWith('sim/calibration/') && f.endsWith('.yaml'))).toBe(true);
     expect(packed).toContain('README.md');
+    // `kvpa up` builds its binaries with these, relative to the package root as in the clone.
+    expect(packed).toContain('scripts/build-k8s.sh');
+    expect(packed).toContain('scripts/lib.sh');
     const unwanted = packed.filter(
-      (f) => /^(src|test|bench|\.ci|scripts|deploy)\//.test(f) || f.endsWith('.tsbuildinfo'),
+      (f) =>
+        /^(src|test|bench|\.ci|deploy)\//.test(f) ||
+        /^scripts\/.*\.ts$/.test(f) ||
+        f.endsWith('.tsbuildinfo'),
     );
     expect(unwanted).toEqual([]);
     expect(packed.filter((f) => f.startsWith('dist/') && f.endsWith('.test.js'))).toEqual([]);
