@@ -11,16 +11,19 @@
  *   C. The load drops and the controller restarts: no scale-down inside the stable window.
  *   D. Prometheus is killed: the pools hold while signals are missing.
  *   E. Prometheus returns: decode scales back down, no sooner than the scale-down delay after the drop.
- *   Throughout: Grafana annotations arrive.
+ *   Throughout: Grafana annotations arrive. After B, the real kubectl (the API server's version, from
+ *   scripts/build-tools.sh) shows the PodAutoscaler: printer columns, field docs, conditions and Events.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildCrd } from '../../src/api/crd.ts';
 import type { PodAutoscaler } from '../../src/api/podautoscaler.ts';
 import { lwsName } from '../../src/stack/demo.ts';
 import { type Stack, startStack } from '../../src/stack/up.ts';
+import { ensureTools, runTool, type Tools } from '../harness/tools.ts';
 
 const STABLE_WINDOW_SECONDS = 12;
 const SCALE_DOWN_DELAY_SECONDS = 20;
@@ -28,6 +31,7 @@ const LOW = { requestsPerSecond: 8, inputTokens: 2000, outputTokens: 800 };
 const HIGH = { requestsPerSecond: 90, inputTokens: 2000, outputTokens: 1500 };
 
 let stack: Stack;
+let tools: Tools;
 /** Wall-clock ms when the load dropped. */
 let droppedAtMs = 0;
 
@@ -67,7 +71,22 @@ function poolStatus(pa: PodAutoscaler | null, pool: string) {
   return pa?.status?.pools?.find((p) => p.name === pool);
 }
 
+/** The part of an OpenAPI schema node the explain check walks. */
+interface SchemaNode {
+  description?: string;
+  properties?: Record<string, SchemaNode>;
+  items?: SchemaNode;
+}
+
+/** Runs the real kubectl against the stack's API server; fails the test on a non-zero exit. */
+async function kubectl(...args: string[]): Promise<string> {
+  const r = await runTool(tools.kubectl, ['--kubeconfig', stack.cluster.kubeconfigPath, ...args]);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
 beforeAll(async () => {
+  tools = await ensureTools();
   stack = await startStack({
     workDir: mkdtempSync(path.join(tmpdir(), 'kvpa-e2e-')),
     podStartupSeconds: 4,
@@ -131,6 +150,48 @@ describe('kvpa on the live stack', () => {
       return l.readyGroups !== null && l.readyGroups > 1;
     });
   }, 300_000);
+
+  it('B2. kubectl get kvpa, explain and describe show the live PodAutoscaler', async () => {
+    // Printer columns (src/api/crd.ts), found through the short name, with the values status holds:
+    // status can move on a tick between reads, so the row must match the object just before or after.
+    const columns = (o: PodAutoscaler | null) => [
+      o?.metadata?.name ?? '',
+      o?.status?.groups ?? '',
+      o?.status?.mode ?? '',
+      o?.status?.conditions?.find((c) => c.type === 'Ready')?.status ?? '',
+    ];
+    const before = columns(await stack.podAutoscaler());
+    const table = (await kubectl('get', 'kvpa', '-n', stack.namespace)).trim().split('\n');
+    const after = columns(await stack.podAutoscaler());
+    const name = before[0] ?? '';
+    expect(table[0]?.split(/\s{2,}/)).toEqual(['NAME', 'GROUPS', 'MODE', 'READY', 'AGE']);
+    const row =
+      table
+        .find((l) => l.startsWith(`${name} `))
+        ?.split(/\s{2,}/)
+        .slice(0, 4) ?? [];
+    expect(before[1]).toMatch(/decode/);
+    expect([before, after]).toContainEqual(row);
+    expect(row[3]).toBe('True');
+    // Field docs come from the CRD's schema, served by the API server's OpenAPI.
+    const crd = buildCrd() as unknown as {
+      spec: { versions: { schema: { openAPIV3Schema: { properties: { spec: SchemaNode } } } }[] };
+    };
+    const spec = crd.spec.versions[0]?.schema.openAPIV3Schema.properties.spec;
+    const metrics = spec?.properties?.pools?.items?.properties?.metrics;
+    expect(metrics?.description).toBe('Scaling signals; the largest want wins.');
+    const explain = await kubectl('explain', 'podautoscaler.spec.pools.metrics');
+    expect(explain).toContain('GROUP:      kvpa.io');
+    expect(explain).toContain(metrics?.description);
+    for (const field of Object.keys(metrics?.items?.properties ?? {}))
+      expect(explain).toMatch(new RegExp(`^  ${field}\\s`, 'm'));
+    // Conditions and the controller's Events, as an operator reads them.
+    const described = await kubectl('describe', 'kvpa', name, '-n', stack.namespace);
+    expect(described).toMatch(/Conditions:[\s\S]*Type:\s+Ready/);
+    expect(described).toMatch(/Type:\s+MetricsAvailable/);
+    expect(described).toMatch(/Events:[\s\S]*SuccessfulRescale .*decode: 1 → \d+ groups/);
+    expect(described).toMatch(/Events:[\s\S]*PanicStarted/);
+  }, 120_000);
 
   it('C. when the load drops and the controller restarts, nothing scales down inside the stable window', async () => {
     const before = (await stack.lws('decode')).specGroups ?? 0;

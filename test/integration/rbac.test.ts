@@ -154,7 +154,8 @@ describe('the shipped manifests', () => {
       runAsNonRoot: true,
       seccompProfile: { type: 'RuntimeDefault' },
     });
-    expect(c?.args).toEqual(['controller', '--leader-elect', '--metrics-port', '9090']);
+    // The image's ENTRYPOINT is `kvpa controller` (Dockerfile): args are its flags only.
+    expect(c?.args).toEqual(['--leader-elect', '--metrics-port', '9090', '--log-level', 'info']);
     expect(c?.securityContext).toMatchObject({
       runAsNonRoot: true,
       readOnlyRootFilesystem: true,
