@@ -114,7 +114,10 @@ export function poolsFromFile(
       });
     }
   }
-  if (errors.length === 0 && pools.length === 0) errors.push(`${file}: error: no PodAutoscaler in the file`);
+  if (errors.length === 0 && pools.length === 0)
+    errors.push(
+      `${file}: error: no PodAutoscaler in the file\n    hint: give a file with kind: PodAutoscaler (see examples/)`,
+    );
   return { pools, errors };
 }
 
@@ -148,7 +151,10 @@ export async function poolsFromCluster(
       pools.push({ key: `${namespace}/${name}/${p.name}`, namespace, autoscaler: name, pool: p });
     }
   }
-  if (errors.length === 0 && pools.length === 0) errors.push(`no PodAutoscaler in namespace ${namespace}`);
+  if (errors.length === 0 && pools.length === 0)
+    errors.push(
+      `no PodAutoscaler in namespace ${namespace}; check --namespace (kubectl get podautoscalers -n ${namespace})`,
+    );
   return { pools, errors };
 }
 

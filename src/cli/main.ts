@@ -50,7 +50,7 @@ export async function main(argv: readonly string[], io: Output = processOutput):
     return command === undefined ? EXIT.usage : EXIT.ok;
   }
   io.err(
-    `kvpa: unknown command ${JSON.stringify(command)}; the commands are ${Object.keys(COMMANDS).join(', ')} (kvpa help)`,
+    `kvpa: unknown command ${JSON.stringify(command)}; the commands are ${Object.keys(COMMANDS).join(', ')} (run kvpa help for usage)`,
   );
   return EXIT.usage;
 }
