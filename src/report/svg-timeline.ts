@@ -202,6 +202,7 @@ export function renderTimelineSvg(panels: readonly TimelinePanel[]): string {
   const body = panels.map((p, i) => panel(p, i * PANEL_HEIGHT)).join('\n');
   return `<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif">
+<title>${escapeXml(panels.map((p) => p.title).join('; ') || 'timeline')}</title>
 <rect width="${WIDTH}" height="${height}" fill="white"/>
 ${body}
 </svg>
