@@ -95,6 +95,8 @@ spec:
 const TRACE = path.join(repo, 'examples/traces/r1-step-40min.csv');
 const example = path.join(repo, 'examples/kserve-deepseek-r1.yaml');
 const PROM = 'http://127.0.0.1:9'; // never reached: these cases fail before any query
+/** A loopback port nothing listens on (and not one fetch refuses outright, as it does port 9). */
+const CLOSED = 'http://127.0.0.1:47';
 const sim = (...flags: string[]) => [
   'simulate',
   '--trace',
@@ -277,6 +279,12 @@ const CASES: readonly Case[] = [
     code: 1,
     says: ['empty.yaml', 'no PodAutoscaler'],
   },
+  {
+    name: 'recommend: Prometheus unreachable',
+    argv: ['recommend', '--prometheus', CLOSED, '-f', PA, '--groups', 'decode=1'],
+    code: 1,
+    says: ['Prometheus at http://127.0.0.1:47 is unreachable (ECONNREFUSED)', 'check --prometheus'],
+  },
   // kvpa backtest
   {
     name: 'backtest: an unbounded range',
@@ -315,6 +323,24 @@ const CASES: readonly Case[] = [
     says: ['--from', '2100-01-01'],
   },
   { name: 'backtest: --from missing', argv: bt('--to', 'now'), code: 2, says: ['--from is required'] },
+  {
+    name: 'backtest: Prometheus unreachable',
+    argv: [
+      'backtest',
+      '--prometheus',
+      CLOSED,
+      '-f',
+      PA,
+      '--from',
+      'now-5m',
+      '--to',
+      'now',
+      '--out',
+      path.join(dir, 'bt-unreachable'),
+    ],
+    code: 1,
+    says: ['unreachable (ECONNREFUSED)', 'check --prometheus'],
+  },
   // kvpa simulate
   {
     name: 'simulate: an unbounded rate',
@@ -382,7 +408,25 @@ const CASES: readonly Case[] = [
     code: 2,
     says: ['cap is 31 days'],
   },
+  {
+    name: 'simulate: --out ""',
+    argv: ['simulate', '--trace', TRACE, '--policy', 'kvpa', '--out', ''],
+    code: 2,
+    says: ['--out is empty'],
+  },
   // kvpa up (each fails before anything starts)
+  {
+    name: 'up: --time-compression 1e-300',
+    argv: ['up', '--time-compression', '1e-300'],
+    code: 2,
+    says: ['--time-compression "1e-300"', '≥ 0.1'],
+  },
+  {
+    name: 'up: --trace a directory',
+    argv: ['up', '--trace', dir],
+    code: 2,
+    says: ['--trace', 'EISDIR', 'check --trace'],
+  },
   {
     name: 'up: an unbounded rate',
     argv: ['up', '--rate-multiplier', '1e9'],

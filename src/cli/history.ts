@@ -181,11 +181,19 @@ export class PromHttp {
   ) {}
 
   private async post(path: string, params: Record<string, string>): Promise<unknown> {
-    const res = await fetch(`${this.address.replace(/\/$/, '')}/api/v1/${path}`, {
-      method: 'POST',
-      body: new URLSearchParams(params),
-      signal: AbortSignal.timeout(this.timeoutSeconds * 1000),
-    });
+    let res: Response;
+    try {
+      res = await fetch(`${this.address.replace(/\/$/, '')}/api/v1/${path}`, {
+        method: 'POST',
+        body: new URLSearchParams(params),
+        signal: AbortSignal.timeout(this.timeoutSeconds * 1000),
+      });
+    } catch (e) {
+      // fetch says only "fetch failed"; the cause (ECONNREFUSED, ENOTFOUND, a timeout) is what to fix.
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (e as Error).message;
+      throw new Error(`Prometheus at ${this.address} is unreachable (${why}); check --prometheus`);
+    }
     const body = (await res.json().catch(() => null)) as {
       status?: string;
       error?: string;

@@ -212,6 +212,7 @@ export function checkUrl(text: string | undefined, flag: string): string {
  * at once, naming the flag, rather than after a long run.
  */
 export function prepareOutDir(dir: string, flag = '--out'): string {
+  if (dir.trim() === '') throw new UsageError(`${flag} is empty; give a directory, e.g. ${flag} out/run`);
   try {
     mkdirSync(dir, { recursive: true });
   } catch (e) {

@@ -24,7 +24,7 @@ describe('kvpa up flags', () => {
     const o = io();
     expect(await runUp(['--time-compression', 'fast'], o.io)).toBe(2);
     expect(o.err.join('')).toContain(
-      '--time-compression "fast": must be a number > 0 and ≤ 100; give e.g. --time-compression 10',
+      '--time-compression "fast": must be a number ≥ 0.1 and ≤ 100; give e.g. --time-compression 10',
     );
   });
 

@@ -16,6 +16,7 @@ import {
   parseFlags,
   prepareOutDir,
   stringFlag,
+  UsageError,
 } from './shell.ts';
 
 export const UP_USAGE = `Usage: kvpa up [--trace FILE] [--time-compression C] [--rate-multiplier X]
@@ -27,11 +28,11 @@ generator, all on 127.0.0.1, and shows each pool scaling live. First use builds 
 binaries from the Go module proxy (about 20-30 minutes on 2 cores); later runs start in about a minute.
 
   --trace FILE             request trace to replay (default examples/traces/r1-step-40min.csv)
-  --time-compression C     play the trace C times faster (default 10)
-  --rate-multiplier X      arrivals per trace arrival (default 1)
-  --duration-seconds S     stop after S wall seconds (default: the trace's length plus 60 s)
-  --pod-startup-seconds S  pod start-up delay (kwok), standing in for a 10-80 min cold start (default 20)
-  --scrape-interval S      Prometheus scrape interval (default 1)
+  --time-compression C     play the trace C times faster (default 10) [0.1 to 100]
+  --rate-multiplier X      arrivals per trace arrival (default 1) [≤ 100]
+  --duration-seconds S     stop after S wall seconds (default: the trace's length plus 60 s) [≤ 86400]
+  --pod-startup-seconds S  pod start-up delay (kwok), standing in for a 10-80 min cold start (default 20) [≤ 3600]
+  --scrape-interval S      Prometheus scrape interval (default 1) [≤ 60]
   --out DIR                report directory (default out/kvpa-up-<time>)
 
 Grafana annotations go to a local contract server (its log is in the report directory), or to a real
@@ -41,8 +42,7 @@ Grafana when GRAFANA_URL and GRAFANA_TOKEN are set.
 /** Caps of `kvpa up`: one laptop runs the whole stack, so load and time stay within what 2 cores carry. */
 export const UP_BOUNDS = {
   'time-compression': {
-    min: 0,
-    minExclusive: true,
+    min: 0.1,
     max: 100,
     cap: 'faster than that, 1 s scrapes miss the load',
     example: 10,
@@ -105,10 +105,18 @@ export async function runUp(argv: readonly string[], io: Output): Promise<number
     const stats = traceStats(trace, { timeCompression: compression, rateMultiplier: multiplier });
     traceEndSeconds = Number.isFinite(stats.lastSeconds) ? stats.lastSeconds : 0;
   } catch (e) {
-    io.err(`kvpa up: --trace ${trace}: ${(e as Error).message}`);
+    io.err(
+      `kvpa up: --trace ${trace}: ${(e as Error).message}; check --trace (a trace CSV such as ${DEFAULT_TRACE})`,
+    );
     return EXIT.usage;
   }
   const duration = durationFlag ?? Math.ceil(traceEndSeconds) + 60;
+  const maxDuration = UP_BOUNDS['duration-seconds'].max;
+  if (duration > maxDuration) {
+    throw new UsageError(
+      `--trace ${trace} at --time-compression ${compression} plays for ${duration} s; the cap is ${maxDuration} s (a day): raise --time-compression or give --duration-seconds`,
+    );
+  }
   const outDir = prepareOutDir(
     stringFlag(values, 'out') ??
       path.join('out', `kvpa-up-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`),
