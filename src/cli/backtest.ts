@@ -15,6 +15,7 @@ import {
   type TimelinePoint,
 } from './backtest-summary.ts';
 import {
+  blameFlag,
   discoverHeads,
   forPool,
   type GroupCounts,
@@ -147,7 +148,7 @@ export async function backtestPool(
   let actualFrom: string;
   let actualOutOfRangeSteps = 0;
   if (query !== undefined) {
-    const series = await prom.rangeSum(query, from, to, step);
+    const series = await blameFlag('--actual-groups-query', prom.rangeSum(query, from, to, step));
     actualOutOfRangeSteps = series.outOfRange.size;
     actualAt = heldAt(series, from, step);
     actualFrom = `--actual-groups-query ${query}`;
@@ -156,7 +157,7 @@ export async function backtestPool(
     actualFrom = `--groups ${constant.spec} (constant)`;
   } else {
     const q = `count(group by (namespace, pod) (${selector}))`;
-    const series = await prom.rangeSum(q, from, to, step);
+    const series = await blameFlag('--head-selector', prom.rangeSum(q, from, to, step));
     actualOutOfRangeSteps = series.outOfRange.size;
     actualAt = heldAt(series, from, step);
     actualFrom = `head pods with an engine series: ${q}`;

@@ -521,6 +521,18 @@ async function fakePrometheus(value: string): Promise<{ url: string; server: Ser
       const params = new URLSearchParams(body);
       for (const [k, v] of url.searchParams) params.set(k, v);
       const query = params.get('query') ?? '';
+      if (query.includes('BAD')) {
+        res.statusCode = 400;
+        res.setHeader('content-type', 'application/json');
+        res.end(
+          JSON.stringify({
+            status: 'error',
+            errorType: 'bad_data',
+            error: 'parse error: unexpected identifier "BAD"',
+          }),
+        );
+        return;
+      }
       const pod = { namespace: 'default', pod: 'decode-0' };
       const name = /(vllm:[a-z_]+)/.exec(query)?.[1] ?? 'vllm:num_requests_waiting';
       const series = (v: (t: number) => string) => [
@@ -576,77 +588,110 @@ describe('every kvpa command against bad input', () => {
   });
 });
 
-describe('NaN and negative values from Prometheus', () => {
+describe('Prometheus answering junk (a fake on 127.0.0.1)', () => {
   const servers: Server[] = [];
-  afterAll(() => {
-    for (const s of servers) s.close();
-  });
-
-  it.each(['NaN', '-3'])(
-    'recommend and backtest show %s as outOfRange, never as a number',
-    async (value) => {
+  const now = Math.floor(Date.now() / 1000);
+  const range = ['--from', String(now - 60), '--to', String(now)];
+  let rs: Result[] = [];
+  let k = true;
+  const result = (name: string) => rs.find((r) => r.name === name);
+  // One child for every case here: each start of the runner costs seconds of a shared CPU.
+  beforeAll(async () => {
+    const cases: { name: string; argv: string[] }[] = [];
+    for (const value of ['NaN', '-3']) {
       const prom = await fakePrometheus(value);
       servers.push(prom.server);
       const out = path.join(dir, `bt-${value}`);
       mkdirSync(out, { recursive: true });
-      const now = Math.floor(Date.now() / 1000);
-      const { results: rs, killed: k } = await runCases([
+      cases.push(
         {
-          name: 'recommend',
+          name: `recommend ${value}`,
           argv: ['recommend', '--prometheus', prom.url, '-f', PA, '--at', String(now), '--output', 'json'],
         },
         {
-          name: 'backtest',
-          argv: [
-            'backtest',
-            '--prometheus',
-            prom.url,
-            '-f',
-            PA,
-            '--from',
-            String(now - 60),
-            '--to',
-            String(now),
-            '--out',
-            out,
-          ],
+          name: `backtest ${value}`,
+          argv: ['backtest', '--prometheus', prom.url, '-f', PA, ...range, '--out', out],
         },
-      ]);
-      expect(k).toBe(false);
-      const rec = rs.find((r) => r.name === 'recommend');
-      const back = rs.find((r) => r.name === 'backtest');
-      expect(rec?.err ?? 'missing').toBe('');
-      const json = JSON.parse(rec?.out ?? '{}') as {
-        pools: { signals: Record<string, unknown>[]; recommendedGroups: number; valid: boolean }[];
-      };
-      const signals = json.pools[0]?.signals ?? [];
-      expect(signals.map((s) => s.state)).toEqual(['outOfRange', 'outOfRange']);
-      for (const s of signals) {
-        const numbers = [
-          'stableTotal',
-          'panicTotal',
-          'stablePerGroup',
-          'panicPerGroup',
-          'stableWant',
-          'panicWant',
-        ];
-        expect(numbers.map((k) => s[k])).toEqual(numbers.map(() => null));
-        expect(String(s.detail)).toContain('rejected out of range');
-      }
-      // One head pod seen, so one group: held (no usable signal), never scaled on the bad value.
-      expect(json.pools[0]).toMatchObject({ recommendedGroups: 1, valid: false });
-      expect(back?.code).toBe(0);
-      expect(back?.out).toContain('actual groups outOfRange (NaN, infinite or negative) at 61 steps');
-      expect(back?.out).toContain('peak groups: recommended 1, actual unknown');
-      expect(back?.out).toContain('holds on missing data: 61 decisions');
-      const saved = JSON.parse(readFileSync(path.join(out, 'backtest.json'), 'utf8')) as {
-        pools: { timeline: { actualGroups: number | null; signals: Record<string, number | null> }[] }[];
-      };
-      const timeline = saved.pools[0]?.timeline ?? [];
-      expect(timeline).toHaveLength(61);
-      expect(timeline.every((p) => p.actualGroups === null)).toBe(true);
-      expect(timeline.every((p) => Object.values(p.signals).every((v) => v === null))).toBe(true);
-    },
-    60_000,
-  );
+      );
+    }
+    const prom = await fakePrometheus('1');
+    servers.push(prom.server);
+    cases.push(
+      {
+        name: 'recommend BAD',
+        argv: ['recommend', '--prometheus', prom.url, '-f', PA, '--head-selector', 'BAD'],
+      },
+      {
+        name: 'backtest BAD',
+        argv: [
+          'backtest',
+          '--prometheus',
+          prom.url,
+          '-f',
+          PA,
+          ...range,
+          '--out',
+          path.join(dir, 'bt-bad'),
+          '--actual-groups-query',
+          'BAD',
+        ],
+      },
+    );
+    ({ results: rs, killed: k } = await runCases(cases));
+  }, DEADLINE_MS + 10_000);
+  afterAll(() => {
+    for (const s of servers) s.close();
+  });
+
+  it('every case finishes before the deadline', () => {
+    expect({ killed: k, finished: rs.length }).toEqual({ killed: false, finished: 6 });
+  });
+
+  it('a --head-selector or --actual-groups-query Prometheus rejects names that flag', () => {
+    const rec = result('recommend BAD');
+    const back = result('backtest BAD');
+    expect(rec?.code).toBe(1);
+    expect(rec?.err).toContain(
+      'parse error: unexpected identifier "BAD"; check the PromQL of --head-selector',
+    );
+    expect(back?.code).toBe(1);
+    expect(back?.err).toContain('; check the PromQL of --actual-groups-query');
+    for (const r of [rec, back]) expect(r?.err).not.toMatch(/\n\s+at [\w.<]/);
+  });
+
+  it.each(['NaN', '-3'])('recommend and backtest show %s as outOfRange, never as a number', (value) => {
+    const rec = result(`recommend ${value}`);
+    const back = result(`backtest ${value}`);
+    expect(rec?.err ?? 'missing').toBe('');
+    const json = JSON.parse(rec?.out ?? '{}') as {
+      pools: { signals: Record<string, unknown>[]; recommendedGroups: number; valid: boolean }[];
+    };
+    const signals = json.pools[0]?.signals ?? [];
+    expect(signals.map((s) => s.state)).toEqual(['outOfRange', 'outOfRange']);
+    for (const s of signals) {
+      const numbers = [
+        'stableTotal',
+        'panicTotal',
+        'stablePerGroup',
+        'panicPerGroup',
+        'stableWant',
+        'panicWant',
+      ];
+      expect(numbers.map((n) => s[n])).toEqual(numbers.map(() => null));
+      expect(String(s.detail)).toContain('rejected out of range');
+    }
+    // One head pod seen, so one group: held (no usable signal), never scaled on the bad value.
+    expect(json.pools[0]).toMatchObject({ recommendedGroups: 1, valid: false });
+    expect(back?.code).toBe(0);
+    expect(back?.out).toContain('actual groups outOfRange (NaN, infinite or negative) at 61 steps');
+    expect(back?.out).toContain('peak groups: recommended 1, actual unknown');
+    expect(back?.out).toContain('holds on missing data: 61 decisions');
+    const saved = JSON.parse(readFileSync(path.join(dir, `bt-${value}`, 'backtest.json'), 'utf8')) as {
+      pools: { timeline: { actualGroups: number | null; signals: Record<string, number | null> }[] }[];
+    };
+    const timeline = saved.pools[0]?.timeline ?? [];
+    expect(timeline).toHaveLength(61);
+    expect(timeline.every((p) => p.actualGroups === null)).toBe(true);
+    expect(timeline.every((p) => Object.values(p.signals).every((v) => v === null))).toBe(true);
+  });
 });

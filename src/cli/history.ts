@@ -278,12 +278,29 @@ export async function discoverHeads(
   atSeconds: number,
   lookbackSeconds: number,
 ): Promise<HeadPod[]> {
-  const rows = await prom.instant(
-    `group by (namespace, pod) (last_over_time(${selector}[${Math.ceil(lookbackSeconds)}s]))`,
-    atSeconds,
+  const rows = await blameFlag(
+    '--head-selector',
+    prom.instant(
+      `group by (namespace, pod) (last_over_time(${selector}[${Math.ceil(lookbackSeconds)}s]))`,
+      atSeconds,
+    ),
   );
   const pods = [...new Set(rows.map((r) => r.metric.pod).filter((p): p is string => p !== undefined))].sort();
   return pods.map((pod) => ({ pod, groupKey: pod, ready: true }));
+}
+
+/**
+ * A query Prometheus rejects as malformed (HTTP 400, bad_data) was built from a user's PromQL: the
+ * error says which flag to fix. Other failures pass through unchanged.
+ */
+export async function blameFlag<T>(flag: string, query: Promise<T>): Promise<T> {
+  try {
+    return await query;
+  } catch (e) {
+    const message = (e as Error).message;
+    if (!message.includes('(HTTP 400)')) throw e;
+    throw new Error(`${message}; check the PromQL of ${flag}`);
+  }
 }
 
 /** The state to report for a second the backfill had no usable sample for: its most frequent non-ok state. */
