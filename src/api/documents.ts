@@ -41,6 +41,13 @@ export function parsePath(path: string): PropertyKey[] {
 /** The policies/ directory shipped with kvpa. */
 export const BUNDLED_POLICY_DIR = resolve(import.meta.dirname, '../../policies');
 
+/** One error as the CLI prints it: `file:line:column: error: path: message` and a hint line. */
+export function formatError(e: DocumentError): string {
+  const where = e.line > 0 ? `${e.file}:${e.line}:${e.column}` : e.file;
+  const field = e.path === '' ? '' : `${e.path}: `;
+  return `${where}: error: ${field}${e.message}${e.hint === '' ? '' : `\n    hint: ${e.hint}`}`;
+}
+
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) {
@@ -194,7 +201,21 @@ export function parseDocuments(
       }
       return;
     }
-    const value = doc.toJS() as unknown;
+    let value: unknown;
+    try {
+      // yaml caps alias expansion (maxAliasCount, default 100) and throws past it: an alias bomb.
+      value = doc.toJS();
+    } catch (e) {
+      errors.push({
+        file,
+        line: 1,
+        column: 1,
+        path: '',
+        message: `YAML: ${(e as Error).message.split('\n')[0]}`,
+        hint: 'write the values out instead of expanding aliases (*name) so many times',
+      });
+      return;
+    }
     if (value === null || value === undefined) return; // an empty document between --- markers
     const kind = (value as { kind?: unknown }).kind;
     const schema: z.ZodType | undefined =
@@ -257,9 +278,24 @@ export function loadPolicies(dir: string = BUNDLED_POLICY_DIR): {
 } {
   const policies = new Map<string, Policy>();
   const errors: DocumentError[] = [];
-  const files = readdirSync(dir)
-    .filter((f) => f.endsWith('.yaml') || f.endsWith('.yml'))
-    .sort();
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'error';
+    const why = code === 'ENOENT' ? 'no such directory' : code === 'ENOTDIR' ? 'not a directory' : code;
+    const message = `cannot read the preset directory (${why})`;
+    errors.push({
+      file: dir,
+      line: 0,
+      column: 0,
+      path: '',
+      message,
+      hint: 'give --policies a directory of ScalingPolicy YAML files',
+    });
+    return { policies, errors };
+  }
+  const files = names.filter((f) => f.endsWith('.yaml') || f.endsWith('.yml')).sort();
   for (const f of files) {
     const { documents, errors: e } = readDocuments(join(dir, f));
     errors.push(...e);

@@ -3,9 +3,8 @@
  * compares what kvpa would have asked for with what the cluster had. Writes backtest.json and
  * timeline.svg; reads nothing but Prometheus and the PodAutoscaler file.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { signalName } from '../control/signals.ts';
 import { PrometheusSignalSource } from '../observe/prometheus-source.ts';
 import { renderTimelineSvg, type TimelinePanel } from '../report/svg-timeline.ts';
@@ -15,25 +14,35 @@ import {
   summarizeBacktest,
   type TimelinePoint,
 } from './backtest-summary.ts';
-import { checkUrl } from './recommend.ts';
 import {
+  blameFlag,
   discoverHeads,
   forPool,
   type GroupCounts,
   headSelector,
   isoTime,
   PromHttp,
-  parseDuration,
   parseGroups,
   parsePerPool,
-  parseTime,
   poolsFromFile,
   registrationFor,
   replay,
   type ToolPool,
+} from './history.ts';
+import {
+  type Bounds,
+  checkUrl,
+  EXIT,
+  listFlag,
+  type Output,
+  parseDuration,
+  parseFlags,
+  parseNumber,
+  parseTime,
+  prepareOutDir,
+  stringFlag,
   UsageError,
-} from './recommend-lib.ts';
-import type { Output } from './validate.ts';
+} from './shell.ts';
 
 export const BACKTEST_USAGE = `Usage: kvpa backtest --prometheus URL --from TIME --to TIME -f FILE [--step DURATION] [--out DIR]
                      [--actual-groups-query [POOL=]PROMQL]... [--groups [POOL=]N,...]
@@ -42,7 +51,7 @@ export const BACKTEST_USAGE = `Usage: kvpa backtest --prometheus URL --from TIME
 Replays [--from, --to] of Prometheus history through each pool's policy, deciding every tickSeconds,
 and compares the recommendation with the groups the cluster actually had.
   TIME                  RFC3339 (2026-11-23T10:00:00Z), unix seconds, now, or now-DURATION (now-1h)
-  --step DURATION       query_range resolution (default 1s); a sample is held until the next step
+  --step DURATION       query_range resolution (default 1s, at most 1h); a sample is held until the next step
   --out DIR             where backtest.json and timeline.svg go (default ./kvpa-backtest)
   --head-selector M     as for kvpa recommend: PromQL matchers that pick the pool's head pods
 
@@ -55,14 +64,22 @@ The actual count is taken as both the spec and the ready count at that step (pas
 Prometheus). Head pods are every pod seen in the range; a pod missing for part of it counts as a
 missing group there (so it can cost quorum: the pool then holds, it never scales down on it). The
 decider starts fresh at --from, as a controller started then would (in panic at the actual count for
-one stable window); the windows are filled from one stable window before --from.
+one stable window); the windows are filled from one stable window before --from. The range is at most
+7 days (the replay decides every second of it); backtest a longer history in 7-day pieces. An actual
+count that is NaN, infinite or negative at a step is out of range there: unknown, never a number.
 `;
+
+/** The longest --from/--to range: the replay walks every second of it (604,800 steps at 7 days). */
+export const MAX_BACKTEST_RANGE_SECONDS = 7 * 86400;
+const STEP_BOUNDS: Bounds = { min: 1, max: 3600, integer: true, unit: 'seconds', cap: 'an hour', example: 1 };
 
 export interface PoolBacktest {
   readonly key: string;
   readonly scaleTarget: string;
   readonly headPods: readonly string[];
   readonly actualFrom: string;
+  /** Steps where the actual count read NaN, infinite or negative (counted as unknown there). */
+  readonly actualOutOfRangeSteps: number;
   readonly summary: BacktestSummary;
   readonly timeline: readonly (TimelinePoint & {
     readonly signals: Readonly<Record<string, number | null>>;
@@ -83,15 +100,23 @@ export interface BacktestOptions {
 
 const PROMETHEUS_LOOKBACK_SECONDS = 300;
 
-/** The value at the newest step at or before t (held like Prometheus's lookback); null before the first. */
-function heldAt(values: ReadonlyMap<number, number>, fromSeconds: number, stepSeconds: number) {
+/**
+ * The value at the newest step at or before t (held like Prometheus's lookback); null before the first
+ * and from an out-of-range step until the next good one.
+ */
+function heldAt(
+  series: { sums: ReadonlyMap<number, number>; outOfRange: ReadonlySet<number> },
+  fromSeconds: number,
+  stepSeconds: number,
+) {
   let lastKnown: number | null = null;
   let lastT = Number.NEGATIVE_INFINITY;
   return (t: number): number | null => {
     // Called with increasing t: walk the steps up to t once.
     for (let s = Math.max(fromSeconds, lastT + stepSeconds); s <= t; s += stepSeconds) {
-      const v = values.get(s);
+      const v = series.sums.get(s);
       if (v !== undefined) lastKnown = v;
+      else if (series.outOfRange.has(s)) lastKnown = null;
       lastT = s;
     }
     return lastKnown;
@@ -121,15 +146,20 @@ export async function backtestPool(
   const constant = forPool(options.groups, p.name);
   let actualAt: (t: number) => number | null;
   let actualFrom: string;
+  let actualOutOfRangeSteps = 0;
   if (query !== undefined) {
-    actualAt = heldAt(await prom.rangeSum(query, from, to, step), from, step);
+    const series = await blameFlag('--actual-groups-query', prom.rangeSum(query, from, to, step));
+    actualOutOfRangeSteps = series.outOfRange.size;
+    actualAt = heldAt(series, from, step);
     actualFrom = `--actual-groups-query ${query}`;
   } else if (constant !== undefined) {
     actualAt = () => constant.spec;
     actualFrom = `--groups ${constant.spec} (constant)`;
   } else {
     const q = `count(group by (namespace, pod) (${selector}))`;
-    actualAt = heldAt(await prom.rangeSum(q, from, to, step), from, step);
+    const series = await blameFlag('--head-selector', prom.rangeSum(q, from, to, step));
+    actualOutOfRangeSteps = series.outOfRange.size;
+    actualAt = heldAt(series, from, step);
     actualFrom = `head pods with an engine series: ${q}`;
   }
   const backfill = await source.backfill(registrationFor(tp, heads), from - p.stableWindowSeconds, to, step);
@@ -163,6 +193,7 @@ export async function backtestPool(
     scaleTarget: `${ref.kind} ${ref.name}`,
     headPods: heads.map((h) => h.pod),
     actualFrom,
+    actualOutOfRangeSteps,
     summary: summarizeBacktest(timeline, to),
     timeline,
   };
@@ -215,6 +246,11 @@ export function formatBacktest(r: PoolBacktest): string[] {
     `${r.key}  (${r.scaleTarget}; head pods: ${r.headPods.join(', ')})`,
     `  range: ${isoTime(s.fromSeconds)} → ${isoTime(s.toSeconds)} (${span}s, ${s.decisions} decisions)`,
     `  actual groups from: ${r.actualFrom}`,
+    ...(r.actualOutOfRangeSteps > 0
+      ? [
+          `  actual groups outOfRange (NaN, infinite or negative) at ${r.actualOutOfRangeSteps} steps: counted unknown there`,
+        ]
+      : []),
     `  scale events: ${s.scaleEvents.length} (${s.scaleUps} up, ${s.scaleDowns} down)`,
   ];
   for (const e of s.scaleEvents.slice(0, EVENTS_SHOWN)) {
@@ -240,82 +276,67 @@ export async function runBacktest(
   io: Output,
   nowMs: () => number = Date.now,
 ): Promise<number> {
-  let values: Record<string, string | boolean | string[] | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        prometheus: { type: 'string' },
-        from: { type: 'string' },
-        to: { type: 'string' },
-        file: { type: 'string', short: 'f' },
-        step: { type: 'string' },
-        out: { type: 'string' },
-        groups: { type: 'string' },
-        'actual-groups-query': { type: 'string', multiple: true },
-        'head-selector': { type: 'string', multiple: true },
-        policies: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (e) {
-    io.err(`kvpa backtest: ${(e as Error).message}\n\n${BACKTEST_USAGE}`);
-    return 2;
-  }
+  const { values } = parseFlags(argv, {
+    prometheus: { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    file: { type: 'string', short: 'f' },
+    step: { type: 'string' },
+    out: { type: 'string' },
+    groups: { type: 'string' },
+    'actual-groups-query': { type: 'string', multiple: true },
+    'head-selector': { type: 'string', multiple: true },
+    policies: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) {
     io.out(BACKTEST_USAGE);
-    return 0;
+    return EXIT.ok;
   }
-  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
-  let options: BacktestOptions;
-  const outDir = str('out') ?? 'kvpa-backtest';
-  try {
-    const prometheus = checkUrl(str('prometheus'), '--prometheus', 'kvpa backtest');
-    const now = nowMs() / 1000;
-    for (const flag of ['from', 'to', 'file'] as const) {
-      if (str(flag) === undefined) {
-        throw new UsageError(
-          `kvpa backtest: --${flag} is required${flag === 'file' ? ' (-f FILE: a PodAutoscaler YAML)' : ' (RFC3339, unix seconds, now, or now-DURATION such as now-1h)'}`,
-        );
-      }
-    }
-    const fromSeconds = parseTime(str('from') ?? '', '--from', now);
-    const toSeconds = parseTime(str('to') ?? '', '--to', now);
-    if (!(toSeconds > fromSeconds)) {
+  const str = (k: string) => stringFlag(values, k);
+  const prometheus = checkUrl(str('prometheus'), '--prometheus');
+  const now = nowMs() / 1000;
+  for (const flag of ['from', 'to', 'file'] as const) {
+    if (str(flag) === undefined) {
       throw new UsageError(
-        `kvpa backtest: --to (${isoTime(toSeconds)}) must be after --from (${isoTime(fromSeconds)})`,
+        `--${flag} is required${flag === 'file' ? ' (-f FILE: a PodAutoscaler YAML)' : ' (RFC3339, unix seconds, now, or now-DURATION such as now-1h)'}`,
       );
     }
-    const stepSeconds = str('step') === undefined ? 1 : parseDuration(str('step') ?? '', '--step');
-    if (!(Number.isInteger(stepSeconds) && stepSeconds >= 1)) {
-      throw new UsageError(
-        `--step: must be a whole number of seconds, at least 1s, got ${JSON.stringify(str('step'))}`,
-      );
-    }
-    const loaded = poolsFromFile(str('file') ?? '', str('policies'), 'default');
-    if (loaded.errors.length > 0) {
-      for (const e of loaded.errors) io.err(e);
-      return 1;
-    }
-    const names = loaded.pools.map((p) => p.pool.name);
-    options = {
-      prometheus,
-      fromSeconds,
-      toSeconds,
-      stepSeconds,
-      pools: loaded.pools,
-      groups: str('groups') === undefined ? new Map() : parseGroups(str('groups') ?? ''),
-      actualQueries: parsePerPool((values['actual-groups-query'] as string[] | undefined) ?? [], names),
-      headSelectors: parsePerPool((values['head-selector'] as string[] | undefined) ?? [], names),
-    };
-  } catch (e) {
-    if (e instanceof UsageError) {
-      io.err(`${e.message}\n\n${BACKTEST_USAGE}`);
-      return 2;
-    }
-    io.err(`kvpa backtest: ${(e as Error).message}`);
-    return 1;
   }
+  const fromSeconds = parseTime(str('from') ?? '', '--from', now);
+  const toSeconds = parseTime(str('to') ?? '', '--to', now);
+  if (!(toSeconds > fromSeconds)) {
+    throw new UsageError(`--to (${isoTime(toSeconds)}) must be after --from (${isoTime(fromSeconds)})`);
+  }
+  if (toSeconds - fromSeconds > MAX_BACKTEST_RANGE_SECONDS) {
+    throw new UsageError(
+      `--from/--to: the range is ${Math.round(toSeconds - fromSeconds)} s; the cap is 7 days (${MAX_BACKTEST_RANGE_SECONDS} s) because the replay decides every second: split it into 7-day backtests`,
+    );
+  }
+  const stepText = str('step');
+  const stepSeconds =
+    stepText === undefined
+      ? 1
+      : parseNumber(String(parseDuration(stepText, '--step')), '--step', STEP_BOUNDS);
+  const groups =
+    str('groups') === undefined ? new Map<string, GroupCounts>() : parseGroups(str('groups') ?? '');
+  const loaded = poolsFromFile(str('file') ?? '', str('policies'), 'default');
+  if (loaded.errors.length > 0) {
+    for (const e of loaded.errors) io.err(e);
+    return EXIT.failed;
+  }
+  const outDir = prepareOutDir(str('out') ?? 'kvpa-backtest');
+  const names = loaded.pools.map((p) => p.pool.name);
+  const options: BacktestOptions = {
+    prometheus,
+    fromSeconds,
+    toSeconds,
+    stepSeconds,
+    pools: loaded.pools,
+    groups,
+    actualQueries: parsePerPool(listFlag(values, 'actual-groups-query'), names),
+    headSelectors: parsePerPool(listFlag(values, 'head-selector'), names),
+  };
   const source = new PrometheusSignalSource({ address: options.prometheus });
   const prom = new PromHttp(options.prometheus);
   const results: PoolBacktest[] = [];
@@ -334,7 +355,6 @@ export async function runBacktest(
     }
   }
   if (results.length > 0) {
-    mkdirSync(outDir, { recursive: true });
     const json = path.join(outDir, 'backtest.json');
     const svg = path.join(outDir, 'timeline.svg');
     writeFileSync(
@@ -354,5 +374,5 @@ export async function runBacktest(
     io.out('');
     io.out(`wrote ${json} and ${svg}`);
   }
-  return failed > 0 ? 1 : 0;
+  return failed > 0 ? EXIT.failed : EXIT.ok;
 }

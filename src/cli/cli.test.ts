@@ -80,11 +80,12 @@ describe('kvpa validate', () => {
     );
   });
 
-  it('exits 2 with usage on bad flags or no files', async () => {
+  it('exits 2 naming the flag, and pointing at --help, on bad flags or no files', async () => {
     expect((await run('validate')).code).toBe(2);
     const r = await run('validate', '--no-such-flag', 'x.yaml');
     expect(r.code).toBe(2);
-    expect(r.err).toContain('Usage: kvpa validate');
+    expect(r.err).toContain("Unknown option '--no-such-flag'");
+    expect(r.err).toContain('kvpa validate --help');
   });
 
   it('reports an unreadable file and YAML syntax errors without crashing', async () => {

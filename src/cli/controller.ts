@@ -4,11 +4,10 @@
  * election, and shutdown on SIGINT/SIGTERM.
  */
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { pino } from 'pino';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { type Level, pino } from 'pino';
 import { scaleTargetFor } from '../actuate/targets.ts';
-import { BUNDLED_POLICY_DIR, loadPolicies } from '../api/documents.ts';
+import { BUNDLED_POLICY_DIR, formatError, loadPolicies } from '../api/documents.ts';
 import {
   type AnnotationSink,
   Controller,
@@ -19,7 +18,19 @@ import { LeaderElector } from '../control/leader.ts';
 import { RoutingSignalSource } from '../control/sources.ts';
 import { configFromSpec, GrafanaAnnotator, type SecretKeyRef } from '../report/grafana.ts';
 import { ControllerMetrics, startMetricsServer } from '../report/metrics.ts';
-import { formatError, type Output } from './validate.ts';
+import { loadKubeConfig } from './kubeconfig.ts';
+import { EXIT, namespaceFlag, numberFlag, type Output, parseFlags, stringFlag, UsageError } from './shell.ts';
+
+/** pino's levels, quietest last. */
+const LOG_LEVELS: readonly (Level | 'silent')[] = [
+  'trace',
+  'debug',
+  'info',
+  'warn',
+  'error',
+  'fatal',
+  'silent',
+];
 
 export const CONTROLLER_USAGE = `Usage: kvpa controller [--kubeconfig FILE] [--namespace NS] [--leader-elect]
                        [--lease-namespace NS] [--metrics-port PORT] [--policies DIR] [--log-level LEVEL]
@@ -28,6 +39,7 @@ Watches PodAutoscalers (all namespaces unless --namespace) and scales their pool
   --leader-elect       run as one of several replicas; only the Lease holder acts
   --lease-namespace    where the Lease lives (default: the pod's namespace, else kvpa-system)
   --metrics-port       serve the controller's own metrics on this port (/metrics)
+  --log-level LEVEL    ${LOG_LEVELS.join(', ')} (default info)
 `;
 
 /** Reads one key of a Secret in the PodAutoscaler's namespace; the value is never logged. */
@@ -45,6 +57,16 @@ async function serveMetrics(port: number): Promise<{ observer: ControllerObserve
   const metrics = new ControllerMetrics({ processMetrics: true });
   const server = await startMetricsServer(metrics, { port, host: '0.0.0.0' });
   return { observer: metrics, close: () => server.close() };
+}
+
+/** serveMetrics, with a port that cannot be bound reported against --metrics-port. */
+async function serveMetricsOn(port: number): ReturnType<typeof serveMetrics> {
+  try {
+    return await serveMetrics(port);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new UsageError(`--metrics-port ${port}: cannot listen there (${code}); choose a free port`);
+  }
 }
 
 /**
@@ -83,63 +105,49 @@ export function createController(
 }
 
 export async function runController(argv: readonly string[], io: Output): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        kubeconfig: { type: 'string' },
-        namespace: { type: 'string' },
-        'leader-elect': { type: 'boolean' },
-        'lease-namespace': { type: 'string' },
-        'metrics-port': { type: 'string' },
-        policies: { type: 'string' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (e) {
-    io.err(`kvpa controller: ${(e as Error).message}\n\n${CONTROLLER_USAGE}`);
-    return 2;
-  }
+  const { values } = parseFlags(argv, {
+    kubeconfig: { type: 'string' },
+    namespace: { type: 'string' },
+    'leader-elect': { type: 'boolean' },
+    'lease-namespace': { type: 'string' },
+    'metrics-port': { type: 'string' },
+    policies: { type: 'string' },
+    'log-level': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) {
     io.out(CONTROLLER_USAGE);
-    return 0;
+    return EXIT.ok;
   }
-  const metricsPort = values['metrics-port'] === undefined ? undefined : Number(values['metrics-port']);
-  if (
-    metricsPort !== undefined &&
-    !(Number.isInteger(metricsPort) && metricsPort > 0 && metricsPort < 65536)
-  ) {
-    io.err(
-      `kvpa controller: --metrics-port must be a port number (1-65535), got ${JSON.stringify(values['metrics-port'])}`,
+  const metricsPort = numberFlag(values, 'metrics-port', {
+    min: 1,
+    max: 65535,
+    integer: true,
+    example: 9090,
+  });
+  const level = stringFlag(values, 'log-level') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new UsageError(
+      `--log-level ${JSON.stringify(level)}: not a level; use one of ${LOG_LEVELS.join(', ')}`,
     );
-    return 2;
   }
-  const logger = pino({ level: String(values['log-level'] ?? 'info') });
-  const kc = new KubeConfig();
-  try {
-    if (typeof values.kubeconfig === 'string') kc.loadFromFile(values.kubeconfig);
-    else kc.loadFromDefault();
-  } catch (e) {
-    io.err(`kvpa controller: cannot load the kubeconfig: ${(e as Error).message}`);
-    return 1;
-  }
-  const { policies, errors } = loadPolicies(
-    typeof values.policies === 'string' ? values.policies : BUNDLED_POLICY_DIR,
-  );
+  const namespace = namespaceFlag(values, 'namespace');
+  const leaseNamespace = namespaceFlag(values, 'lease-namespace');
+  const logger = pino({ level });
+  const kc = loadKubeConfig(stringFlag(values, 'kubeconfig'));
+  const { policies, errors } = loadPolicies(stringFlag(values, 'policies') ?? BUNDLED_POLICY_DIR);
   if (errors.length > 0) {
     for (const e of errors) io.err(formatError(e));
-    return 1;
+    return EXIT.failed;
   }
-  const metrics = metricsPort !== undefined ? await serveMetrics(metricsPort) : null;
+  const metrics = metricsPort !== undefined ? await serveMetricsOn(metricsPort) : null;
   // POD_NAME (downward API in deploy/) names the replica in the Lease and in Events.
   const identity = process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
   const controller = createController(kc, {
     policies,
     logger,
     identity,
-    ...(typeof values.namespace === 'string' ? { namespace: values.namespace } : {}),
+    ...(namespace !== undefined ? { namespace } : {}),
     ...(metrics !== null ? { observer: metrics.observer } : {}),
   });
 
@@ -147,7 +155,7 @@ export async function runController(argv: readonly string[], io: Output): Promis
   if (values['leader-elect']) {
     elector = new LeaderElector({
       kubeConfig: kc,
-      namespace: String(values['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'kvpa-system'),
+      namespace: leaseNamespace ?? process.env.POD_NAMESPACE ?? 'kvpa-system',
       name: 'kvpa-controller',
       identity,
       logger,
@@ -157,7 +165,7 @@ export async function runController(argv: readonly string[], io: Output): Promis
     await controller.start();
   }
   logger.info(
-    { identity, leaderElect: elector !== null, namespace: values.namespace ?? '(all)' },
+    { identity, leaderElect: elector !== null, namespace: namespace ?? '(all)' },
     'kvpa controller started',
   );
 

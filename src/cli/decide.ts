@@ -2,15 +2,14 @@
  * `kvpa decide --scenario FILE`: replays observations through the decision core and prints one JSON
  * line per step. For debugging a policy and for checking the rules by hand (format: README "kvpa decide").
  */
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { formatPath } from '../api/documents.ts';
 import { decide, initialState } from '../decide/kpa.ts';
 import { SignalWindows } from '../decide/signal-windows.ts';
 import { KNATIVE_EXTENSIONS, KVPA_EXTENSIONS } from '../decide/spec.ts';
 import type { DeciderSpec, SignalReading } from '../decide/types.ts';
-import type { Output } from './validate.ts';
+import { EXIT, MAX_TIME_SECONDS, type Output, parseFlags, stringFlag, UsageError } from './shell.ts';
 
 export const DECIDE_USAGE = `Usage: kvpa decide --scenario FILE [--summary]
 
@@ -19,40 +18,50 @@ Replays a scenario (JSON) through the decision core; writes one JSON line per st
   --summary   write {"atSeconds", "desiredReplicas", "valid", "inPanic", "summary"} instead
 `;
 
+/** Caps of a scenario: the API's own bounds where it has them, so a scenario replays in seconds. */
+const MAX_GROUPS = 10_000;
+const MAX_VALUE = 1e12;
+const MAX_STEPS = 100_000;
+const MAX_SCENARIO_BYTES = 64 * 1024 * 1024;
+const groups = () => z.number().int().min(0).max(MAX_GROUPS);
+/** Seconds since any origin, up to 2100-01-01 in unix seconds: past 2^53 a second step is lost. */
+const seconds = () => z.number().min(0).max(MAX_TIME_SECONDS);
+const value = () => z.number().min(0).max(MAX_VALUE);
+
 const ScenarioPolicySchema = z.strictObject({
-  targetPerGroup: z.number().gt(0),
-  stableWindowSeconds: z.number().int().min(1).default(60),
+  targetPerGroup: z.number().gt(0).max(MAX_VALUE),
+  stableWindowSeconds: z.number().int().min(1).max(3600).default(60),
   panicWindowPercentage: z.number().min(1).max(100).default(10),
-  panicThresholdPercent: z.number().gt(100).default(200),
-  maxScaleUpRate: z.number().gt(1).default(1000),
-  maxScaleDownRate: z.number().gt(1).default(2),
-  scaleDownDelaySeconds: z.number().min(0).default(0),
-  activationScale: z.number().int().min(1).default(1),
+  panicThresholdPercent: z.number().gt(100).max(100_000).default(200),
+  maxScaleUpRate: z.number().gt(1).max(MAX_GROUPS).default(1000),
+  maxScaleDownRate: z.number().gt(1).max(MAX_GROUPS).default(2),
+  scaleDownDelaySeconds: z.number().min(0).max(7200).default(0),
+  activationScale: z.number().int().min(1).max(MAX_GROUPS).default(1),
   reachable: z.boolean().default(true),
-  minReplicas: z.number().int().min(0).default(0),
-  maxReplicas: z.number().int().min(0).default(0),
-  initialReadyGroups: z.number().int().min(0).default(1),
-  tickSeconds: z.number().int().min(1).default(2),
+  minReplicas: groups().default(0),
+  maxReplicas: groups().default(0),
+  initialReadyGroups: groups().default(1),
+  tickSeconds: z.number().int().min(1).max(60).default(2),
   aggregation: z.enum(['linear', 'weightedExponential']).default('linear'),
-  startupTimeoutSeconds: z.number().int().min(0).optional(),
+  startupTimeoutSeconds: z.number().int().min(0).max(86_400).optional(),
   /** kvpa (default) adds kvpa's extensions; knative reproduces Knative's KPA exactly. */
   extensions: z.enum(['kvpa', 'knative']).default('kvpa'),
 });
 
 const StepBase = {
-  atSeconds: z.number().min(0),
-  readyGroups: z.number().int().min(0),
-  requestedGroups: z.number().int().min(0).optional(),
+  atSeconds: seconds(),
+  readyGroups: groups(),
+  requestedGroups: groups().optional(),
   metricError: z.boolean().optional(),
 };
 const AggregatedStepSchema = z.strictObject({
   ...StepBase,
-  stableTotal: z.number().min(0),
-  panicTotal: z.number().min(0),
+  stableTotal: value(),
+  panicTotal: value(),
 });
 const SamplesStepSchema = z.strictObject({
   ...StepBase,
-  samples: z.array(z.strictObject({ atSeconds: z.number().min(0), value: z.number().min(0) })),
+  samples: z.array(z.strictObject({ atSeconds: seconds(), value: value() })).max(MAX_STEPS),
 });
 
 export const ScenarioSchema = z.strictObject({
@@ -61,6 +70,7 @@ export const ScenarioSchema = z.strictObject({
   steps: z
     .array(z.union([AggregatedStepSchema, SamplesStepSchema]))
     .min(1)
+    .max(MAX_STEPS)
     .superRefine((steps, ctx) => {
       for (let i = 1; i < steps.length; i++) {
         if ((steps[i]?.atSeconds ?? 0) < (steps[i - 1]?.atSeconds ?? 0)) {
@@ -156,43 +166,38 @@ export function replay(scenario: Scenario, summaryOnly = false): DecideLine[] {
 }
 
 export async function runDecide(argv: readonly string[], io: Output): Promise<number> {
-  let values: { scenario?: string | undefined; summary?: boolean | undefined; help?: boolean | undefined };
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        scenario: { type: 'string' },
-        summary: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (e) {
-    io.err(`kvpa decide: ${(e as Error).message}\n\n${DECIDE_USAGE}`);
-    return 2;
-  }
+  const { values } = parseFlags(argv, {
+    scenario: { type: 'string' },
+    summary: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) {
     io.out(DECIDE_USAGE);
-    return 0;
+    return EXIT.ok;
   }
-  if (values.scenario === undefined) {
-    io.err(`kvpa decide: --scenario FILE is required\n\n${DECIDE_USAGE}`);
-    return 2;
-  }
+  const file = stringFlag(values, 'scenario');
+  if (file === undefined)
+    throw new UsageError('--scenario FILE is required (e.g. examples/scenario-decode-burst.json)');
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(values.scenario, 'utf8'));
+    const bytes = statSync(file).size;
+    if (bytes > MAX_SCENARIO_BYTES) {
+      throw new Error(`${bytes} bytes is over the cap of ${MAX_SCENARIO_BYTES} bytes; split the scenario`);
+    }
+    raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    io.err(`${values.scenario}: error: cannot read the scenario as JSON: ${(e as Error).message}`);
-    return 1;
+    io.err(`${file}: error: cannot read the scenario as JSON: ${(e as Error).message}`);
+    io.err('    hint: see README "kvpa decide" for the scenario format, and examples/ for a working file');
+    return EXIT.failed;
   }
   const parsed = ScenarioSchema.safeParse(raw);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
-      io.err(`${values.scenario}: error: ${formatPath(issue.path) || '(top level)'}: ${issue.message}`);
+      io.err(`${file}: error: ${formatPath(issue.path) || '(top level)'}: ${issue.message}`);
     }
     io.err('    hint: see README "kvpa decide" for the scenario format, and examples/ for a working file');
-    return 1;
+    return EXIT.failed;
   }
   for (const line of replay(parsed.data, values.summary === true)) io.out(JSON.stringify(line));
-  return 0;
+  return EXIT.ok;
 }

@@ -1,11 +1,12 @@
 /** kvpa's command line: one dispatcher, one module per subcommand. */
-import { runSimulateCommand } from '../sim/cli.ts';
 import { BACKTEST_USAGE, runBacktest } from './backtest.ts';
 import { CONTROLLER_USAGE, runController } from './controller.ts';
 import { DECIDE_USAGE, runDecide } from './decide.ts';
 import { RECOMMEND_USAGE, runRecommend } from './recommend.ts';
+import { EXIT, type Output, processOutput, runCommand } from './shell.ts';
+import { runSimulate, SIMULATE_USAGE } from './simulate.ts';
 import { runUp, UP_USAGE } from './up.ts';
-import { type Output, runValidate, VALIDATE_USAGE } from './validate.ts';
+import { runValidate, VALIDATE_USAGE } from './validate.ts';
 
 const USAGE = `kvpa: the KV-cache Pod Autoscaler
 
@@ -24,40 +25,32 @@ Commands:
 ${UP_USAGE}
 ${CONTROLLER_USAGE}
 ${DECIDE_USAGE}
+${SIMULATE_USAGE}
 ${VALIDATE_USAGE}
 ${RECOMMEND_USAGE}
 ${BACKTEST_USAGE}`;
 
-const processOutput: Output = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
+const COMMANDS: Readonly<Record<string, (argv: readonly string[], io: Output) => Promise<number>>> = {
+  up: runUp,
+  controller: runController,
+  simulate: runSimulate,
+  decide: runDecide,
+  validate: runValidate,
+  recommend: runRecommend,
+  backtest: runBacktest,
 };
 
+/** Dispatches to a subcommand inside the shell: exit 0 ok, 1 failed, 2 bad usage; never a stack trace. */
 export async function main(argv: readonly string[], io: Output = processOutput): Promise<number> {
   const [command, ...rest] = argv;
-  switch (command) {
-    case 'up':
-      return runUp(rest, io);
-    case 'controller':
-      return runController(rest, io);
-    case 'simulate':
-      return runSimulateCommand(rest);
-    case 'decide':
-      return runDecide(rest, io);
-    case 'validate':
-      return runValidate(rest, io);
-    case 'recommend':
-      return runRecommend(rest, io);
-    case 'backtest':
-      return runBacktest(rest, io);
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      io.out(USAGE);
-      return command === undefined ? 2 : 0;
-    default:
-      io.err(`kvpa: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
-      return 2;
+  const run = command !== undefined && Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (run !== undefined && command !== undefined) return runCommand(command, io, () => run(rest, io));
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    io.out(USAGE);
+    return command === undefined ? EXIT.usage : EXIT.ok;
   }
+  io.err(
+    `kvpa: unknown command ${JSON.stringify(command)}; the commands are ${Object.keys(COMMANDS).join(', ')} (run kvpa help for usage)`,
+  );
+  return EXIT.usage;
 }

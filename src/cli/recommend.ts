@@ -4,10 +4,9 @@
  * and prints the decision at --at: current and ready groups, every signal's stable and panic value,
  * the recommended groups and why.
  */
-import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { scaleTargetFor } from '../actuate/targets.ts';
-import { BUNDLED_POLICY_DIR, loadPolicies } from '../api/documents.ts';
+import { BUNDLED_POLICY_DIR, formatError, loadPolicies } from '../api/documents.ts';
 import { poolSamples } from '../observe/prometheus-control.ts';
 import type { HeadPod } from '../observe/prometheus-join.ts';
 import { PrometheusSignalSource } from '../observe/prometheus-source.ts';
@@ -20,15 +19,24 @@ import {
   PromHttp,
   parseGroups,
   parsePerPool,
-  parseTime,
   poolsFromCluster,
   poolsFromFile,
   registrationFor,
   replay,
   type ToolPool,
+} from './history.ts';
+import { loadKubeConfig } from './kubeconfig.ts';
+import {
+  checkUrl,
+  EXIT,
+  listFlag,
+  namespaceFlag,
+  type Output,
+  parseFlags,
+  parseTime,
+  stringFlag,
   UsageError,
-} from './recommend-lib.ts';
-import { formatError, type Output } from './validate.ts';
+} from './shell.ts';
 
 export const RECOMMEND_USAGE = `Usage: kvpa recommend --prometheus URL (-f FILE | --namespace NS) [--kubeconfig FILE]
                       [--at TIME] [--groups POOL=SPEC/READY,...] [--head-selector [POOL=]MATCHERS]...
@@ -290,39 +298,15 @@ export function formatRecommendation(r: PoolRecommendation): string[] {
 export async function loadToolPools(
   values: { file?: string | undefined; namespace?: string | undefined; policies?: string | undefined },
   kc: KubeConfig | null,
-  command: string,
 ): Promise<{ pools: ToolPool[]; errors: string[] }> {
   if (values.file !== undefined)
     return poolsFromFile(values.file, values.policies, values.namespace ?? 'default');
   if (values.namespace === undefined || kc === null) {
-    throw new UsageError(
-      `${command}: give -f FILE (a PodAutoscaler YAML) or --namespace NS (read from the cluster)`,
-    );
+    throw new UsageError(`give -f FILE (a PodAutoscaler YAML) or --namespace NS (read from the cluster)`);
   }
   const { policies, errors } = loadPolicies(values.policies ?? BUNDLED_POLICY_DIR);
   if (errors.length > 0) return { pools: [], errors: errors.map(formatError) };
   return poolsFromCluster(kc, values.namespace, policies);
-}
-
-export function loadKubeConfig(file: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  if (file !== undefined) kc.loadFromFile(file);
-  else kc.loadFromDefault();
-  return kc;
-}
-
-export function checkUrl(text: string | undefined, flag: string, command: string): string {
-  if (text === undefined)
-    throw new UsageError(`${command}: ${flag} URL is required (e.g. http://localhost:9090)`);
-  try {
-    const u = new URL(text);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
-  } catch {
-    throw new UsageError(
-      `${command}: ${flag}: ${JSON.stringify(text)} is not an http(s) URL; use e.g. http://localhost:9090`,
-    );
-  }
-  return text;
 }
 
 export async function runRecommend(
@@ -330,82 +314,53 @@ export async function runRecommend(
   io: Output,
   nowMs: () => number = Date.now,
 ): Promise<number> {
-  let values: Record<string, string | boolean | string[] | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        prometheus: { type: 'string' },
-        file: { type: 'string', short: 'f' },
-        namespace: { type: 'string' },
-        kubeconfig: { type: 'string' },
-        at: { type: 'string' },
-        groups: { type: 'string' },
-        'head-selector': { type: 'string', multiple: true },
-        policies: { type: 'string' },
-        output: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (e) {
-    io.err(`kvpa recommend: ${(e as Error).message}\n\n${RECOMMEND_USAGE}`);
-    return 2;
-  }
+  const { values } = parseFlags(argv, {
+    prometheus: { type: 'string' },
+    file: { type: 'string', short: 'f' },
+    namespace: { type: 'string' },
+    kubeconfig: { type: 'string' },
+    at: { type: 'string' },
+    groups: { type: 'string' },
+    'head-selector': { type: 'string', multiple: true },
+    policies: { type: 'string' },
+    output: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) {
     io.out(RECOMMEND_USAGE);
-    return 0;
+    return EXIT.ok;
   }
-  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
-  let options: RecommendOptions;
-  let loadErrors: string[];
+  const str = (k: string) => stringFlag(values, k);
   const output = str('output') ?? 'table';
-  try {
-    if (output !== 'table' && output !== 'json') {
-      throw new UsageError(`kvpa recommend: --output must be table or json, got ${JSON.stringify(output)}`);
-    }
-    const prometheus = checkUrl(str('prometheus'), '--prometheus', 'kvpa recommend');
-    const atSeconds =
-      str('at') === undefined ? nowMs() / 1000 : parseTime(str('at') ?? '', '--at', nowMs() / 1000);
-    const groups =
-      str('groups') === undefined ? new Map<string, GroupCounts>() : parseGroups(str('groups') ?? '');
-    const useCluster =
-      str('kubeconfig') !== undefined || (str('namespace') !== undefined && str('file') === undefined);
-    let kc: KubeConfig | null = null;
-    if (useCluster) {
-      try {
-        kc = loadKubeConfig(str('kubeconfig'));
-      } catch (e) {
-        io.err(`kvpa recommend: cannot load the kubeconfig: ${(e as Error).message}`);
-        return 1;
-      }
-    }
-    const loaded = await loadToolPools(
-      { file: str('file'), namespace: str('namespace'), policies: str('policies') },
-      kc,
-      'kvpa recommend',
-    );
-    loadErrors = loaded.errors;
-    const names = loaded.pools.map((p) => p.pool.name);
-    options = {
-      prometheus,
-      atSeconds,
-      pools: loaded.pools,
-      groups,
-      headSelectors: parsePerPool((values['head-selector'] as string[] | undefined) ?? [], names),
-      kubeConfig: kc,
-    };
-  } catch (e) {
-    if (e instanceof UsageError) {
-      io.err(`${e.message}\n\n${RECOMMEND_USAGE}`);
-      return 2;
-    }
-    io.err(`kvpa recommend: ${(e as Error).message}`);
-    return 1;
+  if (output !== 'table' && output !== 'json') {
+    throw new UsageError(`--output must be table or json, got ${JSON.stringify(output)}`);
   }
-  if (loadErrors.length > 0) {
-    for (const e of loadErrors) io.err(e);
-    return 1;
+  const prometheus = checkUrl(str('prometheus'), '--prometheus');
+  const atSeconds =
+    str('at') === undefined ? nowMs() / 1000 : parseTime(str('at') ?? '', '--at', nowMs() / 1000);
+  const groups =
+    str('groups') === undefined ? new Map<string, GroupCounts>() : parseGroups(str('groups') ?? '');
+  const useCluster =
+    str('kubeconfig') !== undefined ||
+    (namespaceFlag(values, 'namespace') !== undefined && str('file') === undefined);
+  const kc = useCluster ? loadKubeConfig(str('kubeconfig')) : null;
+  const loaded = await loadToolPools(
+    { file: str('file'), namespace: str('namespace'), policies: str('policies') },
+    kc,
+  );
+  if (loaded.errors.length > 0) {
+    for (const e of loaded.errors) io.err(e);
+    return EXIT.failed;
   }
+  const names = loaded.pools.map((p) => p.pool.name);
+  const options: RecommendOptions = {
+    prometheus,
+    atSeconds,
+    pools: loaded.pools,
+    groups,
+    headSelectors: parsePerPool(listFlag(values, 'head-selector'), names),
+    kubeConfig: kc,
+  };
   const result = await recommend(options);
   if (output === 'json') {
     io.out(JSON.stringify({ at: isoTime(Math.floor(options.atSeconds)), ...result }, null, 2));
@@ -416,5 +371,5 @@ export async function runRecommend(
     });
   }
   for (const f of result.failures) io.err(`kvpa recommend: ${f.key}: ${f.error}`);
-  return result.failures.length > 0 ? 1 : 0;
+  return result.failures.length > 0 ? EXIT.failed : EXIT.ok;
 }

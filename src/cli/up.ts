@@ -3,13 +3,21 @@
  * report at the end. Ctrl-C stops everything and still writes the report.
  */
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { traceStats } from '../sim/trace.ts';
 import type { StackSample } from '../stack/report.ts';
 import { writeReport } from '../stack/report.ts';
 import { DEFAULT_TRACE, type Stack, startStack } from '../stack/up.ts';
 import { renderLine, renderView } from '../stack/view.ts';
-import type { Output } from './validate.ts';
+import {
+  type Bounds,
+  EXIT,
+  numberFlag,
+  type Output,
+  parseFlags,
+  prepareOutDir,
+  stringFlag,
+  UsageError,
+} from './shell.ts';
 
 export const UP_USAGE = `Usage: kvpa up [--trace FILE] [--time-compression C] [--rate-multiplier X]
                [--duration-seconds S] [--pod-startup-seconds S] [--scrape-interval S] [--out DIR]
@@ -20,63 +28,76 @@ generator, all on 127.0.0.1, and shows each pool scaling live. First use builds 
 binaries from the Go module proxy (about 20-30 minutes on 2 cores); later runs start in about a minute.
 
   --trace FILE             request trace to replay (default examples/traces/r1-step-40min.csv)
-  --time-compression C     play the trace C times faster (default 10)
-  --rate-multiplier X      arrivals per trace arrival (default 1)
-  --duration-seconds S     stop after S wall seconds (default: the trace's length plus 60 s)
-  --pod-startup-seconds S  pod start-up delay (kwok), standing in for a 10-80 min cold start (default 20)
-  --scrape-interval S      Prometheus scrape interval (default 1)
+  --time-compression C     play the trace C times faster (default 10) [0.1 to 100]
+  --rate-multiplier X      arrivals per trace arrival (default 1) [≤ 100]
+  --duration-seconds S     stop after S wall seconds (default: the trace's length plus 60 s) [≤ 86400]
+  --pod-startup-seconds S  pod start-up delay (kwok), standing in for a 10-80 min cold start (default 20) [≤ 3600]
+  --scrape-interval S      Prometheus scrape interval (default 1) [≤ 60]
   --out DIR                report directory (default out/kvpa-up-<time>)
 
 Grafana annotations go to a local contract server (its log is in the report directory), or to a real
 Grafana when GRAFANA_URL and GRAFANA_TOKEN are set.
 `;
 
-function positive(
-  values: Record<string, unknown>,
-  flag: string,
-  fallback: number,
-  io: Output,
-): number | null {
-  const raw = values[flag];
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!(Number.isFinite(n) && n > 0)) {
-    io.err(`kvpa up: --${flag} must be a number > 0, got ${JSON.stringify(raw)}`);
-    return null;
-  }
-  return n;
-}
+/** Caps of `kvpa up`: one laptop runs the whole stack, so load and time stay within what 2 cores carry. */
+export const UP_BOUNDS = {
+  'time-compression': {
+    min: 0.1,
+    max: 100,
+    cap: 'faster than that, 1 s scrapes miss the load',
+    example: 10,
+  },
+  'rate-multiplier': {
+    min: 0,
+    minExclusive: true,
+    max: 100,
+    cap: 'the load generator and engines share this machine',
+    example: 1,
+  },
+  'duration-seconds': {
+    min: 0,
+    minExclusive: true,
+    max: 86_400,
+    unit: 'seconds',
+    cap: 'a day',
+    example: 600,
+  },
+  'pod-startup-seconds': {
+    min: 0,
+    minExclusive: true,
+    max: 3600,
+    unit: 'seconds',
+    cap: 'an hour',
+    example: 20,
+  },
+  'scrape-interval': {
+    min: 0,
+    minExclusive: true,
+    max: 60,
+    unit: 'seconds',
+    cap: 'a minute, the longest a window can wait for',
+    example: 1,
+  },
+} as const satisfies Readonly<Record<string, Bounds>>;
 
 export async function runUp(argv: readonly string[], io: Output): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        trace: { type: 'string' },
-        'time-compression': { type: 'string' },
-        'rate-multiplier': { type: 'string' },
-        'duration-seconds': { type: 'string' },
-        'pod-startup-seconds': { type: 'string' },
-        'scrape-interval': { type: 'string' },
-        out: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (e) {
-    io.err(`kvpa up: ${(e as Error).message}\n\n${UP_USAGE}`);
-    return 2;
-  }
+  const { values } = parseFlags(argv, {
+    trace: { type: 'string' },
+    ...Object.fromEntries(Object.keys(UP_BOUNDS).map((k) => [k, { type: 'string' as const }])),
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) {
     io.out(UP_USAGE);
-    return 0;
+    return EXIT.ok;
   }
-  const compression = positive(values, 'time-compression', 10, io);
-  const multiplier = positive(values, 'rate-multiplier', 1, io);
-  const podStartup = positive(values, 'pod-startup-seconds', 20, io);
-  const scrape = positive(values, 'scrape-interval', 1, io);
-  if (compression === null || multiplier === null || podStartup === null || scrape === null) return 2;
-  const trace = typeof values.trace === 'string' ? values.trace : DEFAULT_TRACE;
+  const n = (name: keyof typeof UP_BOUNDS) => numberFlag(values, name, UP_BOUNDS[name]);
+  const compression = n('time-compression') ?? 10;
+  const multiplier = n('rate-multiplier') ?? 1;
+  const podStartup = n('pod-startup-seconds') ?? 20;
+  const scrape = n('scrape-interval') ?? 1;
+  const durationFlag = n('duration-seconds');
+  const trace = stringFlag(values, 'trace') ?? DEFAULT_TRACE;
   // Read the whole trace once before anything starts: a bad row fails here, naming file, line and fix,
   // not minutes later inside a running stack.
   let traceEndSeconds: number;
@@ -84,15 +105,22 @@ export async function runUp(argv: readonly string[], io: Output): Promise<number
     const stats = traceStats(trace, { timeCompression: compression, rateMultiplier: multiplier });
     traceEndSeconds = Number.isFinite(stats.lastSeconds) ? stats.lastSeconds : 0;
   } catch (e) {
-    io.err(`kvpa up: --trace ${trace}: ${(e as Error).message}`);
-    return 2;
+    io.err(
+      `kvpa up: --trace ${trace}: ${(e as Error).message}; check --trace (a trace CSV such as ${DEFAULT_TRACE})`,
+    );
+    return EXIT.usage;
   }
-  const duration = positive(values, 'duration-seconds', Math.ceil(traceEndSeconds) + 60, io);
-  if (duration === null) return 2;
-  const outDir =
-    typeof values.out === 'string'
-      ? values.out
-      : path.join('out', `kvpa-up-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
+  const duration = durationFlag ?? Math.ceil(traceEndSeconds) + 60;
+  const maxDuration = UP_BOUNDS['duration-seconds'].max;
+  if (duration > maxDuration) {
+    throw new UsageError(
+      `--trace ${trace} at --time-compression ${compression} plays for ${duration} s; the cap is ${maxDuration} s (a day): raise --time-compression or give --duration-seconds`,
+    );
+  }
+  const outDir = prepareOutDir(
+    stringFlag(values, 'out') ??
+      path.join('out', `kvpa-up-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`),
+  );
   const grafanaUrl = process.env.GRAFANA_URL;
   const grafanaToken = process.env.GRAFANA_TOKEN;
 
@@ -110,7 +138,7 @@ export async function runUp(argv: readonly string[], io: Output): Promise<number
     });
   } catch (e) {
     io.err(`kvpa up: the stack did not come up: ${(e as Error).message}`);
-    return 1;
+    return EXIT.failed;
   }
 
   const samples: StackSample[] = [];
@@ -172,5 +200,5 @@ export async function runUp(argv: readonly string[], io: Output): Promise<number
     await stack.stop();
     io.out(`\nreport: ${report}\ntimeline: ${timeline}`);
   }
-  return 0;
+  return EXIT.ok;
 }

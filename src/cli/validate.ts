@@ -3,17 +3,18 @@
  * cross-field rules and the presets. Every error names file:line:column, the field path and a fix.
  * Exit 0 when all files are valid, 1 on any error, 2 on bad usage.
  */
-import { parseArgs } from 'node:util';
 import {
   addPolicy,
   BUNDLED_POLICY_DIR,
   checkPodAutoscaler,
   type DocumentError,
+  formatError,
   loadPolicies,
   type ParsedDocument,
   readDocuments,
 } from '../api/documents.ts';
 import { resolveAll } from '../api/resolve.ts';
+import { EXIT, type Output, parseFlags, stringFlag, UsageError } from './shell.ts';
 
 export const VALIDATE_USAGE = `Usage: kvpa validate [--policies DIR] [--explain] FILE...
 
@@ -22,41 +23,42 @@ Checks PodAutoscaler (kvpa.io/v1alpha1) and ScalingPolicy files. Presets come fr
   --explain   also print each pool's effective settings and which layer set them
 `;
 
-export interface Output {
-  out: (line: string) => void;
-  err: (line: string) => void;
-}
-
-export function formatError(e: DocumentError): string {
-  const where = e.line > 0 ? `${e.file}:${e.line}:${e.column}` : e.file;
-  const field = e.path === '' ? '' : `${e.path}: `;
-  return `${where}: error: ${field}${e.message}${e.hint === '' ? '' : `\n    hint: ${e.hint}`}`;
-}
-
 export async function runValidate(argv: readonly string[], io: Output): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (e) {
-    io.err(`kvpa validate: ${(e as Error).message}\n\n${VALIDATE_USAGE}`);
-    return 2;
-  }
-  if (parsed.values.help) {
+  const { values, positionals: files } = parseFlags(
+    argv,
+    {
+      policies: { type: 'string' },
+      explain: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    true,
+  );
+  if (values.help) {
     io.out(VALIDATE_USAGE);
-    return 0;
+    return EXIT.ok;
   }
-  const files = parsed.positionals;
-  if (files.length === 0) {
-    io.err(`kvpa validate: no files given\n\n${VALIDATE_USAGE}`);
-    return 2;
-  }
-  const { policies, errors: policyErrors } = loadPolicies(parsed.values.policies ?? BUNDLED_POLICY_DIR);
+  if (files.length === 0)
+    throw new UsageError('no files given; give one or more PodAutoscaler or ScalingPolicy YAML files');
+  const { policies, errors: policyErrors } = loadPolicies(
+    stringFlag(values, 'policies') ?? BUNDLED_POLICY_DIR,
+  );
   const errors: DocumentError[] = [...policyErrors];
   const documents: ParsedDocument[] = [];
   for (const file of files) {
     const r = readDocuments(file);
     errors.push(...r.errors);
     documents.push(...r.documents);
+    // An empty file (or only comments) checks nothing: passing it would hide a wrong path or a truncated file.
+    if (r.errors.length === 0 && r.documents.length === 0) {
+      errors.push({
+        file,
+        line: 0,
+        column: 0,
+        path: '',
+        message: 'no PodAutoscaler or ScalingPolicy in the file (it is empty or only comments)',
+        hint: 'give a file with kind: PodAutoscaler or kind: ScalingPolicy (see examples/)',
+      });
+    }
   }
   // Presets given on the command line are usable by the PodAutoscalers given with them.
   for (const d of documents) if (d.kind === 'ScalingPolicy') addPolicy(policies, d, []);
@@ -64,7 +66,7 @@ export async function runValidate(argv: readonly string[], io: Output): Promise<
     if (d.kind !== 'PodAutoscaler') continue;
     const problems = checkPodAutoscaler(d, policies);
     errors.push(...problems);
-    if (problems.length === 0 && parsed.values.explain) explain(d, policies, io);
+    if (problems.length === 0 && values.explain) explain(d, policies, io);
   }
   errors.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.column - b.column);
   for (const e of errors) io.err(formatError(e));
@@ -76,21 +78,9 @@ export async function runValidate(argv: readonly string[], io: Output): Promise<
     io.err(
       `${errors.length} error${errors.length === 1 ? '' : 's'} in ${bad.size} file${bad.size === 1 ? '' : 's'}`,
     );
-    return 1;
+    return EXIT.failed;
   }
-  return 0;
-}
-
-function parse(argv: readonly string[]) {
-  return parseArgs({
-    args: [...argv],
-    allowPositionals: true,
-    options: {
-      policies: { type: 'string' },
-      explain: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  return EXIT.ok;
 }
 
 function explain(

@@ -22,6 +22,11 @@ export interface TimelinePanel {
   readonly fromSeconds: number;
   readonly toSeconds: number;
   readonly series: readonly TimelineSeries[];
+  /**
+   * How the time axis reads: `utc` for unix seconds (backtest: wall-clock history), `minutes` for
+   * seconds since the start of a run (kvpa up), labelled as minutes since `fromSeconds`.
+   */
+  readonly timeAxis?: 'utc' | 'minutes';
 }
 
 const WIDTH = 960;
@@ -97,6 +102,35 @@ function clock(seconds: number): string {
   return new Date(seconds * 1000).toISOString().replace('.000Z', 'Z');
 }
 
+/** Tick spacings, in seconds, from which the axis picks the first giving at most 8 ticks. */
+const TICK_STEPS_SECONDS = [1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400];
+
+/**
+ * Time-axis ticks at a round spacing: `minutes` labels offsets from the start (`0`, `5`, `10` min);
+ * `utc` labels wall-clock times of day (`10:05`), with the full RFC3339 time under both ends.
+ */
+export function timeTicks(
+  fromSeconds: number,
+  toSeconds: number,
+  axis: 'utc' | 'minutes',
+): { atSeconds: number; label: string }[] {
+  const span = Math.max(1, toSeconds - fromSeconds);
+  const step = TICK_STEPS_SECONDS.find((s) => span / s <= 8) ?? Math.ceil(span / 8 / 86400) * 86400;
+  const ticks: { atSeconds: number; label: string }[] = [];
+  if (axis === 'minutes') {
+    for (let t = 0; t <= span + 1e-9; t += step) {
+      const m = t / 60;
+      ticks.push({ atSeconds: fromSeconds + t, label: Number.isInteger(m) ? String(m) : m.toFixed(1) });
+    }
+    return ticks;
+  }
+  for (let t = Math.ceil(fromSeconds / step) * step; t <= toSeconds; t += step) {
+    const iso = new Date(t * 1000).toISOString();
+    ticks.push({ atSeconds: t, label: step < 60 ? iso.slice(11, 19) : iso.slice(11, 16) });
+  }
+  return ticks;
+}
+
 function panel(p: TimelinePanel, top: number): string {
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
   const plotH = PANEL_HEIGHT - MARGIN.top - MARGIN.bottom;
@@ -121,9 +155,20 @@ function panel(p: TimelinePanel, top: number): string {
     );
   }
   const bottom = top + MARGIN.top + plotH;
+  const axis = p.timeAxis ?? 'utc';
+  for (const tick of timeTicks(p.fromSeconds, p.toSeconds, axis)) {
+    out.push(
+      `<line x1="${fmt(x(tick.atSeconds))}" x2="${fmt(x(tick.atSeconds))}" y1="${bottom}" y2="${bottom + 4}" stroke="#888"/>`,
+      `<text x="${fmt(x(tick.atSeconds))}" y="${bottom + 15}" font-size="10" text-anchor="middle">${tick.label}</text>`,
+    );
+  }
+  const caption =
+    axis === 'minutes'
+      ? `<text x="${MARGIN.left + plotW / 2}" y="${bottom + 29}" font-size="11" text-anchor="middle">minutes since the start</text>`
+      : `<text x="${MARGIN.left}" y="${bottom + 29}" font-size="11">${clock(p.fromSeconds)}</text><text x="${MARGIN.left + plotW}" y="${bottom + 29}" font-size="11" text-anchor="end">${clock(p.toSeconds)} (UTC)</text>`;
   out.push(
-    `<text x="${MARGIN.left}" y="${bottom + 18}" font-size="11">${clock(p.fromSeconds)}</text>`,
-    `<text x="${MARGIN.left + plotW}" y="${bottom + 18}" font-size="11" text-anchor="end">${clock(p.toSeconds)}</text>`,
+    caption,
+    `<line x1="${MARGIN.left}" x2="${MARGIN.left + plotW}" y1="${bottom}" y2="${bottom}" stroke="#888"/>`,
     `<text x="14" y="${top + MARGIN.top + plotH / 2}" font-size="11" transform="rotate(-90 14 ${top + MARGIN.top + plotH / 2})" text-anchor="middle">groups</text>`,
   );
   let legendY = top + MARGIN.top + 6;
@@ -157,6 +202,7 @@ export function renderTimelineSvg(panels: readonly TimelinePanel[]): string {
   const body = panels.map((p, i) => panel(p, i * PANEL_HEIGHT)).join('\n');
   return `<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif">
+<title>${escapeXml(panels.map((p) => p.title).join('; ') || 'timeline')}</title>
 <rect width="${WIDTH}" height="${height}" fill="white"/>
 ${body}
 </svg>

@@ -1,5 +1,5 @@
 /**
- * The fleet calibration: a YAML file under `sim/calibration/`, parsed once at the edge and validated here.
+ * The fleet calibration: a YAML file under `calibration/`, parsed once at the edge and validated here.
  * Units are in the field names (seconds, tokens, bytes, GPUs); every figure's source is a comment in the YAML.
  */
 import { readFileSync } from 'node:fs';
@@ -61,14 +61,8 @@ export const calibrationSchema = z
 
 export type Calibration = Readonly<z.infer<typeof calibrationSchema>>;
 
-/** The directory of the bundled calibrations (`sim/calibration/` at the repository top level). */
-export const calibrationDirectory = join(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  'sim',
-  'calibration',
-);
+/** The directory of the bundled calibrations (`calibration/` at the package's top level, beside `policies/`). */
+export const calibrationDirectory = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'calibration');
 
 /** Parses and validates calibration YAML; errors name the file and each bad field. */
 export function parseCalibration(text: string, source: string): Calibration {

@@ -19,7 +19,7 @@ const WIDTH = 960;
 const PANEL_HEIGHT = 150;
 const LEFT = 70;
 const RIGHT = 150;
-const TOP = 40;
+const TOP = 56;
 const GAP = 30;
 
 function niceMax(x: number): number {

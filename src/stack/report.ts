@@ -115,7 +115,8 @@ export function timelinePanels(samples: readonly StackSample[], title: string): 
         points: samples.map((s) => ({ atSeconds: s.atSeconds, value: s.pools[name]?.readyGroups ?? null })),
       },
     ];
-    return { title: `${title} · ${name}`, fromSeconds: from, toSeconds: to, series };
+    // Sample times are seconds since the stack started: label them as minutes, not as 1970 dates.
+    return { title: `${title} · ${name}`, fromSeconds: from, toSeconds: to, series, timeAxis: 'minutes' };
   });
 }
 

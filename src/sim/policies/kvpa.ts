@@ -11,11 +11,10 @@
  *
  * Nothing of the algorithm is re-implemented here.
  */
-import { addPolicy, loadPolicies, readDocuments } from '../../api/documents.ts';
+import { addPolicy, formatError, loadPolicies, readDocuments } from '../../api/documents.ts';
 import { type MetricSpec, signalName } from '../../api/podautoscaler.ts';
 import type { Policy } from '../../api/policy.ts';
 import { type ResolvedPool, resolvePool, toDeciderSpec } from '../../api/resolve.ts';
-import { formatError } from '../../cli/validate.ts';
 import {
   type DeciderSpec,
   type DeciderState,

@@ -1,10 +1,11 @@
 /**
- * What `kvpa recommend` and `kvpa backtest` share: flag and time parsing, loading PodAutoscalers
- * (file or cluster), finding head pods in Prometheus, and replaying Prometheus history through a
- * pool's PoolRunner. Neither command writes anything anywhere but stdout and --out.
+ * A pool's history in Prometheus, as `kvpa recommend` and `kvpa backtest` read it: their per-pool
+ * flags, loading PodAutoscalers (file or cluster), finding head pods in Prometheus, and replaying
+ * that history through the pool's PoolRunner. Neither command writes anything anywhere but stdout
+ * and --out.
  */
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { addPolicy, checkPodAutoscaler, loadPolicies, readDocuments } from '../api/documents.ts';
+import { addPolicy, checkPodAutoscaler, formatError, loadPolicies, readDocuments } from '../api/documents.ts';
 import { API_GROUP, API_VERSION, PLURAL, PodAutoscalerSpecSchema } from '../api/podautoscaler.ts';
 import type { Policy } from '../api/policy.ts';
 import { type ResolvedPool, resolveAll } from '../api/resolve.ts';
@@ -20,56 +21,15 @@ import {
   signalKindOf,
 } from '../observe/prometheus-join.ts';
 import type { BackfillResult, BackfillSignal } from '../observe/prometheus-source.ts';
-import { formatError } from './validate.ts';
-
-/** A bad flag value: the message names the flag and the accepted forms. Exit code 2. */
-export class UsageError extends Error {}
-
-const DURATION_UNITS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
-const TIME_FORMATS =
-  'RFC3339 (2026-11-23T10:00:00Z), unix seconds (1795000000), now, or now-DURATION (now-1h)';
-
-/** `90s`, `5m`, `1h30m`, `2d`, or a bare number of seconds. */
-export function parseDuration(text: string, flag: string): number {
-  const t = text.trim();
-  if (/^\d+(\.\d+)?$/.test(t)) return Number(t);
-  if (/^(\d+(\.\d+)?[smhdw])+$/.test(t)) {
-    let seconds = 0;
-    for (const m of t.matchAll(/(\d+(?:\.\d+)?)([smhdw])/g)) {
-      seconds += Number(m[1]) * (DURATION_UNITS[m[2] ?? 's'] ?? 1);
-    }
-    return seconds;
-  }
-  throw new UsageError(
-    `${flag}: cannot read ${JSON.stringify(text)} as a duration; use e.g. 1s, 90s, 5m, 1h30m or a number of seconds`,
-  );
-}
-
-/** A point in time, in unix seconds: RFC3339, unix seconds, `now` or `now-DURATION`. */
-export function parseTime(text: string, flag: string, nowSeconds: number): number {
-  const t = text.trim();
-  if (t === 'now') return nowSeconds;
-  const rel = /^now-(.+)$/.exec(t);
-  if (rel) {
-    try {
-      return nowSeconds - parseDuration(rel[1] ?? '', flag);
-    } catch {
-      throw new UsageError(`${flag}: cannot read ${JSON.stringify(text)} as a time; use ${TIME_FORMATS}`);
-    }
-  }
-  if (/^\d+(\.\d+)?$/.test(t)) return Number(t);
-  // RFC3339 needs a date, a time and a zone; Date.parse alone accepts much more (and local times).
-  if (/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.test(t)) {
-    const ms = Date.parse(t);
-    if (Number.isFinite(ms)) return ms / 1000;
-  }
-  throw new UsageError(`${flag}: cannot read ${JSON.stringify(text)} as a time; use ${TIME_FORMATS}`);
-}
+import { UsageError } from './shell.ts';
 
 export interface GroupCounts {
   readonly spec: number;
   readonly ready: number;
 }
+
+/** The most groups a --groups count may name: far above any real pool, low enough to stay exact. */
+export const MAX_GROUPS = 10_000;
 
 /**
  * `--groups decode=4/3,prefill=2` or `--groups 4` (every pool). `spec/ready`; ready defaults to spec.
@@ -86,6 +46,11 @@ export function parseGroups(text: string, flag = '--groups'): Map<string, GroupC
     }
     const spec = Number(m[3]);
     const ready = m[4] === undefined ? spec : Number(m[4]);
+    if (spec > MAX_GROUPS) {
+      throw new UsageError(
+        `${flag}: ${part}: ${spec} groups is over the cap of ${MAX_GROUPS}; give a real count`,
+      );
+    }
     if (ready > spec)
       throw new UsageError(`${flag}: ${part}: ready groups (${ready}) exceed spec groups (${spec})`);
     out.set(m[1] ?? '*', { spec, ready });
@@ -149,7 +114,10 @@ export function poolsFromFile(
       });
     }
   }
-  if (errors.length === 0 && pools.length === 0) errors.push(`${file}: error: no PodAutoscaler in the file`);
+  if (errors.length === 0 && pools.length === 0)
+    errors.push(
+      `${file}: error: no PodAutoscaler in the file\n    hint: give a file with kind: PodAutoscaler (see examples/)`,
+    );
   return { pools, errors };
 }
 
@@ -183,7 +151,10 @@ export async function poolsFromCluster(
       pools.push({ key: `${namespace}/${name}/${p.name}`, namespace, autoscaler: name, pool: p });
     }
   }
-  if (errors.length === 0 && pools.length === 0) errors.push(`no PodAutoscaler in namespace ${namespace}`);
+  if (errors.length === 0 && pools.length === 0)
+    errors.push(
+      `no PodAutoscaler in namespace ${namespace}; check --namespace (kubectl get podautoscalers -n ${namespace})`,
+    );
   return { pools, errors };
 }
 
@@ -210,11 +181,19 @@ export class PromHttp {
   ) {}
 
   private async post(path: string, params: Record<string, string>): Promise<unknown> {
-    const res = await fetch(`${this.address.replace(/\/$/, '')}/api/v1/${path}`, {
-      method: 'POST',
-      body: new URLSearchParams(params),
-      signal: AbortSignal.timeout(this.timeoutSeconds * 1000),
-    });
+    let res: Response;
+    try {
+      res = await fetch(`${this.address.replace(/\/$/, '')}/api/v1/${path}`, {
+        method: 'POST',
+        body: new URLSearchParams(params),
+        signal: AbortSignal.timeout(this.timeoutSeconds * 1000),
+      });
+    } catch (e) {
+      // fetch says only "fetch failed"; the cause (ECONNREFUSED, ENOTFOUND, a timeout) is what to fix.
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (e as Error).message;
+      throw new Error(`Prometheus at ${this.address} is unreachable (${why}); check --prometheus`);
+    }
     const body = (await res.json().catch(() => null)) as {
       status?: string;
       error?: string;
@@ -236,14 +215,18 @@ export class PromHttp {
     return data.result.map((r) => ({ metric: r.metric, value: Number(r.value[1]) }));
   }
 
-  /** Σ over series per step (seconds → value); steps without any series are absent. */
+  /**
+   * Σ over series per step (seconds → value); steps without any series are absent. A step where any
+   * series is NaN, infinite or negative is out of range: it is listed in `outOfRange`, never summed.
+   */
   async rangeSum(
     query: string,
     fromSeconds: number,
     toSeconds: number,
     stepSeconds: number,
-  ): Promise<Map<number, number>> {
-    const out = new Map<number, number>();
+  ): Promise<{ sums: Map<number, number>; outOfRange: Set<number> }> {
+    const sums = new Map<number, number>();
+    const outOfRange = new Set<number>();
     const chunk = stepSeconds * 10_000;
     for (let start = fromSeconds; start <= toSeconds; start += chunk + stepSeconds) {
       const end = Math.min(toSeconds, start + chunk);
@@ -255,12 +238,15 @@ export class PromHttp {
       })) as { result: { values: [number, string][] }[] };
       for (const series of data.result) {
         for (const [t, v] of series.values) {
+          const at = Math.round(t);
           const value = Number(v);
-          if (Number.isFinite(value)) out.set(Math.round(t), (out.get(Math.round(t)) ?? 0) + value);
+          if (Number.isFinite(value) && value >= 0) sums.set(at, (sums.get(at) ?? 0) + value);
+          else outOfRange.add(at);
         }
       }
     }
-    return out;
+    for (const at of outOfRange) sums.delete(at);
+    return { sums, outOfRange };
   }
 }
 
@@ -292,12 +278,29 @@ export async function discoverHeads(
   atSeconds: number,
   lookbackSeconds: number,
 ): Promise<HeadPod[]> {
-  const rows = await prom.instant(
-    `group by (namespace, pod) (last_over_time(${selector}[${Math.ceil(lookbackSeconds)}s]))`,
-    atSeconds,
+  const rows = await blameFlag(
+    '--head-selector',
+    prom.instant(
+      `group by (namespace, pod) (last_over_time(${selector}[${Math.ceil(lookbackSeconds)}s]))`,
+      atSeconds,
+    ),
   );
   const pods = [...new Set(rows.map((r) => r.metric.pod).filter((p): p is string => p !== undefined))].sort();
   return pods.map((pod) => ({ pod, groupKey: pod, ready: true }));
+}
+
+/**
+ * A query Prometheus rejects as malformed (HTTP 400, bad_data) was built from a user's PromQL: the
+ * error says which flag to fix. Other failures pass through unchanged.
+ */
+export async function blameFlag<T>(flag: string, query: Promise<T>): Promise<T> {
+  try {
+    return await query;
+  } catch (e) {
+    const message = (e as Error).message;
+    if (!message.includes('(HTTP 400)')) throw e;
+    throw new Error(`${message}; check the PromQL of ${flag}`);
+  }
 }
 
 /** The state to report for a second the backfill had no usable sample for: its most frequent non-ok state. */

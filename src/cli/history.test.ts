@@ -1,17 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { ResolvedPool } from '../api/resolve.ts';
 import { runBacktest } from './backtest.ts';
+import { forPool, missingState, parseGroups, parsePerPool, replay } from './history.ts';
 import { runRecommend } from './recommend.ts';
-import {
-  forPool,
-  missingState,
-  parseDuration,
-  parseGroups,
-  parsePerPool,
-  parseTime,
-  replay,
-  UsageError,
-} from './recommend-lib.ts';
+import { parseDuration, parseTime, runCommand, UsageError } from './shell.ts';
 
 const NOW = 1_795_000_000;
 
@@ -150,7 +142,8 @@ describe('missing data in the replay is a state, never zero', () => {
 describe('CLI flag errors', () => {
   const run = async (fn: typeof runBacktest, argv: string[]) => {
     const err: string[] = [];
-    const code = await fn(argv, { out: () => undefined, err: (l) => err.push(l) }, () => NOW * 1000);
+    const io = { out: () => undefined, err: (l: string) => err.push(l) };
+    const code = await runCommand(fn.name, io, () => fn(argv, io, () => NOW * 1000));
     return { code, err: err.join('\n') };
   };
 
@@ -177,7 +170,7 @@ describe('CLI flag errors', () => {
     expect((await run(runBacktest, [...base, '--from', 'now-1h'])).err).toContain('--to is required');
     expect(
       (await run(runBacktest, [...base, '--from', 'now-1h', '--to', 'now', '--step', '0.5s'])).err,
-    ).toContain('--step: must be a whole number of seconds');
+    ).toContain('--step "0.5": must be a whole number of seconds ≥ 1 and ≤ 3600; give e.g. --step 1');
     const url = await run(runBacktest, [
       '--prometheus',
       'localhost:9090',

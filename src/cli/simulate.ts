@@ -6,60 +6,104 @@
  *   kvpa simulate --trace FILE --compare a,b,c [options] --out DIR
  *     → DIR/compare.json, DIR/<policy>.json, DIR/<policy>-{prefill,decode}.svg
  *
- * Exit codes: 0 done, 2 usage or input error (the message names the flag or the file and line).
+ * Exit codes: 0 done, 1 failed, 2 usage or input error (the message names the flag or the file and line).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { loadCalibration } from './calibration.ts';
-import { isPresetFile, policyNames } from './policies/index.ts';
-import { loadPresetFile } from './policies/kvpa.ts';
+import { loadCalibration } from '../sim/calibration.ts';
+import { isPresetFile, policyNames } from '../sim/policies/index.ts';
+import { loadPresetFile } from '../sim/policies/kvpa.ts';
 import {
   defaultSettings,
   demandFor,
   runSimulation,
   type SimulationSettings,
   type SimulationSummary,
-} from './run.ts';
-import { timelineSvg } from './svg.ts';
-import { TraceError } from './trace.ts';
+} from '../sim/run.ts';
+import { timelineSvg } from '../sim/svg.ts';
+import { TraceError } from '../sim/trace.ts';
+import {
+  type Bounds,
+  EXIT,
+  numberFlag,
+  type Output,
+  parseFlags,
+  prepareOutDir,
+  stringFlag,
+  UsageError,
+} from './shell.ts';
 
-const USAGE = `usage: kvpa simulate --trace FILE (--policy NAME|FILE | --compare A,B,…) --out DIR [options]
+/** The longest replay the lab runs: a month of simulated time is minutes of wall time at ×1. */
+export const MAX_SIMULATED_DAYS = 31;
+const MAX_SECONDS = MAX_SIMULATED_DAYS * 86400;
+const LAB = 'keeps one run within minutes and memory';
+
+/** Every numeric flag of `kvpa simulate`, with its range and cap. */
+export const SIMULATE_BOUNDS = {
+  'rate-multiplier': {
+    min: 0,
+    minExclusive: true,
+    max: 100,
+    cap: `arrivals grow with it; the cap ${LAB}`,
+    example: 20,
+  },
+  'time-compression': { min: 0.01, max: 10_000, cap: 'beyond it a trace collapses into one bin', example: 1 },
+  'output-scale': {
+    min: 0,
+    minExclusive: true,
+    max: 100,
+    cap: `decode work grows with it; the cap ${LAB}`,
+    example: 10,
+  },
+  'startup-minutes': { min: 0, max: 1440, unit: 'minutes', cap: 'a day', example: 10 },
+  seed: { min: -(2 ** 31), max: 2 ** 31 - 1, integer: true, example: 1 },
+  'scrape-interval': { min: 0, max: 3600, integer: true, unit: 'seconds', cap: 'an hour', example: 15 },
+  'from-seconds': { min: 0, max: 1e9, unit: 'seconds', cap: 'about 31 years of trace time', example: 0 },
+  'until-seconds': {
+    min: 0,
+    minExclusive: true,
+    max: 1e9,
+    unit: 'seconds',
+    cap: 'about 31 years of trace time',
+    example: 3600,
+  },
+  'max-groups': {
+    min: 1,
+    max: 1024,
+    integer: true,
+    cap: `every group is simulated; the cap ${LAB}`,
+    example: 64,
+  },
+  'ttft-slo': { min: 0, minExclusive: true, max: 3600, unit: 'seconds', example: 2 },
+  'tpot-slo': { min: 0, minExclusive: true, max: 60, unit: 'seconds', example: 0.08 },
+  'usd-per-gpu-hour': { min: 0, max: 1000, example: 2 },
+} as const satisfies Readonly<Record<string, Bounds>>;
+
+const STRING_FLAGS = ['trace', 'policy', 'compare', 'out', 'calibration'] as const;
+
+export const SIMULATE_USAGE = `Usage: kvpa simulate --trace FILE (--policy NAME|FILE | --compare A,B,…) --out DIR [options]
   (a FILE is a ScalingPolicy preset in YAML: kvpa runs with it, resolved per pool like policies/)
 
-options:
-  --rate-multiplier X     arrivals per source arrival (default 1)
-  --time-compression C    divide trace time by C (default 1)
-  --output-scale K        multiply every output length by K (default 1; R1-like reasoning: 10)
-  --startup-minutes M     group cold start, request to serving (default: the calibration's, 10)
+Options (caps in brackets keep one run within minutes and memory on a laptop):
+  --rate-multiplier X     arrivals per source arrival (default 1) [≤ 100]
+  --time-compression C    divide trace time by C (default 1) [0.01 to 10000]
+  --output-scale K        multiply every output length by K (default 1; R1-like reasoning: 10) [≤ 100]
+  --startup-minutes M     group cold start, request to serving (default: the calibration's, 10) [≤ 1440]
   --seed N                seed for trace expansion and copies (default 1)
   --calibration NAME|FILE deepseek-r1-h200 (default) or deepseek-r1-h100, or a YAML file
-  --scrape-interval S     deliver metrics at Prometheus scrapes every S seconds (default 0: direct)
+  --scrape-interval S     deliver metrics at Prometheus scrapes every S seconds (default 0: direct) [≤ 3600]
   --from-seconds T        start the replay at trace time T (after compression)
-  --until-seconds T       stop the replay at trace time T (after compression)
-  --max-groups N          per-pool cap on groups (default 64)
+  --until-seconds T       stop the replay at trace time T (after compression); after --from-seconds
+  --max-groups N          per-pool cap on groups (default 64) [≤ 1024]
   --ttft-slo S            TTFT SLO in seconds (default 2)
   --tpot-slo S            TPOT SLO in seconds (default 0.08)
   --usd-per-gpu-hour P    price for the cost KPI (default 2)
+The replayed span is at most ${MAX_SIMULATED_DAYS} simulated days.
 
-policies: ${policyNames.join(', ')}`;
-
-class UsageError extends Error {}
-
-function numberFlag(
-  values: Record<string, unknown>,
-  name: string,
-  check: (x: number) => boolean,
-  rule: string,
-) {
-  const raw = values[name];
-  if (raw === undefined) return undefined;
-  const x = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(x) || !check(x)) {
-    throw new UsageError(`--${name} ${JSON.stringify(raw)}: must be ${rule}`);
-  }
-  return x;
-}
+Writes DIR/summary.json and DIR/timeline-{prefill,decode}.svg (--policy), or DIR/compare.json,
+DIR/<policy>.json and DIR/<policy>-{prefill,decode}.svg (--compare). Exit 0 done, 1 failed, 2 bad input.
+Policies: ${policyNames.join(', ')}
+`;
 
 /** Parses argv (after `simulate`) into settings and the policies to run. */
 export function parseSimulateArgs(argv: readonly string[]): {
@@ -68,35 +112,13 @@ export function parseSimulateArgs(argv: readonly string[]): {
   compare: boolean;
   outDirectory: string;
 } {
-  let parsed: ReturnType<typeof parseArgs>;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: false,
-      options: {
-        trace: { type: 'string' },
-        policy: { type: 'string' },
-        compare: { type: 'string' },
-        out: { type: 'string' },
-        'rate-multiplier': { type: 'string' },
-        'time-compression': { type: 'string' },
-        'output-scale': { type: 'string' },
-        'startup-minutes': { type: 'string' },
-        seed: { type: 'string' },
-        calibration: { type: 'string' },
-        'scrape-interval': { type: 'string' },
-        'from-seconds': { type: 'string' },
-        'until-seconds': { type: 'string' },
-        'max-groups': { type: 'string' },
-        'ttft-slo': { type: 'string' },
-        'tpot-slo': { type: 'string' },
-        'usd-per-gpu-hour': { type: 'string' },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const v = parsed.values as Record<string, string | undefined>;
+  const options = Object.fromEntries(
+    [...STRING_FLAGS, ...Object.keys(SIMULATE_BOUNDS)].map((k) => [k, { type: 'string' as const }]),
+  );
+  const { values } = parseFlags(argv, { ...options, help: { type: 'boolean', short: 'h' } });
+  const v: Record<string, string | undefined> = Object.fromEntries(
+    STRING_FLAGS.map((k) => [k, stringFlag(values, k)]),
+  );
   if (v.trace === undefined) throw new UsageError('--trace FILE is required');
   if (v.out === undefined) throw new UsageError('--out DIR is required');
   if ((v.policy === undefined) === (v.compare === undefined)) {
@@ -120,27 +142,38 @@ export function parseSimulateArgs(argv: readonly string[]): {
       throw new UsageError(`--policy ${p}: ${(error as Error).message}`);
     }
   }
-  const positive = (x: number) => x > 0;
-  const nonNegative = (x: number) => x >= 0;
-  const rateMultiplier = numberFlag(v, 'rate-multiplier', positive, 'a number > 0');
-  const timeCompression = numberFlag(v, 'time-compression', positive, 'a number > 0');
-  const outputScale = numberFlag(v, 'output-scale', positive, 'a number > 0');
-  const startupMinutes = numberFlag(v, 'startup-minutes', nonNegative, 'a number of minutes ≥ 0');
-  const seed = numberFlag(v, 'seed', Number.isInteger, 'an integer');
-  const scrapeInterval = numberFlag(
-    v,
-    'scrape-interval',
-    (x) => Number.isInteger(x) && x >= 0,
-    'whole seconds ≥ 0',
-  );
-  const fromSeconds = numberFlag(v, 'from-seconds', nonNegative, 'seconds ≥ 0');
-  const untilSeconds = numberFlag(v, 'until-seconds', positive, 'seconds > 0');
-  const maxGroups = numberFlag(v, 'max-groups', (x) => Number.isInteger(x) && x >= 1, 'an integer ≥ 1');
-  const ttftSlo = numberFlag(v, 'ttft-slo', positive, 'seconds > 0');
-  const tpotSlo = numberFlag(v, 'tpot-slo', positive, 'seconds > 0');
-  const price = numberFlag(v, 'usd-per-gpu-hour', nonNegative, 'a price ≥ 0');
+  const n = (name: keyof typeof SIMULATE_BOUNDS) => numberFlag(values, name, SIMULATE_BOUNDS[name]);
+  const rateMultiplier = n('rate-multiplier');
+  const timeCompression = n('time-compression');
+  const outputScale = n('output-scale');
+  const startupMinutes = n('startup-minutes');
+  const seed = n('seed');
+  const scrapeInterval = n('scrape-interval');
+  const fromSeconds = n('from-seconds');
+  const untilSeconds = n('until-seconds');
+  const maxGroups = n('max-groups');
+  const ttftSlo = n('ttft-slo');
+  const tpotSlo = n('tpot-slo');
+  const price = n('usd-per-gpu-hour');
+  if (untilSeconds !== undefined && !(untilSeconds > (fromSeconds ?? 0))) {
+    throw new UsageError(
+      `--until-seconds ${untilSeconds} must be after --from-seconds ${fromSeconds ?? 0}: the replay would be empty; swap them or raise --until-seconds`,
+    );
+  }
+  if (untilSeconds !== undefined && untilSeconds - (fromSeconds ?? 0) > MAX_SECONDS) {
+    throw new UsageError(
+      `--from-seconds/--until-seconds: the replay spans ${untilSeconds - (fromSeconds ?? 0)} s; the cap is ${MAX_SIMULATED_DAYS} days (${MAX_SECONDS} s): narrow the range`,
+    );
+  }
 
-  const calibration = loadCalibration(v.calibration ?? 'deepseek-r1-h200');
+  let calibration: ReturnType<typeof loadCalibration>;
+  try {
+    calibration = loadCalibration(v.calibration ?? 'deepseek-r1-h200');
+  } catch (error) {
+    throw new UsageError(
+      `--calibration ${v.calibration ?? 'deepseek-r1-h200'}: ${(error as Error).message}; give deepseek-r1-h200, deepseek-r1-h100 or a calibration YAML file`,
+    );
+  }
   const settings = defaultSettings(v.trace, calibration, {
     trace: {
       seed: seed ?? 1,
@@ -240,52 +273,55 @@ function fileLabel(policy: string): string {
 }
 
 /** A one-line progress bar on a terminal (nothing when stderr is a file or a pipe). */
-function progressBar(policy: string, totalSeconds: number): ((simulatedSeconds: number) => void) | undefined {
-  if (!process.stderr.isTTY || !(totalSeconds > 0)) return undefined;
+function progressBar(
+  io: Output,
+  policy: string,
+  totalSeconds: number,
+): ((simulatedSeconds: number) => void) | undefined {
+  const show = io.progress;
+  if (show === undefined || !(totalSeconds > 0)) return undefined;
   let shown = -1;
   return (simulatedSeconds) => {
     const percent = Math.min(100, Math.floor((100 * simulatedSeconds) / totalSeconds));
     if (percent === shown) return;
     shown = percent;
     const filled = Math.round(percent / 5);
-    process.stderr.write(
-      `\rkvpa simulate: ${policy} [${'#'.repeat(filled)}${' '.repeat(20 - filled)}] ${percent}%`,
-    );
+    show(`kvpa simulate: ${policy} [${'#'.repeat(filled)}${' '.repeat(20 - filled)}] ${percent}%`);
   };
 }
 
-export async function runSimulateCommand(argv: readonly string[]): Promise<number> {
+/** Input errors found only once the trace is read: they name the file (and line), so they are usage errors. */
+function asInputError(error: unknown): unknown {
+  if (error instanceof TraceError) return new UsageError(error.message);
+  const code = (error as NodeJS.ErrnoException).code;
+  if (typeof code === 'string' && ['ENOENT', 'EACCES', 'EISDIR', 'ENOTDIR', 'EROFS'].includes(code)) {
+    return new UsageError(`${(error as Error).message}; check --trace and --out`);
+  }
+  return error;
+}
+
+export async function runSimulate(argv: readonly string[], io: Output): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
+    io.out(SIMULATE_USAGE);
+    return EXIT.ok;
   }
-  let parsedArgs: ReturnType<typeof parseSimulateArgs>;
+  const { settings, policies, compare, outDirectory } = parseSimulateArgs(argv);
+  prepareOutDir(outDirectory);
   try {
-    parsedArgs = parseSimulateArgs(argv);
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`kvpa simulate: ${error.message}\n\n${USAGE}\n`);
-      return 2;
-    }
-    process.stderr.write(`kvpa simulate: ${(error as Error).message}\n`);
-    return 2;
-  }
-  const { settings, policies, compare, outDirectory } = parsedArgs;
-  try {
-    mkdirSync(outDirectory, { recursive: true });
-    process.stderr.write(`kvpa simulate: sizing the demand of ${basename(settings.tracePath)} …\n`);
+    io.err(`kvpa simulate: sizing the demand of ${basename(settings.tracePath)} …`);
     const demand = demandFor(settings);
+    const spanSeconds = demand.prefillGroups.length * demand.binSeconds;
+    if (spanSeconds > MAX_SECONDS) {
+      throw new UsageError(
+        `--trace ${settings.tracePath}: the replay spans ${(spanSeconds / 86400).toFixed(1)} simulated days; the cap is ${MAX_SIMULATED_DAYS} days: narrow it with --until-seconds or raise --time-compression`,
+      );
+    }
     const summaries: SimulationSummary[] = [];
     for (const policy of policies) {
-      process.stderr.write(`kvpa simulate: ${policy} …`);
-      const summary = runSimulation(
-        settings,
-        policy,
-        demand,
-        progressBar(policy, demand.prefillGroups.length * demand.binSeconds),
-      );
-      process.stderr.write(
-        ` ${summary.requests.arrived.toLocaleString('en-US')} requests in ${summary.wallSeconds.toFixed(1)} s (${Math.round(summary.requestsPerWallSecond).toLocaleString('en-US')}/s)\n`,
+      const summary = runSimulation(settings, policy, demand, progressBar(io, policy, spanSeconds));
+      io.progress?.(`${' '.repeat(60)}\r`);
+      io.err(
+        `kvpa simulate: ${policy}: ${summary.requests.arrived.toLocaleString('en-US')} requests in ${summary.wallSeconds.toFixed(1)} s (${Math.round(summary.requestsPerWallSecond).toLocaleString('en-US')}/s)`,
       );
       summaries.push(summary);
       const record = { trace: settings.tracePath, settings: settingsRecord(settings), ...summary };
@@ -307,19 +343,9 @@ export async function runSimulateCommand(argv: readonly string[]): Promise<numbe
       };
       writeFileSync(join(outDirectory, 'compare.json'), `${JSON.stringify(comparison, null, 2)}\n`);
     }
-    process.stdout.write(`${formatTable(summaries)}\n`);
-    return 0;
+    io.out(formatTable(summaries));
+    return EXIT.ok;
   } catch (error) {
-    if (error instanceof TraceError) {
-      process.stderr.write(`kvpa simulate: ${error.message}\n`);
-      return 2;
-    }
-    const code = (error as NodeJS.ErrnoException).code;
-    if (typeof code === 'string' && ['ENOENT', 'EACCES', 'EISDIR', 'ENOTDIR', 'EROFS'].includes(code)) {
-      // An unreadable --trace or an unwritable --out: name the path, no stack trace.
-      process.stderr.write(`kvpa simulate: ${(error as Error).message}; check --trace and --out\n`);
-      return 2;
-    }
-    throw error;
+    throw asInputError(error);
   }
 }

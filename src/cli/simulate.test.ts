@@ -1,17 +1,43 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
-import { runSimulateCommand } from './cli.ts';
+import { describe, expect, it } from 'vitest';
+import type { Output } from './shell.ts';
+import { runCommand } from './shell.ts';
+import { runSimulate } from './simulate.ts';
 
-const conv = join(import.meta.dirname, '..', '..', '..', 'shared', 'traces', 'azure2023_conv.csv');
+/**
+ * A per-request trace of 15 minutes, generated: 3 requests/s for 5 min, 12/s for 5 min, then 3/s,
+ * 1,000-token prompts and 300-token outputs (the lab's `t_ms,input_tokens,output_tokens` format).
+ */
+function generatedTrace(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kvpa-trace-'));
+  const rows = ['t_ms,input_tokens,output_tokens'];
+  for (let second = 0; second < 900; second++) {
+    const perSecond = second >= 300 && second < 600 ? 12 : 3;
+    for (let i = 0; i < perSecond; i++)
+      rows.push(`${second * 1000 + Math.floor((1000 * i) / perSecond)},1000,300`);
+  }
+  const file = join(dir, 'step.csv');
+  writeFileSync(file, `${rows.join('\n')}\n`);
+  return file;
+}
+
+const conv = generatedTrace();
+
+/** Runs `kvpa simulate` in the shell as main() does, capturing both streams. */
+async function runSimulateCommand(argv: readonly string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Output = { out: (l) => out.push(l), err: (l) => err.push(l) };
+  const code = await runCommand('simulate', io, () => runSimulate(argv, io));
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
 
 describe('kvpa simulate', () => {
   it('--compare writes compare.json with the issue keys, one row per policy, and SVG timelines', async () => {
     const out = mkdtempSync(join(tmpdir(), 'kvpa-simulate-'));
-    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    const code = await runSimulateCommand([
+    const { code } = await runSimulateCommand([
       '--trace',
       conv,
       '--compare',
@@ -27,8 +53,6 @@ describe('kvpa simulate', () => {
       '--out',
       out,
     ]);
-    stdout.mockRestore();
-    stderr.mockRestore();
     expect(code).toBe(0);
     const compare = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8'));
     expect(compare.trace).toBe(conv);
@@ -86,9 +110,7 @@ describe('kvpa simulate', () => {
       ].join('\n'),
     );
     const out = join(dir, 'out');
-    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    const code = await runSimulateCommand([
+    const { code } = await runSimulateCommand([
       '--trace',
       conv,
       '--compare',
@@ -100,8 +122,6 @@ describe('kvpa simulate', () => {
       '--out',
       out,
     ]);
-    stdout.mockRestore();
-    stderr.mockRestore();
     expect(code).toBe(0);
     const compare = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8'));
     expect(compare.policies.map((p: { name: string }) => p.name)).toEqual(['kvpa', 'kvpa:lab-running']);
@@ -112,46 +132,47 @@ describe('kvpa simulate', () => {
       broken,
       'apiVersion: kvpa.io/v1alpha1\nkind: ScalingPolicy\nmetadata:\n  name: x\nspec:\n  description: d\n  behavior:\n    stableWindowSecond: 60\n',
     );
-    const errors = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    expect(await runSimulateCommand(['--trace', conv, '--policy', broken, '--out', out])).toBe(2);
-    expect(errors.mock.calls.map((c) => String(c[0])).join('')).toContain(`${broken}:8:`);
-    errors.mockRestore();
+    const failed = await runSimulateCommand(['--trace', conv, '--policy', broken, '--out', out]);
+    expect(failed.code).toBe(2);
+    expect(failed.err).toContain(`${broken}:8:`);
   });
 
   it('usage errors exit 2 and name the flag', async () => {
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    expect(await runSimulateCommand(['--trace', conv, '--policy', 'nope', '--out', '/tmp/x'])).toBe(2);
-    expect(String(stderr.mock.calls[0]?.[0])).toContain('unknown policy "nope"');
-    expect(
-      await runSimulateCommand([
-        '--trace',
-        conv,
-        '--policy',
-        'kvpa',
-        '--out',
-        '/tmp/x',
-        '--rate-multiplier',
-        'lots',
-      ]),
-    ).toBe(2);
-    expect(String(stderr.mock.calls[1]?.[0])).toContain('--rate-multiplier "lots": must be a number > 0');
-    expect(await runSimulateCommand(['--trace', conv, '--out', '/tmp/x'])).toBe(2);
-    stderr.mockRestore();
+    const unknown = await runSimulateCommand(['--trace', conv, '--policy', 'nope', '--out', '/tmp/x']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toContain('unknown policy "nope"');
+    const lots = await runSimulateCommand([
+      '--trace',
+      conv,
+      '--policy',
+      'kvpa',
+      '--out',
+      '/tmp/x',
+      '--rate-multiplier',
+      'lots',
+    ]);
+    expect(lots.code).toBe(2);
+    expect(lots.err).toContain(
+      '--rate-multiplier "lots": must be a number > 0 and ≤ 100; give e.g. --rate-multiplier 20',
+    );
+    expect((await runSimulateCommand(['--trace', conv, '--out', '/tmp/x'])).code).toBe(2);
   });
 
   it('--help prints the usage and exits 0; an unreadable trace exits 2 naming the file, without a stack trace', async () => {
-    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    expect(await runSimulateCommand(['--help'])).toBe(0);
-    expect(String(stdout.mock.calls[0]?.[0])).toContain('usage: kvpa simulate');
+    const help = await runSimulateCommand(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.out).toContain('Usage: kvpa simulate');
     const missing = '/nonexistent/kvpa-trace.csv';
-    expect(
-      await runSimulateCommand(['--trace', missing, '--policy', 'kvpa', '--out', '/tmp/kvpa-sim-x']),
-    ).toBe(2);
-    const said = stderr.mock.calls.map((c) => String(c[0])).join('');
-    expect(said).toContain(missing);
-    expect(said).not.toMatch(/\n\s+at /);
-    stdout.mockRestore();
-    stderr.mockRestore();
+    const r = await runSimulateCommand([
+      '--trace',
+      missing,
+      '--policy',
+      'kvpa',
+      '--out',
+      mkdtempSync(join(tmpdir(), 'kvpa-sim-')),
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(missing);
+    expect(r.err).not.toMatch(/\n\s+at /);
   });
 });

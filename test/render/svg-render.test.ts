@@ -1,0 +1,68 @@
+/**
+ * Every kind of SVG kvpa writes (simulate, backtest, up) renders with a real renderer: rsvg-convert
+ * (Debian's librsvg2-bin; `bash scripts/install-rsvg.sh`) turns each into a PNG of the SVG's own size.
+ * Without rsvg-convert the test is skipped with a message, except in CI (CI=true), where it fails.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { type SvgKind, svgOf } from '../harness/svg-examples.ts';
+
+const hasRsvg = spawnSync('rsvg-convert', ['--version']).status === 0;
+const inCi = process.env.CI === 'true';
+const MISSING = 'rsvg-convert is not installed (bash scripts/install-rsvg.sh): SVG rendering not checked';
+if (!hasRsvg && !inCi) console.warn(`skipped: ${MISSING}`);
+
+/** Width and height from a PNG's IHDR chunk (bytes 16-23), after checking the 8-byte signature. */
+function pngSize(png: Buffer): { width: number; height: number } {
+  expect(png.subarray(0, 8).toString('hex')).toBe('89504e470d0a1a0a');
+  expect(png.subarray(12, 16).toString('latin1')).toBe('IHDR');
+  return { width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
+}
+
+function svgSize(svg: string): { width: number; height: number } {
+  const m = /<svg[^>]*\bwidth="(\d+)"[^>]*\bheight="(\d+)"/.exec(svg);
+  return { width: Number(m?.[1]), height: Number(m?.[2]) };
+}
+
+describe.skipIf(!hasRsvg && !inCi)('every SVG kvpa writes renders with rsvg-convert', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kvpa-render-'));
+
+  it.each<SvgKind>(['simulate', 'backtest', 'up'])(
+    '%s: exit 0, a PNG of the SVG size (960 wide), not blank, no NaN in the drawing',
+    (kind) => {
+      expect(hasRsvg, MISSING).toBe(true);
+      const svg = svgOf(kind);
+      expect(svg).not.toMatch(/NaN|undefined|Infinity/);
+      const svgFile = path.join(dir, `${kind}.svg`);
+      const pngFile = path.join(dir, `${kind}.png`);
+      writeFileSync(svgFile, svg);
+      const r = spawnSync('rsvg-convert', ['--format', 'png', '--output', pngFile, svgFile], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+      const png = readFileSync(pngFile);
+      expect(pngSize(png)).toEqual(svgSize(svg));
+      expect(svgSize(svg).width).toBe(960);
+      // A blank 960-wide white PNG compresses to about 3 KB; the charts are 25-50 KB.
+      expect(png.length).toBeGreaterThan(15_000);
+    },
+    60_000,
+  );
+
+  it('up labels its time axis in minutes since the start, not as 1970 dates', () => {
+    const svg = svgOf('up');
+    expect(svg).toContain('minutes since the start');
+    expect(svg).not.toContain('1970-');
+    // 15 minutes at a 2-minute spacing: 0, 2, …, 14.
+    expect(
+      svg
+        .match(/text-anchor="middle">(\d+)<\/text>/g)
+        ?.slice(0, 8)
+        .map((t) => Number(/>(\d+)</.exec(t)?.[1])),
+    ).toEqual([0, 2, 4, 6, 8, 10, 12, 14]);
+  });
+});
