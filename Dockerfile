@@ -22,6 +22,6 @@ COPY bin ./bin
 # Data read at run time, relative to the package root (as in the npm package's `files`).
 COPY crds ./crds
 COPY policies ./policies
-COPY sim/calibration ./sim/calibration
+COPY calibration ./calibration
 USER 65532:65532
 ENTRYPOINT ["/nodejs/bin/node", "/app/bin/kvpa.js", "controller"]

@@ -7,7 +7,7 @@
 # Modules come from the Go module proxy through `go mod download`, which checks each zip against the
 # checksum database (sum.golang.org; verification is never turned off), and the module's h1: hash must
 # also equal the one committed in scripts/fetch-crds.go.sum (go.sum format). Two files the proxy cannot serve
-# are kept in test/fixtures/crds (see its README) and copied from there, checked the same way.
+# are kept in scripts/crds (see its README) and copied from there, checked the same way.
 # Idempotent: when the pin set is complete and every sum matches, it only prints the directory. Progress
 # goes to stderr; the only stdout line is the directory, so callers can do DIR=$(bash scripts/fetch-crds.sh).
 #

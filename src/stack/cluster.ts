@@ -82,7 +82,7 @@ export async function ensureThirdPartyCrds(log: (message: string) => void = defa
 export interface ThirdPartyCrdPin {
   /** Path inside the pin set, e.g. lws/leaderworkerset.x-k8s.io_leaderworkersets.yaml. */
   file: string;
-  /** module@version on the Go module proxy, or "repo" for a copy in test/fixtures/crds. */
+  /** module@version on the Go module proxy, or "repo" for a copy in scripts/crds. */
   source: string;
   path: string;
   sha256: string;

@@ -18,7 +18,7 @@ describe('third-party CRD pins (scripts/fetch-crds.tsv)', () => {
     expect(new Set(pins.map((p) => p.file)).size).toBe(14);
   });
 
-  it('the 2 copies kept in test/fixtures/crds have the committed SHA-256', () => {
+  it('the 2 copies kept in scripts/crds have the committed SHA-256', () => {
     const copies = pins.filter((p) => p.source === 'repo');
     expect(copies.map((p) => p.file).sort()).toEqual([
       'dynamo/nvidia.com_dynamographdeploymentscalingadapters.yaml',

@@ -72,7 +72,7 @@ describe('the npm package', () => {
     expect(packed).toContain('crds/podautoscalers.kvpa.io.yaml');
     expect(packed).toContain('policies/default.yaml');
     expect(packed).toContain('examples/scenario-decode-burst.json');
-    expect(packed.some((f) => f.startsWith('sim/calibration/') && f.endsWith('.yaml'))).toBe(true);
+    expect(packed.some((f) => f.startsWith('calibration/') && f.endsWith('.yaml'))).toBe(true);
     expect(packed).toContain('README.md');
     // `kvpa up` builds its binaries with these, relative to the package root as in the clone.
     expect(packed).toContain('scripts/build-k8s.sh');
