@@ -93,6 +93,9 @@ export class RoutingSignalSource implements SignalSource {
                   endpoint: {
                     port: r.metricsSource.pods.port,
                     ...(r.metricsSource.pods.path !== undefined ? { path: r.metricsSource.pods.path } : {}),
+                    ...(r.metricsSource.pods.scheme !== undefined
+                      ? { scheme: r.metricsSource.pods.scheme }
+                      : {}),
                     ...(r.metricsSource.pods.timeoutSeconds !== undefined
                       ? { timeoutSeconds: r.metricsSource.pods.timeoutSeconds }
                       : {}),

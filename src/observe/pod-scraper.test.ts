@@ -229,7 +229,7 @@ describe('scrapePods against real HTTP servers on 127.0.0.1', () => {
     const s = podSignals(r, { dialect: 'vllm' });
     expect(s.requestsWaiting).toEqual({
       state: 'missing',
-      reason: `scrape failed (NetworkError): ${r.error.reason}`,
+      reason: 'scrape failed: unreachable',
     });
     expect(s.kvCacheUsageFraction.state).toBe('missing');
   });
