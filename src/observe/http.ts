@@ -225,6 +225,13 @@ export class HostAllowlist {
   }
 }
 
+/** The --allowed-hosts entry that allows exactly the origin of `url` (plain http names its port). */
+export function allowEntryFor(url: string | URL): string {
+  const u = new URL(url);
+  if (u.protocol === 'https:') return u.host;
+  return `http://${u.hostname}:${u.port === '' ? '80' : u.port}`;
+}
+
 function parseAllowEntry(entry: string): { scheme: 'https:' | 'http:'; host: string; port: string | null } {
   const text = entry.trim().toLowerCase();
   const explicitHttp = text.startsWith('http://');
