@@ -113,6 +113,10 @@ describe('HostAllowlist', () => {
     expect(allow.refusal(new URL('http://127.0.0.1:3001/'))).toContain('--allowed-hosts');
     expect(allow.refusal(new URL('http://127.0.0.1:3000/'))).toBeNull();
     expect(allow.refusal(new URL('https://grafana.net.evil/'))).toContain('--allowed-hosts');
+    // an https-only entry on another port is no reason to talk of https: the host is simply unlisted
+    const httpsOnly = new HostAllowlist(['127.0.0.1:3443']);
+    expect(httpsOnly.refusal(new URL('http://127.0.0.1:3001/'))).toContain('--allowed-hosts');
+    expect(httpsOnly.refusal(new URL('http://127.0.0.1:3443/'))).toContain('over https only');
   });
 
   it('an empty list allows nothing, and a bad entry names the flag', () => {

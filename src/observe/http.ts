@@ -218,7 +218,10 @@ export class HostAllowlist {
         (e.host.startsWith('*.') ? host.endsWith(e.host.slice(1)) : host === e.host),
     );
     if (allowed) return null;
-    if (url.protocol !== 'https:' && this.entries.some((e) => e.host === host && e.scheme === 'https:')) {
+    const httpsListed = this.entries.some(
+      (e) => e.scheme === 'https:' && e.host === host && (e.port === null || e.port === url.port),
+    );
+    if (url.protocol !== 'https:' && httpsListed) {
       return `a token is sent over https only; ${url.origin} is plain http`;
     }
     return `${url.host} is not in the controller's --allowed-hosts, so no token is sent there (ask the operator to add it)`;
