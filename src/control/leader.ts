@@ -48,10 +48,14 @@ interface Observed {
   readonly atMonoMs: number;
 }
 
-/** The part of a Lease whose change proves its holder alive (client-go compares the whole record). */
+/**
+ * What proves the holder alive when it changes (client-go compares the whole record): every renewal is
+ * an update, so a new resourceVersion; the holder and renewTime are kept for a server that reuses one.
+ */
 function recordOf(lease: V1Lease): string {
   const s = lease.spec ?? {};
-  return JSON.stringify([s.holderIdentity ?? '', String(s.renewTime ?? ''), s.leaseDurationSeconds ?? 0]);
+  const renewedMs = s.renewTime ? new Date(s.renewTime).getTime() : 0;
+  return JSON.stringify([lease.metadata?.resourceVersion ?? '', s.holderIdentity ?? '', renewedMs]);
 }
 
 export class LeaderElector {

@@ -63,9 +63,6 @@ export interface BoundedResponse {
   readonly url: string;
 }
 
-/** A vLLM page with histograms is ~100 KB and a Prometheus answer for thousands of groups a few MB. */
-export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
-
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 /** The URL if it is http(s) without credentials; else a BadUrl error naming `field`. */

@@ -223,6 +223,36 @@ describe('leader election faults', () => {
     }
   });
 
+  it('a standby whose wall clock runs 1 h ahead does not steal a live lease; it takes over 3 s after renewals stop', async () => {
+    const options = {
+      kubeConfig: direct,
+      namespace: ns,
+      name: 'skew-lease',
+      leaseDurationSeconds: 3,
+      renewDeadlineSeconds: 2,
+      retryPeriodSeconds: 0.25,
+      logger: silent,
+    };
+    const holder = new LeaderElector({ ...options, identity: 'holder' });
+    holder.start({ onStartedLeading: async () => {}, onStoppedLeading: async () => {} });
+    await until('the holder leads', () => holder.isLeader);
+    // By the wall clock the holder's renewTime is always an hour old: judged that way, it has expired.
+    const skewed = new LeaderElector({ ...options, identity: 'skewed', nowMs: () => Date.now() + 3_600_000 });
+    skewed.start({ onStartedLeading: async () => {}, onStoppedLeading: async () => {} });
+    try {
+      await sleep(4000); // more than a lease duration of renewals observed
+      expect(skewed.isLeader).toBe(false);
+      expect(holder.isLeader).toBe(true);
+      const stoppedAt = performance.now();
+      await holder.stop(false); // dies without handing the lease back
+      await until('the skewed standby takes over', () => skewed.isLeader, 10_000);
+      expect(performance.now() - stoppedAt).toBeGreaterThan(2500);
+    } finally {
+      await skewed.stop(true);
+      await holder.stop(false);
+    }
+  });
+
   it('a leading callback that throws is logged, not an unhandled rejection; the lease goes back and the healthy replica scales 2 → 3', async () => {
     const logLines: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (l: string) => logLines.push(l) });
