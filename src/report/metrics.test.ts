@@ -292,18 +292,26 @@ describe('Liveness (/healthz)', () => {
 
   it('a standby, whose loop is not running, stays live however long it waits', () => {
     let nowMs = 0;
-    const live = new Liveness({ monoMs: () => nowMs });
+    const live = new Liveness({ monoMs: () => nowMs }); // default: 300 × 1 s
     nowMs = 3_600_000;
     expect(live.check().ok).toBe(true);
     live.expect(true);
     live.expect(false);
     nowMs += 3_600_000;
     expect(live.check().ok).toBe(true);
+    live.expect(true);
+    nowMs += 300_000;
+    expect(live.check().ok).toBe(true);
+    nowMs += 1_000;
+    expect(live.check()).toEqual({ ok: false, detail: 'no tick completed for 301s (limit 300s)' });
   });
 
   it('/healthz answers 503 with the reason once ticks stop', async () => {
     let nowMs = 0;
-    const m = new ControllerMetrics({ processMetrics: false, liveness: { monoMs: () => nowMs } });
+    const m = new ControllerMetrics({
+      processMetrics: false,
+      liveness: { tickPeriodMs: 1000, maxMissedTicks: 30, monoMs: () => nowMs },
+    });
     m.liveness.expect(true);
     const s = await startMetricsServer(m, { port: 0, health: () => m.liveness.check() });
     try {

@@ -46,9 +46,10 @@ export interface HealthReport {
 
 /**
  * Liveness of the control loop: unhealthy when, while the loop is meant to run, no tick has completed
- * for maxMissedTicks tick periods (30 × 1 s by default: a tick is bounded by its calls' deadlines, so
- * a longer silence is a wedged loop, and the kubelet restarts the pod). A standby replica, whose loop
- * is not meant to run, is always live.
+ * for maxMissedTicks tick periods, and the kubelet restarts the pod. The default, 300 × 1 s, sits above
+ * a slow but progressing tick (one Prometheus call may take 121 s, a Kubernetes call 10 s), so a
+ * tenant's slow endpoint cannot get the controller restarted; a loop that makes no progress at all
+ * is. A standby replica, whose loop is not meant to run, is always live.
  */
 export class Liveness {
   private readonly limitMs: number;
@@ -57,7 +58,7 @@ export class Liveness {
   private lastMs: number | null = null;
 
   constructor(options: LivenessOptions = {}) {
-    this.limitMs = (options.tickPeriodMs ?? 1000) * (options.maxMissedTicks ?? 30);
+    this.limitMs = (options.tickPeriodMs ?? 1000) * (options.maxMissedTicks ?? 300);
     this.mono = options.monoMs ?? (() => performance.now());
   }
 
