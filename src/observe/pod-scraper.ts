@@ -1,6 +1,6 @@
 // Direct scrape of engine head pods' `/metrics` (Knative-style, every tick, no Prometheus hop).
 //
-// Lessons from peers (shared/research/peers.md): aibrix#1032 had one pod's scrape timeout block
+// Lessons from peers: vllm-project/aibrix issue 1032 had one pod's scrape timeout block
 // the whole service, so here every pod has its own deadline, pods run in parallel under a small
 // bound, and a failure is a typed per-pod result, never an exception for the batch. Requests go
 // through boundedFetch (observe/http.ts): the deadline covers the body, which is capped.

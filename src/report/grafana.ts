@@ -15,7 +15,8 @@
  * The service-account token comes from an injected provider on every request (so rotation works) and is never
  * logged: the logger redacts token/authorization fields and every logged string is scrubbed of the token.
  *
- * API reference: Grafana docs/sources/developers/http_api/annotations.md (see shared/research/metrics.md §5).
+ * API reference: grafana/grafana docs/sources/developers/http_api/annotations.md
+ * (https://grafana.com/docs/grafana/latest/developers/http_api/annotations/).
  */
 import { setTimeout as sleepWithSignal } from 'node:timers/promises';
 import { type Logger, pino } from 'pino';
