@@ -23,6 +23,7 @@ import { pino } from 'pino';
 import { BUNDLED_POLICY_DIR, loadPolicies } from '../src/api/documents.ts';
 import { createController } from '../src/cli/controller.ts';
 import { RoutingSignalSource } from '../src/control/sources.ts';
+import { allowEntryFor, HostAllowlist } from '../src/observe/http.ts';
 import { PodsSignalSource } from '../src/observe/pods-control.ts';
 import { lwsName } from '../src/stack/demo.ts';
 import { type Stack, startStack } from '../src/stack/up.ts';
@@ -109,6 +110,10 @@ async function measureMode(mode: string): Promise<number[]> {
     logger,
     identity: 'bench-latency',
     namespace: stack.namespace,
+    // as `kvpa up` runs the controller: its own Grafana is the one host a token may go to
+    ...(stack.grafana !== null
+      ? { allowedHosts: new HostAllowlist([allowEntryFor(stack.grafana.url)]) }
+      : {}),
     ...(mode === 'direct'
       ? { signals: new RoutingSignalSource(new PodsSignalSource({ fetch: loopbackFetch(stack) })) }
       : {}),

@@ -6,7 +6,7 @@
  *
  * Two measurements:
  * 1. attribution only: a synthetic Prometheus answer of that size (the JSON body Prometheus would
- *    send) is decoded (JSON.parse + prometheus-query's classes), joined to groups and gated. No I/O.
+ *    send) is decoded (JSON.parse and the API envelope), joined to groups and gated. No I/O.
  * 2. end to end against a real Prometheus (Debian 2.42, scripts/install-prometheus.sh) scraping one
  *    bulk exporter that prints every head pod's series with namespace/pod labels (honor_labels, as a
  *    federation endpoint would); each tick is the source's real HTTP fetch, parse, join and gate.
@@ -14,7 +14,6 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { QueryResult } from 'prometheus-query';
 import {
   attribute,
   buildHeadIndex,
@@ -24,7 +23,7 @@ import {
   SIGNAL_KINDS,
   type SignalKind,
 } from '../src/observe/prometheus-join.ts';
-import { PrometheusSignalSource, passRawResult, rawResult } from '../src/observe/prometheus-source.ts';
+import { PrometheusSignalSource, rawResult } from '../src/observe/prometheus-source.ts';
 import { judgeSignal } from '../src/observe/quality.ts';
 import { startPrometheus } from '../test/harness/prometheus.ts';
 
@@ -99,9 +98,9 @@ function attributionTick(
   const index = buildHeadIndex(pools);
   let ok = 0;
   for (const kind of SIGNALS) {
-    // The same path as a live tick after the HTTP read: JSON, the response hook, the client, decode.
-    const body = passRawResult(JSON.parse(bodies.get(kind) ?? '{}')) as { data: object };
-    const raw = rawResult(QueryResult.fromJSON(body.data));
+    // The same path as a live tick after the HTTP read: JSON, the API envelope, decode.
+    const body = JSON.parse(bodies.get(kind) ?? '{}') as { data: unknown };
+    const raw = rawResult(body.data);
     if (raw.resultType !== 'vector') throw new Error('expected a vector');
     const samples = decodeVector(raw);
     const joined = attribute(kind, samples, index);

@@ -4,10 +4,18 @@
  */
 import {
   AppsV1Api,
+  type Configuration,
   CoreV1Api,
   CustomObjectsApi,
+  createConfiguration,
   type KubeConfig,
+  Observable,
+  type ObservableMiddleware,
   PatchStrategy,
+  type RequestContext,
+  type ResponseContext,
+  ServerConfiguration,
+  setHeaderMiddleware,
   setHeaderOptions,
   type V1Pod,
 } from '@kubernetes/client-node';
@@ -29,11 +37,49 @@ export interface KubeClients {
   readonly custom: CustomObjectsApi;
 }
 
-export function kubeClients(kubeConfig: KubeConfig): KubeClients {
+/** One API call, body included; a healthy API server answers in milliseconds. */
+export const DEFAULT_KUBE_DEADLINE_MS = 10_000;
+
+/**
+ * A middleware that gives every request its own total deadline. client-node 2.x sends through undici,
+ * whose only limits are idle timers (300 s); the signal set here aborts the request and the body read
+ * (ResponseContext.body.text() reads under the same signal) when the deadline passes.
+ */
+export function deadlineMiddleware(deadlineMs: number): ObservableMiddleware {
   return {
-    core: kubeConfig.makeApiClient(CoreV1Api),
-    apps: kubeConfig.makeApiClient(AppsV1Api),
-    custom: kubeConfig.makeApiClient(CustomObjectsApi),
+    pre: (request: RequestContext) => {
+      request.setSignal(AbortSignal.timeout(deadlineMs));
+      return new Observable(Promise.resolve(request));
+    },
+    post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
+  };
+}
+
+/**
+ * `kc.makeApiClient(Api)` with a total deadline on every call: the same configuration client-node
+ * builds (the cluster's server, the KubeConfig as authenticator) plus the deadline middleware.
+ */
+export function boundedApiClient<T>(
+  kc: KubeConfig,
+  api: new (config: Configuration) => T,
+  deadlineMs = DEFAULT_KUBE_DEADLINE_MS,
+): T {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('the kubeconfig has no current cluster: set current-context');
+  return new api(
+    createConfiguration({
+      baseServer: new ServerConfiguration(cluster.server, {}),
+      authMethods: { default: kc },
+      middleware: [setHeaderMiddleware('User-Agent', 'kvpa'), deadlineMiddleware(deadlineMs)],
+    }),
+  );
+}
+
+export function kubeClients(kubeConfig: KubeConfig, deadlineMs = DEFAULT_KUBE_DEADLINE_MS): KubeClients {
+  return {
+    core: boundedApiClient(kubeConfig, CoreV1Api, deadlineMs),
+    apps: boundedApiClient(kubeConfig, AppsV1Api, deadlineMs),
+    custom: boundedApiClient(kubeConfig, CustomObjectsApi, deadlineMs),
   };
 }
 

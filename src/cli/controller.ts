@@ -3,9 +3,11 @@
  * presets, scale-target adapters, signal sources, Grafana annotations (token from a Secret), leader
  * election, and shutdown on SIGINT/SIGTERM.
  */
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { type Level, pino } from 'pino';
+import { boundedApiClient, httpStatusOf } from '../actuate/kube.ts';
 import { scaleTargetFor } from '../actuate/targets.ts';
 import { BUNDLED_POLICY_DIR, formatError, loadPolicies } from '../api/documents.ts';
 import {
@@ -16,7 +18,16 @@ import {
 } from '../control/controller.ts';
 import { LeaderElector } from '../control/leader.ts';
 import { RoutingSignalSource } from '../control/sources.ts';
-import { configFromSpec, GrafanaAnnotator, type SecretKeyRef } from '../report/grafana.ts';
+import { HostAllowlist } from '../observe/http.ts';
+import {
+  configFromSpec,
+  GrafanaAnnotator,
+  GrafanaTokenError,
+  grantedSecretValue,
+  type SecretKeyRef,
+  type SecretObject,
+  TOKEN_GRANT_LABEL,
+} from '../report/grafana.ts';
 import { ControllerMetrics, startMetricsServer } from '../report/metrics.ts';
 import { loadKubeConfig } from './kubeconfig.ts';
 import { EXIT, namespaceFlag, numberFlag, type Output, parseFlags, stringFlag, UsageError } from './shell.ts';
@@ -33,36 +44,58 @@ const LOG_LEVELS: readonly (Level | 'silent')[] = [
 ];
 
 export const CONTROLLER_USAGE = `Usage: kvpa controller [--kubeconfig FILE] [--namespace NS] [--leader-elect]
-                       [--lease-namespace NS] [--metrics-port PORT] [--policies DIR] [--log-level LEVEL]
+                       [--lease-namespace NS] [--metrics-port PORT] [--metrics-address ADDR]
+                       [--allowed-hosts LIST] [--policies DIR] [--log-level LEVEL]
 
 Watches PodAutoscalers (all namespaces unless --namespace) and scales their pools.
   --leader-elect       run as one of several replicas; only the Lease holder acts
   --lease-namespace    where the Lease lives (default: the pod's namespace, else kvpa-system)
-  --metrics-port       serve the controller's own metrics on this port (/metrics)
+  --metrics-port       serve the controller's own metrics on this port (/metrics, /healthz)
+  --metrics-address    the address it listens on (default 127.0.0.1; 0.0.0.0 in a pod)
+  --allowed-hosts      comma-separated hosts a Grafana token may be sent to, over https:
+                       host, host:port or *.domain; http://host:port allows plain http there.
+                       Empty (the default): no PodAutoscaler's token is sent anywhere.
   --log-level LEVEL    ${LOG_LEVELS.join(', ')} (default info)
 `;
 
-/** Reads one key of a Secret in the PodAutoscaler's namespace; the value is never logged. */
+/**
+ * Reads one key of a Secret in the PodAutoscaler's namespace, only if its owner granted it (the
+ * kvpa.io/grafana-token=true label; RBAC must allow the read too). The value is never logged.
+ */
 export function secretReader(kc: KubeConfig, namespace: string) {
-  const core = kc.makeApiClient(CoreV1Api);
+  const core = boundedApiClient(kc, CoreV1Api);
   return async (ref: SecretKeyRef): Promise<string | undefined> => {
-    const secret = await core.readNamespacedSecret({ name: ref.name, namespace });
-    const b64 = secret.data?.[ref.key];
-    return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
+    let secret: SecretObject;
+    try {
+      secret = await core.readNamespacedSecret({ name: ref.name, namespace });
+    } catch (err) {
+      const status = httpStatusOf(err);
+      if (status === 403 || status === 404) {
+        // One text for both: a PodAutoscaler author must not learn which Secrets exist.
+        throw new GrafanaTokenError(
+          `Secret ${namespace}/${ref.name} is not readable by kvpa (HTTP ${status}): the namespace owner binds ClusterRole kvpa-grafana-token-reader there, and labels the Secret ${TOKEN_GRANT_LABEL}=true`,
+        );
+      }
+      throw err;
+    }
+    return grantedSecretValue(secret, ref);
   };
 }
 
-/** The controller's own metrics on --metrics-port (0.0.0.0: the Service scrapes it). */
-async function serveMetrics(port: number): Promise<{ observer: ControllerObserver; close(): Promise<void> }> {
+/** The controller's own metrics and /healthz on --metrics-port, at --metrics-address. */
+async function serveMetrics(
+  port: number,
+  host: string,
+): Promise<{ metrics: ControllerMetrics; close(): Promise<void> }> {
   const metrics = new ControllerMetrics({ processMetrics: true });
-  const server = await startMetricsServer(metrics, { port, host: '0.0.0.0' });
-  return { observer: metrics, close: () => server.close() };
+  const server = await startMetricsServer(metrics, { port, host, health: () => metrics.liveness.check() });
+  return { metrics, close: () => server.close() };
 }
 
 /** serveMetrics, with a port that cannot be bound reported against --metrics-port. */
-async function serveMetricsOn(port: number): ReturnType<typeof serveMetrics> {
+async function serveMetricsOn(port: number, host: string): ReturnType<typeof serveMetrics> {
   try {
-    return await serveMetrics(port);
+    return await serveMetrics(port, host);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
     throw new UsageError(`--metrics-port ${port}: cannot listen there (${code}); choose a free port`);
@@ -83,11 +116,17 @@ export function createController(
     namespace?: string;
     observer?: ControllerObserver;
     signals?: ControllerOptions['signals'];
+    /** Where Grafana tokens may go (--allowed-hosts); nowhere when unset. */
+    allowedHosts?: HostAllowlist;
   },
 ): Controller {
   return new Controller({
     kubeConfig: kc,
-    signals: o.signals ?? new RoutingSignalSource(),
+    signals:
+      o.signals ??
+      new RoutingSignalSource(undefined, {
+        onFailure: (address, detail) => o.logger.warn({ address, detail }, 'prometheus query failed'),
+      }),
     policies: o.policies,
     targetFor: (namespace, ref) => scaleTargetFor(kc, namespace, ref),
     logger: o.logger,
@@ -97,7 +136,7 @@ export function createController(
       if (spec.grafana === undefined) return null;
       return new GrafanaAnnotator(
         configFromSpec(spec.grafana, secretReader(kc, pa.metadata?.namespace ?? 'default')),
-        { logger: o.logger },
+        { logger: o.logger, allowedHosts: o.allowedHosts ?? new HostAllowlist([]) },
       );
     },
     ...(o.observer !== undefined ? { observer: o.observer } : {}),
@@ -111,6 +150,8 @@ export async function runController(argv: readonly string[], io: Output): Promis
     'leader-elect': { type: 'boolean' },
     'lease-namespace': { type: 'string' },
     'metrics-port': { type: 'string' },
+    'metrics-address': { type: 'string' },
+    'allowed-hosts': { type: 'string' },
     policies: { type: 'string' },
     'log-level': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -133,14 +174,30 @@ export async function runController(argv: readonly string[], io: Output): Promis
   }
   const namespace = namespaceFlag(values, 'namespace');
   const leaseNamespace = namespaceFlag(values, 'lease-namespace');
+  const metricsAddress = stringFlag(values, 'metrics-address') ?? '127.0.0.1';
+  if (isIP(metricsAddress) === 0) {
+    throw new UsageError(
+      `--metrics-address ${JSON.stringify(metricsAddress)}: not an IP address; use 127.0.0.1, 0.0.0.0 or ::`,
+    );
+  }
+  let allowedHosts: HostAllowlist;
+  try {
+    const list = stringFlag(values, 'allowed-hosts') ?? '';
+    allowedHosts = new HostAllowlist(list.split(',').filter((h) => h.trim() !== ''));
+  } catch (e) {
+    throw new UsageError(`--allowed-hosts: ${(e as Error).message}`);
+  }
   const logger = pino({ level });
+  // A stray rejection in a library callback (a watch's reconnect, say) is logged, never the end of
+  // every tenant's autoscaling; /healthz catches a loop that stops ticking.
+  process.on('unhandledRejection', (err) => logger.error({ err: String(err) }, 'unhandled rejection'));
   const kc = loadKubeConfig(stringFlag(values, 'kubeconfig'));
   const { policies, errors } = loadPolicies(stringFlag(values, 'policies') ?? BUNDLED_POLICY_DIR);
   if (errors.length > 0) {
     for (const e of errors) io.err(formatError(e));
     return EXIT.failed;
   }
-  const metrics = metricsPort !== undefined ? await serveMetricsOn(metricsPort) : null;
+  const metrics = metricsPort !== undefined ? await serveMetricsOn(metricsPort, metricsAddress) : null;
   // POD_NAME (downward API in deploy/) names the replica in the Lease and in Events.
   const identity = process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
   const controller = createController(kc, {
@@ -148,8 +205,18 @@ export async function runController(argv: readonly string[], io: Output): Promis
     logger,
     identity,
     ...(namespace !== undefined ? { namespace } : {}),
-    ...(metrics !== null ? { observer: metrics.observer } : {}),
+    ...(metrics !== null ? { observer: metrics.metrics } : {}),
+    allowedHosts,
   });
+  // /healthz watches the loop only where it is meant to run: on the leader, or everywhere without election.
+  const startLoop = async () => {
+    metrics?.metrics.liveness.expect(true);
+    await controller.start();
+  };
+  const stopLoop = async () => {
+    metrics?.metrics.liveness.expect(false);
+    await controller.stop();
+  };
 
   let elector: LeaderElector | null = null;
   if (values['leader-elect']) {
@@ -160,9 +227,9 @@ export async function runController(argv: readonly string[], io: Output): Promis
       identity,
       logger,
     });
-    elector.start({ onStartedLeading: () => controller.start(), onStoppedLeading: () => controller.stop() });
+    elector.start({ onStartedLeading: startLoop, onStoppedLeading: stopLoop });
   } else {
-    await controller.start();
+    await startLoop();
   }
   logger.info(
     { identity, leaderElect: elector !== null, namespace: namespace ?? '(all)' },
@@ -176,7 +243,7 @@ export async function runController(argv: readonly string[], io: Output): Promis
   });
   logger.info('shutting down');
   if (elector !== null) await elector.stop(true);
-  else await controller.stop();
+  else await stopLoop();
   await metrics?.close();
   return 0;
 }

@@ -1,6 +1,10 @@
 /**
  * Which Kubernetes Events a pool's tick should raise. Pure: it compares what the pool showed last
  * time with what it shows now, so events fire on transitions, not on every tick.
+ *
+ * A repeating warning is keyed by its reason and a STABLE form of its message: signal names and states
+ * for MetricsMissing, the error text with every number masked for FailedRescale. A detail that changes
+ * every tick ("newest sample 95s old", "96s old", …, a resourceVersion) never raises a new Event.
  */
 import type { Decision } from '../decide/types.ts';
 
@@ -24,7 +28,10 @@ export interface PoolEvent {
 /** What a pool looked like at its previous tick, for transition detection. */
 export interface PoolMemory {
   readonly inPanic: boolean;
+  /** Dedup key of the MetricsMissing last raised ('' while every signal is ok). */
   readonly missingSignals: string;
+  /** Dedup key of the FailedRescale last raised ('' after a tick without a write error). */
+  readonly failedRescale: string;
   readonly targetFound: boolean;
   readonly recommendedGroups: number | null;
 }
@@ -32,6 +39,7 @@ export interface PoolMemory {
 export const FRESH_MEMORY: PoolMemory = {
   inPanic: false,
   missingSignals: '',
+  failedRescale: '',
   targetFound: true,
   recommendedGroups: null,
 };
@@ -48,6 +56,11 @@ export interface TickOutcome {
   readonly overriddenMessage: string | null;
 }
 
+/** A message with its numbers masked (ages, counts, versions): the same fault keeps the same key. */
+export function stableKey(message: string): string {
+  return message.replace(/\d+(\.\d+)?/g, '#');
+}
+
 export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEvent[]; memory: PoolMemory } {
   const events: PoolEvent[] = [];
   const summary = t.decision?.explanation.summary ?? '';
@@ -62,11 +75,12 @@ export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEv
     return { events, memory: { ...memory, targetFound: false } };
   }
   const d = t.decision;
-  const missing = (d?.explanation.signals ?? [])
-    .filter((s) => s.state !== 'ok')
-    .map((s) => `${s.name}: ${s.state}${s.detail ? ` (${s.detail})` : ''}`)
-    .join('; ');
-  if (missing !== '' && missing !== memory.missingSignals) {
+  const unusable = (d?.explanation.signals ?? []).filter((s) => s.state !== 'ok');
+  const missingKey = unusable.map((s) => `${s.name}: ${s.state}`).join('; ');
+  const missing = unusable.map((s) => `${s.name}: ${s.state}${s.detail ? ` (${s.detail})` : ''}`).join('; ');
+  // No decision this tick (the target unreadable) says nothing about the signals: keep the key.
+  const missingNow = d === null ? memory.missingSignals : missingKey;
+  if (missingKey !== '' && missingKey !== memory.missingSignals) {
     events.push({
       type: 'Warning',
       reason: 'MetricsMissing',
@@ -82,7 +96,8 @@ export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEv
   if (t.overriddenMessage !== null) {
     events.push({ type: 'Warning', reason: 'Overridden', message: `${t.pool}: ${t.overriddenMessage}` });
   }
-  if (t.writeError !== null) {
+  const failedKey = t.writeError === null ? '' : stableKey(t.writeError);
+  if (t.writeError !== null && failedKey !== memory.failedRescale) {
     events.push({ type: 'Warning', reason: 'FailedRescale', message: `${t.pool}: ${t.writeError}` });
   }
   if (t.wrote !== null) {
@@ -109,7 +124,8 @@ export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEv
     events,
     memory: {
       inPanic: d?.inPanic ?? memory.inPanic,
-      missingSignals: missing,
+      missingSignals: missingNow,
+      failedRescale: failedKey,
       targetFound: true,
       recommendedGroups: recommended,
     },

@@ -11,6 +11,7 @@ import {
   PatchStrategy,
   setHeaderOptions,
 } from '@kubernetes/client-node';
+import { boundedApiClient } from '../actuate/kube.ts';
 import { API_GROUP, API_VERSION, KIND, PLURAL, type PodAutoscalerStatus } from '../api/podautoscaler.ts';
 import type { PoolEvent } from './events.ts';
 
@@ -33,18 +34,29 @@ export interface PodAutoscalerWatch {
   list(): readonly RawPodAutoscaler[];
 }
 
+/** A full list of every PodAutoscaler may be large; anything else is one object. */
+const LIST_DEADLINE_MS = 60_000;
+const MAX_RESTART_DELAY_MS = 30_000;
+
+/** Delay before restart attempt `attempt` (0-based): doubling from the base, capped at 30 s. */
+export function restartDelayMs(attempt: number, baseMs: number): number {
+  return Math.min(MAX_RESTART_DELAY_MS, baseMs * 2 ** Math.min(attempt, 20));
+}
+
 /**
- * List-watch of PodAutoscalers (client-node's informer: it relists on 410 Gone). On a watch error
- * it restarts after a pause, so a flapping API server never stops the controller for good.
+ * List-watch of PodAutoscalers (client-node's informer: it relists on 410 Gone). On a watch error it
+ * restarts with exponential backoff, and keeps restarting until a restart succeeds (a list and a
+ * connected watch), so a flapping API server never stops the controller for good. `start` never
+ * rejects: a first failure is retried the same way.
  */
 export function watchPodAutoscalers(
   kc: KubeConfig,
   namespace: string | undefined,
   onChange: () => void,
   onError: (err: unknown) => void,
-  restartDelayMs = 2000,
+  baseRestartDelayMs = 1000,
 ): PodAutoscalerWatch {
-  const api = kc.makeApiClient(CustomObjectsApi);
+  const api = boundedApiClient(kc, CustomObjectsApi, LIST_DEADLINE_MS);
   const path =
     namespace === undefined
       ? `/apis/${API_GROUP}/${API_VERSION}/${PLURAL}`
@@ -64,19 +76,38 @@ export function watchPodAutoscalers(
   const informer = makeInformer<RawPodAutoscaler>(kc, path, list);
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let attempt = 0;
+  let failedThisRound = false;
+  const failed = (err: unknown) => {
+    // stop() aborts the watch request; that is not a failure worth a warning.
+    if (stopped) return;
+    failedThisRound = true;
+    onError(err);
+    if (timer !== undefined) return; // a restart is already scheduled
+    timer = setTimeout(
+      () => {
+        timer = undefined;
+        void run();
+      },
+      restartDelayMs(attempt++, baseRestartDelayMs),
+    );
+  };
+  /** One start; a list failure arrives as an 'error' event, a watch failure as a rejection. */
+  const run = async () => {
+    failedThisRound = false;
+    try {
+      await informer.start();
+      if (!failedThisRound) attempt = 0;
+    } catch (err) {
+      failed(err);
+    }
+  };
   informer.on('add', onChange);
   informer.on('update', onChange);
   informer.on('delete', onChange);
-  informer.on('error', (err) => {
-    // stop() aborts the watch request; that is not a failure worth a warning.
-    if (stopped) return;
-    onError(err);
-    timer = setTimeout(() => {
-      informer.start().catch(onError);
-    }, restartDelayMs);
-  });
+  informer.on('error', failed);
   return {
-    start: () => informer.start(),
+    start: run,
     stop: async () => {
       stopped = true;
       if (timer) clearTimeout(timer);
@@ -94,8 +125,8 @@ export class KubeWriter {
     kc: KubeConfig,
     readonly hostname: string,
   ) {
-    this.objects = kc.makeApiClient(CustomObjectsApi);
-    this.core = kc.makeApiClient(CoreV1Api);
+    this.objects = boundedApiClient(kc, CustomObjectsApi);
+    this.core = boundedApiClient(kc, CoreV1Api);
   }
 
   /** Merge-patches the status subresource. */

@@ -14,9 +14,17 @@ import {
   signalName,
 } from './signals.ts';
 
+export interface RoutingOptions {
+  /** The full detail of a failed Prometheus query, for the controller log (tenants see "unreachable"). */
+  readonly onFailure?: (address: string, detail: string) => void;
+}
+
 export class RoutingSignalSource implements SignalSource {
   private readonly prometheus = new Map<string, PrometheusPoolSignals>();
-  constructor(private readonly pods: PodsSignalSource = new PodsSignalSource()) {}
+  constructor(
+    private readonly pods: PodsSignalSource = new PodsSignalSource(),
+    private readonly routing: RoutingOptions = {},
+  ) {}
 
   private prometheusFor(address: string, queryTimeoutSeconds: number | undefined): PrometheusPoolSignals {
     const key = `${address}|${queryTimeoutSeconds ?? ''}`;
@@ -26,6 +34,7 @@ export class RoutingSignalSource implements SignalSource {
         new PrometheusSignalSource({
           address,
           ...(queryTimeoutSeconds !== undefined ? { queryTimeoutSeconds } : {}),
+          onFailure: (detail) => this.routing.onFailure?.(address, detail),
         }),
       );
       this.prometheus.set(key, source);
@@ -93,6 +102,9 @@ export class RoutingSignalSource implements SignalSource {
                   endpoint: {
                     port: r.metricsSource.pods.port,
                     ...(r.metricsSource.pods.path !== undefined ? { path: r.metricsSource.pods.path } : {}),
+                    ...(r.metricsSource.pods.scheme !== undefined
+                      ? { scheme: r.metricsSource.pods.scheme }
+                      : {}),
                     ...(r.metricsSource.pods.timeoutSeconds !== undefined
                       ? { timeoutSeconds: r.metricsSource.pods.timeoutSeconds }
                       : {}),

@@ -229,7 +229,7 @@ describe('scrapePods against real HTTP servers on 127.0.0.1', () => {
     const s = podSignals(r, { dialect: 'vllm' });
     expect(s.requestsWaiting).toEqual({
       state: 'missing',
-      reason: `scrape failed (NetworkError): ${r.error.reason}`,
+      reason: 'scrape failed: unreachable',
     });
     expect(s.kvCacheUsageFraction.state).toBe('missing');
   });
@@ -279,6 +279,8 @@ describe('scrapePods against real HTTP servers on 127.0.0.1', () => {
   it('builds metrics URLs for IPv4 and IPv6 pod IPs', () => {
     expect(metricsUrl('10.0.3.7', 8000)).toBe('http://10.0.3.7:8000/metrics');
     expect(metricsUrl('fd00::7', 8000)).toBe('http://[fd00::7]:8000/metrics');
+    // pods.scheme: https is honoured, not silently dropped
+    expect(metricsUrl('10.0.3.7', 8443, '/metrics', 'https')).toBe('https://10.0.3.7:8443/metrics');
     expect(metricsUrl('10.0.3.7', 8000, 'prometheus/metrics')).toBe(
       'http://10.0.3.7:8000/prometheus/metrics',
     );

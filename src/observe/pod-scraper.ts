@@ -2,7 +2,8 @@
 //
 // Lessons from peers (github.com/vllm-project/aibrix/issues/1032): one pod's scrape timeout blocked
 // the whole service, so here every pod has its own deadline, pods run in parallel under a small
-// bound, and a failure is a typed per-pod result, never an exception for the batch.
+// bound, and a failure is a typed per-pod result, never an exception for the batch. Requests go
+// through boundedFetch (observe/http.ts): the deadline covers the body, which is capped.
 
 import {
   type EngineSignals,
@@ -11,12 +12,15 @@ import {
   missingSignals,
 } from './engine-metrics.ts';
 import { type ParseResult, parseExposition } from './exposition.ts';
+import { BoundedFetchError, boundedFetch, type FetchFailure } from './http.ts';
 
 export interface ScrapeTarget {
   /** Pod name (or any id the caller uses to join results back). */
   readonly pod: string;
   /** Full URL of the engine's metrics endpoint, e.g. `http://10.0.3.7:8000/metrics`. */
   readonly url: string;
+  /** This pod's own deadline; `ScrapeOptions.timeoutMs` when unset. */
+  readonly timeoutMs?: number;
 }
 
 export type ScrapeErrorKind =
@@ -26,6 +30,7 @@ export type ScrapeErrorKind =
   | 'ParseError'
   | 'BodyTooLarge'
   | 'NetworkError'
+  | 'RedirectRefused'
   | 'Aborted';
 
 export interface ScrapeError {
@@ -63,7 +68,7 @@ export type PodScrapeResult =
 export interface ScrapeOptions {
   /** Requests in flight at once across all pods. */
   readonly maxConcurrency: number;
-  /** Per-pod deadline covering connect, headers and body. */
+  /** Per-pod deadline covering connect, headers and the whole body (a target may set its own). */
   readonly timeoutMs: number;
   /** Monotonic-enough milliseconds; injected so timing logic is testable. */
   readonly clock: () => number;
@@ -87,55 +92,46 @@ class ScrapeFailure extends Error {
   }
 }
 
-function errorCode(err: unknown): string | undefined {
-  // undici wraps socket errors: TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } }).
-  let cur: unknown = err;
-  for (let depth = 0; depth < 5 && cur !== null && typeof cur === 'object'; depth++) {
-    const code = (cur as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
-    cur = (cur as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
+const FETCH_FAILURE_KIND: Record<FetchFailure, ScrapeErrorKind> = {
+  Timeout: 'Timeout',
+  Unreachable: 'NetworkError',
+  BodyTooLarge: 'BodyTooLarge',
+  RedirectRefused: 'RedirectRefused',
+  BadUrl: 'NetworkError',
+  Aborted: 'Aborted',
+};
 
-/** Maps a fetch/body-read failure to a scrape error kind. Exported for tests. */
-export function classifyError(err: unknown, timeoutSignal: AbortSignal, outer?: AbortSignal): ScrapeError {
+/** Maps a bounded-fetch failure to a scrape error kind. Exported for tests. */
+export function classifyError(err: unknown): ScrapeError {
   if (err instanceof ScrapeFailure) return err.scrapeError;
-  const name = err !== null && typeof err === 'object' ? (err as { name?: unknown }).name : undefined;
-  if (timeoutSignal.aborted || name === 'TimeoutError') {
-    return { kind: 'Timeout', reason: 'no complete response before the per-pod timeout' };
+  if (err instanceof BoundedFetchError) {
+    const kind = FETCH_FAILURE_KIND[err.failure];
+    if (kind === 'NetworkError' && /ECONNREFUSED/.test(err.message)) {
+      return { kind: 'ConnectionRefused', reason: 'connection refused' };
+    }
+    if (kind === 'Timeout') return { kind, reason: 'no complete response before the per-pod timeout' };
+    if (kind === 'Aborted') return { kind, reason: 'scrape batch aborted' };
+    return { kind, reason: err.message };
   }
-  if (outer?.aborted || name === 'AbortError') return { kind: 'Aborted', reason: 'scrape batch aborted' };
-  const code = errorCode(err);
-  if (code === 'ECONNREFUSED') return { kind: 'ConnectionRefused', reason: 'connection refused' };
-  const message = err instanceof Error ? err.message : String(err);
-  return { kind: 'NetworkError', reason: code ? `${code}: ${message}` : message };
+  return { kind: 'NetworkError', reason: err instanceof Error ? err.message : String(err) };
 }
 
-async function readBody(res: Response, maxBytes: number): Promise<{ text: string; bytes: number }> {
-  const declared = Number(res.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    await res.body?.cancel();
-    throw new ScrapeFailure({
-      kind: 'BodyTooLarge',
-      reason: `content-length ${declared} > ${maxBytes} bytes`,
-    });
+/**
+ * The scrape error as the PodAutoscaler's author sees it. An answer that is wrong (HTTP status, not
+ * an exposition page, too large) is theirs to fix; whether a connection was refused, filtered or
+ * timed out says which ports are open on a pod IP (a hostNetwork pod's is the node's), so that is
+ * "unreachable" here and in detail only in the controller log.
+ */
+export function tenantReason(error: ScrapeError): string {
+  switch (error.kind) {
+    case 'HttpStatus':
+    case 'ParseError':
+    case 'BodyTooLarge':
+    case 'RedirectRefused':
+      return `${error.kind}: ${error.reason}`;
+    default:
+      return 'unreachable';
   }
-  if (!res.body) return { text: '', bytes: 0 };
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let bytes = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    bytes += value.byteLength;
-    if (bytes > maxBytes) {
-      await reader.cancel();
-      throw new ScrapeFailure({ kind: 'BodyTooLarge', reason: `body exceeds ${maxBytes} bytes` });
-    }
-    chunks.push(value);
-  }
-  return { text: Buffer.concat(chunks).toString('utf8'), bytes };
 }
 
 /** Scrapes one pod. Never throws: every failure becomes `{ ok: false, error }`. */
@@ -155,21 +151,24 @@ export async function scrapePod(
       queuedMs: queuedSinceMs === undefined ? 0 : startedAtMs - queuedSinceMs,
     };
   };
-  const timeoutSignal = AbortSignal.timeout(options.timeoutMs);
-  const signal = options.signal ? AbortSignal.any([timeoutSignal, options.signal]) : timeoutSignal;
-  const doFetch = options.fetch ?? fetch;
   try {
     if (options.signal?.aborted) throw new ScrapeFailure({ kind: 'Aborted', reason: 'scrape batch aborted' });
-    const res = await doFetch(target.url, { signal, headers: { accept: ACCEPT }, redirect: 'error' });
-    if (!res.ok) {
-      await res.body?.cancel().catch(() => undefined);
+    const res = await boundedFetch(target.url, {
+      deadlineMs: target.timeoutMs ?? options.timeoutMs,
+      maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+      headers: { accept: ACCEPT },
+      maxRedirects: 0,
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+      ...(options.fetch !== undefined ? { fetch: options.fetch } : {}),
+    });
+    if (res.status < 200 || res.status >= 300) {
       throw new ScrapeFailure({
         kind: 'HttpStatus',
         reason: `HTTP ${res.status} ${res.statusText}`.trim(),
         httpStatus: res.status,
       });
     }
-    const { text, bytes } = await readBody(res, options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
+    const { text, bytes } = res;
     const parsed = parseExposition(text);
     const sampleCount = parsed.families.reduce((n, f) => n + f.samples.length, 0);
     if (sampleCount === 0 && parsed.errorCount > 0) {
@@ -182,7 +181,7 @@ export async function scrapePod(
     }
     return { ok: true, target, timing: timing(), httpStatus: res.status, bodyBytes: bytes, parsed };
   } catch (err) {
-    return { ok: false, target, timing: timing(), error: classifyError(err, timeoutSignal, options.signal) };
+    return { ok: false, target, timing: timing(), error: classifyError(err) };
   }
 }
 
@@ -213,12 +212,20 @@ export async function scrapePods(
 
 /** A pod's signals from its scrape: a failed scrape makes every signal `missing`, never 0. */
 export function podSignals(result: PodScrapeResult, options: ExtractOptions): EngineSignals {
-  if (!result.ok) return missingSignals(`scrape failed (${result.error.kind}): ${result.error.reason}`);
+  if (!result.ok) return missingSignals(`scrape failed: ${tenantReason(result.error)}`);
   return extractEngineSignals(result.parsed, options);
 }
 
-/** `http://<ip>:<port><path>`, bracketing IPv6 pod IPs (dual-stack clusters). */
-export function metricsUrl(podIP: string, port: number, path = '/metrics'): string {
+/**
+ * `<scheme>://<ip>:<port><path>`, bracketing IPv6 pod IPs (dual-stack clusters). With https the pod's
+ * certificate is verified against the controller's trust store (NODE_EXTRA_CA_CERTS adds a CA).
+ */
+export function metricsUrl(
+  podIP: string,
+  port: number,
+  path = '/metrics',
+  scheme: 'http' | 'https' = 'http',
+): string {
   const host = podIP.includes(':') && !podIP.startsWith('[') ? `[${podIP}]` : podIP;
-  return `http://${host}:${port}${path.startsWith('/') ? path : `/${path}`}`;
+  return `${scheme}://${host}:${port}${path.startsWith('/') ? path : `/${path}`}`;
 }

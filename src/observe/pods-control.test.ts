@@ -79,6 +79,34 @@ describe('direct-scrape signal source', () => {
     expect(out.get('ns/pa/decode')?.[0]).toMatchObject({ state: 'ok', total: 0.9 });
   });
 
+  it('pods.scheme: https scrapes https://<pod IP>; a 1 s pool ends at 1 s beside a 3 s pool', async () => {
+    const abortedAtMs = new Map<string, number>();
+    const r = request([{ port: 0 }]);
+    const heads = r.heads.map((h) => ({ ...h, podIP: '127.0.0.1' }));
+    const slow = { ...r, poolKey: 'ns/slow/decode', heads: heads.map((h) => ({ ...h, name: 'slow-0' })) };
+    const started = performance.now();
+    const out = await new PodsSignalSource({
+      // every pod hangs: each scrape ends only at its own pool's deadline
+      fetch: (input, init) =>
+        new Promise((_resolve, reject) =>
+          init?.signal?.addEventListener('abort', () => {
+            abortedAtMs.set(String(input), performance.now() - started);
+            reject(init.signal?.reason);
+          }),
+        ),
+    }).sample([
+      { ...r, heads, endpoint: { port: 8443, scheme: 'https', timeoutSeconds: 1 } },
+      { ...slow, endpoint: { port: 8080, timeoutSeconds: 3 } },
+    ]);
+    expect([...abortedAtMs.keys()].sort()).toEqual([
+      'http://127.0.0.1:8080/metrics',
+      'https://127.0.0.1:8443/metrics',
+    ]);
+    expect(abortedAtMs.get('https://127.0.0.1:8443/metrics')).toBeLessThan(2000);
+    expect(abortedAtMs.get('http://127.0.0.1:8080/metrics')).toBeGreaterThan(2900);
+    expect(out.get('ns/pa/decode')?.[0]?.state).toBe('noData');
+  });
+
   it('rejects a KV value above 1 instead of clipping it or reading it as zero', async () => {
     const out = await new PodsSignalSource({
       fetch: (_input, init) => fetch(`http://127.0.0.1:${ports[2]}/metrics`, init),

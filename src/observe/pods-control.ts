@@ -6,12 +6,13 @@
  */
 import { type MetricSpec, signalName } from '../api/podautoscaler.ts';
 import type { EngineSignals, SignalValue } from './engine-metrics.ts';
-import { metricsUrl, podSignals, scrapePods } from './pod-scraper.ts';
+import { metricsUrl, podSignals, scrapePods, tenantReason } from './pod-scraper.ts';
 import type { ControlPoolRequest, ControlPoolSample } from './prometheus-control.ts';
 
 export interface PodsEndpoint {
   readonly port: number;
   readonly path?: string;
+  readonly scheme?: 'http' | 'https';
   readonly timeoutSeconds?: number;
 }
 
@@ -114,15 +115,15 @@ export class PodsSignalSource {
         if (!h.groupReady || h.surge || h.podIP === undefined) continue;
         targets.push({
           pod: `${r.namespace}/${h.name}`,
-          url: metricsUrl(h.podIP, r.endpoint.port, r.endpoint.path),
+          url: metricsUrl(h.podIP, r.endpoint.port, r.endpoint.path, r.endpoint.scheme),
+          // Each pool's own timeout: one PodAutoscaler's 30 s never stretches another's 1 s.
           timeoutMs: (r.endpoint.timeoutSeconds ?? 1) * 1000,
         });
       }
     }
-    const timeoutMs = Math.max(500, ...targets.map((t) => t.timeoutMs));
     const results = await scrapePods(targets, {
       maxConcurrency: this.options.maxConcurrency ?? 16,
-      timeoutMs,
+      timeoutMs: 1000,
       clock: this.options.clock ?? Date.now,
       ...(this.options.fetch !== undefined ? { fetch: this.options.fetch } : {}),
     });
@@ -141,7 +142,7 @@ export class PodsSignalSource {
           const signals = podSignals(result, { dialect: r.pool.engine });
           perGroup.set(h.groupKey, {
             value: signalValueOf(signals, metric),
-            ...(result.ok ? {} : { error: `${result.error.kind}: ${result.error.reason}` }),
+            ...(result.ok ? {} : { error: tenantReason(result.error) }),
           });
         }
         return poolTotal(metric, perGroup, r.pool.missingData.minQuorumPercentage);

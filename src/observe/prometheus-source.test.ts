@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PoolRegistration } from './prometheus-join.ts';
-import { PrometheusSignalSource, passRawResult } from './prometheus-source.ts';
+import { PrometheusSignalSource, rawResult } from './prometheus-source.ts';
 
 const pool: PoolRegistration = {
   poolKey: 'ns/pa/decode',
@@ -42,6 +42,9 @@ describe('PrometheusSignalSource failure paths', () => {
     const kv = tick.pools.get(pool.poolKey)?.signals.get('kvCacheUtilization');
     expect(kv?.state).toBe('error');
     expect(kv?.detail).toContain('Prometheus query failed');
+    // Refused, filtered or open is the controller log's business, not the tenant's.
+    expect(kv?.detail).toContain('unreachable');
+    expect(kv?.detail).not.toMatch(/ECONNREFUSED|refused|127\.0\.0\.1/);
     expect(kv?.poolTotal).toBeUndefined();
     const backfill = await source.backfill(pool, 1000, 1010);
     expect(backfill.signals.get('queueDepth')?.error).toBeDefined();
@@ -66,13 +69,10 @@ describe('PrometheusSignalSource failure paths', () => {
   });
 });
 
-describe('passRawResult', () => {
-  it('wraps only successful vectors and matrices', () => {
-    expect(passRawResult({ status: 'error', error: 'x' })).toEqual({ status: 'error', error: 'x' });
-    expect(passRawResult('text')).toBe('text');
-    const wrapped = passRawResult({ status: 'success', data: { resultType: 'vector', result: [] } }) as {
-      data: { resultType: string };
-    };
-    expect(wrapped.data.resultType).toBe('string');
+describe('rawResult', () => {
+  it('accepts vectors and matrices only', () => {
+    expect(rawResult({ resultType: 'vector', result: [] }).resultType).toBe('vector');
+    expect(() => rawResult({ resultType: 'scalar', result: [1, '2'] })).toThrow(/resultType scalar/);
+    expect(() => rawResult('text')).toThrow(/unexpected query result/);
   });
 });

@@ -7,9 +7,9 @@
  * Neither `tick` nor `backfill` throws: a failed query becomes state `error` for the signals it
  * carried, with the reason.
  */
-import { PrometheusDriver, type QueryResult } from 'prometheus-query';
 import type { SignalWindows } from '../decide/signal-windows.ts';
 import type { SignalState } from '../decide/types.ts';
+import { BoundedFetchError, type BoundedResponse, boundedFetch } from './http.ts';
 import {
   attribute,
   buildHeadIndex,
@@ -38,16 +38,26 @@ export const DEFAULT_MIN_QUORUM_PERCENTAGE = 50;
 export const DEFAULT_RATE_WINDOW_SECONDS = 60;
 /** Prometheus refuses range queries of more than 11,000 points per series. */
 const MAX_POINTS_PER_RANGE_QUERY = 11_000;
+/** ~200 bytes a series: room for 300,000 series in one answer, and no more held in memory. */
+export const DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+/** The HTTP deadline is the evaluation timeout plus this, so Prometheus can say "timeout" itself. */
+const TRANSPORT_SLACK_MS = 1000;
 
 export interface PrometheusSourceOptions {
   /** Base URL, e.g. http://prometheus.monitoring:9090 (metricsSource.prometheus.address). */
   readonly address: string;
+  /** Evaluation timeout sent to Prometheus; the whole HTTP call (body included) ends 1 s later. */
   readonly queryTimeoutSeconds?: number;
+  readonly maxAnswerBytes?: number;
   /** See QueryScope.extraMatchers. */
   readonly extraMatchers?: string;
   readonly rateWindowSeconds?: number;
   /** Called for every HTTP request sent to Prometheus (for counting in tests and benchmarks). */
   readonly onRequest?: (url: string) => void;
+  /** Called with the full detail of a failed query (the tenant sees only `unreachable`). */
+  readonly onFailure?: (detail: string) => void;
+  /** Defaults to the global fetch. */
+  readonly fetch?: typeof fetch;
 }
 
 export interface PoolTick {
@@ -83,45 +93,51 @@ export interface BackfillResult {
   readonly signals: ReadonlyMap<SignalKind, BackfillSignal>;
 }
 
-function describeError(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  if (err && typeof err === 'object') {
-    const e = err as { errorType?: unknown; error?: unknown; httpStatus?: unknown };
-    const status = e.httpStatus !== undefined ? ` (HTTP ${String(e.httpStatus)})` : '';
-    return `${String(e.errorType ?? 'error')}: ${String(e.error ?? JSON.stringify(err))}${status}`;
+/** A Prometheus API error answer (`status: "error"`): its own text, e.g. a PromQL parse error. */
+class PrometheusApiError extends Error {
+  override name = 'PrometheusApiError';
+}
+
+/** What the PodAutoscaler's author may see: Prometheus's own errors, but no network detail. */
+function tenantError(err: unknown): string {
+  if (err instanceof BoundedFetchError) return err.tenantReason;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The `data` of a Prometheus API answer, or a PrometheusApiError / BoundedFetchError. */
+export function apiData(res: BoundedResponse): unknown {
+  let body: { status?: unknown; data?: unknown; errorType?: unknown; error?: unknown };
+  try {
+    body = JSON.parse(res.text) as typeof body;
+  } catch {
+    throw new BoundedFetchError(
+      'Unreachable',
+      `HTTP ${res.status} from ${res.url}: not a Prometheus API answer`,
+    );
   }
-  return String(err);
+  if (body?.status === 'success') return body.data;
+  if (body?.status === 'error') {
+    throw new PrometheusApiError(
+      `${String(body.errorType ?? 'error')}: ${String(body.error ?? '')} (HTTP ${res.status})`,
+    );
+  }
+  throw new BoundedFetchError(
+    'Unreachable',
+    `HTTP ${res.status} from ${res.url}: not a Prometheus API answer`,
+  );
 }
 
-const RAW_KEY = 'kvpaRaw';
-
-/**
- * prometheus-query turns every sample into class instances (and parses "+Inf" as NaN with
- * parseFloat); at 10,000 groups that was ~40 % of a tick's CPU. The driver stays in charge of
- * transport, timeouts and errors; this response hook hands vector and matrix bodies through
- * untouched, as a "string" result the client does not walk, and decodeVector reads them.
- */
-export function passRawResult(body: unknown): unknown {
-  if (!body || typeof body !== 'object') return body;
-  const b = body as { status?: unknown; data?: { resultType?: unknown } };
-  const type = b.data?.resultType;
-  if (b.status !== 'success' || (type !== 'vector' && type !== 'matrix')) return body;
-  return { ...b, data: { resultType: 'string', result: { [RAW_KEY]: b.data } } };
-}
-
-/** The raw `data` that passRawResult tucked into the client's result. */
-export function rawResult(result: QueryResult): RawVector | RawMatrix {
-  const raw = (result.result as unknown as Record<string, unknown> | null)?.[RAW_KEY] as
-    | { resultType?: unknown; result?: unknown }
-    | undefined;
+/** A vector or matrix `data` as decodeVector / decodeMatrixBySteps read it; anything else throws. */
+export function rawResult(data: unknown): RawVector | RawMatrix {
+  const raw = data as { resultType?: unknown; result?: unknown } | null | undefined;
   if (!raw || !Array.isArray(raw.result) || (raw.resultType !== 'vector' && raw.resultType !== 'matrix')) {
-    throw new Error(`unexpected query result (resultType ${String(result.resultType)})`);
+    throw new Error(`unexpected query result (resultType ${String(raw?.resultType)})`);
   }
   return raw as RawVector | RawMatrix;
 }
 
-function vectorOf(result: QueryResult): PromSample[] {
-  const raw = rawResult(result);
+function vectorOf(data: unknown): PromSample[] {
+  const raw = rawResult(data);
   if (raw.resultType !== 'vector') throw new Error(`expected an instant vector, got ${raw.resultType}`);
   return decodeVector(raw);
 }
@@ -203,7 +219,6 @@ function majorityDialect(perKind: Iterable<PoolSamples | undefined>): EngineDial
 }
 
 export class PrometheusSignalSource {
-  private readonly driver: PrometheusDriver;
   private readonly options: PrometheusSourceOptions;
   readonly rejections = new RejectionCounters();
   /** HTTP requests sent since construction. */
@@ -211,26 +226,37 @@ export class PrometheusSignalSource {
 
   constructor(options: PrometheusSourceOptions) {
     this.options = options;
-    this.driver = new PrometheusDriver({
-      endpoint: options.address,
-      baseURL: '/api/v1/',
-      timeout: (options.queryTimeoutSeconds ?? 10) * 1000,
-      // POST: the namespace matcher of thousands of pools can outgrow a URL.
-      preferPost: true,
-      responseInterceptor: {
-        onFulfilled: (response) => {
-          response.data = passRawResult(response.data);
-          return response;
-        },
-      },
-      requestInterceptor: {
-        onFulfilled: (config) => {
-          this.requestsSent++;
-          options.onRequest?.(`${config.baseURL ?? ''}${config.url ?? ''}`);
-          return config;
-        },
-      },
-    });
+  }
+
+  /**
+   * One POST to the Prometheus HTTP API (POST: the namespace matcher of thousands of pools can outgrow
+   * a URL), bounded by boundedFetch. Returns the answer's `data`.
+   */
+  private async api(path: 'query' | 'query_range', params: Record<string, string>): Promise<unknown> {
+    const base = this.options.address.endsWith('/') ? this.options.address : `${this.options.address}/`;
+    let url: URL;
+    try {
+      url = new URL(`api/v1/${path}`, base);
+    } catch {
+      throw new BoundedFetchError('BadUrl', 'metricsSource.prometheus.address is not a valid URL');
+    }
+    this.requestsSent++;
+    this.options.onRequest?.(url.href);
+    try {
+      return apiData(
+        await boundedFetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+          body: new URLSearchParams(params).toString(),
+          deadlineMs: (this.options.queryTimeoutSeconds ?? 10) * 1000 + TRANSPORT_SLACK_MS,
+          maxBodyBytes: this.options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES,
+          ...(this.options.fetch !== undefined ? { fetch: this.options.fetch } : {}),
+        }),
+      );
+    } catch (err) {
+      this.options.onFailure?.(`${path}: ${err instanceof Error ? err.message : String(err)}`);
+      throw err;
+    }
   }
 
   private scope(pools: readonly PoolRegistration[]): QueryScope {
@@ -263,17 +289,17 @@ export class PrometheusSignalSource {
         kinds.map(async (kind) => {
           queries++;
           try {
-            const result = await this.driver.instantQuery(
-              buildQuery(kind, scope),
-              nowSeconds * 1000,
-              this.promTimeout(),
-            );
-            const joined = attribute(kind, vectorOf(result), index);
+            const data = await this.api('query', {
+              query: buildQuery(kind, scope),
+              time: String(nowSeconds),
+              timeout: this.promTimeout(),
+            });
+            const joined = attribute(kind, vectorOf(data), index);
             nonHeadSeries += joined.stats.nonHeadSeries;
             attributed.set(kind, joined.pools);
             otherDialect.set(kind, joined.stats.otherDialect);
           } catch (err) {
-            errors.set(kind, describeError(err));
+            errors.set(kind, tenantError(err));
           }
         }),
       );
@@ -333,7 +359,7 @@ export class PrometheusSignalSource {
             await this.backfillKind(kind, pool, index, scope, fromSeconds, toSeconds, stepSeconds),
           );
         } catch (err) {
-          signals.set(kind, { samples: [], states: {}, error: describeError(err) });
+          signals.set(kind, { samples: [], states: {}, error: tenantError(err) });
         }
       }),
     );
@@ -355,7 +381,13 @@ export class PrometheusSignalSource {
     for (let start = fromSeconds; start <= toSeconds; start += chunkSeconds + stepSeconds) {
       const end = Math.min(toSeconds, start + chunkSeconds);
       const raw = rawResult(
-        await this.driver.rangeQuery(query, start * 1000, end * 1000, stepSeconds, this.promTimeout()),
+        await this.api('query_range', {
+          query,
+          start: String(start),
+          end: String(end),
+          step: String(stepSeconds),
+          timeout: this.promTimeout(),
+        }),
       );
       if (raw.resultType !== 'matrix') throw new Error(`expected a matrix, got ${raw.resultType}`);
       for (const [atMs, list] of decodeMatrixBySteps(raw)) {

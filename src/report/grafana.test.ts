@@ -1,8 +1,11 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { type Logger, pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HostAllowlist } from '../observe/http.ts';
 import { type GrafanaContractServer, startGrafanaContractServer } from '../stack/grafana-contract-server.ts';
 import {
   type AnnotationEvent,
@@ -14,6 +17,7 @@ import {
   type GrafanaAnnotatorConfig,
   type GrafanaAnnotatorOptions,
   GrafanaTokenError,
+  grantedSecretValue,
   tokenFromSecret,
 } from './grafana.ts';
 
@@ -107,7 +111,12 @@ function makeAnnotator(
 ): GrafanaAnnotator {
   const annotator = new GrafanaAnnotator(
     { url: server.url, token: () => token, ...config },
-    { ...fastOptions, logger: pino({ level: 'silent' }), ...options },
+    {
+      ...fastOptions,
+      logger: pino({ level: 'silent' }),
+      allowedHosts: new HostAllowlist([server.url]),
+      ...options,
+    },
   );
   annotators.push(annotator);
   return annotator;
@@ -439,9 +448,9 @@ describe('GrafanaAnnotator', () => {
     expect(server.annotations()).toHaveLength(2);
     expect(annotator.stats()).toMatchObject({ sent: 2, retried: 1, failed: 0 });
     const timeoutLog = logs.lines
-      .map((line) => JSON.parse(line) as { msg: string; error?: { name: string } })
+      .map((line) => JSON.parse(line) as { msg: string; error?: { name: string; message: string } })
       .find((record) => record.msg === 'grafana request error');
-    expect(timeoutLog?.error?.name).toBe('TimeoutError');
+    expect(timeoutLog?.error?.message).toContain('no complete response in time');
   });
 
   it('drops the oldest entries when the queue is full, counting and logging each drop', async () => {
@@ -555,6 +564,55 @@ describe('GrafanaAnnotator', () => {
     expect(annotator.stats()).toMatchObject({ failed: 1, retried: 0 });
   });
 
+  it('sends no token to a host outside --allowed-hosts, nor over plain http to an https-only entry', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => lines.push(l) });
+    let tokenReads = 0;
+    const unlisted = makeAnnotator(
+      { logger, allowedHosts: new HostAllowlist(['grafana.example.com']) },
+      { token: () => `${tokenReads++}` },
+    );
+    unlisted.enqueue(decision());
+    await unlisted.flush();
+    const host = new URL(server.url).host;
+    const httpsOnly = makeAnnotator({ logger, allowedHosts: new HostAllowlist([host]) });
+    httpsOnly.enqueue(decision());
+    await httpsOnly.flush();
+    expect(server.requests).toEqual([]);
+    expect(tokenReads).toBe(0); // the Secret is not even read
+    expect(unlisted.stats()).toMatchObject({ failed: 1, retried: 0 });
+    expect(lines.join('\n')).toContain(`${host} is not in the controller's --allowed-hosts`);
+    expect(lines.join('\n')).toContain('over https only');
+  });
+
+  it('refuses a redirect to another host: the token never leaves grafana.url', async () => {
+    const seen: string[] = [];
+    const thief = createServer((req, res) => {
+      seen.push(String(req.headers.authorization));
+      res.end('{}');
+    });
+    await new Promise<void>((r) => thief.listen(0, '127.0.0.1', r));
+    const thiefUrl = `http://127.0.0.1:${(thief.address() as AddressInfo).port}`;
+    const bouncer = createServer((_req, res) =>
+      res.writeHead(307, { location: `${thiefUrl}/api/annotations` }).end(),
+    );
+    await new Promise<void>((r) => bouncer.listen(0, '127.0.0.1', r));
+    const bouncerUrl = `http://127.0.0.1:${(bouncer.address() as AddressInfo).port}`;
+    try {
+      const annotator = makeAnnotator(
+        { allowedHosts: new HostAllowlist([bouncerUrl, thiefUrl]) },
+        { url: bouncerUrl },
+      );
+      annotator.enqueue(decision());
+      await annotator.flush();
+      expect(seen).toEqual([]);
+      expect(annotator.stats()).toMatchObject({ failed: 1, retried: 0 });
+    } finally {
+      await new Promise<void>((r) => thief.close(() => r()));
+      await new Promise<void>((r) => bouncer.close(() => r()));
+    }
+  });
+
   it('rejects config it cannot use', () => {
     expect(() => new GrafanaAnnotator({ url: 'not a url', token: () => token })).toThrow(/not a valid URL/);
     expect(() => new GrafanaAnnotator({ url: 'ftp://grafana', token: () => token })).toThrow(/http or https/);
@@ -564,6 +622,22 @@ describe('GrafanaAnnotator', () => {
     expect(() => new GrafanaAnnotator({ url: 'http://grafana', token: () => token, panelId: 1.5 })).toThrow(
       /panelId must be an integer/,
     );
+  });
+});
+
+describe('grantedSecretValue', () => {
+  const ref = { name: 'g', key: 'token' };
+  const data = { token: Buffer.from('t0k').toString('base64') };
+  it('reads a Secret labelled kvpa.io/grafana-token=true, and refuses one without the label', () => {
+    expect(grantedSecretValue({ metadata: { labels: { 'kvpa.io/grafana-token': 'true' } }, data }, ref)).toBe(
+      't0k',
+    );
+    expect(() => grantedSecretValue({ metadata: { labels: {} }, data }, ref)).toThrow(
+      /Secret g is not granted to kvpa: its owner must label it kvpa.io\/grafana-token=true/,
+    );
+    expect(() =>
+      grantedSecretValue({ metadata: { labels: { 'kvpa.io/grafana-token': 'yes' } }, data }, ref),
+    ).toThrow(GrafanaTokenError);
   });
 });
 

@@ -21,6 +21,7 @@
 import { setTimeout as sleepWithSignal } from 'node:timers/promises';
 import { type Logger, pino } from 'pino';
 import type { PodAutoscalerSpec } from '../api/podautoscaler.ts';
+import { BoundedFetchError, boundedFetch, checkOutboundUrl, HostAllowlist } from '../observe/http.ts';
 
 /** Returns the Grafana service-account token; called before each request. */
 export type TokenProvider = () => string | Promise<string>;
@@ -51,7 +52,12 @@ export interface GrafanaAnnotatorConfig {
 
 export interface GrafanaAnnotatorOptions {
   logger?: Logger;
-  /** Per-request timeout, covering connect, headers and body. */
+  /**
+   * Where the token may go (the operator's `--allowed-hosts`). Default: nowhere, so an annotator built
+   * without one sends nothing; a refused host is logged and its entries fail without a request.
+   */
+  allowedHosts?: HostAllowlist;
+  /** Per-request deadline, covering connect, headers and the whole body. */
   timeoutMs?: number;
   /** Entries waiting to be sent; the oldest is dropped when full. */
   maxQueueLength?: number;
@@ -152,6 +158,32 @@ const defaultOptions = {
 
 /** Longest response body excerpt kept in a log line. */
 const maxLoggedBodyChars = 300;
+/** Grafana answers annotation calls with a few hundred bytes; anything near this is not Grafana. */
+const maxResponseBytes = 64 * 1024;
+
+/**
+ * The label by which a Secret's owner grants kvpa its use as a Grafana token. RBAC (a RoleBinding the
+ * namespace owner creates) lets kvpa read Secrets there at all; this label says which of them a
+ * PodAutoscaler may name, so a PodAutoscaler author cannot point tokenSecretRef at any other Secret.
+ */
+export const TOKEN_GRANT_LABEL = 'kvpa.io/grafana-token';
+
+/** A Secret as far as the grant check reads it. */
+export interface SecretObject {
+  metadata?: { name?: string; labels?: Record<string, string> };
+  data?: Record<string, string>;
+}
+
+/** The decoded key when the Secret carries `kvpa.io/grafana-token: "true"`; else a GrafanaTokenError. */
+export function grantedSecretValue(secret: SecretObject, ref: SecretKeyRef): string | undefined {
+  if (secret.metadata?.labels?.[TOKEN_GRANT_LABEL] !== 'true') {
+    throw new GrafanaTokenError(
+      `Secret ${ref.name} is not granted to kvpa: its owner must label it ${TOKEN_GRANT_LABEL}=true`,
+    );
+  }
+  const b64 = secret.data?.[ref.key];
+  return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
+}
 
 const redactPaths = ['token', '*.token', 'authorization', '*.authorization', 'headers.authorization'];
 
@@ -306,6 +338,9 @@ export class GrafanaAnnotator {
   private readonly random: () => number;
   private readonly sleep: (delayMs: number, signal: AbortSignal) => Promise<void>;
   private readonly nowMs: () => number;
+  /** Why the token may not go to grafana.url (checked once: the URL is fixed), or null. */
+  private readonly tokenRefusal: string | null;
+  private tokenRefusalLogged = false;
 
   private readonly queue: QueueItem[] = [];
   private readonly regions = new Map<string, Region>();
@@ -319,19 +354,8 @@ export class GrafanaAnnotator {
   private readonly counters = { sent: 0, failed: 0, dropped: 0, retried: 0, authRejected: 0 };
 
   constructor(config: GrafanaAnnotatorConfig, options: GrafanaAnnotatorOptions = {}) {
-    let base: URL;
-    try {
-      base = new URL(config.url);
-    } catch {
-      throw new Error('grafana.url is not a valid URL');
-    }
-    if (base.protocol !== 'http:' && base.protocol !== 'https:') {
-      throw new Error(`grafana.url must be http or https, got ${base.protocol}`);
-    }
-    // fetch refuses URLs with credentials; say so here rather than on every request.
-    if (base.username !== '' || base.password !== '') {
-      throw new Error('grafana.url must not contain credentials; use tokenSecretRef');
-    }
+    // http(s) only and no user:pass@ (use tokenSecretRef); said here rather than on every request.
+    const base = checkOutboundUrl(config.url, 'grafana.url');
     if (config.panelId !== undefined && !Number.isSafeInteger(config.panelId)) {
       throw new Error(`grafana.panelId must be an integer, got ${config.panelId}`);
     }
@@ -342,6 +366,7 @@ export class GrafanaAnnotator {
       { component: 'grafana' },
       { redact: { paths: redactPaths, censor: '[REDACTED]' } },
     );
+    this.tokenRefusal = (options.allowedHosts ?? new HostAllowlist([])).refusal(this.annotationsUrl);
     this.timeoutMs = options.timeoutMs ?? defaultOptions.timeoutMs;
     this.maxQueueLength = Math.max(1, options.maxQueueLength ?? defaultOptions.maxQueueLength);
     this.maxBatchSize = Math.max(1, options.maxBatchSize ?? defaultOptions.maxBatchSize);
@@ -655,6 +680,14 @@ export class GrafanaAnnotator {
 
   private async sendOnce(item: QueueItem, attempt: number): Promise<SendResult> {
     if (this.shutdown.signal.aborted) return { ok: false, retryable: false, aborted: true };
+    if (this.tokenRefusal !== null) {
+      // Not even the Secret is read: the token has nowhere it may go.
+      if (!this.tokenRefusalLogged) {
+        this.logger.warn({ ...item.labels, reason: this.tokenRefusal }, 'grafana annotations refused');
+        this.tokenRefusalLogged = true;
+      }
+      return { ok: false, retryable: false };
+    }
     let token: string;
     try {
       token = await this.config.token();
@@ -671,7 +704,8 @@ export class GrafanaAnnotator {
     const body = item.op === 'create' ? item.body : { timeEnd: item.timeEndMs };
     const startedMs = this.nowMs();
     try {
-      const response = await fetch(url, {
+      // Same-origin redirects only (boundedFetch), so the Authorization header never leaves the host.
+      const response = await boundedFetch(url, {
         method: item.op === 'create' ? 'POST' : 'PATCH',
         headers: {
           authorization: `Bearer ${token}`,
@@ -679,11 +713,13 @@ export class GrafanaAnnotator {
           accept: 'application/json',
         },
         body: JSON.stringify(body),
-        signal: AbortSignal.any([AbortSignal.timeout(this.timeoutMs), this.shutdown.signal]),
+        deadlineMs: this.timeoutMs,
+        maxBodyBytes: maxResponseBytes,
+        signal: this.shutdown.signal,
       });
-      const responseText = await response.text();
+      const responseText = response.text;
       const durationMs = this.nowMs() - startedMs;
-      if (!response.ok) {
+      if (response.status < 200 || response.status >= 300) {
         const retryable = response.status === 429 || response.status >= 500;
         if (response.status === 401 || response.status === 403) this.counters.authRejected += 1;
         this.logger.warn(
@@ -704,11 +740,12 @@ export class GrafanaAnnotator {
       return { ok: true, id };
     } catch (err) {
       if (this.shutdown.signal.aborted) return { ok: false, retryable: false, aborted: true };
+      const retryable = !(err instanceof BoundedFetchError && err.failure === 'RedirectRefused');
       this.logger.warn(
         { ...item.labels, op: item.op, attempt, timeoutMs: this.timeoutMs, error: this.describeError(err) },
         'grafana request error',
       );
-      return { ok: false, retryable: true };
+      return { ok: false, retryable };
     }
   }
 

@@ -7,6 +7,7 @@ import { type MetricFamily, parseExposition } from '../observe/exposition.ts';
 import {
   ControllerMetrics,
   holdReason,
+  Liveness,
   limitingStage,
   type MetricsServer,
   startMetricsServer,
@@ -273,6 +274,57 @@ describe('ControllerMetrics', () => {
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404);
     expect((await fetch(`http://127.0.0.1:${port}/metrics`, { method: 'POST' })).status).toBe(405);
+  });
+});
+
+describe('Liveness (/healthz)', () => {
+  it('1 s ticks, 30 allowed: live at 30 s without a tick, not at 31 s; a tick revives it', () => {
+    let nowMs = 0;
+    const live = new Liveness({ tickPeriodMs: 1000, maxMissedTicks: 30, monoMs: () => nowMs });
+    live.expect(true);
+    nowMs = 30_000;
+    expect(live.check().ok).toBe(true);
+    nowMs = 31_000;
+    expect(live.check()).toEqual({ ok: false, detail: 'no tick completed for 31s (limit 30s)' });
+    live.ticked();
+    expect(live.check().ok).toBe(true);
+  });
+
+  it('a standby, whose loop is not running, stays live however long it waits', () => {
+    let nowMs = 0;
+    const live = new Liveness({ monoMs: () => nowMs }); // default: 300 × 1 s
+    nowMs = 3_600_000;
+    expect(live.check().ok).toBe(true);
+    live.expect(true);
+    live.expect(false);
+    nowMs += 3_600_000;
+    expect(live.check().ok).toBe(true);
+    live.expect(true);
+    nowMs += 300_000;
+    expect(live.check().ok).toBe(true);
+    nowMs += 1_000;
+    expect(live.check()).toEqual({ ok: false, detail: 'no tick completed for 301s (limit 300s)' });
+  });
+
+  it('/healthz answers 503 with the reason once ticks stop', async () => {
+    let nowMs = 0;
+    const m = new ControllerMetrics({
+      processMetrics: false,
+      liveness: { tickPeriodMs: 1000, maxMissedTicks: 30, monoMs: () => nowMs },
+    });
+    m.liveness.expect(true);
+    const s = await startMetricsServer(m, { port: 0, health: () => m.liveness.check() });
+    try {
+      expect((await fetch(`http://127.0.0.1:${s.port}/healthz`)).status).toBe(200);
+      nowMs = 60_000;
+      const res = await fetch(`http://127.0.0.1:${s.port}/healthz`);
+      expect(res.status).toBe(503);
+      expect(await res.text()).toContain('no tick completed for 60s');
+      m.tick(0.01);
+      expect((await fetch(`http://127.0.0.1:${s.port}/healthz`)).status).toBe(200);
+    } finally {
+      await s.close();
+    }
   });
 });
 

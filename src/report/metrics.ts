@@ -26,6 +26,61 @@ export interface ControllerMetricsOptions {
   readonly staleAfterSeconds?: number;
   /** Node process metrics (CPU, memory, event-loop lag, GC) under the standard names. */
   readonly processMetrics?: boolean;
+  /** For /healthz: see Liveness. */
+  readonly liveness?: LivenessOptions;
+}
+
+export interface LivenessOptions {
+  /** The controller's tick period (sampleIntervalMs). */
+  readonly tickPeriodMs?: number;
+  /** Unhealthy after this many periods without a completed tick. */
+  readonly maxMissedTicks?: number;
+  /** Monotonic clock (performance.now by default). */
+  readonly monoMs?: () => number;
+}
+
+export interface HealthReport {
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+/**
+ * Liveness of the control loop: unhealthy when, while the loop is meant to run, no tick has completed
+ * for maxMissedTicks tick periods, and the kubelet restarts the pod. The default, 300 × 1 s, sits above
+ * a slow but progressing tick (one Prometheus call may take 121 s, a Kubernetes call 10 s), so a
+ * tenant's slow endpoint cannot get the controller restarted; a loop that makes no progress at all
+ * is. A standby replica, whose loop is not meant to run, is always live.
+ */
+export class Liveness {
+  private readonly limitMs: number;
+  private readonly mono: () => number;
+  /** When the loop last completed a tick, or started; null while it is not meant to run. */
+  private lastMs: number | null = null;
+
+  constructor(options: LivenessOptions = {}) {
+    this.limitMs = (options.tickPeriodMs ?? 1000) * (options.maxMissedTicks ?? 300);
+    this.mono = options.monoMs ?? (() => performance.now());
+  }
+
+  /** The loop starts (true: leading, or no election) or stops (false: standby, shutting down). */
+  expect(running: boolean): void {
+    this.lastMs = running ? this.mono() : null;
+  }
+
+  ticked(): void {
+    if (this.lastMs !== null) this.lastMs = this.mono();
+  }
+
+  check(): HealthReport {
+    if (this.lastMs === null) return { ok: true, detail: 'standby: the loop is not running here' };
+    const sinceMs = this.mono() - this.lastMs;
+    return sinceMs > this.limitMs
+      ? {
+          ok: false,
+          detail: `no tick completed for ${Math.round(sinceMs / 1000)}s (limit ${this.limitMs / 1000}s)`,
+        }
+      : { ok: true, detail: `last tick ${Math.round(sinceMs / 1000)}s ago` };
+  }
 }
 
 const POOL_LABELS = ['namespace', 'name', 'pool'] as const;
@@ -54,6 +109,7 @@ export class ControllerMetrics implements ControllerObserver {
   private readonly now: () => number;
   private readonly staleAfterMs: number;
   private readonly pools = new Map<string, PoolSeries>();
+  readonly liveness: Liveness;
 
   private readonly desiredGroups: Gauge<(typeof POOL_LABELS)[number]>;
   private readonly specGroups: Gauge<(typeof POOL_LABELS)[number]>;
@@ -72,6 +128,7 @@ export class ControllerMetrics implements ControllerObserver {
   constructor(options: ControllerMetricsOptions = {}) {
     this.now = options.nowMs ?? Date.now;
     this.staleAfterMs = (options.staleAfterSeconds ?? 180) * 1000;
+    this.liveness = new Liveness(options.liveness);
     const registers = [this.registry];
     const poolGauge = (name: string, help: string) =>
       new Gauge({ name, help, labelNames: POOL_LABELS, registers });
@@ -181,6 +238,7 @@ export class ControllerMetrics implements ControllerObserver {
   }
 
   tick(durationSeconds: number): void {
+    this.liveness.ticked();
     this.tickDuration.observe(durationSeconds);
     this.sweep();
   }
@@ -279,12 +337,13 @@ export interface MetricsServer {
 }
 
 /**
- * Serves `/metrics` (Prometheus text) and `/healthz` (liveness and readiness: the event loop answers).
- * Port 0 picks a free port; the chosen one is in the result.
+ * Serves `/metrics` (Prometheus text), `/healthz` (liveness: 503 when `health` says the loop is
+ * wedged) and `/readyz` (the event loop answers). Listens on 127.0.0.1 unless `host` says otherwise
+ * (`kvpa controller --metrics-address`). Port 0 picks a free port; the chosen one is in the result.
  */
 export async function startMetricsServer(
   metrics: Pick<ControllerMetrics, 'metricsText' | 'contentType'>,
-  options: { port: number; host?: string },
+  options: { port: number; host?: string; health?: () => HealthReport },
 ): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -292,7 +351,12 @@ export async function startMetricsServer(
       res.writeHead(405, { Allow: 'GET, HEAD' }).end();
       return;
     }
-    if (path === '/healthz' || path === '/readyz') {
+    if (path === '/healthz') {
+      const h = options.health?.() ?? { ok: true, detail: 'ok' };
+      res.writeHead(h.ok ? 200 : 503, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`${h.detail}\n`);
+      return;
+    }
+    if (path === '/readyz') {
       res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('ok\n');
       return;
     }
@@ -311,7 +375,7 @@ export async function startMetricsServer(
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host ?? '0.0.0.0', () => resolve());
+    server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
   return {

@@ -13,6 +13,8 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { PodAutoscaler } from '../api/podautoscaler.ts';
+import { allowEntryFor } from '../observe/http.ts';
+import { TOKEN_GRANT_LABEL } from '../report/grafana.ts';
 import { loadCalibration } from '../sim/calibration.ts';
 import { type Cluster, repoRoot, startCluster } from './cluster.ts';
 import { type DemoPool, demoLeaderWorkerSet, demoPodAutoscaler, GPUS_PER_POD, lwsName } from './demo.ts';
@@ -90,6 +92,7 @@ export class Stack {
     if (this.controllerProcess !== null) throw new Error('the controller is already running');
     this.controllerStarts++;
     const logPath = path.join(this.options.workDir, `controller-${this.controllerStarts}.log`);
+    const grafanaUrl = this.grafana?.url ?? this.options.grafana?.url;
     const out = createWriteStream(logPath);
     const child = spawn(
       process.execPath,
@@ -100,6 +103,8 @@ export class Stack {
         this.cluster.kubeconfigPath,
         '--namespace',
         this.namespace,
+        // The Grafana token may go to the stack's own Grafana (plain http on loopback) and nowhere else.
+        ...(grafanaUrl !== undefined ? ['--allowed-hosts', allowEntryFor(grafanaUrl)] : []),
       ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -394,7 +399,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     }
     await core.createNamespacedSecret({
       namespace,
-      body: { metadata: { name: 'grafana-annotations' }, stringData: { token: grafanaTarget.token } },
+      body: {
+        // The label is the Secret owner's grant: kvpa reads no Secret without it (deploy/README.md).
+        metadata: { name: 'grafana-annotations', labels: { [TOKEN_GRANT_LABEL]: 'true' } },
+        stringData: { token: grafanaTarget.token },
+      },
     });
 
     log('workload: DeepSeek-R1 prefill and decode LeaderWorkerSets (KServe multi-node naming)');

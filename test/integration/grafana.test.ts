@@ -8,6 +8,7 @@ import { loadPolicies } from '../../src/api/documents.ts';
 import { secretReader } from '../../src/cli/controller.ts';
 import { Controller } from '../../src/control/controller.ts';
 import { ManualSignalSource } from '../../src/control/signals.ts';
+import { allowEntryFor, HostAllowlist } from '../../src/observe/http.ts';
 import { configFromSpec, GrafanaAnnotator } from '../../src/report/grafana.ts';
 import { type GrafanaContractServer, startGrafanaContractServer } from '../grafana-contract-server.ts';
 import { kubeConfigWithToken } from '../harness/cluster.ts';
@@ -36,7 +37,8 @@ beforeAll(async () => {
   await api.create(`/api/v1/namespaces/${ns}/secrets`, {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: 'grafana' },
+    // The owner's grant: kvpa reads no Secret without this label.
+    metadata: { name: 'grafana', labels: { 'kvpa.io/grafana-token': 'true' } },
     data: { token: Buffer.from(TOKEN).toString('base64') },
   });
   await api.create(customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets'), {
@@ -116,6 +118,8 @@ describe('controller → Grafana annotations', () => {
               {
                 logger,
                 batchIntervalMs: 20,
+                // the operator's --allowed-hosts: this loopback server, plain http
+                allowedHosts: new HostAllowlist([allowEntryFor(grafana.url)]),
               },
             ),
     });

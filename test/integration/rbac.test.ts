@@ -12,6 +12,7 @@ import YAML from 'yaml';
 import { scaleTargetFor } from '../../src/actuate/targets.ts';
 import { loadPolicies } from '../../src/api/documents.ts';
 import type { PodAutoscalerStatus } from '../../src/api/podautoscaler.ts';
+import { secretReader } from '../../src/cli/controller.ts';
 import { Controller } from '../../src/control/controller.ts';
 import { LeaderElector } from '../../src/control/leader.ts';
 import { ManualSignalSource } from '../../src/control/signals.ts';
@@ -155,7 +156,15 @@ describe('the shipped manifests', () => {
       seccompProfile: { type: 'RuntimeDefault' },
     });
     // The image's ENTRYPOINT is `kvpa controller` (Dockerfile): args are its flags only.
-    expect(c?.args).toEqual(['--leader-elect', '--metrics-port', '9090', '--log-level', 'info']);
+    expect(c?.args).toEqual([
+      '--leader-elect',
+      '--metrics-port',
+      '9090',
+      '--metrics-address',
+      '0.0.0.0',
+      '--log-level',
+      'info',
+    ]);
     expect(c?.securityContext).toMatchObject({
       runAsNonRoot: true,
       readOnlyRootFilesystem: true,
@@ -431,6 +440,27 @@ describe('least privilege: what the controller may not do', () => {
     expect(await statusAs(token, 'GET', secret(otherNs))).toBe(403);
     expect(await statusAs(token, 'GET', `/api/v1/namespaces/${ns}/secrets`)).toBe(403); // no list
     expect(await statusAs(token, 'GET', '/api/v1/secrets')).toBe(403);
+  });
+
+  it('the grant model: kvpa uses a Secret only where RBAC is bound AND the Secret is labelled for it', async () => {
+    // Relies on the previous test: the reader is bound in `ns`, not in `otherNs`; neither Secret is labelled.
+    const ref = { name: 'grafana-token', key: 'token' };
+    await expect(secretReader(saKubeConfig, ns)(ref)).rejects.toThrow(
+      'Secret grafana-token is not granted to kvpa: its owner must label it kvpa.io/grafana-token=true',
+    );
+    await expect(secretReader(saKubeConfig, otherNs)(ref)).rejects.toThrow(
+      `Secret ${otherNs}/grafana-token is not readable by kvpa (HTTP 403): the namespace owner binds ClusterRole kvpa-grafana-token-reader there`,
+    );
+    // The Secret's owner grants it; the namespace without the RoleBinding stays closed even when labelled.
+    for (const namespace of [ns, otherNs]) {
+      await admin.mergePatch(`/api/v1/namespaces/${namespace}/secrets/grafana-token`, {
+        metadata: { labels: { 'kvpa.io/grafana-token': 'true' } },
+      });
+    }
+    expect(await secretReader(saKubeConfig, ns)(ref)).toBe('glsa_test');
+    await expect(secretReader(saKubeConfig, otherNs)(ref)).rejects.toThrow(
+      /not readable by kvpa \(HTTP 403\)/,
+    );
   });
 
   it('uses leases only in kvpa-system, and only its own', async () => {

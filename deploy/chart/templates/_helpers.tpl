@@ -26,7 +26,7 @@ app.kubernetes.io/component: controller
 - --metrics-port
 - {{ .Values.metrics.port | quote }}
 {{- with .Values.metrics.bindAddress }}
-- --metrics-bind-address
+- --metrics-address
 - {{ . | quote }}
 {{- end }}
 {{- with .Values.grafana.allowedHosts }}
