@@ -26,6 +26,11 @@ export interface PoolSample {
   readonly name: string;
   readonly state: SignalState;
   readonly total?: number;
+  /**
+   * Ready groups that sent no usable value; `total` counts them at the reporting mean. A silent group
+   * may be the busy one, so the pool may grow on such a total but never shrink (pool-runner.ts).
+   */
+  readonly silentGroups?: number;
   readonly detail?: string;
 }
 

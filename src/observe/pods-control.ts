@@ -52,7 +52,8 @@ function signalValueOf(signals: EngineSignals, metric: MetricSpec): SignalValue 
  * Pool total for one metric from the per-group values. Rules (the same as the Prometheus gate):
  * no reporting group → noData; any out-of-range value → outOfRange (never clipped, never zero);
  * fewer than minQuorumPercentage of ready groups reporting → noQuorum; otherwise Σ over reporting
- * groups, with non-reporting ready groups counted at the mean of the reporting ones.
+ * groups, with non-reporting ready groups counted at the mean of the reporting ones and named in
+ * `silentGroups`: the pool may grow on that total but never shrinks while a group is silent.
  */
 export function poolTotal(
   metric: MetricSpec,
@@ -98,7 +99,10 @@ export function poolTotal(
     state: 'ok',
     total,
     ...(estimated > 0
-      ? { detail: `${estimated} silent group(s) counted at the mean: ${silent.slice(0, 3).join('; ')}` }
+      ? {
+          silentGroups: estimated,
+          detail: `${estimated} silent group(s) counted at the mean, no scale-down: ${silent.slice(0, 3).join('; ')}`,
+        }
       : {}),
   };
 }

@@ -168,12 +168,16 @@ export function judgeSignal(input: GateInput): GateResult {
   const sharePercent = (100 * usable) / readyGroups;
   if (sharePercent >= input.minQuorumPercentage) {
     // Groups without a usable value are counted at the mean of those with one, as Knative scales
-    // an observed average by the ready pods: dropping them would bias the total down, toward
-    // scale-down, exactly when data is poor.
+    // an observed average by the ready pods: dropping them would bias the total down. The mean is
+    // only good enough to grow on: if the silent groups are the busy ones, the mean of the idle
+    // reporters would shrink the pool (4 → 2 → 1), so the pool holds scale-down while any ready
+    // group is silent (estimatedGroups > 0; see the pool runner).
     const unusable = readyGroups - usable;
     const poolTotal = usableSum + (unusable > 0 ? (usableSum / usable) * unusable : 0);
     const estimated =
-      unusable > 0 ? `; ${unusable} group(s) without a usable value counted at the reporting mean` : '';
+      unusable > 0
+        ? `; ${unusable} group(s) without a usable value counted at the reporting mean, no scale-down`
+        : '';
     return {
       signal,
       state: 'ok',
