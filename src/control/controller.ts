@@ -182,6 +182,14 @@ export class Controller {
     this.autoscalers.clear();
   }
 
+  /**
+   * Why the PodAutoscaler `namespace/name` is not acted on (its InvalidSpec message); null when it is
+   * built and scaling, undefined when the controller does not hold it.
+   */
+  invalidReason(key: string): string | null | undefined {
+    return this.autoscalers.get(key)?.invalid;
+  }
+
   /** `namespace/name` of every PodAutoscaler the watch currently holds (for readiness checks). */
   watched(): string[] {
     return (this.watch?.list() ?? []).map((o) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`);
