@@ -7,9 +7,9 @@ import { evaluate } from '@marcbachmann/cel-js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  httpUrlRules,
   type MetricSpec,
   type MetricsSource,
-  httpUrlRules,
   metricRules,
   metricsSourceRules,
   type PodAutoscalerSpec,
@@ -123,7 +123,7 @@ function agree<T>(rules: readonly CrossFieldRule<T>[], arb: fc.Arbitrary<T>) {
 }
 
 describe('CEL and TypeScript say the same for every cross-field rule', () => {
-  it('scaleTargetRef: apiVersion names the kind\'s group; RayCluster needs workerGroupName, StormService roleName', () =>
+  it("scaleTargetRef: apiVersion names the kind's group; RayCluster needs workerGroupName, StormService roleName", () =>
     agree(scaleTargetRules, targetRef));
   it('metrics: KV targets are fractions; promql needs query, name and kind; only promql has query/kind', () =>
     agree(metricRules, metric));

@@ -28,7 +28,6 @@ const hostileNumber = fc.oneof(
 const int = (min: number, max: number) => weighted(fc.integer({ min, max }), hostileNumber);
 const num = (min: number, max: number) =>
   weighted(fc.double({ min, max, noNaN: true, noDefaultInfinity: true }), hostileNumber);
-const opt = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined, freq: 2 });
 
 const url = fc.oneof(
   {
