@@ -41,7 +41,10 @@ export type SignalHistory = ReadonlyMap<
 >;
 
 export interface SignalSource {
-  /** One call per tick for every pool (so a source can batch one query per signal kind). */
+  /**
+   * One call per tick for every pool of one endpoint (endpointKeyOf), so a Prometheus source can
+   * batch one query per signal kind; pools of different endpoints are separate calls.
+   */
   sample(requests: readonly PoolSignalRequest[], nowSeconds: number): Promise<Map<string, PoolSample[]>>;
   /**
    * History of one pool, for refilling its windows when the controller (re)starts or a pool is new,
