@@ -11,7 +11,7 @@ import type {
   V1Pod,
   V1StatefulSet,
 } from '@kubernetes/client-node';
-import type { ScaleTargetRef } from '../api/podautoscaler.ts';
+import { SCALE_TARGET_GROUPS, type ScaleTargetRef } from '../api/podautoscaler.ts';
 import {
   FIELD_MANAGER,
   type Gvr,
@@ -51,20 +51,26 @@ import type { HeadPod, ScaleTarget, TargetState } from './types.ts';
 
 type ScaleTargetKind = ScaleTargetRef['kind'];
 
-/** API group and plural of each kind; the version comes from the ref's apiVersion. */
+/** API group (SCALE_TARGET_GROUPS, one definition with the schema's rule) and plural of each kind. */
 export const KIND_RESOURCES: Readonly<Record<ScaleTargetKind, { group: string; plural: string }>> = {
-  LeaderWorkerSet: { group: 'leaderworkerset.x-k8s.io', plural: 'leaderworkersets' },
-  RayClusterFleet: { group: 'orchestration.aibrix.ai', plural: 'rayclusterfleets' },
-  PodCliqueScalingGroup: { group: 'grove.io', plural: 'podcliquescalinggroups' },
+  LeaderWorkerSet: { group: SCALE_TARGET_GROUPS.LeaderWorkerSet, plural: 'leaderworkersets' },
+  RayClusterFleet: { group: SCALE_TARGET_GROUPS.RayClusterFleet, plural: 'rayclusterfleets' },
+  PodCliqueScalingGroup: {
+    group: SCALE_TARGET_GROUPS.PodCliqueScalingGroup,
+    plural: 'podcliquescalinggroups',
+  },
   DynamoGraphDeploymentScalingAdapter: {
-    group: 'nvidia.com',
+    group: SCALE_TARGET_GROUPS.DynamoGraphDeploymentScalingAdapter,
     plural: 'dynamographdeploymentscalingadapters',
   },
-  DisaggregatedSetRoleScaler: { group: 'disaggregatedset.x-k8s.io', plural: 'disaggregatedsetrolescalers' },
-  Deployment: { group: 'apps', plural: 'deployments' },
-  StatefulSet: { group: 'apps', plural: 'statefulsets' },
-  RayCluster: { group: 'ray.io', plural: 'rayclusters' },
-  StormService: { group: 'orchestration.aibrix.ai', plural: 'stormservices' },
+  DisaggregatedSetRoleScaler: {
+    group: SCALE_TARGET_GROUPS.DisaggregatedSetRoleScaler,
+    plural: 'disaggregatedsetrolescalers',
+  },
+  Deployment: { group: SCALE_TARGET_GROUPS.Deployment, plural: 'deployments' },
+  StatefulSet: { group: SCALE_TARGET_GROUPS.StatefulSet, plural: 'statefulsets' },
+  RayCluster: { group: SCALE_TARGET_GROUPS.RayCluster, plural: 'rayclusters' },
+  StormService: { group: SCALE_TARGET_GROUPS.StormService, plural: 'stormservices' },
 };
 
 /** Objects the adapters read besides the target, at the versions the upstream CRDs serve. */
@@ -76,7 +82,10 @@ const PCSG_GVR: Gvr = { group: 'grove.io', version: 'v1alpha1', plural: 'podcliq
 const DS_LABELS = { name: 'disaggregatedset.x-k8s.io/name', role: 'disaggregatedset.x-k8s.io/role' } as const;
 const FLEET_NAME_LABEL = 'orchestration.aibrix.ai/raycluster-fleet-name';
 
-/** Picks the adapter for ref.kind. Throws when apiVersion's group does not belong to the kind. */
+/**
+ * Picks the adapter for ref.kind. Throws when apiVersion's group does not belong to the kind, which a
+ * spec that passed the schema (scaleTargetRules) never does.
+ */
 export function scaleTargetFor(kubeConfig: KubeConfig, namespace: string, ref: ScaleTargetRef): ScaleTarget {
   const resource = KIND_RESOURCES[ref.kind];
   const slash = ref.apiVersion.indexOf('/');

@@ -33,6 +33,29 @@ export const SCALE_TARGET_KINDS = [
   'StormService',
 ] as const;
 
+/**
+ * The API group each kind is served from; the version is the user's. The controller reads and writes
+ * the target at `<group>/<version>`, so a ref whose apiVersion names another group can never work.
+ */
+export const SCALE_TARGET_GROUPS: Readonly<Record<(typeof SCALE_TARGET_KINDS)[number], string>> = {
+  LeaderWorkerSet: 'leaderworkerset.x-k8s.io',
+  RayClusterFleet: 'orchestration.aibrix.ai',
+  PodCliqueScalingGroup: 'grove.io',
+  DynamoGraphDeploymentScalingAdapter: 'nvidia.com',
+  DisaggregatedSetRoleScaler: 'disaggregatedset.x-k8s.io',
+  Deployment: 'apps',
+  StatefulSet: 'apps',
+  RayCluster: 'ray.io',
+  StormService: 'orchestration.aibrix.ai',
+};
+
+/** A Kubernetes API version: v1, v1alpha1, v2beta3. */
+const VERSION_PATTERN = 'v[0-9]+((alpha|beta)[0-9]+)?';
+
+function apiVersionPattern(kind: (typeof SCALE_TARGET_KINDS)[number]): string {
+  return `^${SCALE_TARGET_GROUPS[kind].replaceAll('.', '[.]')}/${VERSION_PATTERN}$`;
+}
+
 export const ScaleTargetRefSchema = z
   .strictObject({
     apiVersion: z
@@ -64,6 +87,17 @@ export type ScaleTargetRef = z.infer<typeof ScaleTargetRefSchema>;
 
 export const scaleTargetRules: readonly CrossFieldRule<ScaleTargetRef>[] = [
   {
+    // One clause per kind, from SCALE_TARGET_GROUPS; the TypeScript twin runs the same pattern.
+    cel: SCALE_TARGET_KINDS.map(
+      (k) => `(self.kind == '${k}' && self.apiVersion.matches('${apiVersionPattern(k)}'))`,
+    ).join(' || '),
+    message: `scaleTargetRef.apiVersion must be <group>/<version> of its kind: ${SCALE_TARGET_KINDS.map(
+      (k) => `${k} ${SCALE_TARGET_GROUPS[k]}/…`,
+    ).join(', ')} (e.g. leaderworkerset.x-k8s.io/v1)`,
+    fieldPath: '.apiVersion',
+    check: (s) => new RegExp(apiVersionPattern(s.kind)).test(s.apiVersion),
+  },
+  {
     cel: "self.kind != 'RayCluster' || has(self.workerGroupName)",
     message: 'scaleTargetRef.workerGroupName is required for kind RayCluster: name the worker group to scale',
     fieldPath: '.workerGroupName',
@@ -91,6 +125,7 @@ export const MetricSpecSchema = z
     target: z
       .number()
       .gt(0)
+      .max(1e9)
       .describe(
         'The value one group should carry. kvCacheUtilization: a fraction in (0, 1]. queueDepth/runningRequests: requests per group. promql: per group, or for the whole pool when kind is total.',
       ),
@@ -198,11 +233,13 @@ export const behaviorShape = {
   maxScaleUpRate: z
     .number()
     .gt(1)
+    .max(1000)
     .optional()
     .describe('At most ceil(rate × ready groups) groups after one decision.'),
   maxScaleDownRate: z
     .number()
     .gt(1)
+    .max(1000)
     .optional()
     .describe('At least floor(ready groups / rate) groups after one decision.'),
   scaleDownDelaySeconds: int32(
@@ -265,9 +302,29 @@ export const poolRules: readonly CrossFieldRule<PoolSpec>[] = [
   },
 ];
 
+/**
+ * An outbound URL: http or https, a host without user:pass@ (credentials come from Secrets, never from
+ * a URL that is shown in status and logs), no whitespace or backslash (which URL parsers read
+ * differently). The same pattern runs as CEL in the API server and as a RegExp in kvpa.
+ */
+const HTTP_URL_PATTERN = String.raw`^https?://[^@/?#\s\\]+([/?#]\S*)?$`;
+const MAX_URL_LENGTH = 2048;
+
+export const httpUrlRules: readonly CrossFieldRule<string>[] = [
+  {
+    cel: `self.matches(r'${HTTP_URL_PATTERN}')`,
+    message:
+      'must be an http:// or https:// URL with no user:pass@ (credentials go in a Secret), e.g. https://grafana.example.com',
+    check: (url) => new RegExp(HTTP_URL_PATTERN).test(url),
+  },
+];
+
+const httpUrl = (description: string) =>
+  withRules(z.url().max(MAX_URL_LENGTH).describe(description), httpUrlRules);
+
 export const PrometheusSourceSchema = z
   .strictObject({
-    address: z.url().describe('Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090.'),
+    address: httpUrl('Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090.'),
     queryTimeoutSeconds: int32('Timeout of one query.').min(1).max(120).optional(),
   })
   .describe('Read signals from Prometheus (batched queries for all pools).');
@@ -278,6 +335,7 @@ export const PodsSourceSchema = z
     path: z
       .string()
       .startsWith('/')
+      .max(1024)
       .optional()
       .describe('Path of the metrics endpoint. Defaults to /metrics.'),
     scheme: z.enum(['http', 'https']).optional().describe('Defaults to http.'),
@@ -303,14 +361,14 @@ export const metricsSourceRules: readonly CrossFieldRule<MetricsSource>[] = [
 
 export const GrafanaSchema = z
   .strictObject({
-    url: z.url().describe('Base URL of Grafana, e.g. https://grafana.example.com.'),
+    url: httpUrl('Base URL of Grafana, e.g. https://grafana.example.com.'),
     tokenSecretRef: z
       .strictObject({
         name: name253.describe('Secret in the PodAutoscaler namespace.'),
-        key: z.string().min(1).describe('Key in the Secret that holds a service-account token.'),
+        key: z.string().min(1).max(253).describe('Key in the Secret that holds a service-account token.'),
       })
       .describe('The Grafana API token; read from the Secret, never logged.'),
-    dashboardUID: z.string().min(1).optional().describe('Attach annotations to this dashboard.'),
+    dashboardUID: z.string().min(1).max(253).optional().describe('Attach annotations to this dashboard.'),
     panelId: int32('Attach annotations to this panel of the dashboard.').min(1).optional(),
     tags: z.array(z.string().min(1).max(100)).max(16).optional().describe('Extra tags on every annotation.'),
   })
@@ -321,6 +379,7 @@ export const PolicyRefSchema = z
     name: z
       .string()
       .min(1)
+      .max(253)
       .describe(
         'A preset from policies/, e.g. deepseek-r1-disaggregated. Its per-pool entries match pools by name.',
       ),

@@ -7,6 +7,7 @@ import { evaluate } from '@marcbachmann/cel-js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  httpUrlRules,
   type MetricSpec,
   type MetricsSource,
   metricRules,
@@ -27,7 +28,23 @@ const clean = <T extends object>(o: T): T => JSON.parse(JSON.stringify(o)) as T;
 
 const targetRef: fc.Arbitrary<ScaleTargetRef> = fc
   .record({
-    apiVersion: fc.constant('x/v1'),
+    apiVersion: fc.oneof(
+      fc.constantFrom(
+        'x/v1',
+        'leaderworkerset.x-k8s.io/v1',
+        'apps/v1',
+        'ray.io/v1',
+        'grove.io/v1alpha1',
+        'orchestration.aibrix.ai/v1alpha1',
+        'nvidia.com/v1alpha1',
+        'disaggregatedset.x-k8s.io/v1beta2',
+        'apps/',
+        'apps',
+        'leaderworkersetXx-k8s.io/v1',
+        'ray.io/v1/x',
+      ),
+      fc.string({ maxLength: 30 }),
+    ),
     kind: fc.constantFrom(...SCALE_TARGET_KINDS),
     name: fc.constantFrom('a', 'b'),
     workerGroupName: opt(fc.constantFrom('w1', 'w2')),
@@ -70,6 +87,24 @@ const spec = fc
   })
   .map((s) => clean(s) as PodAutoscalerSpec);
 
+const url: fc.Arbitrary<string> = fc.oneof(
+  fc.constantFrom(
+    'http://prometheus.monitoring:9090',
+    'https://grafana.example.com/sub/',
+    'https://g.example.com/a?b=c#d',
+    'http://user:pass@grafana.example.com',
+    'http://user@h',
+    'file:///etc/passwd',
+    'gopher://h:70',
+    'HTTP://h',
+    'http://h\\@evil',
+    'http://h/ a',
+    'http://h/a@b',
+  ),
+  fc.webUrl({ withQueryParameters: true, withFragments: true }),
+  fc.string({ maxLength: 40 }).map((t) => `http://${t}`),
+);
+
 function agree<T>(rules: readonly CrossFieldRule<T>[], arb: fc.Arbitrary<T>) {
   // Both outcomes must occur, or the comparison proves little.
   const seen = new Set<boolean>();
@@ -88,11 +123,12 @@ function agree<T>(rules: readonly CrossFieldRule<T>[], arb: fc.Arbitrary<T>) {
 }
 
 describe('CEL and TypeScript say the same for every cross-field rule', () => {
-  it('scaleTargetRef: RayCluster needs workerGroupName, StormService needs roleName', () =>
+  it("scaleTargetRef: apiVersion names the kind's group; RayCluster needs workerGroupName, StormService roleName", () =>
     agree(scaleTargetRules, targetRef));
   it('metrics: KV targets are fractions; promql needs query, name and kind; only promql has query/kind', () =>
     agree(metricRules, metric));
   it('pools: min ≤ max, fallback floor ≤ max', () => agree(poolRules, pool));
   it('metricsSource: exactly one of prometheus or pods', () => agree(metricsSourceRules, source));
+  it('URLs: http(s) only, no user:pass@, no whitespace or backslash', () => agree(httpUrlRules, url));
   it('spec: unique pool names, one scale target per pool', () => agree(specRules, spec));
 });

@@ -1,11 +1,17 @@
 /**
  * The controller: watches PodAutoscalers, samples every pool's signals once a second (one batched
- * call for all pools), decides each pool on its tick, applies the result through the pool's scale
- * target, and reports through status (only when it changed), Events and Grafana annotations.
+ * call per Prometheus endpoint, one call per direct-scrape pool), decides each pool on its tick,
+ * applies the result through the pool's scale target, and reports through status (only when it
+ * changed), Events and Grafana annotations.
  *
  * Per tick and pool, the stages run in HPA's order:
  *   read target → decide (pure core) → apply (Apply mode, one write, re-read on conflict) →
  *   events/annotations on transitions → status written once per reconcile, and only if it changed.
+ *
+ * Isolation: every PodAutoscaler is built, and every pool sampled, decided and written, inside its own
+ * failure boundary with its own deadline. A bad spec, a slow endpoint or a failing call sets that
+ * PodAutoscaler's conditions and Events (InvalidSpec, MetricsMissing, FailedRescale) and nobody
+ * else's: a PodAutoscaler whose last run has not finished is skipped, the others keep their cadence.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -25,6 +31,7 @@ import type { Policy } from '../api/policy.ts';
 import { type ResolvedPool, resolveAll } from '../api/resolve.ts';
 import type { Decision } from '../decide/types.ts';
 import type { AnnotationEvent } from '../report/grafana.ts';
+import { withDeadline } from './deadline.ts';
 import { FRESH_MEMORY, type PoolEvent, type PoolMemory, poolEvents } from './events.ts';
 import {
   KubeWriter,
@@ -34,7 +41,14 @@ import {
   watchPodAutoscalers,
 } from './kube.ts';
 import { PoolRunner } from './pool-runner.ts';
-import { type PoolSample, type PoolSignalRequest, type SignalSource, signalName } from './signals.ts';
+import {
+  endpointKeyOf,
+  failedSamples,
+  type PoolSample,
+  type PoolSignalRequest,
+  type SignalSource,
+  sampleDeadlineMs,
+} from './signals.ts';
 import { computeStatus, type PoolFacts } from './status.ts';
 
 /** Where annotations go; the Grafana client implements it (one per PodAutoscaler with spec.grafana). */
@@ -58,6 +72,8 @@ export interface ControllerOptions {
   /** The dry-run ledger is republished in status at most this often (it changes every tick). */
   readonly ledgerPublishSeconds?: number;
   readonly hostname?: string;
+  /** How long one pool's read, decision and write may take after its sample (default 30 s). */
+  readonly poolDeadlineSeconds?: number;
   readonly annotationsFor?: (pa: RawPodAutoscaler, spec: PodAutoscalerSpec) => AnnotationSink | null;
   readonly observer?: ControllerObserver;
 }
@@ -98,6 +114,10 @@ interface PoolRuntime {
   backfilled: boolean;
   shown: { fingerprint: string; time: string; decision: Decision } | null;
   facts: PoolFacts | null;
+  /** True while this pool's work runs, including work that outlived its deadline. */
+  busy: boolean;
+  /** The last failure reported for this pool (an Event is raised only when it changes). */
+  failure: string | null;
 }
 
 interface AutoscalerRuntime {
@@ -113,6 +133,9 @@ interface AutoscalerRuntime {
 }
 
 const CONFLICT_ATTEMPTS = 3;
+const POOL_DEADLINE_SECONDS = 30;
+/** Status and Event writes of one PodAutoscaler, after its pools. */
+const REPORT_DEADLINE_MS = 30_000;
 
 export class Controller {
   private readonly autoscalers = new Map<string, AutoscalerRuntime>();
@@ -120,7 +143,12 @@ export class Controller {
   private readonly now: () => number;
   private watch: PodAutoscalerWatch | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
+  /** Ticks in progress (a tick waits for the runs it started; a slow one does not delay the next). */
+  private readonly ticks = new Set<Promise<void>>();
+  /** The run of each PodAutoscaler in progress, by key: a PodAutoscaler never runs twice at once. */
+  private readonly runs = new Map<string, Promise<void>>();
+  /** Source calls in progress, by endpoint key: a slow endpoint is never asked again while it thinks. */
+  private readonly sampling = new Map<string, Promise<unknown>>();
 
   constructor(private readonly options: ControllerOptions) {
     this.writer = new KubeWriter(options.kubeConfig, options.hostname ?? 'kvpa');
@@ -138,21 +166,28 @@ export class Controller {
     await this.watch.start();
     const interval = this.options.sampleIntervalMs ?? 1000;
     this.timer = setInterval(() => {
-      // Never overlap ticks: a slow API server delays the next tick instead of stacking them.
-      if (this.running !== null) return;
-      this.running = this.tick().finally(() => {
-        this.running = null;
-      });
+      // Ticks may overlap; a PodAutoscaler whose previous run is still going is skipped by the next,
+      // so one slow tenant delays only itself.
+      const tick = this.tick().finally(() => this.ticks.delete(tick));
+      this.ticks.add(tick);
     }, interval);
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    await this.running;
+    await Promise.all([...this.ticks, ...this.runs.values()]);
     await this.watch?.stop();
     await Promise.all([...this.autoscalers.values()].map((a) => a.annotations?.close()));
     this.autoscalers.clear();
+  }
+
+  /**
+   * Why the PodAutoscaler `namespace/name` is not acted on (its InvalidSpec message); null when it is
+   * built and scaling, undefined when the controller does not hold it.
+   */
+  invalidReason(key: string): string | null | undefined {
+    return this.autoscalers.get(key)?.invalid;
   }
 
   /** `namespace/name` of every PodAutoscaler the watch currently holds (for readiness checks). */
@@ -160,14 +195,18 @@ export class Controller {
     return (this.watch?.list() ?? []).map((o) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`);
   }
 
-  /** One sample-and-decide pass over every PodAutoscaler. Never throws. */
+  /**
+   * One sample-and-decide pass over every PodAutoscaler that is not still busy with the previous one;
+   * they run side by side, each in its own boundary. Never throws.
+   */
   async tick(): Promise<void> {
     const startedMs = this.now();
     try {
       this.sync(this.watch?.list() ?? []);
       const nowSeconds = startedMs / 1000;
-      await this.sample(nowSeconds);
-      for (const a of this.autoscalers.values()) await this.reconcile(a, nowSeconds);
+      const due = [...this.autoscalers.values()].filter((a) => !this.runs.has(a.key));
+      const samples = this.startSampling(due, nowSeconds);
+      await Promise.all(due.map((a) => this.run(a, samples, nowSeconds)));
     } catch (err) {
       this.options.logger.error({ err: errorText(err) }, 'tick failed');
     } finally {
@@ -175,7 +214,10 @@ export class Controller {
     }
   }
 
-  /** Brings the runtimes in line with the watched objects: new, changed (generation) and deleted. */
+  /**
+   * Brings the runtimes in line with the watched objects: new, changed (generation) and deleted.
+   * Never throws: an object that cannot be built becomes an InvalidSpec runtime of its own.
+   */
   sync(objects: readonly RawPodAutoscaler[]): void {
     const seen = new Set<string>();
     for (const raw of objects) {
@@ -184,7 +226,13 @@ export class Controller {
       const generation = raw.metadata?.generation ?? 0;
       const existing = this.autoscalers.get(key);
       if (existing !== undefined && existing.generation === generation) continue;
-      this.autoscalers.set(key, this.build(raw, generation, existing));
+      let built: AutoscalerRuntime;
+      try {
+        built = this.build(raw, generation, existing);
+      } catch (err) {
+        built = invalidRuntime(raw, generation, existing, `the spec could not be built: ${errorText(err)}`);
+      }
+      this.autoscalers.set(key, built);
     }
     for (const [key, a] of this.autoscalers) {
       if (!seen.has(key)) {
@@ -200,40 +248,44 @@ export class Controller {
     generation: number,
     previous: AutoscalerRuntime | undefined,
   ): AutoscalerRuntime {
-    const key = keyOf(raw);
     const namespace = raw.metadata?.namespace ?? 'default';
-    const base = {
-      key,
-      generation,
-      raw,
-      lastStatusJson: previous?.lastStatusJson ?? null,
-      invalidReported: false,
-    };
     const parsed = PodAutoscalerSpecSchema.safeParse(raw.spec);
     if (!parsed.success) {
       const message = parsed.error.issues
         .map((i) => `spec.${i.path.map(String).join('.')}: ${i.message}`)
         .join('; ');
-      return { ...base, spec: null, invalid: message, pools: new Map(), annotations: null };
+      return invalidRuntime(raw, generation, previous, message);
     }
     const spec = parsed.data;
     const { pools, errors } = resolveAll(spec, this.options.policies);
     if (errors.length > 0) {
       const message = errors.map((e) => `${e.path}: ${e.message} (${e.hint})`).join('; ');
-      return { ...base, spec, invalid: message, pools: new Map(), annotations: null };
+      return invalidRuntime(raw, generation, previous, message, spec);
     }
     const runtimes = new Map<string, PoolRuntime>();
-    for (const pool of pools) {
+    for (const [index, pool] of pools.entries()) {
       const old = previous?.pools.get(pool.name);
       // An unchanged pool keeps its windows and panic state across unrelated spec edits.
       if (old !== undefined && JSON.stringify(old.pool) === JSON.stringify(pool)) {
         runtimes.set(pool.name, old);
         continue;
       }
+      let target: ScaleTarget;
+      try {
+        target = this.options.targetFor(namespace, pool.scaleTargetRef);
+      } catch (err) {
+        return invalidRuntime(
+          raw,
+          generation,
+          previous,
+          `spec.pools[${index}].scaleTargetRef: ${errorText(err)}`,
+          spec,
+        );
+      }
       runtimes.set(pool.name, {
         pool,
         runner: new PoolRunner(pool),
-        target: this.options.targetFor(namespace, pool.scaleTargetRef),
+        target,
         heads: old?.heads ?? [],
         latest: [],
         nextDecisionAtSeconds: 0, // decide at the first tick
@@ -246,58 +298,117 @@ export class Controller {
         backfilled: false,
         shown: null,
         facts: null,
+        busy: false,
+        failure: null,
       });
     }
+    let annotations: AnnotationSink | null = null;
+    try {
+      annotations = spec.grafana !== undefined ? (this.options.annotationsFor?.(raw, spec) ?? null) : null;
+    } catch (err) {
+      return invalidRuntime(raw, generation, previous, `spec.grafana: ${errorText(err)}`, spec);
+    }
     if (previous?.annotations) void previous.annotations.close();
-    const annotations =
-      spec.grafana !== undefined ? (this.options.annotationsFor?.(raw, spec) ?? null) : null;
-    return { ...base, spec, invalid: null, pools: runtimes, annotations };
+    return {
+      key: keyOf(raw),
+      generation,
+      raw,
+      lastStatusJson: previous?.lastStatusJson ?? null,
+      invalidReported: false,
+      spec,
+      invalid: null,
+      pools: runtimes,
+      annotations,
+    };
   }
 
-  /** One batched call to the signal source for every pool, then each pool records its samples. */
-  private async sample(nowSeconds: number): Promise<void> {
-    const requests: PoolSignalRequest[] = [];
-    const byKey = new Map<string, PoolRuntime>();
-    for (const a of this.autoscalers.values()) {
-      if (a.spec === null) continue;
+  /**
+   * Starts this tick's source calls: one per endpoint (endpointKeyOf), each bounded by its deadline.
+   * Returns each pool's own promise of samples, which never rejects: a failed, late or still-busy
+   * endpoint gives that endpoint's pools `error` signals (hold, never zero) and no one else's.
+   */
+  private startSampling(
+    autoscalers: readonly AutoscalerRuntime[],
+    nowSeconds: number,
+  ): Map<string, Promise<PoolSample[]>> {
+    const groups = new Map<string, PoolSignalRequest[]>();
+    for (const a of autoscalers) {
+      if (a.spec === null || a.invalid !== null) continue;
       for (const p of a.pools.values()) {
-        const poolKey = `${a.key}/${p.pool.name}`;
-        byKey.set(poolKey, p);
-        requests.push({
-          poolKey,
-          namespace: a.raw.metadata?.namespace ?? 'default',
-          pool: p.pool,
-          heads: p.heads,
-          metricsSource: a.spec.metricsSource,
-        });
+        if (p.busy) continue;
+        const request = this.requestOf(a, p);
+        const key = endpointKeyOf(request);
+        groups.set(key, [...(groups.get(key) ?? []), request]);
       }
     }
-    if (requests.length === 0) return;
-    let samples: Map<string, PoolSample[]>;
-    try {
-      samples = await this.options.signals.sample(requests, nowSeconds);
-    } catch (err) {
-      // A failed source is missing data for everyone: hold, never zero.
-      const detail = `signal source failed: ${errorText(err)}`;
-      samples = new Map(
-        requests.map((r) => [
-          r.poolKey,
-          r.pool.metrics.map((m) => ({
-            name: signalName(m),
-            state: 'error' as const,
-            detail,
-          })),
-        ]),
+    const out = new Map<string, Promise<PoolSample[]>>();
+    for (const [key, requests] of groups) {
+      if (this.sampling.has(key)) {
+        for (const r of requests) {
+          out.set(
+            r.poolKey,
+            Promise.resolve(
+              failedSamples(r, 'the previous request to the signal source has not answered yet'),
+            ),
+          );
+        }
+        continue;
+      }
+      const call = Promise.resolve().then(() => this.options.signals.sample(requests, nowSeconds));
+      this.sampling.set(
+        key,
+        call.then(
+          () => this.sampling.delete(key),
+          () => this.sampling.delete(key),
+        ),
       );
+      // Pools of one endpoint share its timeout; pods pools are alone in their group.
+      const deadlineMs = requests.reduce((ms, r) => Math.max(ms, sampleDeadlineMs(r)), 0);
+      const bounded = withDeadline(call, deadlineMs, 'the signal source');
+      for (const r of requests) {
+        out.set(
+          r.poolKey,
+          bounded.then(
+            (m) => m.get(r.poolKey) ?? failedSamples(r, 'the signal source returned nothing for this pool'),
+            (err) => failedSamples(r, `signal source failed: ${errorText(err)}`),
+          ),
+        );
+      }
     }
-    for (const [poolKey, p] of byKey) {
-      const s = samples.get(poolKey) ?? [];
-      p.latest = s;
-      p.runner.record(s, nowSeconds);
-    }
+    return out;
   }
 
-  private async reconcile(a: AutoscalerRuntime, nowSeconds: number): Promise<void> {
+  private requestOf(a: AutoscalerRuntime, p: PoolRuntime): PoolSignalRequest {
+    return {
+      poolKey: `${a.key}/${p.pool.name}`,
+      namespace: a.raw.metadata?.namespace ?? 'default',
+      pool: p.pool,
+      heads: p.heads,
+      // requestOf is only called for runtimes with a spec.
+      metricsSource: a.spec?.metricsSource ?? {},
+    };
+  }
+
+  /** One PodAutoscaler's run, tracked so the next tick skips it while it lasts. Never rejects. */
+  private run(
+    a: AutoscalerRuntime,
+    samples: ReadonlyMap<string, Promise<PoolSample[]>>,
+    nowSeconds: number,
+  ): Promise<void> {
+    const run = this.reconcile(a, samples, nowSeconds)
+      .catch((err) =>
+        this.options.logger.error({ autoscaler: a.key, err: errorText(err) }, 'reconcile failed'),
+      )
+      .finally(() => this.runs.delete(a.key));
+    this.runs.set(a.key, run);
+    return run;
+  }
+
+  private async reconcile(
+    a: AutoscalerRuntime,
+    samples: ReadonlyMap<string, Promise<PoolSample[]>>,
+    nowSeconds: number,
+  ): Promise<void> {
     const nowIso = new Date(nowSeconds * 1000).toISOString();
     const mode = a.spec?.mode ?? 'DryRun';
     const events: PoolEvent[] = [];
@@ -305,15 +416,80 @@ export class Controller {
       events.push({ type: 'Warning', reason: 'InvalidSpec', message: a.invalid.slice(0, 1000) });
       a.invalidReported = true;
     }
-    for (const p of a.pools.values()) {
-      if (nowSeconds < p.nextDecisionAtSeconds) continue;
-      p.nextDecisionAtSeconds = nowSeconds + p.pool.tickSeconds;
-      events.push(...(await this.decidePool(a, p, mode, nowSeconds, nowIso)));
-    }
+    const perPool = await Promise.all(
+      [...a.pools.values()].map((p) =>
+        this.poolBoundary(a, p, samples.get(`${a.key}/${p.pool.name}`), mode, nowSeconds, nowIso),
+      ),
+    );
+    for (const e of perPool) events.push(...e);
     // Until every pool has decided once there is nothing true to report ("every pool observed").
     const undecided = a.invalid === null && [...a.pools.values()].some((p) => p.facts === null);
-    if (!undecided) await this.writeStatus(a, mode, nowIso);
-    await this.emit(a, events, nowIso);
+    const report = async () => {
+      if (!undecided) await this.writeStatus(a, mode, nowIso);
+      await this.emit(a, events, nowIso);
+    };
+    await withDeadline(report(), REPORT_DEADLINE_MS, 'writing status and events').catch((err) =>
+      this.options.logger.warn({ autoscaler: a.key, err: errorText(err) }, 'status or event write failed'),
+    );
+  }
+
+  /**
+   * One pool's sample, decision and write inside its own boundary: an exception or a deadline becomes
+   * a FailedRescale on this pool (once per distinct failure), never a failure of its neighbours.
+   */
+  private async poolBoundary(
+    a: AutoscalerRuntime,
+    p: PoolRuntime,
+    sample: Promise<PoolSample[]> | undefined,
+    mode: 'Apply' | 'DryRun',
+    nowSeconds: number,
+    nowIso: string,
+  ): Promise<PoolEvent[]> {
+    if (p.busy || sample === undefined) {
+      return this.poolFailed(
+        a,
+        p,
+        'the previous reconcile of this pool has not finished; skipping this tick',
+      );
+    }
+    p.busy = true;
+    const work = this.runPool(a, p, sample, mode, nowSeconds, nowIso).finally(() => {
+      p.busy = false;
+    });
+    const seconds = this.options.poolDeadlineSeconds ?? POOL_DEADLINE_SECONDS;
+    const deadlineMs = seconds * 1000 + sampleDeadlineMs(this.requestOf(a, p));
+    try {
+      const events = await withDeadline(work, deadlineMs, `pool ${p.pool.name}`);
+      p.failure = null;
+      return events;
+    } catch (err) {
+      return this.poolFailed(a, p, errorText(err));
+    }
+  }
+
+  private async runPool(
+    a: AutoscalerRuntime,
+    p: PoolRuntime,
+    sample: Promise<PoolSample[]>,
+    mode: 'Apply' | 'DryRun',
+    nowSeconds: number,
+    nowIso: string,
+  ): Promise<PoolEvent[]> {
+    const latest = await sample;
+    p.latest = latest;
+    p.runner.record(latest, nowSeconds);
+    if (nowSeconds < p.nextDecisionAtSeconds) return [];
+    p.nextDecisionAtSeconds = nowSeconds + p.pool.tickSeconds;
+    return this.decidePool(a, p, mode, nowSeconds, nowIso);
+  }
+
+  /** Records a pool's failure in its status (as a write error) and raises FailedRescale when it is new. */
+  private poolFailed(a: AutoscalerRuntime, p: PoolRuntime, message: string): PoolEvent[] {
+    this.options.logger.warn({ autoscaler: a.key, pool: p.pool.name, err: message }, 'pool reconcile failed');
+    p.facts = { ...(p.facts ?? blankFacts(p.pool.name)), writeError: message };
+    if (p.failure === message) return [];
+    p.failure = message;
+    return [{ type: 'Warning', reason: 'FailedRescale', message: `${p.pool.name}: ${message}` }];
   }
 
   private async writeStatus(a: AutoscalerRuntime, mode: 'Apply' | 'DryRun', nowIso: string): Promise<void> {
@@ -601,6 +777,44 @@ export class Controller {
       }
     }
   }
+}
+
+/** A runtime that scales nothing and reports why (Ready=False, InvalidSpec, one Event). */
+function invalidRuntime(
+  raw: RawPodAutoscaler,
+  generation: number,
+  previous: AutoscalerRuntime | undefined,
+  message: string,
+  spec: PodAutoscalerSpec | null = null,
+): AutoscalerRuntime {
+  return {
+    key: keyOf(raw),
+    generation,
+    raw,
+    spec,
+    invalid: message,
+    pools: new Map(),
+    annotations: null,
+    lastStatusJson: previous?.lastStatusJson ?? null,
+    invalidReported: false,
+  };
+}
+
+/** What status shows for a pool that failed before it ever decided. */
+function blankFacts(name: string): PoolFacts {
+  return {
+    name,
+    specGroups: null,
+    readyGroups: null,
+    desiredGroups: 0,
+    recommendedGroups: 0,
+    decision: null,
+    lastScaleTime: null,
+    decisionTime: null,
+    ledger: null,
+    writeError: null,
+    overriddenMessage: null,
+  };
 }
 
 function errorText(err: unknown): string {

@@ -3,7 +3,7 @@
  * controller feeds it samples and the target's counts, and it returns an explained decision.
  */
 import { type ResolvedPool, toDeciderSpec } from '../api/resolve.ts';
-import { decide, initialState } from '../decide/kpa.ts';
+import { decide, initialState, summarize } from '../decide/kpa.ts';
 import { SignalWindows } from '../decide/signal-windows.ts';
 import type { DeciderSpec, DeciderState, Decision, SignalReading } from '../decide/types.ts';
 import { type PoolSample, signalName } from './signals.ts';
@@ -75,12 +75,53 @@ export class PoolRunner {
       return w.read(nowSeconds);
     });
     const state = this.state ?? initialState(this.spec, readyGroups, nowSeconds, requestedGroups);
-    const out = decide(this.spec, state, { readyGroups, requestedGroups, signals: readings }, nowSeconds);
+    const hold = silentHold(this.spec, latest, requestedGroups);
+    const spec = hold === null ? this.spec : { ...this.spec, minReplicas: hold.floor };
+    const out = decide(spec, state, { readyGroups, requestedGroups, signals: readings }, nowSeconds);
     this.state = out.state;
-    return out.decision;
+    return hold === null ? out.decision : explainSilentHold(out.decision, hold);
   }
 
   get deciderState(): DeciderState | null {
     return this.state;
   }
+}
+
+interface SilentHold {
+  readonly floor: number;
+  readonly reason: string;
+}
+
+/**
+ * Missing is never "like the others": a ready group that sent nothing is counted at the reporting
+ * mean (enough to grow on), but it may be the busy one, so the pool does not shrink below the
+ * requested count while any group is silent. Null when no group is silent or the floor changes nothing.
+ */
+export function silentHold(
+  spec: DeciderSpec,
+  latest: readonly PoolSample[],
+  requestedGroups: number,
+): SilentHold | null {
+  const silent = latest.filter((s) => s.state === 'ok' && (s.silentGroups ?? 0) > 0);
+  if (silent.length === 0 || !spec.reachable) return null;
+  const floor = spec.maxReplicas > 0 ? Math.min(requestedGroups, spec.maxReplicas) : requestedGroups;
+  if (floor <= spec.minReplicas) return null;
+  const names = silent.map((s) => `${s.name} (${s.silentGroups} silent)`).join(', ');
+  return {
+    floor,
+    reason: `${names}: a silent group may be the busy one, so no scale-down below the requested ${floor}`,
+  };
+}
+
+/** The bounds stage raised the want to the silent-group floor: say so, rather than "minReplicas". */
+function explainSilentHold(d: Decision, hold: SilentHold): Decision {
+  const e = d.explanation;
+  const stages = e.stages.map((st) =>
+    st.stage === 'bounds' && st.applied && st.after === hold.floor && st.before < hold.floor
+      ? { ...st, reason: hold.reason }
+      : st,
+  );
+  if (stages.every((st, i) => st === e.stages[i])) return d;
+  const explanation = { ...e, stages, holdReason: e.holdReason ?? hold.reason };
+  return { ...d, explanation: { ...explanation, summary: summarize(explanation, d.desiredGroups) } };
 }

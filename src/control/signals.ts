@@ -26,6 +26,11 @@ export interface PoolSample {
   readonly name: string;
   readonly state: SignalState;
   readonly total?: number;
+  /**
+   * Ready groups that sent no usable value; `total` counts them at the reporting mean. A silent group
+   * may be the busy one, so the pool may grow on such a total but never shrink (pool-runner.ts).
+   */
+  readonly silentGroups?: number;
   readonly detail?: string;
 }
 
@@ -36,7 +41,10 @@ export type SignalHistory = ReadonlyMap<
 >;
 
 export interface SignalSource {
-  /** One call per tick for every pool (so a source can batch one query per signal kind). */
+  /**
+   * One call per tick for every pool of one endpoint (endpointKeyOf), so a Prometheus source can
+   * batch one query per signal kind; pools of different endpoints are separate calls.
+   */
   sample(requests: readonly PoolSignalRequest[], nowSeconds: number): Promise<Map<string, PoolSample[]>>;
   /**
    * History of one pool, for refilling its windows when the controller (re)starts or a pool is new,
@@ -104,4 +112,39 @@ export class ManualSignalSource implements SignalSource {
     }
     return out;
   }
+}
+
+/** The default per-query timeout of the Prometheus source and per-pod timeout of the pods source. */
+const PROMETHEUS_TIMEOUT_SECONDS = 10;
+const POD_TIMEOUT_SECONDS = 1;
+/** Head pods scraped at once (the pods source's default concurrency). */
+const SCRAPE_SLOTS = 16;
+
+/**
+ * Which requests may share one call to the source: pools of the same Prometheus (address and timeout)
+ * are batched, one query per signal kind for all of them; each direct-scrape pool is its own call.
+ * Pools that share no endpoint never wait on each other.
+ */
+export function endpointKeyOf(request: PoolSignalRequest): string {
+  const { prometheus } = request.metricsSource;
+  if (prometheus !== undefined)
+    return `prometheus ${prometheus.address} ${prometheus.queryTimeoutSeconds ?? ''}`;
+  return `pods ${request.poolKey}`;
+}
+
+/**
+ * How long one sample of this pool may take before its signals count as `error`: the source's own
+ * timeout (queries run in parallel; pods in rounds of SCRAPE_SLOTS) plus one second of slack.
+ */
+export function sampleDeadlineMs(request: PoolSignalRequest): number {
+  const { prometheus, pods } = request.metricsSource;
+  if (prometheus !== undefined)
+    return ((prometheus.queryTimeoutSeconds ?? PROMETHEUS_TIMEOUT_SECONDS) + 1) * 1000;
+  const rounds = Math.max(1, Math.ceil(request.heads.length / SCRAPE_SLOTS));
+  return ((pods?.timeoutSeconds ?? POD_TIMEOUT_SECONDS) * rounds + 1) * 1000;
+}
+
+/** Every metric of the pool in state `error` with one reason: what a failed or late source gives. */
+export function failedSamples(request: PoolSignalRequest, detail: string): PoolSample[] {
+  return request.pool.metrics.map((m) => ({ name: signalName(m), state: 'error' as const, detail }));
 }

@@ -1,6 +1,7 @@
 /**
  * Routes each pool to the signal source its PodAutoscaler names (spec.metricsSource): one batched
- * Prometheus source per Prometheus address, and one direct-scrape source for every `pods` pool.
+ * Prometheus source per Prometheus address, and one direct-scrape source for every `pods` pool. The
+ * controller calls it once per endpoint (endpointKeyOf), so no pool waits on another's endpoint.
  */
 import { PodsSignalSource } from '../observe/pods-control.ts';
 import { PrometheusPoolSignals, registrationOf } from '../observe/prometheus-control.ts';

@@ -98,7 +98,11 @@ export function computeStatus(
     };
   }
 
-  const missingTargets = facts.pools.filter((p) => p.specGroups === null).map((p) => p.name);
+  // A pool that failed before its target was read is a failure (FailedRescale), not a missing target.
+  const missingTargets = facts.pools
+    .filter((p) => p.specGroups === null && p.writeError === null)
+    .map((p) => p.name);
+  const undecidable = facts.pools.filter((p) => p.decision === null && p.writeError !== null);
   const writeErrors = facts.pools.filter((p) => p.writeError !== null);
   const missingSignals = facts.pools.flatMap((p) =>
     (p.decision?.explanation.signals ?? [])
@@ -150,14 +154,21 @@ export function computeStatus(
           'TargetNotFound',
           `cannot scale ${missingTargets.join(', ')}: target not found`,
         )
-      : noUsable.length > 0
+      : undecidable.length > 0
         ? c(
             'ScalingActive',
             false,
-            'NoUsableSignal',
-            `no usable signal for ${noUsable.join(', ')}: holding the previous decision`,
+            'FailedRescale',
+            `cannot decide ${undecidable.map((p) => `${p.name} (${p.writeError})`).join('; ')}`,
           )
-        : c('ScalingActive', true, 'ValidDecisions', 'every pool decided from its signals');
+        : noUsable.length > 0
+          ? c(
+              'ScalingActive',
+              false,
+              'NoUsableSignal',
+              `no usable signal for ${noUsable.join(', ')}: holding the previous decision`,
+            )
+          : c('ScalingActive', true, 'ValidDecisions', 'every pool decided from its signals');
 
   const firstLimit = limited[0];
   const limitReason = (l: (typeof limited)[number]) =>

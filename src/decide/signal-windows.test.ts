@@ -25,9 +25,13 @@ describe('SignalWindows', () => {
     expect(w.read(161).stableTotal).toBeUndefined();
   });
 
-  it('refuses values the quality gate should have stopped', () => {
+  it('refuses, without throwing, values the quality gate should have stopped (NaN, -1, 1e308)', () => {
     const w = new SignalWindows(spec);
-    expect(() => w.record(1, Number.NaN)).toThrow(/refusing/);
-    expect(() => w.record(1, -1)).toThrow(/refusing/);
+    expect(w.record(1, Number.NaN)).toBe(false);
+    expect(w.record(1, -1)).toBe(false);
+    expect(w.record(1, 1e308)).toBe(false);
+    expect(w.read(1).state).toBe('noData');
+    expect(w.record(1, 2)).toBe(true);
+    expect(w.read(1)).toMatchObject({ state: 'ok', stableTotal: 2 });
   });
 });

@@ -8,6 +8,7 @@ import {
   type AggregationAlgorithm,
   type AveragingWindow,
   BUCKET_SECONDS,
+  MAX_BUCKET_VALUE,
   makeWindow,
   panicWindowSeconds,
 } from './window.ts';
@@ -40,14 +41,11 @@ export class SignalWindows {
    * Records one pool-total sample; returns false when it was dropped. A pool total is a level, not a
    * count: Knative's buckets sum what lands in the same second (pod contributions), so a second
    * sample of the same total in one 1 s bucket would double the level. Only the first is kept.
-   * Non-finite or negative values are refused: the quality gate should have caught them.
+   * Values the windows refuse (non-finite, negative, above MAX_BUCKET_VALUE) return false, never throw:
+   * the quality gate should have stopped them, and one pool's bad sample must not fail anyone's tick.
    */
   record(atSeconds: number, poolTotal: number): boolean {
-    if (!Number.isFinite(poolTotal) || poolTotal < 0) {
-      throw new RangeError(
-        `${this.spec.name}: refusing sample ${poolTotal} at ${atSeconds}s (must be finite and >= 0)`,
-      );
-    }
+    if (!(poolTotal >= 0 && poolTotal <= MAX_BUCKET_VALUE) || !Number.isFinite(atSeconds)) return false;
     const bucket = Math.floor(atSeconds / BUCKET_SECONDS);
     if (bucket === this.lastBucket) return false;
     this.lastBucket = bucket;

@@ -17,11 +17,22 @@ const MIN_SMOOTHING = 0.2;
 
 export type AggregationAlgorithm = 'linear' | 'weightedExponential';
 
+/**
+ * The largest value one bucket may hold. A pool total beyond it comes from a broken source (the quality
+ * gate caps every per-rank value); refusing it keeps the window total, and the 1e6 rounding scale, finite
+ * for any window length: 3,600 buckets × 1e15 × 1e6 is far below Number.MAX_VALUE.
+ */
+export const MAX_BUCKET_VALUE = 1e15;
+
 /** What every window offers the decider. */
 export interface AveragingWindow {
   readonly windowSeconds: number;
-  /** Adds `value` to the bucket that holds `atSeconds`. Values in the same bucket are summed. */
-  record(atSeconds: number, value: number): void;
+  /**
+   * Adds `value` to the bucket that holds `atSeconds`; values in the same bucket are summed. Refuses
+   * (returns false) a value that is not finite, is negative, or would lift the bucket above
+   * MAX_BUCKET_VALUE, so no input can make the window's total Infinity or NaN.
+   */
+  record(atSeconds: number, value: number): boolean;
   /** The window average at `nowSeconds`; 0 when nothing was written within the window. */
   average(nowSeconds: number): number;
   /** True when no data was written within one window of `nowSeconds`: the caller must treat this as missing, not zero. */
@@ -66,12 +77,17 @@ export class LinearWindow implements AveragingWindow {
     return ((bucket % n) + n) % n;
   }
 
-  record(atSeconds: number, value: number): void {
+  record(atSeconds: number, value: number): boolean {
+    if (!(value >= 0 && value <= MAX_BUCKET_VALUE) || !Number.isFinite(atSeconds)) return false;
     const bucket = bucketOf(atSeconds);
     const window = this.windowSeconds / BUCKET_SECONDS;
+    // A bucket at or before the last write still holds its sum: refuse before touching anything.
+    const existing =
+      this.lastWrite !== null && bucket <= this.lastWrite ? (this.buckets[this.slot(bucket)] ?? 0) : 0;
+    if (!(existing + value <= MAX_BUCKET_VALUE)) return false;
     if (this.lastWrite !== bucket) {
       // Values a whole window older than the newest write are ignored.
-      if (this.lastWrite !== null && !(bucket + window > this.lastWrite)) return;
+      if (this.lastWrite !== null && !(bucket + window > this.lastWrite)) return false;
       if (this.firstWrite === null || this.firstWrite > bucket) this.firstWrite = bucket;
       if (this.lastWrite === null || bucket > this.lastWrite) {
         if (this.lastWrite === null || bucket - this.lastWrite >= window) {
@@ -81,18 +97,26 @@ export class LinearWindow implements AveragingWindow {
           this.windowTotal = 0;
         } else {
           // Zero the buckets skipped since the last write: a gap in the middle counts as zero.
-          for (let i = this.lastWrite + 1; i <= bucket; i++) {
-            const s = this.slot(i);
-            this.windowTotal -= this.buckets[s] ?? 0;
-            this.buckets[s] = 0;
-          }
+          for (let i = this.lastWrite + 1; i <= bucket; i++) this.buckets[this.slot(i)] = 0;
         }
         this.lastWrite = bucket;
       }
     }
     const s = this.slot(bucket);
     this.buckets[s] = (this.buckets[s] ?? 0) + value;
-    this.windowTotal += value;
+    this.windowTotal = this.sumBuckets();
+    return true;
+  }
+
+  /**
+   * The total, summed afresh rather than kept by += and -=: a running total carries the rounding error
+   * of every value that ever passed through it (1e16 + 0.3 − 1e16 is 0, not 0.3), so one huge value would
+   * skew the average for as long as the series lives. 3,600 additions a second per window is cheap.
+   */
+  private sumBuckets(): number {
+    let total = 0;
+    for (const v of this.buckets) total += v;
+    return total;
   }
 
   isEmpty(nowSeconds: number): boolean {

@@ -11,6 +11,7 @@
 // never replaced by 0; a metric that is absent is `missing`, never 0 (keda#3065).
 
 import type { Labels, ParseError, ParseResult, Sample } from './exposition.ts';
+import { COUNT_MAX } from './prometheus-join.ts';
 
 export type EngineDialect = 'vllm' | 'sglang';
 export type DialectSetting = EngineDialect | 'auto';
@@ -76,7 +77,8 @@ export interface ExtractOptions {
   readonly expectedRanks?: number;
 }
 
-type Range = 'fraction' | 'count';
+/** `counter`: a monotonic total, finite and at most 2^53 (beyond it float counts skip integers). */
+type Range = 'fraction' | 'count' | 'counter';
 type Aggregate = 'mean' | 'max' | 'sum';
 
 interface SignalSpec {
@@ -106,7 +108,7 @@ const VLLM_SPECS: Specs = {
   kvCacheUsageMaxFraction: { names: VLLM_KV_NAMES, range: 'fraction', aggregate: 'max' },
   requestsWaiting: { names: ['vllm:num_requests_waiting'], range: 'count', aggregate: 'sum' },
   requestsRunning: { names: ['vllm:num_requests_running'], range: 'count', aggregate: 'sum' },
-  preemptionsTotal: { names: ['vllm:num_preemptions_total'], range: 'count', aggregate: 'sum' },
+  preemptionsTotal: { names: ['vllm:num_preemptions_total'], range: 'counter', aggregate: 'sum' },
 };
 
 const SGLANG_SPECS: Specs = {
@@ -116,7 +118,7 @@ const SGLANG_SPECS: Specs = {
   requestsRunning: { names: ['sglang:num_running_reqs'], range: 'count', aggregate: 'sum' },
   preemptionsTotal: {
     names: [],
-    range: 'count',
+    range: 'counter',
     aggregate: 'sum',
     absentReason: 'SGLang exports no preemption counter (its retraction metrics are gauges)',
   },
@@ -183,12 +185,17 @@ export function rangeProblem(value: number, range: Range): string | undefined {
   }
   if (value < 0) return `count ${value} is negative`;
   if (!Number.isInteger(value)) return `count ${value} is not an integer`;
+  if (range === 'counter') {
+    return value > Number.MAX_SAFE_INTEGER ? `counter ${value} is above 2^53` : undefined;
+  }
+  if (value > COUNT_MAX) return `count ${value} is above ${COUNT_MAX} (no engine holds that many)`;
   return undefined;
 }
 
 function aggregate(values: readonly number[], how: Aggregate): number {
   if (how === 'sum') return values.reduce((a, b) => a + b, 0);
-  if (how === 'max') return Math.max(...values);
+  // A loop, not Math.max(...values): a spread of a 130,000-series page overflows the call stack.
+  if (how === 'max') return values.reduce((a, b) => Math.max(a, b), Number.NEGATIVE_INFINITY);
   return values.reduce((a, b) => a + b, 0) / values.length;
 }
 

@@ -53,7 +53,8 @@ function signalValueOf(signals: EngineSignals, metric: MetricSpec): SignalValue 
  * Pool total for one metric from the per-group values. Rules (the same as the Prometheus gate):
  * no reporting group → noData; any out-of-range value → outOfRange (never clipped, never zero);
  * fewer than minQuorumPercentage of ready groups reporting → noQuorum; otherwise Σ over reporting
- * groups, with non-reporting ready groups counted at the mean of the reporting ones.
+ * groups, with non-reporting ready groups counted at the mean of the reporting ones and named in
+ * `silentGroups`: the pool may grow on that total but never shrinks while a group is silent.
  */
 export function poolTotal(
   metric: MetricSpec,
@@ -99,7 +100,10 @@ export function poolTotal(
     state: 'ok',
     total,
     ...(estimated > 0
-      ? { detail: `${estimated} silent group(s) counted at the mean: ${silent.slice(0, 3).join('; ')}` }
+      ? {
+          silentGroups: estimated,
+          detail: `${estimated} silent group(s) counted at the mean, no scale-down: ${silent.slice(0, 3).join('; ')}`,
+        }
       : {}),
   };
 }
@@ -107,48 +111,48 @@ export function poolTotal(
 export class PodsSignalSource {
   constructor(private readonly options: PodsSourceOptions = {}) {}
 
-  /** Never throws: unreachable pods become per-group errors, which the gate turns into states. */
+  /**
+   * Never throws: unreachable pods become per-group errors, which the gate turns into states. Each
+   * pool is scraped on its own with its own timeout, so one pool's slow pods never delay another's.
+   */
   async sample(requests: readonly PodsPoolRequest[]): Promise<Map<string, ControlPoolSample[]>> {
-    const targets: { pod: string; url: string; timeoutMs: number }[] = [];
-    for (const r of requests) {
-      for (const h of r.heads) {
-        if (!h.groupReady || h.surge || h.podIP === undefined) continue;
-        targets.push({
-          pod: `${r.namespace}/${h.name}`,
-          url: metricsUrl(h.podIP, r.endpoint.port, r.endpoint.path, r.endpoint.scheme),
-          // Each pool's own timeout: one PodAutoscaler's 30 s never stretches another's 1 s.
-          timeoutMs: (r.endpoint.timeoutSeconds ?? 1) * 1000,
-        });
-      }
+    const parts = await Promise.all(requests.map((r) => this.samplePool(r)));
+    return new Map(parts);
+  }
+
+  private async samplePool(r: PodsPoolRequest): Promise<[string, ControlPoolSample[]]> {
+    const targets: { pod: string; url: string }[] = [];
+    for (const h of r.heads) {
+      if (!h.groupReady || h.surge || h.podIP === undefined) continue;
+      targets.push({
+        pod: `${r.namespace}/${h.name}`,
+        url: metricsUrl(h.podIP, r.endpoint.port, r.endpoint.path, r.endpoint.scheme),
+      });
     }
     const results = await scrapePods(targets, {
       maxConcurrency: this.options.maxConcurrency ?? 16,
-      timeoutMs: 1000,
+      timeoutMs: (r.endpoint.timeoutSeconds ?? 1) * 1000,
       clock: this.options.clock ?? Date.now,
       ...(this.options.fetch !== undefined ? { fetch: this.options.fetch } : {}),
     });
-    const byPod = new Map(results.map((r, i) => [targets[i]?.pod ?? '', r]));
-    const out = new Map<string, ControlPoolSample[]>();
-    for (const r of requests) {
-      const groups = r.heads.filter((h) => h.groupReady && !h.surge);
-      const samples = r.pool.metrics.map((metric) => {
-        const perGroup = new Map<string, { value: SignalValue | null; error?: string }>();
-        for (const h of groups) {
-          const result = byPod.get(`${r.namespace}/${h.name}`);
-          if (result === undefined) {
-            perGroup.set(h.groupKey, { value: null, error: 'head pod has no IP yet' });
-            continue;
-          }
-          const signals = podSignals(result, { dialect: r.pool.engine });
-          perGroup.set(h.groupKey, {
-            value: signalValueOf(signals, metric),
-            ...(result.ok ? {} : { error: tenantReason(result.error) }),
-          });
+    const byPod = new Map(results.map((result, i) => [targets[i]?.pod ?? '', result]));
+    const groups = r.heads.filter((h) => h.groupReady && !h.surge);
+    const samples = r.pool.metrics.map((metric) => {
+      const perGroup = new Map<string, { value: SignalValue | null; error?: string }>();
+      for (const h of groups) {
+        const result = byPod.get(`${r.namespace}/${h.name}`);
+        if (result === undefined) {
+          perGroup.set(h.groupKey, { value: null, error: 'head pod has no IP yet' });
+          continue;
         }
-        return poolTotal(metric, perGroup, r.pool.missingData.minQuorumPercentage);
-      });
-      out.set(r.poolKey, samples);
-    }
-    return out;
+        const signals = podSignals(result, { dialect: r.pool.engine });
+        perGroup.set(h.groupKey, {
+          value: signalValueOf(signals, metric),
+          ...(result.ok ? {} : { error: tenantReason(result.error) }),
+        });
+      }
+      return poolTotal(metric, perGroup, r.pool.missingData.minQuorumPercentage);
+    });
+    return [r.poolKey, samples];
   }
 }

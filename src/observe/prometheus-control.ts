@@ -35,6 +35,8 @@ export interface ControlPoolSample {
   readonly state: SignalState;
   /** Σ over ready groups; present iff state is ok. */
   readonly total?: number;
+  /** Ready groups without a usable value, counted at the reporting mean in `total`. */
+  readonly silentGroups?: number;
   readonly detail?: string;
 }
 
@@ -69,9 +71,17 @@ export function poolSamples(request: ControlPoolRequest, tick: TickResult): Cont
     }
     const gate = signals?.get(kind);
     if (!gate) return { name: kind, state: 'error', detail: `${kind}: no result from the Prometheus source` };
-    return gate.state === 'ok' && gate.poolTotal !== undefined
-      ? { name: kind, state: 'ok', total: gate.poolTotal, detail: gate.detail }
-      : { name: kind, state: gate.state, detail: gate.detail };
+    if (gate.state !== 'ok' || gate.poolTotal === undefined) {
+      return { name: kind, state: gate.state, detail: gate.detail };
+    }
+    const silentGroups = gate.estimatedGroups ?? 0;
+    return {
+      name: kind,
+      state: 'ok',
+      total: gate.poolTotal,
+      ...(silentGroups > 0 ? { silentGroups } : {}),
+      detail: gate.detail,
+    };
   });
 }
 

@@ -37,8 +37,15 @@ export type EngineSetting = 'auto' | 'vllm' | 'sglang';
  */
 export type RankRule = 'mean' | 'sum';
 
-/** Valid range of a per-rank value: `fraction` is [0, 1]; `count` is [0, ∞). Both must be finite. */
+/** Valid range of a per-rank value: `fraction` is [0, 1]; `count` is [0, COUNT_MAX]. Both must be finite. */
 export type ValueRange = 'fraction' | 'count';
+
+/**
+ * The physical ceiling of one rank's count (waiting or running requests, preemptions per second). An
+ * engine holds at most a few thousand sequences; a million is a broken exporter, and the ceiling keeps
+ * every sum over ranks, groups and window buckets finite (1e308 + 1e308 is Infinity).
+ */
+export const COUNT_MAX = 1_000_000;
 
 export interface SignalKindSpec {
   /** Sample name per dialect; null when the engine exports no such metric. */

@@ -7,13 +7,14 @@
  *   deployment to its minimum during a Prometheus incident).
  * - A sample older than `staleAfterSeconds`, judged from the sample's own timestamp (Prometheus's,
  *   not our clock at receipt), is `stale`.
- * - Values outside the signal's range (KV > 1, negative, NaN, ±Inf) are rejected and counted.
+ * - Values outside the signal's physical range (KV > 1, a count above COUNT_MAX, negative, NaN, ±Inf)
+ *   are rejected and counted: huge finite values would overflow the sums to Infinity.
  * - Below `minQuorumPercentage` of ready groups with a usable value, the signal is not used.
  * - The pool total is the SUM over ready groups of the per-group value, never a mean (the decision
  *   core divides by the per-group target itself).
  */
 import type { SignalReading, SignalState } from '../decide/types.ts';
-import type { RankRule, RankSample, ValueRange } from './prometheus-join.ts';
+import { COUNT_MAX, type RankRule, type RankSample, type ValueRange } from './prometheus-join.ts';
 
 export interface GateGroup {
   readonly groupKey: string;
@@ -62,6 +63,8 @@ export function rejectValue(value: number, range: ValueRange): string | null {
   if (Number.isNaN(value)) return 'NaN';
   if (!Number.isFinite(value)) return `${value > 0 ? '+' : '-'}Inf`;
   if (value < 0) return `${value} < 0`;
+  if (range === 'count' && value > COUNT_MAX)
+    return `${fmt(value)} > ${COUNT_MAX} (no engine holds that many)`;
   if (range === 'fraction' && value > KV_FRACTION_MAX) {
     // AIBrix's mock app reports 0–100 under the same name (vllm-project/aibrix development/app/app.py).
     return value <= 100 ? `${value} > 1 (a percentage, not a fraction?)` : `${value} > 1`;
@@ -165,12 +168,16 @@ export function judgeSignal(input: GateInput): GateResult {
   const sharePercent = (100 * usable) / readyGroups;
   if (sharePercent >= input.minQuorumPercentage) {
     // Groups without a usable value are counted at the mean of those with one, as Knative scales
-    // an observed average by the ready pods: dropping them would bias the total down, toward
-    // scale-down, exactly when data is poor.
+    // an observed average by the ready pods: dropping them would bias the total down. The mean is
+    // only good enough to grow on: if the silent groups are the busy ones, the mean of the idle
+    // reporters would shrink the pool (4 → 2 → 1), so the pool holds scale-down while any ready
+    // group is silent (estimatedGroups > 0; see the pool runner).
     const unusable = readyGroups - usable;
     const poolTotal = usableSum + (unusable > 0 ? (usableSum / usable) * unusable : 0);
     const estimated =
-      unusable > 0 ? `; ${unusable} group(s) without a usable value counted at the reporting mean` : '';
+      unusable > 0
+        ? `; ${unusable} group(s) without a usable value counted at the reporting mean, no scale-down`
+        : '';
     return {
       signal,
       state: 'ok',
