@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { runController } from './controller.ts';
+import { main } from './main.ts';
 
 async function run(...argv: string[]) {
   const err: string[] = [];
-  const code = await runController(argv, { out: () => {}, err: (l) => err.push(l) });
+  const code = await main(['controller', ...argv], { out: () => {}, err: (l) => err.push(l) });
   return { code, err: err.join('\n') };
 }
 
@@ -12,16 +13,14 @@ describe('kvpa controller flags', () => {
     const r = await run('--metrics-address', 'everywhere');
     expect(r.code).toBe(2);
     expect(r.err).toContain(
-      '--metrics-address must be an IP address (127.0.0.1, 0.0.0.0, ::), got "everywhere"',
+      '--metrics-address "everywhere": not an IP address; use 127.0.0.1, 0.0.0.0 or ::',
     );
   });
 
   it('--allowed-hosts refuses an entry it cannot read, and plain http without a port', async () => {
     const bad = await run('--allowed-hosts', 'grafana.example.com,not a host');
     expect(bad.code).toBe(2);
-    expect(bad.err).toContain(
-      '--allowed-hosts: "not a host" is not host, host:port, *.domain or http://host:port',
-    );
+    expect(bad.err).toContain('"not a host" is not host, host:port, *.domain or http://host:port');
     const noPort = await run('--allowed-hosts', 'http://grafana.internal');
     expect(noPort.code).toBe(2);
     expect(noPort.err).toContain('plain http needs a port');
