@@ -370,7 +370,11 @@ export class Controller {
           r.poolKey,
           bounded.then(
             (m) => m.get(r.poolKey) ?? failedSamples(r, 'the signal source returned nothing for this pool'),
-            (err) => failedSamples(r, `signal source failed: ${errorText(err)}`),
+            (err) => {
+              // The cause goes to the log; the tenant's status says only "unreachable".
+              this.options.logger.warn({ pool: r.poolKey, err: errorText(err) }, 'signal source failed');
+              return failedSamples(r, 'signal source unreachable');
+            },
           ),
         );
       }

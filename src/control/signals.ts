@@ -134,14 +134,16 @@ export function endpointKeyOf(request: PoolSignalRequest): string {
 
 /**
  * How long one sample of this pool may take before its signals count as `error`: the source's own
- * timeout (queries run in parallel; pods in rounds of SCRAPE_SLOTS) plus one second of slack.
+ * timeout (queries run in parallel; pods in rounds of SCRAPE_SLOTS) plus two seconds of slack. The
+ * sources bound their own calls one second past the timeout, so this backstop fires only when a
+ * source fails to, and their own (tenant-safe) error text wins otherwise.
  */
 export function sampleDeadlineMs(request: PoolSignalRequest): number {
   const { prometheus, pods } = request.metricsSource;
   if (prometheus !== undefined)
-    return ((prometheus.queryTimeoutSeconds ?? PROMETHEUS_TIMEOUT_SECONDS) + 1) * 1000;
+    return ((prometheus.queryTimeoutSeconds ?? PROMETHEUS_TIMEOUT_SECONDS) + 2) * 1000;
   const rounds = Math.max(1, Math.ceil(request.heads.length / SCRAPE_SLOTS));
-  return ((pods?.timeoutSeconds ?? POD_TIMEOUT_SECONDS) * rounds + 1) * 1000;
+  return ((pods?.timeoutSeconds ?? POD_TIMEOUT_SECONDS) * rounds + 2) * 1000;
 }
 
 /** Every metric of the pool in state `error` with one reason: what a failed or late source gives. */

@@ -158,7 +158,7 @@ describe('the Helm chart', () => {
       watchedNs,
       '--metrics-port',
       '9090',
-      '--metrics-bind-address',
+      '--metrics-address',
       '0.0.0.0',
       '--allowed-hosts',
       'https://grafana.example.com,grafana.internal:3000',
