@@ -12,6 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadCalibration } from './calibration.ts';
+import { VICTIM_RULES, type VictimRule } from './fleet.ts';
 import { isPresetFile, policyNames } from './policies/index.ts';
 import { loadPresetFile } from './policies/kvpa.ts';
 import {
@@ -41,6 +42,8 @@ options:
   --ttft-slo S            TTFT SLO in seconds (default 2)
   --tpot-slo S            TPOT SLO in seconds (default 0.08)
   --usd-per-gpu-hour P    price for the cost KPI (default 2)
+  --victims RULE          which groups scale-down removes: highest-index (default; LeaderWorkerSet,
+                          Grove, Dynamo), arbitrary (KubeRay without workersToDelete) or chosen
 
 policies: ${policyNames.join(', ')}`;
 
@@ -91,6 +94,7 @@ export function parseSimulateArgs(argv: readonly string[]): {
         'ttft-slo': { type: 'string' },
         'tpot-slo': { type: 'string' },
         'usd-per-gpu-hour': { type: 'string' },
+        victims: { type: 'string' },
       },
     });
   } catch (error) {
@@ -139,6 +143,10 @@ export function parseSimulateArgs(argv: readonly string[]): {
   const ttftSlo = numberFlag(v, 'ttft-slo', positive, 'seconds > 0');
   const tpotSlo = numberFlag(v, 'tpot-slo', positive, 'seconds > 0');
   const price = numberFlag(v, 'usd-per-gpu-hour', nonNegative, 'a price ≥ 0');
+  const victims = v.victims;
+  if (victims !== undefined && !(VICTIM_RULES as readonly string[]).includes(victims)) {
+    throw new UsageError(`--victims ${JSON.stringify(victims)}: choose one of ${VICTIM_RULES.join(', ')}`);
+  }
 
   const calibration = loadCalibration(v.calibration ?? 'deepseek-r1-h200');
   const settings = defaultSettings(v.trace, calibration, {
@@ -158,6 +166,7 @@ export function parseSimulateArgs(argv: readonly string[]): {
     ...(ttftSlo !== undefined ? { ttftSloSeconds: ttftSlo } : {}),
     ...(tpotSlo !== undefined ? { tpotSloSeconds: tpotSlo } : {}),
     ...(price !== undefined ? { usdPerGpuHour: price } : {}),
+    ...(victims !== undefined ? { victimRule: victims as VictimRule } : {}),
   });
   return { settings, policies, compare: v.compare !== undefined, outDirectory: v.out };
 }
@@ -181,6 +190,7 @@ export function settingsRecord(settings: SimulationSettings) {
     tpotSloSeconds: settings.tpotSloSeconds,
     flapWindowSeconds: settings.flapWindowSeconds,
     usdPerGpuHour: settings.usdPerGpuHour,
+    victimRule: settings.victimRule,
   };
 }
 
@@ -212,6 +222,7 @@ export function formatTable(summaries: readonly SimulationSummary[]): string {
     'events',
     'flaps',
     'dropped',
+    'aborted',
   ];
   const rows = summaries.map((s) => [
     s.policy,
@@ -223,6 +234,7 @@ export function formatTable(summaries: readonly SimulationSummary[]): string {
     String(s.scaleEvents),
     String(s.flaps),
     String(s.requests.dropped),
+    String(s.requests.abortedByScaleDown),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>

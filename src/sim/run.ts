@@ -3,7 +3,7 @@
  */
 import type { Calibration } from './calibration.ts';
 import { computeDemand, type DemandProfile, maxGroupsOver } from './demand.ts';
-import { Fleet, type MetricsDelivery, type TimelineRow } from './fleet.ts';
+import { Fleet, type MetricsDelivery, type TimelineRow, type VictimRule } from './fleet.ts';
 import {
   costPerMillionOutputTokens,
   countFlaps,
@@ -32,6 +32,8 @@ export interface SimulationSettings {
   readonly usdPerGpuHour: number;
   /** After the last arrival, keep serving (with the fleet frozen) at most this long. */
   readonly tailSeconds: number;
+  /** Which groups a scale-down removes: the target kind's rule (src/sim/fleet.ts). */
+  readonly victimRule: VictimRule;
 }
 
 /** Defaults for everything but the trace and calibration; the calibration supplies SLOs, startup and price. */
@@ -54,6 +56,7 @@ export function defaultSettings(
     flapWindowSeconds: 600,
     usdPerGpuHour: calibration.cost.usdPerGpuHour,
     tailSeconds: 3600,
+    victimRule: 'highest-index',
     ...overrides,
   };
 }
@@ -73,7 +76,10 @@ export interface SimulationSummary {
   readonly requests: {
     readonly arrived: number;
     readonly completed: number;
+    /** Includes `abortedByScaleDown`. */
     readonly dropped: number;
+    /** Requests in flight on a group that a scale-down removed: aborted, and SLO misses. */
+    readonly abortedByScaleDown: number;
     readonly preemptions: number;
   };
   readonly sloAttainment: number;
@@ -111,6 +117,8 @@ export function runSimulation(
   const fleet = new Fleet({
     calibration: c,
     startupSeconds: settings.startupSeconds,
+    victimRule: settings.victimRule,
+    victimSeed: settings.trace.seed ?? 1,
     metricsDelivery: settings.metricsDelivery,
     requestTimeoutSeconds: settings.requestTimeoutSeconds,
     initialGroups,
@@ -179,6 +187,7 @@ export function runSimulation(
       arrived: fleet.arrived,
       completed: fleet.completed,
       dropped: fleet.dropped,
+      abortedByScaleDown: fleet.abortedByScaleDown,
       preemptions: fleet.preemptions,
     },
     // Dropped requests count as misses: attainment is over all arrivals.
