@@ -42,6 +42,7 @@ options:
   --ttft-slo S            TTFT SLO in seconds (default 2)
   --tpot-slo S            TPOT SLO in seconds (default 0.08)
   --usd-per-gpu-hour P    price for the cost KPI (default 2)
+  --oracle-slo P          the oracle's target SLO attainment in % (default: static's, at most 99)
   --victims RULE          which groups scale-down removes: highest-index (default; LeaderWorkerSet,
                           Grove, Dynamo), arbitrary (KubeRay without workersToDelete) or chosen
 
@@ -95,6 +96,7 @@ export function parseSimulateArgs(argv: readonly string[]): {
         'tpot-slo': { type: 'string' },
         'usd-per-gpu-hour': { type: 'string' },
         victims: { type: 'string' },
+        'oracle-slo': { type: 'string' },
       },
     });
   } catch (error) {
@@ -143,6 +145,7 @@ export function parseSimulateArgs(argv: readonly string[]): {
   const ttftSlo = numberFlag(v, 'ttft-slo', positive, 'seconds > 0');
   const tpotSlo = numberFlag(v, 'tpot-slo', positive, 'seconds > 0');
   const price = numberFlag(v, 'usd-per-gpu-hour', nonNegative, 'a price ≥ 0');
+  const oracleSlo = numberFlag(v, 'oracle-slo', (x) => x > 0 && x <= 100, 'a percentage in (0, 100]');
   const victims = v.victims;
   if (victims !== undefined && !(VICTIM_RULES as readonly string[]).includes(victims)) {
     throw new UsageError(`--victims ${JSON.stringify(victims)}: choose one of ${VICTIM_RULES.join(', ')}`);
@@ -167,6 +170,7 @@ export function parseSimulateArgs(argv: readonly string[]): {
     ...(tpotSlo !== undefined ? { tpotSloSeconds: tpotSlo } : {}),
     ...(price !== undefined ? { usdPerGpuHour: price } : {}),
     ...(victims !== undefined ? { victimRule: victims as VictimRule } : {}),
+    ...(oracleSlo !== undefined ? { oracleSloTarget: oracleSlo / 100 } : {}),
   });
   return { settings, policies, compare: v.compare !== undefined, outDirectory: v.out };
 }
@@ -191,6 +195,7 @@ export function settingsRecord(settings: SimulationSettings) {
     flapWindowSeconds: settings.flapWindowSeconds,
     usdPerGpuHour: settings.usdPerGpuHour,
     victimRule: settings.victimRule,
+    oracleSloTarget: settings.oracleSloTarget ?? null,
   };
 }
 
@@ -207,7 +212,26 @@ export function compareRow(summary: SimulationSummary) {
     flaps: summary.flaps,
     requests: summary.requests,
     pools: summary.pools,
+    ...(summary.oracle !== undefined ? { oracle: oracleRecord(summary.oracle) } : {}),
   };
+}
+
+/** The oracle's search as compare.json and the printed line give it. */
+function oracleRecord(o: NonNullable<SimulationSummary['oracle']>) {
+  return {
+    targetSloAttainment: o.targetSloAttainment,
+    landed: o.landed,
+    plan: o.plan,
+    runs: o.evaluations.length,
+  };
+}
+
+/** One line on how the oracle landed: its target, its attainment and the plan it found. */
+export function oracleLine(summary: SimulationSummary): string | undefined {
+  const o = summary.oracle;
+  if (o === undefined) return undefined;
+  const late = o.plan.lateSeconds !== undefined ? `, rises ${o.plan.lateSeconds} s late` : '';
+  return `oracle: target ${(100 * o.targetSloAttainment).toFixed(2)} %, reached ${(100 * o.sloAttainment).toFixed(2)} % (${o.landed ? 'landed within 0.2 points' : 'NOT within 0.2 points'}; headroom ${o.plan.headroom}${late}; ${o.evaluations.length} runs)`;
 }
 
 /** A fixed-width table, one row per policy. */
@@ -320,6 +344,10 @@ export async function runSimulateCommand(argv: readonly string[]): Promise<numbe
       writeFileSync(join(outDirectory, 'compare.json'), `${JSON.stringify(comparison, null, 2)}\n`);
     }
     process.stdout.write(`${formatTable(summaries)}\n`);
+    for (const s of summaries) {
+      const line = oracleLine(s);
+      if (line !== undefined) process.stdout.write(`${line}\n`);
+    }
     return 0;
   } catch (error) {
     if (error instanceof TraceError) {
