@@ -23,7 +23,7 @@ import {
   type SimulationSummary,
 } from './run.ts';
 import { timelineSvg } from './svg.ts';
-import { TraceError } from './trace.ts';
+import { parseShape, type RateShape, TraceError } from './trace.ts';
 
 const USAGE = `usage: kvpa simulate --trace FILE (--policy NAME|FILE | --compare A,B,…) --out DIR [options]
   (a FILE is a ScalingPolicy preset in YAML: kvpa runs with it, resolved per pool like policies/)
@@ -32,6 +32,9 @@ options:
   --rate-multiplier X     arrivals per source arrival (default 1)
   --time-compression C    divide trace time by C (default 1)
   --output-scale K        multiply every output length by K (default 1; R1-like reasoning: 10)
+  --input-scale K         multiply every prompt length by K (default 1; long prompts: 10)
+  --shape SPEC            reshape the rate over time (after --rate-multiplier):
+                            step:30m=2,90m=1 · ramp:0-60m=1-3 · diurnal:peak=2,mean=1,period=24h[,peakAt=14h]
   --startup-minutes M     group cold start, request to serving (default: the calibration's, 10)
   --seed N                seed for trace expansion and copies (default 1)
   --calibration NAME|FILE deepseek-r1-h200 (default) or deepseek-r1-h100, or a YAML file
@@ -85,6 +88,8 @@ export function parseSimulateArgs(argv: readonly string[]): {
         'rate-multiplier': { type: 'string' },
         'time-compression': { type: 'string' },
         'output-scale': { type: 'string' },
+        'input-scale': { type: 'string' },
+        shape: { type: 'string' },
         'startup-minutes': { type: 'string' },
         seed: { type: 'string' },
         calibration: { type: 'string' },
@@ -131,6 +136,13 @@ export function parseSimulateArgs(argv: readonly string[]): {
   const rateMultiplier = numberFlag(v, 'rate-multiplier', positive, 'a number > 0');
   const timeCompression = numberFlag(v, 'time-compression', positive, 'a number > 0');
   const outputScale = numberFlag(v, 'output-scale', positive, 'a number > 0');
+  const inputScale = numberFlag(v, 'input-scale', positive, 'a number > 0');
+  let shape: RateShape | undefined;
+  try {
+    shape = v.shape === undefined ? undefined : parseShape(v.shape);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
   const startupMinutes = numberFlag(v, 'startup-minutes', nonNegative, 'a number of minutes ≥ 0');
   const seed = numberFlag(v, 'seed', Number.isInteger, 'an integer');
   const scrapeInterval = numberFlag(
@@ -158,6 +170,8 @@ export function parseSimulateArgs(argv: readonly string[]): {
       ...(rateMultiplier !== undefined ? { rateMultiplier } : {}),
       ...(timeCompression !== undefined ? { timeCompression } : {}),
       ...(outputScale !== undefined ? { outputScale } : {}),
+      ...(inputScale !== undefined ? { inputScale } : {}),
+      ...(shape !== undefined ? { shape } : {}),
       ...(fromSeconds !== undefined ? { fromSeconds } : {}),
       ...(untilSeconds !== undefined ? { untilSeconds } : {}),
     },
@@ -182,6 +196,8 @@ export function settingsRecord(settings: SimulationSettings) {
     rateMultiplier: settings.trace.rateMultiplier ?? 1,
     timeCompression: settings.trace.timeCompression ?? 1,
     outputScale: settings.trace.outputScale ?? 1,
+    inputScale: settings.trace.inputScale ?? 1,
+    shape: settings.trace.shape?.spec ?? null,
     seed: settings.trace.seed ?? 1,
     fromSeconds: settings.trace.fromSeconds ?? 0,
     untilSeconds: settings.trace.untilSeconds ?? null,
