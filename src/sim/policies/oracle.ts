@@ -130,6 +130,7 @@ export function searchOracle(
       hi.plan.headroom === Number.POSITIVE_INFINITY
         ? Math.min(64, 4 * Math.max(1, lo.plan.headroom))
         : (lo.plan.headroom + hi.plan.headroom) / 2;
+    if (h === lo.plan.headroom) break; // only static itself is above: nothing left between
     const t = at({ headroom: h });
     if (t.slo >= target) hi = t;
     else lo = t;
