@@ -29,8 +29,8 @@
  * - `highest-index` (LeaderWorkerSet, Grove PodCliqueScalingGroup, Dynamo, whose multinode workers are one of
  *   the two): the groups with the highest indices, whatever their load. LWS renders its groups as the
  *   ordinals of a leader StatefulSet (kubernetes-sigs/lws `pkg/controllers/leaderworkerset_controller.go`,
- *   `WithReplicas(*lws.Spec.Replicas)`), and a StatefulSet deletes the ordinals ≥ replicas (kubernetes
- *   `pkg/controller/statefulset/stateful_set_control.go`); Grove deletes the PCSG replica indices
+ *   `WithReplicas(*lws.Spec.Replicas)`), and a StatefulSet removes ordinals in reverse order, N−1 first
+ *   (kubernetes.io/docs/concepts/workloads/controllers/statefulset, "Deployment and Scaling Guarantees"); Grove deletes the PCSG replica indices
  *   [replicas, existing) (ai-dynamo/grove `operator/internal/controller/podcliquescalinggroup/components/
  *   podclique/sync.go`, `computePCSGReplicasToDelete`); Dynamo runs multinode workers on Grove or LWS
  *   (docs.nvidia.com/dynamo, "Multinode Orchestration"). Indices are handed out in creation order and lower
