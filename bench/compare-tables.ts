@@ -16,7 +16,8 @@ interface Row {
   costPerMillionOutputTokens: number;
   scaleEvents: number;
   flaps: number;
-  requests: { arrived: number; dropped: number };
+  requests: { arrived: number; dropped: number; abortedByScaleDown?: number };
+  oracle?: { targetSloAttainment: number; landed: boolean; runs: number };
 }
 interface Compare {
   trace: string;
@@ -37,8 +38,10 @@ const gpuh = (x: number) => Math.round(x).toLocaleString('en-US');
 const REACTIVE = ['knative', 'aibrix-kpa', 'aibrix-apa', 'hpa'];
 
 const out: string[] = [];
-out.push('| scenario | kvpa | best reactive peer | static | oracle | kvpa leads the reactive peers? |');
-out.push('|:--|--:|--:|--:|--:|:--|');
+out.push(
+  '| scenario | kvpa | best reactive peer | static | oracle (target) | kvpa leads the reactive peers? | kvpa within 0.5 points of static for fewer GPU-h? |',
+);
+out.push('|:--|--:|--:|--:|--:|:--|:--|');
 for (const s of scenarios) {
   const c = load(s);
   const by = new Map(c.policies.map((p) => [p.name, p]));
@@ -55,8 +58,17 @@ for (const s of scenarios) {
       ? kvpa.sloAttainment >= best.sloAttainment ||
         (kvpa.sloAttainment >= best.sloAttainment - 0.005 && kvpa.gpuHours < best.gpuHours)
       : false;
+  const stat = by.get('static');
+  const beatsStatic =
+    kvpa !== undefined && stat !== undefined
+      ? kvpa.sloAttainment >= stat.sloAttainment - 0.005 && kvpa.gpuHours < stat.gpuHours
+      : false;
+  const oracle = by.get('oracle');
+  const target = oracle?.oracle
+    ? ` (${pct(oracle.oracle.targetSloAttainment)}${oracle.oracle.landed ? '' : ', **not landed**'})`
+    : '';
   out.push(
-    `| ${s} | ${cell(kvpa)} | ${best?.name ?? '—'} ${cell(best)} | ${cell(by.get('static'))} | ${cell(by.get('oracle'))} | ${leads ? 'yes' : '**no**'} |`,
+    `| ${s} | ${cell(kvpa)} | ${best?.name ?? '—'} ${cell(best)} | ${cell(stat)} | ${cell(oracle)}${target} | ${leads ? 'yes' : '**no**'} | ${beatsStatic ? 'yes' : '**no**'} |`,
   );
 }
 out.push('');
@@ -65,12 +77,12 @@ for (const s of scenarios) {
   out.push(`##### ${s} (\`out/${s}\`)`, '');
   out.push(`${(c.policies[0]?.requests.arrived ?? 0).toLocaleString('en-US')} requests.`, '');
   out.push(
-    '| policy | SLO attainment | GPU-h | TTFT p99 (s) | TPOT p99 (ms) | $ / M output tokens | scale events | flaps | dropped |',
+    '| policy | SLO attainment | GPU-h | TTFT p99 (s) | TPOT p99 (ms) | $ / M output tokens | scale events | flaps | dropped | of which aborted by scale-down |',
   );
-  out.push('|:--|--:|--:|--:|--:|--:|--:|--:|--:|');
+  out.push('|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
   for (const p of c.policies) {
     out.push(
-      `| ${p.name === 'kvpa' ? '**kvpa**' : p.name} | ${(p.sloAttainment * 100).toFixed(2)} % | ${p.gpuHours.toFixed(1)} | ${p.ttftP99Seconds.toFixed(2)} | ${(p.tpotP99Seconds * 1000).toFixed(1)} | ${p.costPerMillionOutputTokens.toFixed(2)} | ${p.scaleEvents} | ${p.flaps} | ${p.requests.dropped} |`,
+      `| ${p.name === 'kvpa' ? '**kvpa**' : p.name} | ${(p.sloAttainment * 100).toFixed(2)} % | ${p.gpuHours.toFixed(1)} | ${p.ttftP99Seconds.toFixed(2)} | ${(p.tpotP99Seconds * 1000).toFixed(1)} | ${p.costPerMillionOutputTokens.toFixed(2)} | ${p.scaleEvents} | ${p.flaps} | ${p.requests.dropped} | ${p.requests.abortedByScaleDown ?? '—'} |`,
     );
   }
   out.push('');

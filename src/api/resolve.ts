@@ -8,11 +8,19 @@
  * `metrics` is replaced whole; `missingData` is merged field by field. The result is turned into the
  * decision core's DeciderSpec, which knows nothing of presets or CRD field names.
  */
+import { PoolRunner } from '../decide/pool-runner.ts';
 import { KVPA_EXTENSIONS } from '../decide/spec.ts';
 import type { DeciderSpec } from '../decide/types.ts';
 import type { AggregationAlgorithm } from '../decide/window.ts';
 import { BUILTIN_BEHAVIOR, DEFAULT_MIN_REPLICAS, DEFAULT_PRESET } from './defaults.ts';
-import type { Behavior, MetricSpec, PodAutoscalerSpec, PoolSpec, ScaleTargetRef } from './podautoscaler.ts';
+import {
+  type Behavior,
+  type MetricSpec,
+  type PodAutoscalerSpec,
+  type PoolSpec,
+  type ScaleTargetRef,
+  signalName,
+} from './podautoscaler.ts';
 import type { Policy } from './policy.ts';
 
 export interface ResolvedPool {
@@ -217,6 +225,20 @@ export function toDeciderSpec(pool: ResolvedPool): DeciderSpec {
       fallbackMinReplicas: pool.missingData.fallbackMinReplicas,
     },
   };
+}
+
+/** The one pool runner of a resolved pool: its decider spec and one signal window per metric. */
+export function poolRunnerFor(pool: ResolvedPool): PoolRunner {
+  return new PoolRunner(
+    toDeciderSpec(pool),
+    pool.metrics.map((m) => ({
+      name: signalName(m),
+      targetPerGroup: m.target,
+      stableWindowSeconds: pool.stableWindowSeconds,
+      panicWindowPercentage: pool.panicWindowPercentage,
+      aggregation: pool.aggregation,
+    })),
+  );
 }
 
 /** Levenshtein distance, for "did you mean" hints. */

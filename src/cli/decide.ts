@@ -5,10 +5,9 @@
 import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { formatPath } from '../api/documents.ts';
-import { decide, initialState } from '../decide/kpa.ts';
-import { SignalWindows } from '../decide/signal-windows.ts';
+import { PoolRunner, type PoolSample } from '../decide/pool-runner.ts';
 import { KNATIVE_EXTENSIONS, KVPA_EXTENSIONS } from '../decide/spec.ts';
-import type { DeciderSpec, SignalReading } from '../decide/types.ts';
+import type { DeciderSpec, Decision } from '../decide/types.ts';
 import { EXIT, MAX_TIME_SECONDS, type Output, parseFlags, stringFlag, UsageError } from './shell.ts';
 
 export const DECIDE_USAGE = `Usage: kvpa decide --scenario FILE [--summary]
@@ -111,49 +110,47 @@ export function replay(scenario: Scenario, summaryOnly = false): DecideLine[] {
     tickSeconds: p.tickSeconds,
     extensions: { ...base, startupTimeoutSeconds: p.startupTimeoutSeconds ?? base.startupTimeoutSeconds },
   };
-  const windows = new SignalWindows({
-    name: 'signal',
-    targetPerGroup: p.targetPerGroup,
-    stableWindowSeconds: p.stableWindowSeconds,
-    panicWindowPercentage: p.panicWindowPercentage,
-    aggregation: p.aggregation,
-  });
-  let state = initialState(spec, p.initialReadyGroups, scenario.steps[0]?.atSeconds ?? 0);
+  const runner = new PoolRunner(spec, [
+    {
+      name: 'signal',
+      targetPerGroup: p.targetPerGroup,
+      stableWindowSeconds: p.stableWindowSeconds,
+      panicWindowPercentage: p.panicWindowPercentage,
+      aggregation: p.aggregation,
+    },
+  ]);
+  runner.start(scenario.steps[0]?.atSeconds ?? 0, p.initialReadyGroups);
+  const metricError: PoolSample = { name: 'signal', state: 'error', detail: 'metricError in scenario' };
   const lines: DecideLine[] = [];
   for (const step of scenario.steps) {
-    let reading: SignalReading;
+    let d: Decision;
     if ('samples' in step) {
-      for (const s of step.samples) windows.record(s.atSeconds, s.value);
-      reading = windows.read(step.atSeconds);
+      for (const s of step.samples)
+        runner.record([{ name: 'signal', state: 'ok', total: s.value }], s.atSeconds);
+      d = runner.decide(
+        step.atSeconds,
+        step.readyGroups,
+        step.requestedGroups,
+        step.metricError ? [metricError] : [],
+      );
     } else {
-      reading = {
-        name: 'signal',
-        targetPerGroup: p.targetPerGroup,
-        state: 'ok',
-        stableTotal: step.stableTotal,
-        panicTotal: step.panicTotal,
-      };
+      d = runner.decideReadings(step.atSeconds, step.readyGroups, step.requestedGroups, [
+        step.metricError
+          ? {
+              name: 'signal',
+              targetPerGroup: p.targetPerGroup,
+              state: 'error',
+              detail: 'metricError in scenario',
+            }
+          : {
+              name: 'signal',
+              targetPerGroup: p.targetPerGroup,
+              state: 'ok',
+              stableTotal: step.stableTotal,
+              panicTotal: step.panicTotal,
+            },
+      ]);
     }
-    if (step.metricError) {
-      reading = {
-        name: 'signal',
-        targetPerGroup: p.targetPerGroup,
-        state: 'error',
-        detail: 'metricError in scenario',
-      };
-    }
-    const out = decide(
-      spec,
-      state,
-      {
-        readyGroups: step.readyGroups,
-        ...(step.requestedGroups !== undefined ? { requestedGroups: step.requestedGroups } : {}),
-        signals: [reading],
-      },
-      step.atSeconds,
-    );
-    state = out.state;
-    const d = out.decision;
     lines.push({
       atSeconds: step.atSeconds,
       desiredReplicas: d.desiredGroups,

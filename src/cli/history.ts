@@ -8,8 +8,7 @@ import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { addPolicy, checkPodAutoscaler, formatError, loadPolicies, readDocuments } from '../api/documents.ts';
 import { API_GROUP, API_VERSION, PLURAL, PodAutoscalerSpecSchema } from '../api/podautoscaler.ts';
 import type { Policy } from '../api/policy.ts';
-import { type ResolvedPool, resolveAll } from '../api/resolve.ts';
-import { PoolRunner } from '../control/pool-runner.ts';
+import { poolRunnerFor, type ResolvedPool, resolveAll } from '../api/resolve.ts';
 import { type PoolSample, signalName } from '../control/signals.ts';
 import type { Decision, SignalState } from '../decide/types.ts';
 import { registrationOf } from '../observe/prometheus-control.ts';
@@ -349,7 +348,7 @@ export interface ReplayOptions {
  * passed to the decider in its gate state, so it holds; it is never a zero.
  */
 export function replay(pool: ResolvedPool, backfill: BackfillResult, options: ReplayOptions): ReplayStep[] {
-  const runner = new PoolRunner(pool);
+  const runner = poolRunnerFor(pool);
   const step = backfill.stepSeconds;
   const perSignal = pool.metrics.map((m) => {
     const name = signalName(m);

@@ -11,6 +11,7 @@
 import { writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { loadCalibration } from '../sim/calibration.ts';
+import { VICTIM_RULES, type VictimRule } from '../sim/fleet.ts';
 import { isPresetFile, policyNames } from '../sim/policies/index.ts';
 import { loadPresetFile } from '../sim/policies/kvpa.ts';
 import {
@@ -21,7 +22,7 @@ import {
   type SimulationSummary,
 } from '../sim/run.ts';
 import { timelineSvg } from '../sim/svg.ts';
-import { TraceError } from '../sim/trace.ts';
+import { parseShape, type RateShape, TraceError } from '../sim/trace.ts';
 import {
   type Bounds,
   EXIT,
@@ -55,6 +56,14 @@ export const SIMULATE_BOUNDS = {
     cap: `decode work grows with it; the cap ${LAB}`,
     example: 10,
   },
+  'input-scale': {
+    min: 0,
+    minExclusive: true,
+    max: 100,
+    cap: `prefill work grows with it; the cap ${LAB}`,
+    example: 10,
+  },
+  'oracle-slo': { min: 0, minExclusive: true, max: 100, unit: '%', example: 99 },
   'startup-minutes': { min: 0, max: 1440, unit: 'minutes', cap: 'a day', example: 10 },
   seed: { min: -(2 ** 31), max: 2 ** 31 - 1, integer: true, example: 1 },
   'scrape-interval': { min: 0, max: 3600, integer: true, unit: 'seconds', cap: 'an hour', example: 15 },
@@ -79,7 +88,7 @@ export const SIMULATE_BOUNDS = {
   'usd-per-gpu-hour': { min: 0, max: 1000, example: 2 },
 } as const satisfies Readonly<Record<string, Bounds>>;
 
-const STRING_FLAGS = ['trace', 'policy', 'compare', 'out', 'calibration'] as const;
+const STRING_FLAGS = ['trace', 'policy', 'compare', 'out', 'calibration', 'shape', 'victims'] as const;
 
 export const SIMULATE_USAGE = `Usage: kvpa simulate --trace FILE (--policy NAME|FILE | --compare A,B,…) --out DIR [options]
   (a FILE is a ScalingPolicy preset in YAML: kvpa runs with it, resolved per pool like policies/)
@@ -88,6 +97,9 @@ Options (caps in brackets keep one run within minutes and memory on a laptop):
   --rate-multiplier X     arrivals per source arrival (default 1) [≤ 100]
   --time-compression C    divide trace time by C (default 1) [0.01 to 10000]
   --output-scale K        multiply every output length by K (default 1; R1-like reasoning: 10) [≤ 100]
+  --input-scale K         multiply every prompt length by K (default 1; long prompts: 10) [≤ 100]
+  --shape SPEC            reshape the rate over time (after --rate-multiplier):
+                            step:30m=2,90m=1 · ramp:0-60m=1-3 · diurnal:peak=2,mean=1,period=24h[,peakAt=14h]
   --startup-minutes M     group cold start, request to serving (default: the calibration's, 10) [≤ 1440]
   --seed N                seed for trace expansion and copies (default 1)
   --calibration NAME|FILE deepseek-r1-h200 (default) or deepseek-r1-h100, or a YAML file
@@ -98,6 +110,9 @@ Options (caps in brackets keep one run within minutes and memory on a laptop):
   --ttft-slo S            TTFT SLO in seconds (default 2)
   --tpot-slo S            TPOT SLO in seconds (default 0.08)
   --usd-per-gpu-hour P    price for the cost KPI (default 2)
+  --oracle-slo P          the oracle's target SLO attainment in % (default: static's, at most 99)
+  --victims RULE          which groups scale-down removes: highest-index (default; LeaderWorkerSet,
+                          Grove, Dynamo), arbitrary (KubeRay without workersToDelete) or chosen
 The replayed span is at most ${MAX_SIMULATED_DAYS} simulated days.
 
 Writes DIR/summary.json and DIR/timeline-{prefill,decode}.svg (--policy), or DIR/compare.json,
@@ -146,6 +161,18 @@ export function parseSimulateArgs(argv: readonly string[]): {
   const rateMultiplier = n('rate-multiplier');
   const timeCompression = n('time-compression');
   const outputScale = n('output-scale');
+  const inputScale = n('input-scale');
+  const oracleSlo = n('oracle-slo');
+  let shape: RateShape | undefined;
+  try {
+    shape = v.shape === undefined ? undefined : parseShape(v.shape);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const victims = v.victims;
+  if (victims !== undefined && !(VICTIM_RULES as readonly string[]).includes(victims)) {
+    throw new UsageError(`--victims ${JSON.stringify(victims)}: choose one of ${VICTIM_RULES.join(', ')}`);
+  }
   const startupMinutes = n('startup-minutes');
   const seed = n('seed');
   const scrapeInterval = n('scrape-interval');
@@ -180,6 +207,8 @@ export function parseSimulateArgs(argv: readonly string[]): {
       ...(rateMultiplier !== undefined ? { rateMultiplier } : {}),
       ...(timeCompression !== undefined ? { timeCompression } : {}),
       ...(outputScale !== undefined ? { outputScale } : {}),
+      ...(inputScale !== undefined ? { inputScale } : {}),
+      ...(shape !== undefined ? { shape } : {}),
       ...(fromSeconds !== undefined ? { fromSeconds } : {}),
       ...(untilSeconds !== undefined ? { untilSeconds } : {}),
     },
@@ -191,6 +220,8 @@ export function parseSimulateArgs(argv: readonly string[]): {
     ...(ttftSlo !== undefined ? { ttftSloSeconds: ttftSlo } : {}),
     ...(tpotSlo !== undefined ? { tpotSloSeconds: tpotSlo } : {}),
     ...(price !== undefined ? { usdPerGpuHour: price } : {}),
+    ...(victims !== undefined ? { victimRule: victims as VictimRule } : {}),
+    ...(oracleSlo !== undefined ? { oracleSloTarget: oracleSlo / 100 } : {}),
   });
   return { settings, policies, compare: v.compare !== undefined, outDirectory: v.out };
 }
@@ -202,6 +233,10 @@ export function settingsRecord(settings: SimulationSettings) {
     rateMultiplier: settings.trace.rateMultiplier ?? 1,
     timeCompression: settings.trace.timeCompression ?? 1,
     outputScale: settings.trace.outputScale ?? 1,
+    inputScale: settings.trace.inputScale ?? 1,
+    shape: settings.trace.shape?.spec ?? null,
+    victimRule: settings.victimRule,
+    oracleSloTarget: settings.oracleSloTarget ?? null,
     seed: settings.trace.seed ?? 1,
     fromSeconds: settings.trace.fromSeconds ?? 0,
     untilSeconds: settings.trace.untilSeconds ?? null,
@@ -230,7 +265,26 @@ export function compareRow(summary: SimulationSummary) {
     flaps: summary.flaps,
     requests: summary.requests,
     pools: summary.pools,
+    ...(summary.oracle !== undefined ? { oracle: oracleRecord(summary.oracle) } : {}),
   };
+}
+
+/** The oracle's search as compare.json and the printed line give it. */
+function oracleRecord(o: NonNullable<SimulationSummary['oracle']>) {
+  return {
+    targetSloAttainment: o.targetSloAttainment,
+    landed: o.landed,
+    plan: o.plan,
+    runs: o.evaluations.length,
+  };
+}
+
+/** One line on how the oracle landed: its target, its attainment and the plan it found. */
+export function oracleLine(summary: SimulationSummary): string | undefined {
+  const o = summary.oracle;
+  if (o === undefined) return undefined;
+  const late = o.plan.lateSeconds !== undefined ? `, rises ${o.plan.lateSeconds} s late` : '';
+  return `oracle: target ${(100 * o.targetSloAttainment).toFixed(2)} %, reached ${(100 * o.sloAttainment).toFixed(2)} % (${o.landed ? 'landed within 0.2 points' : 'NOT within 0.2 points'}; headroom ${o.plan.headroom}${late}; ${o.evaluations.length} runs)`;
 }
 
 /** A fixed-width table, one row per policy. */
@@ -245,6 +299,7 @@ export function formatTable(summaries: readonly SimulationSummary[]): string {
     'events',
     'flaps',
     'dropped',
+    'aborted',
   ];
   const rows = summaries.map((s) => [
     s.policy,
@@ -256,6 +311,7 @@ export function formatTable(summaries: readonly SimulationSummary[]): string {
     String(s.scaleEvents),
     String(s.flaps),
     String(s.requests.dropped),
+    String(s.requests.abortedByScaleDown),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
@@ -344,6 +400,10 @@ export async function runSimulate(argv: readonly string[], io: Output): Promise<
       writeFileSync(join(outDirectory, 'compare.json'), `${JSON.stringify(comparison, null, 2)}\n`);
     }
     io.out(formatTable(summaries));
+    for (const s of summaries) {
+      const line = oracleLine(s);
+      if (line !== undefined) io.out(line);
+    }
     return EXIT.ok;
   } catch (error) {
     throw asInputError(error);

@@ -28,7 +28,8 @@ import {
   type PodAutoscalerStatus,
 } from '../api/podautoscaler.ts';
 import type { Policy } from '../api/policy.ts';
-import { type ResolvedPool, resolveAll } from '../api/resolve.ts';
+import { poolRunnerFor, type ResolvedPool, resolveAll } from '../api/resolve.ts';
+import { groupsToWrite, type PoolRunner } from '../decide/pool-runner.ts';
 import type { Decision } from '../decide/types.ts';
 import type { AnnotationEvent } from '../report/grafana.ts';
 import { withDeadline } from './deadline.ts';
@@ -40,7 +41,6 @@ import {
   type RawPodAutoscaler,
   watchPodAutoscalers,
 } from './kube.ts';
-import { PoolRunner } from './pool-runner.ts';
 import {
   endpointKeyOf,
   failedSamples,
@@ -284,7 +284,7 @@ export class Controller {
       }
       runtimes.set(pool.name, {
         pool,
-        runner: new PoolRunner(pool),
+        runner: poolRunnerFor(pool),
         target,
         heads: old?.heads ?? [],
         latest: [],
@@ -585,13 +585,8 @@ export class Controller {
       if (nowSeconds >= p.overrideUntilSeconds) p.overriddenMessage = null;
 
       decision = p.runner.decide(nowSeconds, state.readyGroups, state.specGroups, p.latest);
-      const desired = decision.desiredGroups;
-      const mayWrite =
-        mode === 'Apply' &&
-        p.overriddenMessage === null &&
-        desired !== state.specGroups &&
-        // An invalid decision (no usable signal) may only raise the pool (missing-data fallback).
-        (decision.valid || desired > state.specGroups);
+      const desired = groupsToWrite(decision, state.specGroups);
+      const mayWrite = mode === 'Apply' && p.overriddenMessage === null && desired !== undefined;
       if (!mayWrite) break;
       try {
         await p.target.write(desired, state.resourceVersion);

@@ -21,18 +21,10 @@ export interface PoolSignalRequest {
   readonly metricsSource: MetricsSource;
 }
 
-/** One signal of one pool at one instant. `total` is Σ over ready groups, present iff state is ok. */
-export interface PoolSample {
-  readonly name: string;
-  readonly state: SignalState;
-  readonly total?: number;
-  /**
-   * Ready groups that sent no usable value; `total` counts them at the reporting mean. A silent group
-   * may be the busy one, so the pool may grow on such a total but never shrink (pool-runner.ts).
-   */
-  readonly silentGroups?: number;
-  readonly detail?: string;
-}
+/** One signal of one pool at one instant (defined with the runner that records it). */
+import type { PoolSample } from '../decide/pool-runner.ts';
+
+export type { PoolSample };
 
 /** Per-second pool totals of one signal, oldest first; only points that passed the quality gate. */
 export type SignalHistory = ReadonlyMap<

@@ -18,9 +18,12 @@ import { readTrace, type TraceOptions } from './trace.ts';
 
 export interface DemandProfile {
   readonly binSeconds: number;
-  /** Groups needed in each bin. */
+  /** Groups needed in each bin (the load rounded up). */
   readonly prefillGroups: Float64Array;
   readonly decodeGroups: Float64Array;
+  /** The load in groups before rounding (the oracle scales it by its headroom); absent in hand-made profiles. */
+  readonly prefillLoad?: Float64Array;
+  readonly decodeLoad?: Float64Array;
 }
 
 export interface DemandOptions {
@@ -90,6 +93,8 @@ export function computeDemand(
   const bins = lastBin + 1;
   const prefillGroups = new Float64Array(bins);
   const decodeGroups = new Float64Array(bins);
+  const prefillLoad = new Float64Array(bins);
+  const decodeLoad = new Float64Array(bins);
   const d = calibration.decode;
   const ranks = d.gpusPerGroup;
   const spare = itlSeconds - d.stepTime.baseSeconds;
@@ -100,14 +105,16 @@ export function computeDemand(
     context += ctxDelta[b] as number;
     const s = Math.max(0, sequences);
     const k = Math.max(0, context);
-    prefillGroups[b] = Math.ceil((prefillWork[b] as number) / (binSeconds * prefillUtilization) - 1e-9);
+    prefillLoad[b] = (prefillWork[b] as number) / (binSeconds * prefillUtilization);
+    prefillGroups[b] = Math.ceil((prefillLoad[b] as number) - 1e-9);
     const byStep =
       (d.stepTime.perSequenceSeconds * s + d.stepTime.perContextTokenSeconds * k) / (ranks * spare);
     const byKv = k / (ranks * d.kvCapacityTokensPerGpu);
     const bySequences = s / (ranks * d.maxSequencesPerGpu);
-    decodeGroups[b] = Math.ceil(Math.max(byStep, byKv, bySequences) - 1e-9);
+    decodeLoad[b] = Math.max(byStep, byKv, bySequences);
+    decodeGroups[b] = Math.ceil((decodeLoad[b] as number) - 1e-9);
   }
-  return { binSeconds, prefillGroups, decodeGroups };
+  return { binSeconds, prefillGroups, decodeGroups, prefillLoad, decodeLoad };
 }
 
 /** The largest value of `groups` over bins overlapping [fromSeconds, toSeconds]. */

@@ -280,30 +280,85 @@ describe('runs are reproducible', () => {
 });
 
 describe('lifecycle and metric delivery', () => {
-  it('a decode group asked to go drains its in-flight sequences, then is released and stops being charged', () => {
-    const completions: CompletedRequest[] = [];
-    const fleet = new Fleet(
-      fleetOptions({ initialGroups: { prefill: 1, decode: 1 }, onComplete: (r) => completions.push(r) }),
-    );
+  it('a decode group asked to go is removed at once: its 20 in-flight sequences are aborted, and it stops being charged at 10 s', () => {
+    const fleet = new Fleet(fleetOptions({ initialGroups: { prefill: 1, decode: 1 } }));
     for (let i = 0; i < 20; i++) {
       fleet.advanceTo(i * 0.1, noTick);
       fleet.arrive(i * 0.1, 1000, 2000); // ≈2,000 steps of ≈30 ms: about a minute of decoding
     }
-    let releasedAt = Number.NaN;
     fleet.advanceTo(300, (second) => {
       if (second === 10) fleet.setDesired('decode', 0);
-      const decode = fleet.groups.find((g) => g.pool === 'decode');
-      if (decode !== undefined && decode.state === 'released' && Number.isNaN(releasedAt))
-        releasedAt = second;
     });
-    expect(fleet.completed).toBe(20);
-    expect(fleet.dropped).toBe(0);
-    const lastFinish = Math.max(...completions.map((r) => r.finishSeconds));
-    expect(lastFinish).toBeGreaterThan(30);
-    // Released at the boundary of the last finish (seen at the next whole-second tick).
-    expect(releasedAt).toBe(Math.ceil(lastFinish));
-    const decodeGpus = h200.decode.gpusPerGroup;
-    expect(fleet.pools.decode.gpuHours).toBeCloseTo((lastFinish * decodeGpus) / 3600, 9);
+    expect(fleet.completed).toBe(0);
+    expect(fleet.abortedByScaleDown).toBe(20);
+    expect(fleet.dropped).toBe(20); // aborts are drops: arrived = completed + dropped
+    expect(fleet.groups.find((g) => g.pool === 'decode')?.state).toBe('released');
+    expect(fleet.pools.decode.gpuHours).toBeCloseTo((10 * h200.decode.gpusPerGroup) / 3600, 9);
+  });
+
+  /** Three ready decode groups (ids 4–6 after prefill 0–3), 10 running sequences each, at 20 s. */
+  function threeDecodeGroups(overrides: Partial<FleetOptions> = {}) {
+    const fleet = new Fleet(fleetOptions({ initialGroups: { prefill: 4, decode: 3 }, ...overrides }));
+    for (let i = 0; i < 30; i++) {
+      fleet.advanceTo(i * 0.01, noTick);
+      fleet.arrive(i * 0.01, 1000, 4000);
+    }
+    fleet.advanceTo(20, noTick);
+    return fleet;
+  }
+
+  it('highest-index (LeaderWorkerSet, Grove, Dynamo): 3 → 2 removes the newest group whatever its load, aborting what it runs', () => {
+    const fleet = threeDecodeGroups({ victimRule: 'highest-index' });
+    const running = fleet.sampleMetrics('decode').map((m) => m.numRequestsRunning);
+    expect(running).toEqual([10, 10, 10]); // least-outstanding routing spreads 30 requests evenly
+    fleet.setDesired('decode', 2);
+    const decode = fleet.groups.filter((g) => g.pool === 'decode');
+    expect(decode.map((g) => g.state)).toEqual(['ready', 'ready', 'released']);
+    expect(fleet.abortedByScaleDown).toBe(10);
+  });
+
+  it('highest-index removes a starting group before a ready one, because it is newer: 2 ready + 1 starting → 2 aborts nothing', () => {
+    const fleet = threeDecodeGroups({
+      victimRule: 'highest-index',
+      initialGroups: { prefill: 4, decode: 2 },
+    });
+    fleet.setDesired('decode', 3);
+    fleet.advanceTo(30, noTick);
+    fleet.setDesired('decode', 2);
+    const decode = fleet.groups.filter((g) => g.pool === 'decode');
+    expect(decode.map((g) => g.state)).toEqual(['ready', 'ready', 'released']);
+    expect(fleet.abortedByScaleDown).toBe(0);
+  });
+
+  it('arbitrary (KubeRay without workersToDelete): starting groups get no priority; over 20 seeds some remove a ready group while one is starting', () => {
+    let readyRemoved = 0;
+    for (let seed = 1; seed <= 20; seed++) {
+      const fleet = threeDecodeGroups({
+        victimRule: 'arbitrary',
+        victimSeed: seed,
+        initialGroups: { prefill: 4, decode: 2 },
+      });
+      fleet.setDesired('decode', 3);
+      fleet.advanceTo(30, noTick);
+      fleet.setDesired('decode', 2);
+      const decode = fleet.groups.filter((g) => g.pool === 'decode');
+      expect(decode.filter((g) => g.state === 'released')).toHaveLength(1);
+      if (decode[2]?.state !== 'released') readyRemoved++;
+    }
+    expect(readyRemoved).toBeGreaterThan(0);
+    expect(readyRemoved).toBeLessThan(20);
+  });
+
+  it('chosen: the named group goes (id 4, the oldest), not the highest index', () => {
+    const fleet = threeDecodeGroups({ victimRule: 'chosen' });
+    fleet.setDesired('decode', 2, [4]);
+    const decode = fleet.groups.filter((g) => g.pool === 'decode');
+    expect(decode.map((g) => [g.id, g.state])).toEqual([
+      [4, 'released'],
+      [5, 'ready'],
+      [6, 'ready'],
+    ]);
+    expect(fleet.abortedByScaleDown).toBe(10);
   });
 
   it('a new group serves only after its startup delay, and is charged from the request', () => {

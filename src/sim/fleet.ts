@@ -22,10 +22,27 @@
  * heap operations; work per step is O(1) plus the requests it touches.
  *
  * **Lifecycle.** The policy's desired count is applied at whole seconds. A new group is held (and charged)
- * from the request and serves after `startupSeconds`. Scale-down first cancels starting groups (newest first),
- * then drains the least-loaded ready groups: a prefill group hands its queue back and finishes its batch; a
- * decode group stops taking new requests, serves what it has and is released when empty, or after
- * `decodeDrainCapSeconds`, when what is left is dropped. GPU-hours run from request to release.
+ * from the request and serves after `startupSeconds`. Scale-down removes groups at once, as deleting the
+ * group's pods does (no drain: the workload controllers below delete, they do not drain), and every request
+ * queued or running on a removed group is aborted: counted in `dropped` and in `abortedByScaleDown`, and so
+ * an SLO miss. Which groups go is the target kind's rule (`VictimRule`):
+ * - `highest-index` (LeaderWorkerSet, Grove PodCliqueScalingGroup, Dynamo, whose multinode workers are one of
+ *   the two): the groups with the highest indices, whatever their load. LWS renders its groups as the
+ *   ordinals of a leader StatefulSet (kubernetes-sigs/lws `pkg/controllers/leaderworkerset_controller.go`,
+ *   `WithReplicas(*lws.Spec.Replicas)`), and a StatefulSet removes ordinals in reverse order, N−1 first
+ *   (kubernetes.io/docs/concepts/workloads/controllers/statefulset, "Deployment and Scaling Guarantees"); Grove deletes the PCSG replica indices
+ *   [replicas, existing) (ai-dynamo/grove `operator/internal/controller/podcliquescalinggroup/components/
+ *   podclique/sync.go`, `computePCSGReplicasToDelete`); Dynamo runs multinode workers on Grove or LWS
+ *   (docs.nvidia.com/dynamo, "Multinode Orchestration"). Indices are handed out in creation order and lower
+ *   ones are never removed first, so the highest index is the newest group: a starting group goes before a
+ *   ready one because it is newer.
+ * - `arbitrary` (a KubeRay worker group scaled without `workersToDelete`): KubeRay deletes the first excess
+ *   pods of its list, ready or not (ray-project/kuberay `ray-operator/controllers/ray/raycluster_controller.go`,
+ *   "randomly deleting Pods" when in-tree autoscaling is off). Modelled as a seeded uniform pick among the
+ *   pool's groups, starting or ready.
+ * - `chosen`: the policy names the victims (`setDesired(pool, n, victimIds)`); without names, starting groups
+ *   go first (newest first), then the ready groups with the least assigned work, which is what a controller
+ *   that names victims would pick. GPU-hours run from request to release.
  *
  * **Externally owned groups.** In the live stack a group exists when a real leader pod is Ready, not after the
  * fleet's own startup delay: `addReadyGroup(pool, id)` adds capacity at once and `removeGroup(pool, id)` drains
@@ -38,8 +55,9 @@
  * (`scrape`, every `intervalSeconds`).
  *
  * **Drops.** A request still waiting for a prefill batch `requestTimeoutSeconds` after it arrived is dropped
- * (a client timeout); so are sequences left on a decode group at its drain cap, and requests still in flight
- * when the run ends. `arrived = completed + dropped` always.
+ * (a client timeout); so are requests aborted by a scale-down, sequences left on an externally removed decode
+ * group at its drain cap, and requests still in flight when the run ends. `arrived = completed + dropped`
+ * always; `abortedByScaleDown` is the part of `dropped` that scale-down aborted.
  */
 import {
   type Calibration,
@@ -50,15 +68,25 @@ import {
 } from './calibration.ts';
 import { LatencyHistogram, type ScaleEvent } from './kpi.ts';
 import type { GroupMetrics, Pool } from './policies/types.ts';
+import { Random } from './random.ts';
 import { IntDeque, MinHeap } from './structures.ts';
 
 export type MetricsDelivery =
   | { readonly kind: 'direct' }
   | { readonly kind: 'scrape'; readonly intervalSeconds: number };
 
+/** Which groups a scale-down removes: the target kind's rule (see the header). */
+export type VictimRule = 'highest-index' | 'arbitrary' | 'chosen';
+
+export const VICTIM_RULES: readonly VictimRule[] = ['highest-index', 'arbitrary', 'chosen'];
+
 export interface FleetOptions {
   readonly calibration: Calibration;
   readonly startupSeconds: number;
+  /** Which groups scale-down removes (default `highest-index`, LeaderWorkerSet's rule). */
+  readonly victimRule?: VictimRule;
+  /** Seed of the `arbitrary` victim pick. */
+  readonly victimSeed?: number;
   readonly metricsDelivery: MetricsDelivery;
   readonly requestTimeoutSeconds: number;
   readonly initialGroups: Readonly<Record<Pool, number>>;
@@ -189,6 +217,8 @@ export class Fleet {
   arrived = 0;
   completed = 0;
   dropped = 0;
+  /** Requests aborted because their group was removed by a scale-down (part of `dropped`). */
+  abortedByScaleDown = 0;
   preemptions = 0;
   sloMet = 0;
   outputTokensCompleted = 0;
@@ -206,6 +236,8 @@ export class Fleet {
   readonly timeline: TimelineRow[] = [];
   private delivered: Record<Pool, GroupMetrics[]> = { prefill: [], decode: [] };
   private accountingEndsAt = Number.POSITIVE_INFINITY;
+  private readonly victimRule: VictimRule;
+  private readonly victimRandom: Random;
 
   constructor(options: FleetOptions) {
     this.options = options;
@@ -215,6 +247,8 @@ export class Fleet {
     this.prefillBatchTokens = c.prefill.maxBatchTokensPerGpu * c.prefill.gpusPerGroup;
     this.decodeKvTokens = c.decode.kvCapacityTokensPerGpu * c.decode.gpusPerGroup;
     this.decodeMaxSequences = c.decode.maxSequencesPerGpu * c.decode.gpusPerGroup;
+    this.victimRule = options.victimRule ?? 'highest-index';
+    this.victimRandom = new Random(options.victimSeed ?? 1);
     this.growSlots(1024);
     for (const pool of ['prefill', 'decode'] as const) {
       for (let i = 0; i < options.initialGroups[pool]; i++) this.addGroup(pool, 0, 0);
@@ -505,6 +539,12 @@ export class Fleet {
     this.freeSlot(slot);
   }
 
+  /** A request lost with its group to a scale-down. */
+  private abort(slot: number): void {
+    this.abortedByScaleDown++;
+    this.drop(slot);
+  }
+
   private drop(slot: number): void {
     this.dropped++;
     this.inFlight--;
@@ -573,8 +613,11 @@ export class Fleet {
     this.pools[group.pool].gpuHours += (Math.max(0, end - group.requestedAt) * gpus) / 3600;
   }
 
-  /** Applies a policy's desired group count for a pool at a whole second. */
-  setDesired(pool: Pool, desiredGroups: number): void {
+  /**
+   * Applies a policy's desired group count for a pool at a whole second. On scale-down the victims follow the
+   * fleet's `VictimRule`; `victimIds` (group ids) are used under `chosen`.
+   */
+  setDesired(pool: Pool, desiredGroups: number, victimIds: readonly number[] = []): void {
     const target = Math.max(0, Math.min(this.options.maxGroups[pool], Math.round(desiredGroups)));
     const current = this.desired[pool];
     if (target === current) return;
@@ -586,25 +629,65 @@ export class Fleet {
       this.pools[pool].peakGroups = Math.max(this.pools[pool].peakGroups, this.heldGroups(pool));
       return;
     }
-    let excess = current - target;
-    // Cancel starting groups first, newest first: they serve nobody yet.
-    for (let i = this.live.length - 1; i >= 0 && excess > 0; i--) {
-      const g = this.live[i];
-      if (g?.pool === pool && g.state === 'starting') {
-        this.release(g, now);
-        excess--;
+    for (const victim of this.victims(pool, current - target, victimIds)) this.removeNow(victim);
+  }
+
+  /** The `count` groups a scale-down removes under the fleet's rule (see the header). */
+  private victims(pool: Pool, count: number, victimIds: readonly number[]): Group[] {
+    // Candidates in index (creation) order; externally owned and draining groups are not the policy's.
+    const candidates = this.live.filter(
+      (g) => g.pool === pool && g.externalId === undefined && (g.state === 'starting' || g.state === 'ready'),
+    );
+    const n = Math.min(count, candidates.length);
+    switch (this.victimRule) {
+      case 'highest-index':
+        return candidates.slice(candidates.length - n).reverse();
+      case 'arbitrary': {
+        const out: Group[] = [];
+        for (let i = 0; i < n; i++) {
+          const j = this.victimRandom.nextUint32() % candidates.length;
+          out.push(...candidates.splice(j, 1));
+        }
+        return out;
+      }
+      case 'chosen': {
+        const named = victimIds
+          .map((id) => candidates.find((g) => g.id === id))
+          .filter((g): g is Group => g !== undefined);
+        const rest = candidates
+          .filter((g) => !named.includes(g))
+          .sort((a, b) =>
+            a.state !== b.state
+              ? a.state === 'starting'
+                ? -1
+                : 1
+              : a.state === 'starting'
+                ? b.id - a.id
+                : a.assignedTokens - b.assignedTokens,
+          );
+        return [...named, ...rest].slice(0, n);
       }
     }
-    // Then drain the least-loaded ready groups.
-    while (excess > 0) {
-      let victim: Group | undefined;
-      for (const g of pool === 'prefill' ? this.readyPrefill : this.readyDecode) {
-        if (victim === undefined || g.assignedTokens < victim.assignedTokens) victim = g;
-      }
-      if (victim === undefined) break;
-      this.startDrain(victim);
-      excess--;
+  }
+
+  /** Removes a group at once: whatever is queued or running on it is aborted (an SLO miss). */
+  private removeNow(group: Group): void {
+    if (group.state === 'starting') {
+      this.release(group, this.now);
+      return;
     }
+    this.unmarkReady(group);
+    if (group.pool === 'prefill') {
+      while (group.queue.length > 0) this.abort(group.queue.popFront());
+      for (const slot of group.batch) this.abort(slot);
+      group.batch.length = 0;
+      group.batchTokens = 0;
+      group.queuedTokens = 0;
+      group.assignedTokens = 0;
+      this.release(group, this.now);
+      return;
+    }
+    this.abandonDecode(group, true);
   }
 
   /** Requests waiting at a pool's gateway go to its ready groups (after a group became ready). */
@@ -763,7 +846,9 @@ export class Fleet {
     }
   }
 
-  private abandonDecode(group: DecodeGroup): void {
+  /** Drops everything on a decode group and releases it; `aborted` counts the drops as scale-down aborts. */
+  private abandonDecode(group: DecodeGroup, aborted = false): void {
+    const lose = (slot: number) => (aborted ? this.abort(slot) : this.drop(slot));
     const finishes = group.finishes;
     while (finishes.size > 0) {
       const slot = finishes.peekA();
@@ -771,10 +856,10 @@ export class Fleet {
       finishes.pop();
       if (this.generation[slot] !== generation) continue;
       this.unlinkRunning(group, slot);
-      this.drop(slot);
+      lose(slot);
     }
-    while (group.waiting.length > 0) this.drop(group.waiting.popFront());
-    for (const slot of group.transfers) this.drop(slot);
+    while (group.waiting.length > 0) lose(group.waiting.popFront());
+    for (const slot of group.transfers) lose(slot);
     group.transfers.length = 0;
     group.assignedTokens = 0;
     this.release(group, this.now);

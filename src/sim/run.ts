@@ -3,7 +3,7 @@
  */
 import type { Calibration } from './calibration.ts';
 import { computeDemand, type DemandProfile, maxGroupsOver } from './demand.ts';
-import { Fleet, type MetricsDelivery, type TimelineRow } from './fleet.ts';
+import { Fleet, type MetricsDelivery, type TimelineRow, type VictimRule } from './fleet.ts';
 import {
   costPerMillionOutputTokens,
   countFlaps,
@@ -12,7 +12,8 @@ import {
   quantilesOf,
 } from './kpi.ts';
 import { createPolicy } from './policies/index.ts';
-import type { Pool, ScalingPolicy } from './policies/types.ts';
+import { type OraclePlan, type OracleSearch, oraclePolicy, searchOracle } from './policies/oracle.ts';
+import type { PolicyContext, Pool, ScalingPolicy } from './policies/types.ts';
 import { readTrace, type TraceOptions } from './trace.ts';
 
 export interface SimulationSettings {
@@ -32,6 +33,10 @@ export interface SimulationSettings {
   readonly usdPerGpuHour: number;
   /** After the last arrival, keep serving (with the fleet frozen) at most this long. */
   readonly tailSeconds: number;
+  /** Which groups a scale-down removes: the target kind's rule (src/sim/fleet.ts). */
+  readonly victimRule: VictimRule;
+  /** The oracle's target SLO attainment (a fraction); default min(static's attainment, 0.99). */
+  readonly oracleSloTarget?: number;
 }
 
 /** Defaults for everything but the trace and calibration; the calibration supplies SLOs, startup and price. */
@@ -54,6 +59,7 @@ export function defaultSettings(
     flapWindowSeconds: 600,
     usdPerGpuHour: calibration.cost.usdPerGpuHour,
     tailSeconds: 3600,
+    victimRule: 'highest-index',
     ...overrides,
   };
 }
@@ -73,7 +79,10 @@ export interface SimulationSummary {
   readonly requests: {
     readonly arrived: number;
     readonly completed: number;
+    /** Includes `abortedByScaleDown`. */
     readonly dropped: number;
+    /** Requests in flight on a group that a scale-down removed: aborted, and SLO misses. */
+    readonly abortedByScaleDown: number;
     readonly preemptions: number;
   };
   readonly sloAttainment: number;
@@ -89,17 +98,63 @@ export interface SimulationSummary {
   readonly wallSeconds: number;
   readonly requestsPerWallSecond: number;
   readonly timeline: readonly TimelineRow[];
+  /** The oracle's search: its target, the headroom it landed on and every headroom tried. */
+  readonly oracle?: OracleSearch & { readonly targetSloAttainment: number };
 }
+
+/** The oracle's default target: static provisioning's attainment or 99 %, whichever is lower. */
+export const ORACLE_SLO_CEILING = 0.99;
 
 /** The demand profile of a run's trace; compute once and share across the policies of a comparison. */
 export function demandFor(settings: SimulationSettings): DemandProfile {
   return computeDemand(settings.tracePath, settings.trace, settings.calibration);
 }
 
+/**
+ * Runs one policy over the trace. `oracle` is a search (src/sim/policies/oracle.ts): one run per headroom tried,
+ * plus a run of static provisioning when the target is the default; its summary is the run it landed on.
+ */
 export function runSimulation(
   settings: SimulationSettings,
   policyName: string,
   demand: DemandProfile = demandFor(settings),
+  onProgress?: (simulatedSeconds: number) => void,
+): SimulationSummary {
+  if (policyName === 'oracle') return runOracle(settings, demand, onProgress);
+  return simulate(settings, (context) => createPolicy(policyName, context), demand, onProgress);
+}
+
+function runOracle(
+  settings: SimulationSettings,
+  demand: DemandProfile,
+  onProgress?: (simulatedSeconds: number) => void,
+): SimulationSummary {
+  const started = performance.now();
+  const target =
+    settings.oracleSloTarget ??
+    Math.min(ORACLE_SLO_CEILING, runSimulation(settings, 'static', demand).sloAttainment);
+  const runs = new Map<OraclePlan, SimulationSummary>();
+  const search = searchOracle(
+    (plan) => {
+      const summary = simulate(settings, (context) => oraclePolicy(context, plan), demand, onProgress);
+      runs.set(plan, summary);
+      return summary.sloAttainment;
+    },
+    target,
+    settings.startupSeconds + demand.binSeconds,
+  );
+  const landed = runs.get(search.plan) as SimulationSummary;
+  return {
+    ...landed,
+    wallSeconds: (performance.now() - started) / 1000,
+    oracle: { ...search, targetSloAttainment: target },
+  };
+}
+
+function simulate(
+  settings: SimulationSettings,
+  makePolicy: (context: PolicyContext) => ScalingPolicy,
+  demand: DemandProfile,
   onProgress?: (simulatedSeconds: number) => void,
 ): SimulationSummary {
   const started = performance.now();
@@ -111,6 +166,8 @@ export function runSimulation(
   const fleet = new Fleet({
     calibration: c,
     startupSeconds: settings.startupSeconds,
+    victimRule: settings.victimRule,
+    victimSeed: settings.trace.seed ?? 1,
     metricsDelivery: settings.metricsDelivery,
     requestTimeoutSeconds: settings.requestTimeoutSeconds,
     initialGroups,
@@ -119,8 +176,8 @@ export function runSimulation(
     tpotSloSeconds: settings.tpotSloSeconds,
   });
   const policies: Record<Pool, ScalingPolicy> = {
-    prefill: createPolicy(policyName, policyContext('prefill', settings, demand)),
-    decode: createPolicy(policyName, policyContext('decode', settings, demand)),
+    prefill: makePolicy(policyContext('prefill', settings, demand)),
+    decode: makePolicy(policyContext('decode', settings, demand)),
   };
   let policiesActive = true;
   const onTick = (second: number) => {
@@ -179,6 +236,7 @@ export function runSimulation(
       arrived: fleet.arrived,
       completed: fleet.completed,
       dropped: fleet.dropped,
+      abortedByScaleDown: fleet.abortedByScaleDown,
       preemptions: fleet.preemptions,
     },
     // Dropped requests count as misses: attainment is over all arrivals.
@@ -208,7 +266,7 @@ function initialGroupsFor(demand: DemandProfile, groups: Float64Array, settings:
   return Math.min(settings.maxGroups, Math.max(settings.minGroups, need));
 }
 
-function policyContext(pool: Pool, settings: SimulationSettings, demand: DemandProfile) {
+function policyContext(pool: Pool, settings: SimulationSettings, demand: DemandProfile): PolicyContext {
   return {
     pool,
     calibration: settings.calibration,

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { detectTraceFormat, readTrace, TraceError, traceStats } from './trace.ts';
+import { detectTraceFormat, parseShape, readTrace, TraceError, traceStats } from './trace.ts';
 
 /** Small generated traces in the repository (test/fixtures/traces/generate.ts). */
 const fixtures = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'traces');
@@ -239,5 +239,60 @@ describe('bad input names the file, line and column, and the fix', () => {
       't_s,requests,input_tokens_sum,output_tokens_sum\n0,1,2,3\n0,1,2,3\n',
     );
     expect(() => traceStats(bins)).toThrow('is equal to the previous row');
+  });
+});
+
+describe('trace shapes for development (--input-scale, --shape)', () => {
+  /** A flat per-request trace: one request every 100 ms for `minutes`, 1,000-token prompts, 100-token outputs. */
+  function flat(minutes: number): string {
+    const rows = ['t_ms,input_tokens,output_tokens'];
+    for (let ms = 0; ms < minutes * 60_000; ms += 100) rows.push(`${ms},1000,100`);
+    return tempFile('flat.csv', `${rows.join('\n')}\n`);
+  }
+  const perMinute = (t: number[], minutes: number) => {
+    const counts = new Array<number>(minutes).fill(0);
+    for (const x of t) {
+      const m = Math.floor(x / 60);
+      if (m < minutes) counts[m] = (counts[m] ?? 0) + 1; // the last row's copies may spill past the end
+    }
+    return counts;
+  };
+
+  it('--input-scale 12 makes 1,000-token prompts 12,000 tokens and leaves outputs and times alone', () => {
+    const file = flat(1);
+    const base = collect(file);
+    const scaled = collect(file, { inputScale: 12 });
+    expect(new Set(scaled.input)).toEqual(new Set([12_000]));
+    expect(scaled.output).toEqual(base.output);
+    expect(scaled.t).toEqual(base.t);
+  });
+
+  it('step:5m=2 doubles 600 requests/min from minute 5: 600 before, ≈1,200 after (±5 %)', () => {
+    const counts = perMinute(collect(flat(10), { shape: parseShape('step:5m=2') }).t, 10);
+    expect(counts.slice(0, 5)).toEqual([600, 600, 600, 600, 600]);
+    for (const c of counts.slice(5)) expect(Math.abs(c - 1200)).toBeLessThan(60);
+  });
+
+  it('ramp:0-10m=1-3 climbs linearly: minute 0 ≈ 600·1.1, minute 9 ≈ 600·2.9 (±5 %)', () => {
+    const counts = perMinute(collect(flat(10), { shape: parseShape('ramp:0-10m=1-3') }).t, 10);
+    expect(Math.abs((counts[0] ?? 0) - 660)).toBeLessThan(35);
+    expect(Math.abs((counts[9] ?? 0) - 1740)).toBeLessThan(90);
+  });
+
+  it('diurnal:peak=2,mean=1,period=20m averages the mean and peaks at 2× (minute 5) and troughs near 0 (minute 15)', () => {
+    const shape = parseShape('diurnal:peak=2,mean=1,period=20m');
+    expect(shape.factorAt(300)).toBeCloseTo(2, 9);
+    expect(shape.factorAt(900)).toBeCloseTo(0, 9);
+    expect(shape.factorAt(0)).toBeCloseTo(1, 9);
+    const t = collect(flat(20), { shape }).t;
+    expect(Math.abs(t.length - 12_000) / 12_000).toBeLessThan(0.02);
+    const counts = perMinute(t, 20);
+    expect(Math.max(...counts)).toBe(Math.max(counts[4] ?? 0, counts[5] ?? 0));
+  });
+
+  it('bad specs name the flag and the forms to use', () => {
+    expect(() => parseShape('wave:1')).toThrow(/--shape "wave:1": unknown shape "wave"; use step:/);
+    expect(() => parseShape('step:5x=2')).toThrow(/"5x" is not a time/);
+    expect(() => parseShape('diurnal:peak=3,mean=1')).toThrow(/peak 3 must be in \[mean, 2 × mean\]/);
   });
 });

@@ -20,7 +20,12 @@
  *    land uniformly in `[t, t + min(gap to the next row, copyJitterSeconds))`, so a burst stays a burst and
  *    an idle gap stays idle (superposition of near-copies). For binned and
  *    rate-series traces the multiplier scales the count or the rate before expansion.
- * 3. **Slice** `[fromSeconds, untilSeconds)` on the output time axis, shifted to start at 0.
+ * 3. **Shape** (`--shape`, `parseShape`): the rate multiplier becomes `x × f(t)` with `f` a step, ramp or
+ *    diurnal sine of the output time (before the slice). Per-request rows are copied or thinned at the row's
+ *    time; binned counts and rate-series rates are scaled by `f` at the middle of their row.
+ * 4. **Slice** `[fromSeconds, untilSeconds)` on the output time axis, shifted to start at 0.
+ *
+ * Lengths: `inputScale` and `outputScale` multiply every prompt and output length (rounded, at least 1).
  *
  * Lengths drawn "around a mean" (binned and rate-series formats) are log-normal with the given mean and
  * shape `lengthSigma` (default 1.0: coefficient of variation 1.31, near the ServeGen output tail), rounded,
@@ -51,6 +56,10 @@ export interface TraceOptions {
    * (median 13–129 tokens) next to DeepSeek-R1's reasoning outputs; this makes a decode-heavy variant.
    */
   readonly outputScale?: number;
+  /** Multiply every prompt length (rounded, at least 1). Default 1: long-prompt variants of short traces. */
+  readonly inputScale?: number;
+  /** A time-varying factor on the rate multiplier (`parseShape`). Default none (factor 1). */
+  readonly shape?: RateShape;
   /** Arrivals per yielded batch. Default 4096. */
   readonly batchSize?: number;
 }
@@ -158,6 +167,113 @@ function parseRow(file: string, lineNumber: number, line: string, names: readonl
   }
 }
 
+/** A factor on the arrival rate as a function of output time (seconds), and the spec it came from. */
+export interface RateShape {
+  readonly spec: string;
+  factorAt(tSeconds: number): number;
+}
+
+const SHAPE_USAGE =
+  'use step:AT=F[,AT=F…] (e.g. step:30m=2,90m=1), ramp:FROM-TO=F0-F1 (e.g. ramp:0-60m=1-3) or ' +
+  'diurnal:peak=P,mean=M[,period=24h][,peakAt=14h] (e.g. diurnal:peak=2,mean=1,period=2h); ' +
+  'times take s, m or h';
+
+/** Seconds from `90`, `90s`, `30m` or `2h`; NaN when malformed. */
+function durationSeconds(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(text.trim());
+  if (m === null) return Number.NaN;
+  const unit = m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1;
+  return Number(m[1]) * unit;
+}
+
+/**
+ * Parses a rate shape (`kvpa simulate --shape`):
+ * - `step:AT=F,…`: factor 1 before the first step, then F from each AT on (a 2× step: `step:30m=2`);
+ * - `ramp:FROM-TO=F0-F1`: F0 until FROM, linear to F1 at TO, F1 after;
+ * - `diurnal:peak=P,mean=M[,period=24h][,peakAt=…]`: `M + (P − M)·cos(2π(t − peakAt)/period)`, peaking at P
+ *   (default peakAt: a quarter period, so the run starts at the mean and rising). The trough 2M − P must be ≥ 0.
+ * Errors name the spec and the form to use.
+ */
+export function parseShape(spec: string): RateShape {
+  const fail = (problem: string): never => {
+    throw new RangeError(`--shape ${JSON.stringify(spec)}: ${problem}; ${SHAPE_USAGE}`);
+  };
+  const colon = spec.indexOf(':');
+  const kind = colon < 0 ? spec : spec.slice(0, colon);
+  const body = colon < 0 ? '' : spec.slice(colon + 1);
+  const factor = (text: string | undefined): number => {
+    const x = Number(text?.trim().replace(/x$/, ''));
+    return text !== undefined && text.trim() !== '' && Number.isFinite(x) && x >= 0
+      ? x
+      : fail(`${JSON.stringify(text ?? '')} is not a factor ≥ 0`);
+  };
+  const time = (text: string | undefined): number => {
+    const t = durationSeconds(text ?? '');
+    return Number.isFinite(t) ? t : fail(`${JSON.stringify(text ?? '')} is not a time`);
+  };
+  switch (kind) {
+    case 'step': {
+      const steps = body
+        .split(',')
+        .filter((p) => p.trim() !== '')
+        .map((p) => {
+          const [at, f] = p.split('=');
+          return { at: time(at), f: factor(f) };
+        })
+        .sort((a, b) => a.at - b.at);
+      if (steps.length === 0) fail('no step given');
+      return {
+        spec,
+        factorAt: (t) => {
+          let f = 1;
+          for (const step of steps) if (t >= step.at) f = step.f;
+          return f;
+        },
+      };
+    }
+    case 'ramp': {
+      const [span, factors] = body.split('=');
+      const [from, to] = (span ?? '').split('-');
+      const [f0text, f1text] = (factors ?? '').split('-');
+      const t0 = time(from);
+      const t1 = time(to);
+      const f0 = factor(f0text);
+      const f1 = factor(f1text);
+      if (!(t1 > t0)) fail('the ramp must end after it starts');
+      return {
+        spec,
+        factorAt: (t) => (t <= t0 ? f0 : t >= t1 ? f1 : f0 + ((f1 - f0) * (t - t0)) / (t1 - t0)),
+      };
+    }
+    case 'diurnal': {
+      const fields = new Map(
+        body
+          .split(',')
+          .filter((p) => p.trim() !== '')
+          .map((p) => {
+            const [k, v] = p.split('=');
+            return [k?.trim() ?? '', v ?? ''] as const;
+          }),
+      );
+      for (const k of fields.keys()) {
+        if (!['peak', 'mean', 'period', 'peakAt'].includes(k)) fail(`unknown field ${JSON.stringify(k)}`);
+      }
+      const peak = factor(fields.get('peak'));
+      const mean = factor(fields.get('mean'));
+      const period = fields.has('period') ? time(fields.get('period')) : 86_400;
+      const peakAt = fields.has('peakAt') ? time(fields.get('peakAt')) : period / 4;
+      if (!(period > 0)) fail('the period must be > 0');
+      if (peak < mean || 2 * mean - peak < 0) fail(`peak ${peak} must be in [mean, 2 × mean] (mean ${mean})`);
+      return {
+        spec,
+        factorAt: (t) => mean + (peak - mean) * Math.cos((2 * Math.PI * (t - peakAt)) / period),
+      };
+    }
+    default:
+      return fail(`unknown shape ${JSON.stringify(kind)}`);
+  }
+}
+
 /** Reads, expands and transforms a trace into sorted arrival batches. */
 export function* readTrace(file: string, options: TraceOptions = {}): Generator<ArrivalBatch> {
   const rateMultiplier = options.rateMultiplier ?? 1;
@@ -175,6 +291,12 @@ export function* readTrace(file: string, options: TraceOptions = {}): Generator<
   const batchSize = options.batchSize ?? 4096;
   const outputScale = options.outputScale ?? 1;
   if (!(outputScale > 0)) throw new RangeError(`outputScale (${outputScale}) must be > 0`);
+  const inputScale = options.inputScale ?? 1;
+  if (!(inputScale > 0)) throw new RangeError(`inputScale (${inputScale}) must be > 0`);
+  const shape = options.shape;
+  /** The rate multiplier at output time t (before the slice). */
+  const multiplierAt = (t: number) =>
+    shape === undefined ? rateMultiplier : rateMultiplier * shape.factorAt(t);
 
   let batch = newBatch(batchSize);
   let lastEmitted = Number.NEGATIVE_INFINITY;
@@ -190,7 +312,7 @@ export function* readTrace(file: string, options: TraceOptions = {}): Generator<
     lastEmitted = t;
     const i = batch.count++;
     batch.tSeconds[i] = t - fromSeconds;
-    batch.inputTokens[i] = inputTokens;
+    batch.inputTokens[i] = inputScale === 1 ? inputTokens : Math.max(1, Math.round(inputTokens * inputScale));
     batch.outputTokens[i] =
       outputScale === 1 ? outputTokens : Math.max(1, Math.round(outputTokens * outputScale));
     if (batch.count < batchSize) return undefined;
@@ -227,7 +349,8 @@ export function* readTrace(file: string, options: TraceOptions = {}): Generator<
     const width = widthTrace / timeCompression;
     switch (format) {
       case 'per-request': {
-        const n = rateMultiplier === 1 ? 1 : random.roundedCount(rateMultiplier);
+        const multiplier = multiplierAt(start);
+        const n = multiplier === 1 ? 1 : random.roundedCount(multiplier);
         if (n === 0) return;
         const full = emit(start, prevA, prevB);
         if (full) yield full;
@@ -245,7 +368,7 @@ export function* readTrace(file: string, options: TraceOptions = {}): Generator<
       case 'binned': {
         const requests = prevA;
         if (requests <= 0) return;
-        const n = random.roundedCount(requests * rateMultiplier);
+        const n = random.roundedCount(requests * multiplierAt(start + width / 2));
         const meanInput = prevB / requests;
         const meanOutput = prevC / requests;
         // n sorted uniforms in [start, start+width) from n+1 exponential spacings (Poisson given the count).
@@ -267,7 +390,7 @@ export function* readTrace(file: string, options: TraceOptions = {}): Generator<
         return;
       }
       case 'rate-series': {
-        const rate = prevA * rateMultiplier * timeCompression; // arrivals per output second
+        const rate = prevA * multiplierAt(start + width / 2) * timeCompression; // arrivals per output second
         if (rate <= 0) return;
         const end = start + width;
         for (let t = start + random.exponential(rate); t < end; t += random.exponential(rate)) {

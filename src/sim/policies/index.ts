@@ -14,7 +14,7 @@ export const policyFactories: Readonly<Record<string, PolicyFactory>> = {
   'aibrix-apa': aibrixApaPolicy,
   hpa: hpaPolicy,
   static: staticPolicy,
-  oracle: oraclePolicy,
+  oracle: (context) => oraclePolicy(context), // the bare plan; `kvpa simulate` searches its headroom (run.ts)
 };
 
 export const policyNames: readonly string[] = Object.keys(policyFactories);

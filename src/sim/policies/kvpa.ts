@@ -2,26 +2,21 @@
  * kvpa in the lab: the controller's own code end to end, driven by the simulated group heads.
  *
  * - **Configuration:** the bundled preset `deepseek-r1-disaggregated` from `policies/`, resolved for the pool
- *   named `prefill` or `decode` by `src/api/resolve.ts` (`resolvePool`, then `toDeciderSpec`), exactly as a
+ *   named `prefill` or `decode` by `src/api/resolve.ts` (`resolvePool`, then `poolRunnerFor`), exactly as a
  *   PodAutoscaler that names the preset would be. Only min/max groups come from the run's settings.
- * - **Signals:** one `SignalWindows` (src/decide) per resolved metric. Each second, the per-group value of every
- *   ready group head is summed into a pool total and recorded, as the controller's observe layer does.
- * - **Decision:** every `tickSeconds`, `decide(spec, state, observation, now)` from src/decide with the ready and
- *   requested group counts; an invalid decision keeps the current request.
+ * - **Signals:** each second, the per-group value of every ready group head is summed into a pool total, as the
+ *   controller's observe layer does (src/observe/quality.ts: no ready group is `noData`, never zero).
+ * - **Decision:** the controller's `PoolRunner` (src/decide/pool-runner.ts): `record` every second, `decide`
+ *   every `tickSeconds` with the ready and requested counts and the latest samples, and `groupsToWrite` for
+ *   what reaches the target (an invalid decision may only raise a pool).
  *
  * Nothing of the algorithm is re-implemented here.
  */
 import { addPolicy, formatError, loadPolicies, readDocuments } from '../../api/documents.ts';
 import { type MetricSpec, signalName } from '../../api/podautoscaler.ts';
 import type { Policy } from '../../api/policy.ts';
-import { type ResolvedPool, resolvePool, toDeciderSpec } from '../../api/resolve.ts';
-import {
-  type DeciderSpec,
-  type DeciderState,
-  decide,
-  initialState,
-  SignalWindows,
-} from '../../decide/index.ts';
+import { poolRunnerFor, type ResolvedPool, resolvePool } from '../../api/resolve.ts';
+import { groupsToWrite, type PoolSample } from '../../decide/pool-runner.ts';
 import type {
   GroupMetrics,
   PolicyContext,
@@ -137,42 +132,35 @@ function makeKvpaPolicy(
   policies: ReadonlyMap<string, Policy> = presets(),
 ): ScalingPolicy {
   const resolved = resolveKvpaPool(context.pool, context.minGroups, context.maxGroups, preset, policies);
-  const spec: DeciderSpec = toDeciderSpec(resolved);
-  const signals = resolved.metrics.map((metric) => ({
+  const runner = poolRunnerFor(resolved);
+  const readers = resolved.metrics.map((metric) => ({
+    name: signalName(metric),
     read: metricReader(metric),
-    windows: new SignalWindows({
-      name: signalName(metric),
-      targetPerGroup: metric.target,
-      stableWindowSeconds: resolved.stableWindowSeconds,
-      panicWindowPercentage: resolved.panicWindowPercentage,
-      aggregation: resolved.aggregation,
-    }),
   }));
-  let state: DeciderState | undefined;
+  let nextDecisionAt = Number.NEGATIVE_INFINITY;
   return {
     name,
     decide(o: PoolObservation) {
-      state ??= initialState(spec, o.readyGroups, o.nowSeconds);
-      if (o.metrics.length > 0) {
-        for (const signal of signals) {
-          let total = 0;
-          for (const m of o.metrics) total += signal.read(m);
-          signal.windows.record(o.nowSeconds, total);
-        }
-      }
-      if (o.nowSeconds % spec.tickSeconds !== 0) return undefined;
-      const result = decide(
-        spec,
-        state,
-        {
-          readyGroups: o.readyGroups,
-          requestedGroups: o.requestedGroups,
-          signals: signals.map((s) => s.windows.read(o.nowSeconds)),
-        },
-        o.nowSeconds,
-      );
-      state = result.state;
-      return result.decision.valid ? result.decision.desiredGroups : undefined;
+      const latest = poolSamples(readers, o.metrics);
+      runner.record(latest, o.nowSeconds);
+      // The controller's cadence: decide at the first tick, then every tickSeconds.
+      if (o.nowSeconds < nextDecisionAt) return undefined;
+      nextDecisionAt = o.nowSeconds + resolved.tickSeconds;
+      const decision = runner.decide(o.nowSeconds, o.readyGroups, o.requestedGroups, latest);
+      return groupsToWrite(decision, o.requestedGroups);
     },
   };
+}
+
+/** Pool totals of the ready heads' values, as the observe layer's gate gives them: no head is noData. */
+export function poolSamples(
+  readers: readonly { name: string; read: (m: GroupMetrics) => number }[],
+  metrics: readonly GroupMetrics[],
+): PoolSample[] {
+  return readers.map(({ name, read }) => {
+    if (metrics.length === 0) return { name, state: 'noData', detail: 'no ready group to scrape' };
+    let total = 0;
+    for (const m of metrics) total += read(m);
+    return { name, state: 'ok', total };
+  });
 }

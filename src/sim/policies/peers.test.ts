@@ -252,17 +252,19 @@ describe('kvpa adapter (drives src/api/resolve + src/decide with the policies/ p
     const { kvpaPolicy } = await import('./kvpa.ts');
     const policy = kvpaPolicy(context('decode'));
     // 2 ready groups at KV 0.9, target 0.7 per group: the pool total 1.8 wants ceil(1.8 / 0.7) = 3 groups.
-    expect(policy.decide(observation(1, 2, [kv(0.9), kv(0.9)]))).toBeUndefined();
-    expect(policy.decide(observation(2, 2, [kv(0.9), kv(0.9)]))).toBe(3);
+    // It decides at its first tick and then every tickSeconds (2 s), as the controller does.
+    expect(policy.decide(observation(1, 2, [kv(0.9), kv(0.9)]))).toBe(3);
+    expect(policy.decide(observation(2, 3, [kv(0.9), kv(0.9)]))).toBeUndefined();
   });
 
   it('holds further scale-up while requested groups are starting (the startup gate)', async () => {
     const { kvpaPolicy } = await import('./kvpa.ts');
     const policy = kvpaPolicy(context('decode'));
-    // 4 requested, 3 ready at KV 1.0: total 3.0 wants ceil(3 / 0.7) = 5, below 2 × 4, so it waits at 4.
+    // 4 requested, 3 ready at KV 1.0: total 3.0 wants ceil(3 / 0.7) = 5, below 2 × 4, so it waits at 4
+    // (nothing to write: the target already asks for 4).
     const metrics = [kv(1.0), kv(1.0), kv(1.0)];
     const starting = { nowSeconds: 2, pool: 'decode' as const, requestedGroups: 4, readyGroups: 3, metrics };
-    expect(policy.decide(starting)).toBe(4);
+    expect(policy.decide(starting)).toBeUndefined();
     // Once everything requested is ready, the same load scales to 5.
     const ready = kvpaPolicy(context('decode'));
     expect(ready.decide({ ...starting, requestedGroups: 3 })).toBe(5);

@@ -5,10 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadPolicies } from '../api/documents.ts';
-import { resolvePool } from '../api/resolve.ts';
+import { poolRunnerFor, resolvePool } from '../api/resolve.ts';
+import type { PoolRunner } from '../decide/pool-runner.ts';
 import type { Decision } from '../decide/types.ts';
 import { judgeSignal } from '../observe/quality.ts';
-import { PoolRunner } from './pool-runner.ts';
 import type { PoolSample } from './signals.ts';
 
 const T0 = 1_000_000;
@@ -30,7 +30,7 @@ function runner(): PoolRunner {
     0,
     loadPolicies().policies,
   );
-  return new PoolRunner(pool);
+  return poolRunnerFor(pool);
 }
 
 /** KV per group this second; undefined = the group's head pod sent nothing. */

@@ -1,36 +1,44 @@
 /**
  * The in-memory decider of one pool: its signal windows and decision state. It owns no I/O; the
- * controller feeds it samples and the target's counts, and it returns an explained decision.
+ * caller feeds it samples and the target's counts, and it returns an explained decision. The
+ * controller, the lab (`kvpa simulate`), `kvpa decide`, `recommend` and `backtest` all run this one
+ * runner, so what the lab measures is what the controller does.
  */
-import { type ResolvedPool, toDeciderSpec } from '../api/resolve.ts';
-import { decide, initialState, summarize } from '../decide/kpa.ts';
-import { SignalWindows } from '../decide/signal-windows.ts';
-import type { DeciderSpec, DeciderState, Decision, SignalReading } from '../decide/types.ts';
-import { type PoolSample, signalName } from './signals.ts';
+import { decide, initialState, summarize } from './kpa.ts';
+import { type SignalWindowSpec, SignalWindows } from './signal-windows.ts';
+import type { DeciderSpec, DeciderState, Decision, SignalReading, SignalState } from './types.ts';
+
+/** One signal of one pool at one instant. `total` is Σ over ready groups, present iff state is ok. */
+export interface PoolSample {
+  readonly name: string;
+  readonly state: SignalState;
+  readonly total?: number;
+  /**
+   * Ready groups that sent no usable value; `total` counts them at the reporting mean. A silent group
+   * may be the busy one, so the pool may grow on such a total but never shrink (silentHold).
+   */
+  readonly silentGroups?: number;
+  readonly detail?: string;
+}
 
 export class PoolRunner {
-  readonly spec: DeciderSpec;
   /** Created at the first decision, when the target's counts are known (restart safety needs them). */
   private state: DeciderState | null = null;
   private readonly windows: Map<string, SignalWindows>;
 
-  constructor(readonly pool: ResolvedPool) {
-    this.spec = toDeciderSpec(pool);
-    this.windows = new Map(
-      pool.metrics.map((m) => {
-        const name = signalName(m);
-        return [
-          name,
-          new SignalWindows({
-            name,
-            targetPerGroup: m.target,
-            stableWindowSeconds: pool.stableWindowSeconds,
-            panicWindowPercentage: pool.panicWindowPercentage,
-            aggregation: pool.aggregation,
-          }),
-        ];
-      }),
-    );
+  constructor(
+    readonly spec: DeciderSpec,
+    signals: readonly SignalWindowSpec[],
+  ) {
+    this.windows = new Map(signals.map((s) => [s.name, new SignalWindows(s)]));
+  }
+
+  /**
+   * Starts the decider with known counts before the first decision (a scenario's `initialReadyGroups`);
+   * otherwise the first decision starts it from the counts it is given.
+   */
+  start(nowSeconds: number, readyGroups: number, requestedGroups = 0): void {
+    this.state = initialState(this.spec, readyGroups, nowSeconds, requestedGroups);
   }
 
   /** Records this instant's samples; samples that did not pass the quality gate are not recorded. */
@@ -58,7 +66,7 @@ export class PoolRunner {
   decide(
     nowSeconds: number,
     readyGroups: number,
-    requestedGroups: number,
+    requestedGroups: number | undefined,
     latest: readonly PoolSample[],
   ): Decision {
     const latestByName = new Map(latest.map((s) => [s.name, s]));
@@ -74,12 +82,32 @@ export class PoolRunner {
       }
       return w.read(nowSeconds);
     });
-    const state = this.state ?? initialState(this.spec, readyGroups, nowSeconds, requestedGroups);
-    const hold = silentHold(this.spec, latest, requestedGroups);
-    const spec = hold === null ? this.spec : { ...this.spec, minReplicas: hold.floor };
-    const out = decide(spec, state, { readyGroups, requestedGroups, signals: readings }, nowSeconds);
+    const hold = silentHold(this.spec, latest, requestedGroups ?? 0);
+    if (hold === null) return this.decideReadings(nowSeconds, readyGroups, requestedGroups, readings);
+    const decision = this.decideReadings(nowSeconds, readyGroups, requestedGroups, readings, {
+      ...this.spec,
+      minReplicas: hold.floor,
+    });
+    return explainSilentHold(decision, hold);
+  }
+
+  /** Decides from readings already aggregated (a scenario's stable and panic totals). */
+  decideReadings(
+    nowSeconds: number,
+    readyGroups: number,
+    requestedGroups: number | undefined,
+    readings: readonly SignalReading[],
+    spec: DeciderSpec = this.spec,
+  ): Decision {
+    const state = this.state ?? initialState(this.spec, readyGroups, nowSeconds, requestedGroups ?? 0);
+    const out = decide(
+      spec,
+      state,
+      { readyGroups, ...(requestedGroups !== undefined ? { requestedGroups } : {}), signals: readings },
+      nowSeconds,
+    );
     this.state = out.state;
-    return hold === null ? out.decision : explainSilentHold(out.decision, hold);
+    return out.decision;
   }
 
   get deciderState(): DeciderState | null {
@@ -124,4 +152,15 @@ function explainSilentHold(d: Decision, hold: SilentHold): Decision {
   if (stages.every((st, i) => st === e.stages[i])) return d;
   const explanation = { ...e, stages, holdReason: e.holdReason ?? hold.reason };
   return { ...d, explanation: { ...explanation, summary: summarize(explanation, d.desiredGroups) } };
+}
+
+/**
+ * The count to write to the target, or undefined to leave it: a valid decision that differs from the
+ * requested count, or an invalid one (no usable signal) that raises it (the missing-data fallback).
+ * An invalid decision never lowers a pool.
+ */
+export function groupsToWrite(decision: Decision, requestedGroups: number): number | undefined {
+  const desired = decision.desiredGroups;
+  if (desired === requestedGroups) return undefined;
+  return decision.valid || desired > requestedGroups ? desired : undefined;
 }
