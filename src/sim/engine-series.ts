@@ -30,6 +30,18 @@ export interface EngineSeries {
   readonly interTokenLatencySeconds: HistogramSnapshot;
 }
 
+/**
+ * The request frontend's counters (what Dynamo's frontend exports as `dynamo_frontend_requests_total` and its
+ * input/output sequence-length histograms' sums): arrivals and their prompt tokens, completions and their
+ * output tokens.
+ */
+export interface FrontendSeries {
+  readonly requestsTotal: number;
+  readonly inputTokensTotal: number;
+  readonly completedTotal: number;
+  readonly outputTokensTotal: number;
+}
+
 /** The live series of one engine: the fleet counts into it; `snapshot()` is what a scrape reads. */
 export class LiveEngineSeries {
   promptTokensTotal = 0;

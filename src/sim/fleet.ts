@@ -49,7 +49,7 @@ import {
   prefillLengthFactor,
   transferSeconds,
 } from './calibration.ts';
-import { type EngineSeries, LiveEngineSeries } from './engine-series.ts';
+import { type EngineSeries, type FrontendSeries, LiveEngineSeries } from './engine-series.ts';
 import { LatencyHistogram, type ScaleEvent } from './kpi.ts';
 import type { GroupMetrics, Pool } from './policies/types.ts';
 import { IntDeque, MinHeap } from './structures.ts';
@@ -197,6 +197,8 @@ export class Fleet {
   sloMet = 0;
   outputTokensCompleted = 0;
   inputTokensCompleted = 0;
+  /** Σ prompt tokens of arrivals: the frontend's input-sequence counter. */
+  inputTokensArrived = 0;
   readonly ttft = new LatencyHistogram();
   readonly tpot = new LatencyHistogram();
   /** The prefill pool's share of TTFT: arrival to KV landed at decode (queue, batch, transfer). */
@@ -291,6 +293,7 @@ export class Fleet {
     this.firstTokenAt[slot] = Number.NaN;
     this.remainingSteps[slot] = Math.max(1, outputTokens) - 1;
     this.arrived++;
+    this.inputTokensArrived += inputTokens;
     this.inFlight++;
     this.currentRow(t).arrivals++;
     const group = this.pickPrefill();
@@ -850,6 +853,7 @@ export class Fleet {
     readyGroups: number;
     metrics: readonly GroupMetrics[];
     engineSeries: () => readonly EngineSeries[];
+    frontend: () => FrontendSeries;
   } {
     // Series are snapshotted only when a policy asks (direct) or at scrapes: most seconds nobody reads them.
     const engineSeries =
@@ -861,6 +865,17 @@ export class Fleet {
       readyGroups: this.countState(pool, 'ready'),
       metrics: this.delivered[pool],
       engineSeries,
+      frontend: () => this.frontendSeries(),
+    };
+  }
+
+  /** The request frontend's counters now (requests and tokens in, requests and tokens out). */
+  frontendSeries(): FrontendSeries {
+    return {
+      requestsTotal: this.arrived,
+      inputTokensTotal: this.inputTokensArrived,
+      completedTotal: this.completed,
+      outputTokensTotal: this.outputTokensCompleted,
     };
   }
 

@@ -1,8 +1,11 @@
 /** The policy registry: names accepted by `kvpa simulate --policy` and `--compare`. */
 import { aibrixApaPolicy, aibrixKpaPolicy } from './aibrix.ts';
+import { dynamoPolicy, dynamoPolicyWith } from './dynamo.ts';
 import { hpaPolicy } from './hpa.ts';
 import { knativePolicy } from './knative.ts';
+import { kthenaPolicy } from './kthena.ts';
 import { kvpaPolicy, kvpaPresetFilePolicy } from './kvpa.ts';
+import { llmdSloPolicy, llmdTokenPolicy } from './llmd.ts';
 import { oraclePolicy } from './oracle.ts';
 import { staticPolicy } from './static.ts';
 import type { PolicyContext, PolicyFactory, ScalingPolicy } from './types.ts';
@@ -13,6 +16,12 @@ export const policyFactories: Readonly<Record<string, PolicyFactory>> = {
   'aibrix-kpa': aibrixKpaPolicy,
   'aibrix-apa': aibrixApaPolicy,
   hpa: hpaPolicy,
+  dynamo: dynamoPolicy,
+  'dynamo-kalman': dynamoPolicyWith({ predictor: 'kalman' }),
+  'dynamo-constant': dynamoPolicyWith({ predictor: 'constant' }),
+  'llmd-tokens': llmdTokenPolicy,
+  'llmd-slo': llmdSloPolicy,
+  kthena: kthenaPolicy,
   static: staticPolicy,
   oracle: oraclePolicy,
 };

@@ -6,9 +6,9 @@
  */
 import type { Calibration } from '../calibration.ts';
 import type { DemandProfile } from '../demand.ts';
-import type { EngineSeries } from '../engine-series.ts';
+import type { EngineSeries, FrontendSeries } from '../engine-series.ts';
 
-export type { EngineSeries } from '../engine-series.ts';
+export type { EngineSeries, FrontendSeries } from '../engine-series.ts';
 
 export type Pool = 'prefill' | 'decode';
 
@@ -33,6 +33,8 @@ export interface PoolObservation {
    * function, so that the series are snapshotted only by the policies that read them; absent reads as none.
    */
   readonly engineSeries?: () => readonly EngineSeries[];
+  /** The request frontend's counters (arrivals, completions, tokens), read now; absent reads as none. */
+  readonly frontend?: () => FrontendSeries;
 }
 
 export interface ScalingPolicy {
