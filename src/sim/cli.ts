@@ -12,7 +12,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadCalibration } from './calibration.ts';
+import { type FrontierJob, formatFrontierTable, sweepJobs } from './frontier.ts';
+import { frontierProgressBar, runFrontier } from './frontier-run.ts';
+import { frontierSvg } from './frontier-svg.ts';
 import { isPresetFile, policyNames } from './policies/index.ts';
+import { knobbedFactory, parseKnobbedName } from './policies/knobs.ts';
 import { loadPresetFile } from './policies/kvpa.ts';
 import {
   defaultSettings,
@@ -24,8 +28,9 @@ import {
 import { timelineSvg } from './svg.ts';
 import { TraceError } from './trace.ts';
 
-const USAGE = `usage: kvpa simulate --trace FILE (--policy NAME|FILE | --compare A,B,…) --out DIR [options]
-  (a FILE is a ScalingPolicy preset in YAML: kvpa runs with it, resolved per pool like policies/)
+const USAGE = `usage: kvpa simulate --trace FILE (--policy NAME|FILE | --compare A,B,…|all) --out DIR [options]
+  (a FILE is a ScalingPolicy preset in YAML: kvpa runs with it, resolved per pool like policies/;
+   NAME@target=X+delay=S sets a policy's knobs: target × its default, scale-down hold S seconds)
 
 options:
   --rate-multiplier X     arrivals per source arrival (default 1)
@@ -41,6 +46,10 @@ options:
   --ttft-slo S            TTFT SLO in seconds (default 2)
   --tpot-slo S            TPOT SLO in seconds (default 0.08)
   --usd-per-gpu-hour P    price for the cost KPI (default 2)
+  --frontier              sweep each policy over its knobs (target, scale-down hold) and report the
+                          fewest GPU-hours reaching static's SLO, 99 % and 95 % (frontier.svg, compare.json)
+  --frontier-points N     values per knob in the sweep (default 8)
+  --workers N             worker threads for --frontier (default: one per core)
 
 policies: ${policyNames.join(', ')}`;
 
@@ -67,6 +76,7 @@ export function parseSimulateArgs(argv: readonly string[]): {
   policies: string[];
   compare: boolean;
   outDirectory: string;
+  frontier: { readonly points: number; readonly workers: number | undefined } | undefined;
 } {
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -91,6 +101,9 @@ export function parseSimulateArgs(argv: readonly string[]): {
         'ttft-slo': { type: 'string' },
         'tpot-slo': { type: 'string' },
         'usd-per-gpu-hour': { type: 'string' },
+        frontier: { type: 'boolean' },
+        'frontier-points': { type: 'string' },
+        workers: { type: 'string' },
       },
     });
   } catch (error) {
@@ -102,15 +115,12 @@ export function parseSimulateArgs(argv: readonly string[]): {
   if ((v.policy === undefined) === (v.compare === undefined)) {
     throw new UsageError('give exactly one of --policy NAME or --compare A,B,…');
   }
-  const policies = (v.compare ?? v.policy ?? '')
+  const named = v.compare === 'all' ? policyNames.join(',') : (v.compare ?? v.policy ?? '');
+  const policies = named
     .split(',')
     .map((p) => p.trim())
     .filter((p) => p.length > 0);
-  for (const p of policies) {
-    if (!policyNames.includes(p) && !isPresetFile(p)) {
-      throw new UsageError(`unknown policy ${JSON.stringify(p)}; choose from ${policyNames.join(', ')}`);
-    }
-  }
+  for (const p of policies) checkPolicyName(p);
   if (policies.length === 0) throw new UsageError('no policy named');
   for (const p of policies) {
     if (!isPresetFile(p)) continue;
@@ -139,6 +149,17 @@ export function parseSimulateArgs(argv: readonly string[]): {
   const ttftSlo = numberFlag(v, 'ttft-slo', positive, 'seconds > 0');
   const tpotSlo = numberFlag(v, 'tpot-slo', positive, 'seconds > 0');
   const price = numberFlag(v, 'usd-per-gpu-hour', nonNegative, 'a price ≥ 0');
+  const frontierPoints = numberFlag(
+    v,
+    'frontier-points',
+    (x) => Number.isInteger(x) && x >= 1,
+    'an integer ≥ 1',
+  );
+  const workers = numberFlag(v, 'workers', (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
+  const flags = parsed.values as Record<string, unknown>;
+  if (flags.frontier !== true && (frontierPoints !== undefined || workers !== undefined)) {
+    throw new UsageError('--frontier-points and --workers apply only with --frontier');
+  }
 
   const calibration = loadCalibration(v.calibration ?? 'deepseek-r1-h200');
   const settings = defaultSettings(v.trace, calibration, {
@@ -159,7 +180,27 @@ export function parseSimulateArgs(argv: readonly string[]): {
     ...(tpotSlo !== undefined ? { tpotSloSeconds: tpotSlo } : {}),
     ...(price !== undefined ? { usdPerGpuHour: price } : {}),
   });
-  return { settings, policies, compare: v.compare !== undefined, outDirectory: v.out };
+  const frontier = flags.frontier === true ? { points: frontierPoints ?? 8, workers } : undefined;
+  return { settings, policies, compare: v.compare !== undefined, outDirectory: v.out, frontier };
+}
+
+/** A policy argument must be a built-in, a built-in with knobs, or a preset file. */
+function checkPolicyName(p: string): void {
+  if (isPresetFile(p) || policyNames.includes(p)) return;
+  if (p.includes('@')) {
+    let base: string;
+    let knobs: ReturnType<typeof parseKnobbedName>['knobs'];
+    try {
+      ({ base, knobs } = parseKnobbedName(p));
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+    if (policyNames.includes(base) && knobbedFactory(base, knobs) !== undefined) return;
+    throw new UsageError(
+      `policy ${JSON.stringify(p)}: ${JSON.stringify(base)} is not a built-in policy with knobs`,
+    );
+  }
+  throw new UsageError(`unknown policy ${JSON.stringify(p)}; choose from ${policyNames.join(', ')} (or all)`);
 }
 
 /** The settings as written into summary.json and compare.json. */
@@ -270,11 +311,14 @@ export async function runSimulateCommand(argv: readonly string[]): Promise<numbe
     process.stderr.write(`kvpa simulate: ${(error as Error).message}\n`);
     return 2;
   }
-  const { settings, policies, compare, outDirectory } = parsedArgs;
+  const { settings, policies, compare, outDirectory, frontier } = parsedArgs;
   try {
     mkdirSync(outDirectory, { recursive: true });
     process.stderr.write(`kvpa simulate: sizing the demand of ${basename(settings.tracePath)} …\n`);
     const demand = demandFor(settings);
+    if (frontier !== undefined) {
+      return await runFrontierCommand(settings, demand, policies, outDirectory, frontier);
+    }
     const summaries: SimulationSummary[] = [];
     for (const policy of policies) {
       process.stderr.write(`kvpa simulate: ${policy} …`);
@@ -322,4 +366,47 @@ export async function runSimulateCommand(argv: readonly string[]): Promise<numbe
     }
     throw error;
   }
+}
+
+/** `--frontier`: every policy's sweep in worker threads, then compare.json, frontier.svg and the table. */
+async function runFrontierCommand(
+  settings: SimulationSettings,
+  demand: ReturnType<typeof demandFor>,
+  policies: readonly string[],
+  outDirectory: string,
+  frontier: { readonly points: number; readonly workers: number | undefined },
+): Promise<number> {
+  const jobs: FrontierJob[] = policies.flatMap((p) =>
+    isPresetFile(p) || p.includes('@')
+      ? [{ policy: p, knobs: {}, runName: p }]
+      : sweepJobs(p, frontier.points),
+  );
+  process.stderr.write(`kvpa simulate --frontier: ${jobs.length} runs of ${policies.length} policies …\n`);
+  const started = performance.now();
+  const bar = frontierProgressBar();
+  const results = await runFrontier(settings, demand, jobs, {
+    ...(frontier.workers !== undefined ? { workers: frontier.workers } : {}),
+    ...(bar !== undefined ? { onProgress: bar } : {}),
+  });
+  const wallSeconds = (performance.now() - started) / 1000;
+  process.stderr.write(`kvpa simulate --frontier: ${jobs.length} runs in ${wallSeconds.toFixed(0)} s\n`);
+  const points = results.map((r) => ({
+    policy: r.policy,
+    knobs: r.knobs,
+    sloAttainment: r.sloAttainment,
+    gpuHours: r.gpuHours,
+  }));
+  const comparison = {
+    trace: settings.tracePath,
+    settings: settingsRecord(settings),
+    // The policies' default points (knobs unset), as a plain --compare would give them.
+    policies: results.filter((r) => r.runName === r.policy).map((r) => r.row),
+    frontier: points,
+    frontierWallSeconds: wallSeconds,
+  };
+  writeFileSync(join(outDirectory, 'compare.json'), `${JSON.stringify(comparison, null, 2)}\n`);
+  const title = `Frontiers · ${basename(settings.tracePath)} ×${settings.trace.rateMultiplier ?? 1}, startup ${settings.startupSeconds / 60} min`;
+  writeFileSync(join(outDirectory, 'frontier.svg'), frontierSvg(points, title));
+  process.stdout.write(`${formatFrontierTable(points)}\n`);
+  return 0;
 }

@@ -160,6 +160,8 @@ export interface DynamoSpec {
   readonly itlSloSeconds: number;
   readonly minEndpoint: number;
   readonly maxGroups: number;
+  /** Multiplies the profiled per-engine capacity (1 = as profiled): the lab's target knob. */
+  readonly capacityScale: number;
 }
 
 export function dynamoDefaults(c: Calibration, maxGroups = 64): DynamoSpec {
@@ -170,6 +172,7 @@ export function dynamoDefaults(c: Calibration, maxGroups = 64): DynamoSpec {
     itlSloSeconds: c.slo.tpotSeconds,
     minEndpoint: 1,
     maxGroups,
+    capacityScale: 1,
   };
 }
 
@@ -193,9 +196,12 @@ export function dynamoThroughputDecision(
   const demandRps = predicted.requests / spec.adjustmentIntervalSeconds;
   const bound = (n: number) => Math.min(spec.maxGroups, Math.max(spec.minEndpoint, n));
   return {
-    prefill: bound(Math.ceil(demandRps / prefillEngineRps(c, predicted.isl))),
+    prefill: bound(Math.ceil(demandRps / (prefillEngineRps(c, predicted.isl) * spec.capacityScale))),
     decode: bound(
-      Math.ceil(demandRps / decodeEngineRps(c, predicted.isl, predicted.osl, spec.itlSloSeconds)),
+      Math.ceil(
+        demandRps /
+          (decodeEngineRps(c, predicted.isl, predicted.osl, spec.itlSloSeconds) * spec.capacityScale),
+      ),
     ),
   };
 }

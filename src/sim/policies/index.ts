@@ -3,6 +3,7 @@ import { aibrixApaPolicy, aibrixKpaPolicy } from './aibrix.ts';
 import { dynamoPolicy, dynamoPolicyWith } from './dynamo.ts';
 import { hpaPolicy } from './hpa.ts';
 import { knativePolicy } from './knative.ts';
+import { knobbedFactory, parseKnobbedName } from './knobs.ts';
 import { kthenaPolicy } from './kthena.ts';
 import { kvpaPolicy, kvpaPresetFilePolicy } from './kvpa.ts';
 import { llmdSloPolicy, llmdTokenPolicy } from './llmd.ts';
@@ -36,6 +37,17 @@ export function isPresetFile(name: string): boolean {
 export function createPolicy(name: string, context: PolicyContext): ScalingPolicy {
   // A ScalingPolicy file: kvpa with that preset (`kvpa simulate --policy my-preset.yaml`).
   if (isPresetFile(name)) return kvpaPresetFilePolicy(name)(context);
+  if (name.includes('@')) {
+    // A built-in policy with its knobs set: `knative@target=0.8+delay=300`.
+    const { base, knobs } = parseKnobbedName(name);
+    const knobbed = knobbedFactory(base, knobs);
+    if (knobbed === undefined) {
+      throw new Error(
+        `policy ${JSON.stringify(base)} has no knobs; knobs apply to ${policyNames.filter((n) => knobbedFactory(n, {}) !== undefined).join(', ')}`,
+      );
+    }
+    return knobbed(context);
+  }
   const factory = policyFactories[name];
   if (factory === undefined) {
     throw new Error(`unknown policy ${JSON.stringify(name)}; choose one of ${policyNames.join(', ')}`);
