@@ -30,6 +30,7 @@ import {
   prefillComputeTokensPerSecond,
   prefillLengthFactor,
 } from '../calibration.ts';
+import { EngineWindow } from './engine-window.ts';
 import type { FrontendSeries, PolicyContext, PoolObservation, ScalingPolicy } from './types.ts';
 
 export type LoadPredictorName = 'constant' | 'arima' | 'kalman';
@@ -250,3 +251,81 @@ export function dynamoPolicyWith(
 }
 
 export const dynamoPolicy = dynamoPolicyWith();
+
+/**
+ * Dynamo's load mode in its easy form (`core/load_scaling.py`, optimization target throughput), every
+ * `load_adjustment_interval` (5 s): decode scales up by one group when any engine's KV utilisation
+ * (scheduled + queued KV tokens over its capacity) exceeds 1.0 and down by one when every engine is under 0.6;
+ * prefill scales up by one when any engine's queued prefill tokens reach the context length and down by one when
+ * all are under a tenth of it. While a pool has groups starting it only observes. The lab has no forward-pass
+ * metrics: scheduled KV is `vllm:kv_cache_usage_perc`, queued tokens are waiting requests × the mean prompt
+ * (from the token and request counters over the last minute).
+ */
+export interface DynamoLoadSpec {
+  readonly adjustmentIntervalSeconds: number;
+  readonly decodeUp: number;
+  readonly decodeDown: number;
+  readonly prefillUp: number;
+  readonly prefillDown: number;
+  /** DeepSeek-R1's context length (tokens). */
+  readonly contextLength: number;
+}
+
+export const dynamoLoadDefaults: DynamoLoadSpec = {
+  adjustmentIntervalSeconds: 5,
+  decodeUp: 1.0,
+  decodeDown: 0.6,
+  prefillUp: 1.0,
+  prefillDown: 0.1,
+  contextLength: 163_840,
+};
+
+/** One easy-mode step: +1 when any engine is over `up`, −1 when all are under `down` (never below 1). */
+export function easyLoadStep(
+  current: number,
+  ratios: readonly number[],
+  up: number,
+  down: number,
+  strictUp: boolean,
+): number {
+  if (ratios.length === 0) return current;
+  if (ratios.some((r) => (strictUp ? r > up : r >= up))) return current + 1;
+  if (current > 1 && ratios.every((r) => r < down)) return current - 1;
+  return current;
+}
+
+export function dynamoLoadPolicyWith(overrides: Partial<DynamoLoadSpec> = {}) {
+  return (context: PolicyContext): ScalingPolicy => {
+    const spec = { ...dynamoLoadDefaults, ...overrides };
+    const c = context.calibration;
+    const window = new EngineWindow(60);
+    let meanPrompt = 2048;
+    return {
+      name: 'dynamo-load',
+      decide(o: PoolObservation) {
+        if (o.nowSeconds % spec.adjustmentIntervalSeconds !== 0) return undefined;
+        window.record(o.nowSeconds, o.engineSeries?.() ?? []);
+        const rates = window.rates();
+        if (rates !== undefined && rates.requestsPerSecond > 0) {
+          meanPrompt = rates.promptTokensPerSecond / rates.requestsPerSecond;
+        }
+        if (o.requestedGroups !== o.readyGroups || o.metrics.length === 0) return undefined;
+        const current = o.readyGroups;
+        let desired: number;
+        if (context.pool === 'decode') {
+          const capacity = c.decode.kvCapacityTokensPerGpu * c.decode.gpusPerGroup;
+          const utils = o.metrics.map(
+            (m) => m.kvCacheUsagePerc + (m.numRequestsWaiting * meanPrompt) / capacity,
+          );
+          desired = easyLoadStep(current, utils, spec.decodeUp, spec.decodeDown, true);
+        } else {
+          const ratios = o.metrics.map((m) => (m.numRequestsWaiting * meanPrompt) / spec.contextLength);
+          desired = easyLoadStep(current, ratios, spec.prefillUp, spec.prefillDown, false);
+        }
+        return Math.min(context.maxGroups, Math.max(context.minGroups, desired));
+      },
+    };
+  };
+}
+
+export const dynamoLoadPolicy = dynamoLoadPolicyWith();

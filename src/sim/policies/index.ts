@@ -1,6 +1,6 @@
 /** The policy registry: names accepted by `kvpa simulate --policy` and `--compare`. */
 import { aibrixApaPolicy, aibrixKpaPolicy } from './aibrix.ts';
-import { dynamoPolicy, dynamoPolicyWith } from './dynamo.ts';
+import { dynamoLoadPolicy, dynamoPolicy, dynamoPolicyWith } from './dynamo.ts';
 import { hpaPolicy } from './hpa.ts';
 import { knativePolicy } from './knative.ts';
 import { knobbedFactory, parseKnobbedName } from './knobs.ts';
@@ -20,6 +20,7 @@ export const policyFactories: Readonly<Record<string, PolicyFactory>> = {
   dynamo: dynamoPolicy,
   'dynamo-kalman': dynamoPolicyWith({ predictor: 'kalman' }),
   'dynamo-constant': dynamoPolicyWith({ predictor: 'constant' }),
+  'dynamo-load': dynamoLoadPolicy,
   'llmd-tokens': llmdTokenPolicy,
   'llmd-slo': llmdSloPolicy,
   kthena: kthenaPolicy,

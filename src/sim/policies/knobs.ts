@@ -9,7 +9,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { aibrixPolicyWith } from './aibrix.ts';
-import { dynamoPolicyWith, type LoadPredictorName } from './dynamo.ts';
+import {
+  dynamoLoadDefaults,
+  dynamoLoadPolicyWith,
+  dynamoPolicyWith,
+  type LoadPredictorName,
+} from './dynamo.ts';
 import { hpaPolicyWith } from './hpa.ts';
 import { knativePolicyWith } from './knative.ts';
 import { kthenaDefaults, kthenaPolicyWith } from './kthena.ts';
@@ -65,6 +70,7 @@ export const POLICY_KNOBS: Readonly<Record<string, readonly (keyof Knobs)[]>> = 
   dynamo: ['target', 'delay'],
   'dynamo-kalman': ['target', 'delay'],
   'dynamo-constant': ['target', 'delay'],
+  'dynamo-load': ['target', 'delay'],
   'llmd-tokens': ['target', 'delay'],
   'llmd-slo': ['target', 'delay'],
   kthena: ['target', 'delay'],
@@ -103,6 +109,16 @@ export function knobbedFactory(base: string, knobs: Knobs): PolicyFactory | unde
         }),
       );
     }
+    case 'dynamo-load':
+      return named(
+        dynamoLoadPolicyWith({
+          decodeUp: dynamoLoadDefaults.decodeUp * (t ?? 1),
+          decodeDown: dynamoLoadDefaults.decodeDown * (t ?? 1),
+          prefillUp: dynamoLoadDefaults.prefillUp * (t ?? 1),
+          prefillDown: dynamoLoadDefaults.prefillDown * (t ?? 1),
+          ...(d === undefined ? {} : { adjustmentIntervalSeconds: Math.max(1, Math.round(d)) }),
+        }),
+      );
     case 'llmd-tokens':
       return named(
         llmdTokenPolicyWith({
@@ -158,7 +174,15 @@ function kvpaKnobPresetFile(knobs: Knobs): string {
       ...(knobs.delay === undefined ? {} : { scaleDownDelaySeconds: Math.round(knobs.delay) }),
     };
   }
-  const doc = { apiVersion: 'kvpa.io/v1alpha1', kind: 'ScalingPolicy', metadata: { name }, spec: { pools } };
+  const doc = {
+    apiVersion: 'kvpa.io/v1alpha1',
+    kind: 'ScalingPolicy',
+    metadata: { name },
+    spec: {
+      description: `kvpa's bundled ${KVPA_PRESET} with the lab's knobs ${knobbedName('', knobs)}`,
+      pools,
+    },
+  };
   const dir = join(tmpdir(), `kvpa-knobs-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${name}.yaml`);

@@ -14,6 +14,7 @@ import {
   dynamoDefaults,
   dynamoPolicy,
   dynamoThroughputDecision,
+  easyLoadStep,
   KalmanPredictor,
   prefillEngineRps,
 } from './dynamo.ts';
@@ -129,6 +130,16 @@ describe('Dynamo planner: throughput mode (core/throughput_scaling.py)', () => {
       outputTokensTotal: 108_000 * 1024,
     };
     expect(policy.decide(obs(360, 6, 1))).toBeUndefined(); // 5 groups still starting: observe only
+  });
+});
+
+describe('Dynamo planner: load mode, easy thresholds (core/load_scaling.py)', () => {
+  it('decode: any engine over 1.0 KV → +1; all under 0.6 → −1; 0.7 holds; prefill: queued ≥ context length → +1', () => {
+    expect(easyLoadStep(3, [0.5, 1.05, 0.7], 1.0, 0.6, true)).toBe(4);
+    expect(easyLoadStep(3, [0.5, 0.55, 0.2], 1.0, 0.6, true)).toBe(2);
+    expect(easyLoadStep(3, [0.5, 0.7], 1.0, 0.6, true)).toBe(3);
+    expect(easyLoadStep(1, [0.1], 1.0, 0.6, true)).toBe(1); // never below one
+    expect(easyLoadStep(2, [1.0, 0], 1.0, 0.1, false)).toBe(3); // prefill: ≥ (not >) the threshold
   });
 });
 
