@@ -384,10 +384,17 @@ async function runFrontierCommand(
   process.stderr.write(`kvpa simulate --frontier: ${jobs.length} runs of ${policies.length} policies …\n`);
   const started = performance.now();
   const bar = frontierProgressBar();
-  const results = await runFrontier(settings, demand, jobs, {
-    ...(frontier.workers !== undefined ? { workers: frontier.workers } : {}),
-    ...(bar !== undefined ? { onProgress: bar } : {}),
-  });
+  let results: Awaited<ReturnType<typeof runFrontier>>;
+  try {
+    results = await runFrontier(settings, demand, jobs, {
+      ...(frontier.workers !== undefined ? { workers: frontier.workers } : {}),
+      ...(bar !== undefined ? { onProgress: bar } : {}),
+    });
+  } catch (error) {
+    // One failed run stops the sweep; say which, without a worker's stack trace.
+    process.stderr.write(`\nkvpa simulate --frontier: ${(error as Error).message}\n`);
+    return 1;
+  }
   const wallSeconds = (performance.now() - started) / 1000;
   process.stderr.write(`kvpa simulate --frontier: ${jobs.length} runs in ${wallSeconds.toFixed(0)} s\n`);
   const points = results.map((r) => ({

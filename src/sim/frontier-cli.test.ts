@@ -57,15 +57,15 @@ describe('kvpa simulate --frontier and --compare all', () => {
     stderr.mockRestore();
     expect(code).toBe(0);
     const compare = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8'));
-    // knative: targets 0.5 and 2, delays 0 and 1800; static: one point.
-    expect(compare.frontier).toHaveLength(5);
+    // knative: targets 0.5, 1 (its defaults) and 2, delays 0 and 1800; static: one point.
+    expect(compare.frontier).toHaveLength(6);
     expect(compare.frontier[0]).toEqual({
       policy: 'knative',
       knobs: { target: 0.5 },
       sloAttainment: expect.any(Number),
       gpuHours: expect.any(Number),
     });
-    expect(compare.policies.map((p: { name: string }) => p.name)).toEqual(['static']);
+    expect(compare.policies.map((p: { name: string }) => p.name)).toEqual(['knative', 'static']);
     expect(existsSync(join(out, 'frontier.svg'))).toBe(true);
     expect(printed).toContain("GPU-h at static's");
   }, 60_000);

@@ -4,7 +4,7 @@
  * an SLO level and the table. Running the sweep is frontier-run.ts; the picture is frontier-svg.ts.
  *
  * The sweep is one knob at a time through the policy's defaults: `target` (× the default per-group target) over
- * TARGET_SCALES, then `delay` (its scale-down hold, seconds) over the policy's delay list; a policy without knobs
+ * TARGET_SCALES (always with 1, the defaults), then `delay` (its scale-down hold, seconds) over the policy's delay list; a policy without knobs
  * (static, the oracle) is one point.
  */
 import { type Knobs, knobbedName, POLICY_KNOBS } from './policies/knobs.ts';
@@ -47,8 +47,10 @@ export function sweepJobs(policy: string, points = 8): FrontierJob[] {
   const jobs: FrontierJob[] = [];
   const add = (k: Knobs) => jobs.push({ policy, knobs: k, runName: knobbedName(policy, k) });
   // target 1 is the policy's defaults: run under its plain name, so the default point is in compare.json too.
-  if (knobs.includes('target'))
-    for (const target of spread(TARGET_SCALES, points)) add(target === 1 ? {} : { target });
+  if (knobs.includes('target')) {
+    const targets = [...new Set([...spread(TARGET_SCALES, points), 1])].sort((a, b) => a - b);
+    for (const target of targets) add(target === 1 ? {} : { target });
+  }
   if (knobs.includes('delay')) {
     const delays = policy.startsWith('dynamo') ? DYNAMO_INTERVALS_SECONDS : DELAYS_SECONDS;
     for (const delay of spread(delays, points)) add({ delay });
