@@ -412,7 +412,8 @@ async function runFrontierCommand(
     frontierWallSeconds: wallSeconds,
   };
   writeFileSync(join(outDirectory, 'compare.json'), `${JSON.stringify(comparison, null, 2)}\n`);
-  const title = `Frontiers · ${basename(settings.tracePath)} ×${settings.trace.rateMultiplier ?? 1}, startup ${settings.startupSeconds / 60} min`;
+  const outputs = (settings.trace.outputScale ?? 1) === 1 ? '' : `, outputs ×${settings.trace.outputScale}`;
+  const title = `Frontiers · ${basename(settings.tracePath)} ×${settings.trace.rateMultiplier ?? 1}${outputs}, startup ${settings.startupSeconds / 60} min`;
   writeFileSync(join(outDirectory, 'frontier.svg'), frontierSvg(points, title));
   process.stdout.write(`${formatFrontierTable(points)}\n`);
   return 0;

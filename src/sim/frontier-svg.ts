@@ -1,6 +1,6 @@
 /**
  * The frontiers as one plain SVG: GPU-hours across, SLO attainment up; every swept point of a policy as a dot
- * and its Pareto frontier as a step line in the policy's colour; dashed horizontal lines at the table's SLO
+ * and its Pareto frontier as a step line through solid squares in the policy's colour; dashed horizontal lines at the table's SLO
  * levels. The SLO axis starts at the lowest frontier point's attainment (at most 90 %), where the choices are.
  */
 import { escapeXml } from '../report/svg-timeline.ts';
@@ -56,13 +56,15 @@ export function frontierSvg(points: readonly FrontierPoint[], title: string): st
     `<text x="16" y="${TOP + plotH / 2}" transform="rotate(-90 16 ${TOP + plotH / 2})" text-anchor="middle">SLO attainment %</text>`,
   );
   const staticPoint = points.find((p) => p.policy === 'static');
-  for (const level of sloLevels(staticPoint?.sloAttainment)) {
-    if (level.level < minSlo) continue;
+  sloLevels(staticPoint?.sloAttainment).forEach((level, i) => {
+    if (level.level < minSlo) return;
+    // Labels alternate ends: static's level and 99 % are often a hair apart.
+    const labelX = i % 2 === 0 ? LEFT + 4 : LEFT + plotW - 4;
     parts.push(
       `<line x1="${LEFT}" x2="${LEFT + plotW}" y1="${y(level.level)}" y2="${y(level.level)}" stroke="#999" stroke-dasharray="4 4"/>`,
-      `<text x="${LEFT + plotW - 4}" y="${y(level.level) - 3}" text-anchor="end" fill="#666">${escapeXml(level.label)}</text>`,
+      `<text x="${labelX}" y="${y(level.level) + (i % 2 === 0 ? 12 : -3)}" text-anchor="${i % 2 === 0 ? 'start' : 'end'}" fill="#666">${escapeXml(level.label)}</text>`,
     );
-  }
+  });
   policies.forEach((policy, i) => {
     const color = COLORS[i % COLORS.length] as string;
     for (const p of finite.filter((q) => q.policy === policy)) {
@@ -79,6 +81,12 @@ export function frontierSvg(points: readonly FrontierPoint[], title: string): st
         d += j === 0 ? `M${px},${py}` : ` H${px} V${py}`;
       });
       parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2"/>`);
+      // Frontier points are drawn solid, so a one-point frontier still shows.
+      for (const p of front) {
+        parts.push(
+          `<rect x="${(x(p.gpuHours) - 3).toFixed(1)}" y="${(y(p.sloAttainment) - 3).toFixed(1)}" width="6" height="6" fill="${color}"/>`,
+        );
+      }
     }
     const ly = TOP + 14 + i * 16;
     parts.push(
