@@ -128,6 +128,11 @@ describe('LiveEngines on a fake clock', () => {
     expect(ttft?.samples.filter((s) => s.name.endsWith('_bucket'))).toHaveLength(23); // 22 bounds + +Inf
     expect(value('vllm:time_to_first_token_seconds', 'vllm:time_to_first_token_seconds_count')).toBe(20);
     expect(value('vllm:inter_token_latency_seconds', 'vllm:inter_token_latency_seconds_count')).toBe(20 * 49);
+    // The gauges still read as before next to the new families.
+    const signals = extractEngineSignals(parsed, { dialect: 'auto', modelName: 'deepseek-ai/DeepSeek-R1' });
+    expect(signals.dialect).toBe('vllm');
+    expect(signals.kvCacheUsageFraction).toMatchObject({ state: 'ok' });
+    expect(signals.requestsRunning).toMatchObject({ state: 'ok', value: 0 });
     const prefill = parseExposition(e.metricsText('ns', 'p-0') ?? '');
     expect(prefill.errorCount).toBe(0);
     const prompt = prefill.families.find((f) => f.name === 'vllm:prompt_tokens_total');
