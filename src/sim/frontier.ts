@@ -4,8 +4,8 @@
  * an SLO level and the table. Running the sweep is frontier-run.ts; the picture is frontier-svg.ts.
  *
  * The sweep is one knob at a time through the policy's defaults: `target` (× the default per-group target) over
- * TARGET_SCALES (always with 1, the defaults), then `delay` (its scale-down hold, seconds) over the policy's delay list; a policy without knobs
- * (static, the oracle) is one point.
+ * TARGET_SCALES (always with 1, the defaults), then `delay` (its scale-down hold, seconds) over the policy's
+ * delay list; a policy without knobs (static, the oracle) is one point.
  */
 import { type Knobs, knobbedName, POLICY_KNOBS } from './policies/knobs.ts';
 
