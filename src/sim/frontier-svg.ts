@@ -41,6 +41,7 @@ export function frontierSvg(points: readonly FrontierPoint[], title: string): st
   const y = (s: number) => TOP + plotH - ((Math.max(minSlo, s) - minSlo) / (1 - minSlo)) * plotH;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" font-family="sans-serif" font-size="11">`,
+    `<title>${escapeXml(title)}</title>`,
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`,
     `<text x="${LEFT}" y="22" font-size="14" font-weight="bold">${escapeXml(title)}</text>`,
     `<rect x="${LEFT}" y="${TOP}" width="${plotW}" height="${plotH}" fill="none" stroke="#bbb"/>`,
