@@ -12,7 +12,11 @@ import { writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { loadCalibration } from '../sim/calibration.ts';
 import { VICTIM_RULES, type VictimRule } from '../sim/fleet.ts';
+import { type FrontierJob, formatFrontierTable, sweepJobs } from '../sim/frontier.ts';
+import { frontierProgressBar, runFrontier } from '../sim/frontier-run.ts';
+import { frontierSvg } from '../sim/frontier-svg.ts';
 import { isPresetFile, policyNames } from '../sim/policies/index.ts';
+import { knobbedFactory, parseKnobbedName } from '../sim/policies/knobs.ts';
 import { loadPresetFile } from '../sim/policies/kvpa.ts';
 import {
   defaultSettings,
@@ -86,12 +90,15 @@ export const SIMULATE_BOUNDS = {
   'ttft-slo': { min: 0, minExclusive: true, max: 3600, unit: 'seconds', example: 2 },
   'tpot-slo': { min: 0, minExclusive: true, max: 60, unit: 'seconds', example: 0.08 },
   'usd-per-gpu-hour': { min: 0, max: 1000, example: 2 },
+  'frontier-points': { min: 1, max: 64, integer: true, cap: `runs grow with it; the cap ${LAB}`, example: 8 },
+  workers: { min: 0, max: 64, integer: true, example: 2 },
 } as const satisfies Readonly<Record<string, Bounds>>;
 
 const STRING_FLAGS = ['trace', 'policy', 'compare', 'out', 'calibration', 'shape', 'victims'] as const;
 
-export const SIMULATE_USAGE = `Usage: kvpa simulate --trace FILE (--policy NAME|FILE | --compare A,B,…) --out DIR [options]
-  (a FILE is a ScalingPolicy preset in YAML: kvpa runs with it, resolved per pool like policies/)
+export const SIMULATE_USAGE = `Usage: kvpa simulate --trace FILE (--policy NAME|FILE | --compare A,B,…|all) --out DIR [options]
+  (a FILE is a ScalingPolicy preset in YAML: kvpa runs with it, resolved per pool like policies/;
+   NAME@target=X+delay=S sets a policy's knobs: target × its default, scale-down hold S seconds)
 
 Options (caps in brackets keep one run within minutes and memory on a laptop):
   --rate-multiplier X     arrivals per source arrival (default 1) [≤ 100]
@@ -113,6 +120,10 @@ Options (caps in brackets keep one run within minutes and memory on a laptop):
   --oracle-slo P          the oracle's target SLO attainment in % (default: static's, at most 99)
   --victims RULE          which groups scale-down removes: highest-index (default; LeaderWorkerSet,
                           Grove, Dynamo), arbitrary (KubeRay without workersToDelete) or chosen
+  --frontier              sweep each policy over its knobs (target, scale-down hold) and report the
+                          fewest GPU-hours reaching static's SLO, 99 % and 95 % (frontier.svg, compare.json)
+  --frontier-points N     values per knob in the sweep (default 8) [≤ 64]
+  --workers N             worker threads for --frontier (default: one per core)
 The replayed span is at most ${MAX_SIMULATED_DAYS} simulated days.
 
 Writes DIR/summary.json and DIR/timeline-{prefill,decode}.svg (--policy), or DIR/compare.json,
@@ -126,11 +137,16 @@ export function parseSimulateArgs(argv: readonly string[]): {
   policies: string[];
   compare: boolean;
   outDirectory: string;
+  frontier: { readonly points: number; readonly workers: number | undefined } | undefined;
 } {
   const options = Object.fromEntries(
     [...STRING_FLAGS, ...Object.keys(SIMULATE_BOUNDS)].map((k) => [k, { type: 'string' as const }]),
   );
-  const { values } = parseFlags(argv, { ...options, help: { type: 'boolean', short: 'h' } });
+  const { values } = parseFlags(argv, {
+    ...options,
+    frontier: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
   const v: Record<string, string | undefined> = Object.fromEntries(
     STRING_FLAGS.map((k) => [k, stringFlag(values, k)]),
   );
@@ -139,15 +155,12 @@ export function parseSimulateArgs(argv: readonly string[]): {
   if ((v.policy === undefined) === (v.compare === undefined)) {
     throw new UsageError('give exactly one of --policy NAME or --compare A,B,…');
   }
-  const policies = (v.compare ?? v.policy ?? '')
+  const named = v.compare === 'all' ? policyNames.join(',') : (v.compare ?? v.policy ?? '');
+  const policies = named
     .split(',')
     .map((p) => p.trim())
     .filter((p) => p.length > 0);
-  for (const p of policies) {
-    if (!policyNames.includes(p) && !isPresetFile(p)) {
-      throw new UsageError(`unknown policy ${JSON.stringify(p)}; choose from ${policyNames.join(', ')}`);
-    }
-  }
+  for (const p of policies) checkPolicyName(p);
   if (policies.length === 0) throw new UsageError('no policy named');
   for (const p of policies) {
     if (!isPresetFile(p)) continue;
@@ -182,6 +195,12 @@ export function parseSimulateArgs(argv: readonly string[]): {
   const ttftSlo = n('ttft-slo');
   const tpotSlo = n('tpot-slo');
   const price = n('usd-per-gpu-hour');
+  const frontierPoints = n('frontier-points');
+  const workers = n('workers');
+  if (values.frontier !== true && (frontierPoints !== undefined || workers !== undefined)) {
+    throw new UsageError('--frontier-points and --workers apply only with --frontier');
+  }
+  const frontier = values.frontier === true ? { points: frontierPoints ?? 8, workers } : undefined;
   if (untilSeconds !== undefined && !(untilSeconds > (fromSeconds ?? 0))) {
     throw new UsageError(
       `--until-seconds ${untilSeconds} must be after --from-seconds ${fromSeconds ?? 0}: the replay would be empty; swap them or raise --until-seconds`,
@@ -223,7 +242,26 @@ export function parseSimulateArgs(argv: readonly string[]): {
     ...(victims !== undefined ? { victimRule: victims as VictimRule } : {}),
     ...(oracleSlo !== undefined ? { oracleSloTarget: oracleSlo / 100 } : {}),
   });
-  return { settings, policies, compare: v.compare !== undefined, outDirectory: v.out };
+  return { settings, policies, compare: v.compare !== undefined, outDirectory: v.out, frontier };
+}
+
+/** A policy argument must be a built-in, a built-in with knobs, or a preset file. */
+function checkPolicyName(p: string): void {
+  if (isPresetFile(p) || policyNames.includes(p)) return;
+  if (p.includes('@')) {
+    let base: string;
+    let knobs: ReturnType<typeof parseKnobbedName>['knobs'];
+    try {
+      ({ base, knobs } = parseKnobbedName(p));
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+    if (policyNames.includes(base) && knobbedFactory(base, knobs) !== undefined) return;
+    throw new UsageError(
+      `policy ${JSON.stringify(p)}: ${JSON.stringify(base)} is not a built-in policy with knobs`,
+    );
+  }
+  throw new UsageError(`unknown policy ${JSON.stringify(p)}; choose from ${policyNames.join(', ')} (or all)`);
 }
 
 /** The settings as written into summary.json and compare.json. */
@@ -361,7 +399,7 @@ export async function runSimulate(argv: readonly string[], io: Output): Promise<
     io.out(SIMULATE_USAGE);
     return EXIT.ok;
   }
-  const { settings, policies, compare, outDirectory } = parseSimulateArgs(argv);
+  const { settings, policies, compare, outDirectory, frontier } = parseSimulateArgs(argv);
   prepareOutDir(outDirectory);
   try {
     io.err(`kvpa simulate: sizing the demand of ${basename(settings.tracePath)} …`);
@@ -371,6 +409,9 @@ export async function runSimulate(argv: readonly string[], io: Output): Promise<
       throw new UsageError(
         `--trace ${settings.tracePath}: the replay spans ${(spanSeconds / 86400).toFixed(1)} simulated days; the cap is ${MAX_SIMULATED_DAYS} days: narrow it with --until-seconds or raise --time-compression`,
       );
+    }
+    if (frontier !== undefined) {
+      return await runFrontierCommand(io, settings, demand, policies, outDirectory, frontier);
     }
     const summaries: SimulationSummary[] = [];
     for (const policy of policies) {
@@ -408,4 +449,56 @@ export async function runSimulate(argv: readonly string[], io: Output): Promise<
   } catch (error) {
     throw asInputError(error);
   }
+}
+
+/** `--frontier`: every policy's sweep in worker threads, then compare.json, frontier.svg and the table. */
+async function runFrontierCommand(
+  io: Output,
+  settings: SimulationSettings,
+  demand: ReturnType<typeof demandFor>,
+  policies: readonly string[],
+  outDirectory: string,
+  frontier: { readonly points: number; readonly workers: number | undefined },
+): Promise<number> {
+  const jobs: FrontierJob[] = policies.flatMap((p) =>
+    isPresetFile(p) || p.includes('@')
+      ? [{ policy: p, knobs: {}, runName: p }]
+      : sweepJobs(p, frontier.points),
+  );
+  io.err(`kvpa simulate --frontier: ${jobs.length} runs of ${policies.length} policies …`);
+  const started = performance.now();
+  const bar = frontierProgressBar();
+  let results: Awaited<ReturnType<typeof runFrontier>>;
+  try {
+    results = await runFrontier(settings, demand, jobs, {
+      ...(frontier.workers !== undefined ? { workers: frontier.workers } : {}),
+      ...(bar !== undefined ? { onProgress: bar } : {}),
+    });
+  } catch (error) {
+    // One failed run stops the sweep; say which, without a worker's stack trace.
+    io.err(`kvpa simulate --frontier: ${(error as Error).message}`);
+    return EXIT.failed;
+  }
+  const wallSeconds = (performance.now() - started) / 1000;
+  io.err(`kvpa simulate --frontier: ${jobs.length} runs in ${wallSeconds.toFixed(0)} s`);
+  const points = results.map((r) => ({
+    policy: r.policy,
+    knobs: r.knobs,
+    sloAttainment: r.sloAttainment,
+    gpuHours: r.gpuHours,
+  }));
+  const comparison = {
+    trace: settings.tracePath,
+    settings: settingsRecord(settings),
+    // The policies' default points (knobs unset), as a plain --compare would give them.
+    policies: results.filter((r) => r.runName === r.policy).map((r) => r.row),
+    frontier: points,
+    frontierWallSeconds: wallSeconds,
+  };
+  writeFileSync(join(outDirectory, 'compare.json'), `${JSON.stringify(comparison, null, 2)}\n`);
+  const outputs = (settings.trace.outputScale ?? 1) === 1 ? '' : `, outputs ×${settings.trace.outputScale}`;
+  const title = `Frontiers · ${basename(settings.tracePath)} ×${settings.trace.rateMultiplier ?? 1}${outputs}, startup ${settings.startupSeconds / 60} min`;
+  writeFileSync(join(outDirectory, 'frontier.svg'), frontierSvg(points, title));
+  io.out(formatFrontierTable(points));
+  return EXIT.ok;
 }

@@ -52,7 +52,8 @@
  * context over KV capacity; prefill: the current batch's tokens over the group's KV capacity, which is why
  * KV-driven policies are pointed at queue length for prefill), `numRequestsWaiting` (queued + in transfer)
  * and `numRequestsRunning`. Policies see the latest sample (`direct`) or the sample of the last scrape
- * (`scrape`, every `intervalSeconds`).
+ * (`scrape`, every `intervalSeconds`). Each group also counts vLLM's token counters and TTFT/ITL histograms
+ * (src/sim/engine-series.ts), delivered the same way.
  *
  * **Drops.** A request still waiting for a prefill batch `requestTimeoutSeconds` after it arrived is dropped
  * (a client timeout); so are requests aborted by a scale-down, sequences left on an externally removed decode
@@ -66,6 +67,7 @@ import {
   prefillLengthFactor,
   transferSeconds,
 } from './calibration.ts';
+import { type EngineSeries, type FrontendSeries, LiveEngineSeries } from './engine-series.ts';
 import { LatencyHistogram, type ScaleEvent } from './kpi.ts';
 import type { GroupMetrics, Pool } from './policies/types.ts';
 import { Random } from './random.ts';
@@ -122,6 +124,8 @@ interface GroupBase {
   scheduledAt: number;
   /** The caller's name for an externally owned group (e.g. `namespace/pod`); undefined for the fleet's own. */
   externalId: string | undefined;
+  /** The engine's vLLM counters and histograms. */
+  readonly engine: LiveEngineSeries;
 }
 
 interface PrefillGroup extends GroupBase {
@@ -223,6 +227,8 @@ export class Fleet {
   sloMet = 0;
   outputTokensCompleted = 0;
   inputTokensCompleted = 0;
+  /** Σ prompt tokens of arrivals: the frontend's input-sequence counter. */
+  inputTokensArrived = 0;
   readonly ttft = new LatencyHistogram();
   readonly tpot = new LatencyHistogram();
   /** The prefill pool's share of TTFT: arrival to KV landed at decode (queue, batch, transfer). */
@@ -235,6 +241,8 @@ export class Fleet {
   };
   readonly timeline: TimelineRow[] = [];
   private delivered: Record<Pool, GroupMetrics[]> = { prefill: [], decode: [] };
+  /** Engine series of the last scrape (scrape delivery only; direct delivery snapshots when asked). */
+  private deliveredSeries: Record<Pool, EngineSeries[]> = { prefill: [], decode: [] };
   private accountingEndsAt = Number.POSITIVE_INFINITY;
   private readonly victimRule: VictimRule;
   private readonly victimRandom: Random;
@@ -319,6 +327,7 @@ export class Fleet {
     this.firstTokenAt[slot] = Number.NaN;
     this.remainingSteps[slot] = Math.max(1, outputTokens) - 1;
     this.arrived++;
+    this.inputTokensArrived += inputTokens;
     this.inFlight++;
     this.currentRow(t).arrivals++;
     const group = this.pickPrefill();
@@ -377,8 +386,13 @@ export class Fleet {
 
   private prefillBatchDone(group: PrefillGroup): void {
     const now = this.now;
+    const engine = group.engine;
     for (const slot of group.batch) {
       group.assignedTokens -= this.inputTokens[slot] as number;
+      engine.promptTokensTotal += this.inputTokens[slot] as number;
+      engine.generationTokensTotal += 1; // the prefill engine's one output token
+      engine.requestSuccessTotal += 1;
+      engine.ttft.observe(now - (this.arrivalAt[slot] as number));
       this.readyAt[slot] = now + transferSeconds(this.calibration, this.inputTokens[slot] as number);
       const decode = this.pickDecode();
       if (decode === undefined) this.decodeGateway.pushBack(slot);
@@ -413,7 +427,12 @@ export class Fleet {
 
   private decodeBoundary(group: DecodeGroup): void {
     const now = this.now;
-    if (group.running > 0) group.step++;
+    if (group.running > 0) {
+      // The step that just ended gave one token to each running sequence, `now − step start` apart.
+      group.step++;
+      group.engine.generationTokensTotal += group.running;
+      group.engine.itl.observe(now - group.previousBoundaryAt, group.running);
+    }
     const step = group.step;
     // 1. Finish sequences whose last token came out of the step that just ended.
     const finishes = group.finishes;
@@ -448,6 +467,7 @@ export class Fleet {
       this.generation[victim] = ((this.generation[victim] as number) + 1) | 0;
       group.waiting.pushFront(victim);
       this.preemptions++;
+      group.engine.preemptionsTotal++;
     }
     // 4. Admit waiting sequences while KV (including the next step's tokens) and the sequence cap allow.
     const waiting = group.waiting;
@@ -462,6 +482,11 @@ export class Fleet {
         // Admitted at the first boundary after its KV landed: the first token is on time; otherwise it waited.
         const landed = this.readyAt[slot] as number;
         this.firstTokenAt[slot] = landed > group.previousBoundaryAt ? landed : now;
+        const input = this.inputTokens[slot] as number;
+        group.engine.promptTokensTotal += input;
+        group.engine.generationTokensTotal += 1;
+        const prefilledAt = landed - transferSeconds(this.calibration, input);
+        group.engine.ttft.observe((this.firstTokenAt[slot] as number) - prefilledAt);
       }
       if (remaining === 0) {
         this.complete(group, slot, now);
@@ -511,6 +536,7 @@ export class Fleet {
   }
 
   private complete(group: DecodeGroup, slot: number, now: number): void {
+    group.engine.requestSuccessTotal++;
     group.assignedTokens -= (this.inputTokens[slot] as number) + (this.outputTokens[slot] as number);
     const output = this.outputTokens[slot] as number;
     const first = this.firstTokenAt[slot] as number;
@@ -564,6 +590,7 @@ export class Fleet {
       assignedTokens: 0,
       scheduledAt: Number.NaN,
       externalId: undefined as string | undefined,
+      engine: new LiveEngineSeries(this.groups.length),
     };
     let group: Group;
     if (pool === 'prefill') {
@@ -831,6 +858,9 @@ export class Fleet {
     const scrape = delivery.kind === 'direct' || second % delivery.intervalSeconds === 0;
     if (scrape) {
       this.delivered = { prefill: this.sampleMetrics('prefill'), decode: this.sampleMetrics('decode') };
+      if (delivery.kind === 'scrape') {
+        this.deliveredSeries = { prefill: this.sampleSeries('prefill'), decode: this.sampleSeries('decode') };
+      }
     }
     if (second % 60 === 0) {
       row.prefillRequested = this.desired.prefill;
@@ -878,6 +908,13 @@ export class Fleet {
     return out;
   }
 
+  /** Snapshots the engine series of the pool's ready groups now (same order as `sampleMetrics`). */
+  sampleSeries(pool: Pool): EngineSeries[] {
+    const out: EngineSeries[] = [];
+    for (const g of pool === 'prefill' ? this.readyPrefill : this.readyDecode) out.push(g.engine.snapshot());
+    return out;
+  }
+
   private metricsOf(g: Group): GroupMetrics {
     if (g.pool === 'prefill') {
       return {
@@ -896,12 +933,41 @@ export class Fleet {
   }
 
   /** What a controller of the pool sees now. */
-  observe(pool: Pool): { requestedGroups: number; readyGroups: number; metrics: readonly GroupMetrics[] } {
+  observe(pool: Pool): {
+    requestedGroups: number;
+    readyGroups: number;
+    metrics: readonly GroupMetrics[];
+    engineSeries: () => readonly EngineSeries[];
+    frontend: () => FrontendSeries;
+  } {
+    // Series are snapshotted only when a policy asks (direct) or at scrapes: most seconds nobody reads them.
+    const engineSeries =
+      this.options.metricsDelivery.kind === 'direct'
+        ? () => this.sampleSeries(pool)
+        : () => this.deliveredSeries[pool];
     return {
       requestedGroups: this.desired[pool],
       readyGroups: this.countState(pool, 'ready'),
       metrics: this.delivered[pool],
+      engineSeries,
+      frontend: () => this.frontendSeries(),
     };
+  }
+
+  /** The request frontend's counters now (requests and tokens in, requests and tokens out). */
+  frontendSeries(): FrontendSeries {
+    return {
+      requestsTotal: this.arrived,
+      inputTokensTotal: this.inputTokensArrived,
+      completedTotal: this.completed,
+      outputTokensTotal: this.outputTokensCompleted,
+    };
+  }
+
+  /** The engine series of one externally owned group now; undefined when the id is unknown or removed. */
+  groupSeries(pool: Pool, id: string): EngineSeries | undefined {
+    const group = this.external[pool].get(id);
+    return group === undefined || group.state !== 'ready' ? undefined : group.engine.snapshot();
   }
 
   private currentRow(t: number): TimelineRow {

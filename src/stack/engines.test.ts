@@ -108,6 +108,38 @@ describe('LiveEngines on a fake clock', () => {
     expect(e.timeline()[1]?.virtualSeconds).toBe(10);
   });
 
+  it('/metrics carries the counters and TTFT/ITL histograms: 20 requests of 1,000 + 50 tokens, parsed by our parser', async () => {
+    const clock = new FakeClock();
+    const e = engines(clock);
+    await e.syncGroups('prefill', [p0]);
+    await e.syncGroups('decode', [d0]);
+    for (let i = 0; i < 20; i++) e.arrive(1000, 50);
+    clock.ms += 6000; // 60 virtual seconds: all done
+    e.advance();
+    const parsed = parseExposition(e.metricsText('ns', 'd-0') ?? '');
+    expect(parsed.errorCount).toBe(0);
+    const value = (family: string, sample = family) =>
+      parsed.families.find((f) => f.name === family)?.samples.find((s) => s.name === sample)?.value;
+    expect(value('vllm:prompt_tokens_total')).toBe(20_000);
+    expect(value('vllm:generation_tokens_total')).toBe(20 * 50);
+    expect(value('vllm:request_success_total')).toBe(20);
+    const ttft = parsed.families.find((f) => f.name === 'vllm:time_to_first_token_seconds');
+    expect(ttft?.type).toBe('histogram');
+    expect(ttft?.samples.filter((s) => s.name.endsWith('_bucket'))).toHaveLength(23); // 22 bounds + +Inf
+    expect(value('vllm:time_to_first_token_seconds', 'vllm:time_to_first_token_seconds_count')).toBe(20);
+    expect(value('vllm:inter_token_latency_seconds', 'vllm:inter_token_latency_seconds_count')).toBe(20 * 49);
+    // The gauges still read as before next to the new families.
+    const signals = extractEngineSignals(parsed, { dialect: 'auto', modelName: 'deepseek-ai/DeepSeek-R1' });
+    expect(signals.dialect).toBe('vllm');
+    expect(signals.kvCacheUsageFraction).toMatchObject({ state: 'ok' });
+    expect(signals.requestsRunning).toMatchObject({ state: 'ok', value: 0 });
+    const prefill = parseExposition(e.metricsText('ns', 'p-0') ?? '');
+    expect(prefill.errorCount).toBe(0);
+    const prompt = prefill.families.find((f) => f.name === 'vllm:prompt_tokens_total');
+    expect(prompt?.type).toBe('counter');
+    expect(prompt?.samples[0]?.value).toBe(20_000);
+  });
+
   it('a namespace-scoped sync leaves the other namespaces alone; a pod changing role moves pool', async () => {
     const clock = new FakeClock();
     const e = engines(clock);

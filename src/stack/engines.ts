@@ -13,13 +13,16 @@
  *
  * **Metrics.** The text carries vLLM v1's names, HELP strings and `{engine, model_name}` label set
  * (test/fixtures/metrics/vllm-v1-engine-label.txt), one data-parallel rank (`engine="0"`) per
- * group head. `setOverride` forces a value on one pod, so a benchmark can time a step on /metrics to a scale
+ * group head, plus the engine's counters and TTFT/ITL histograms with vLLM's bucket bounds
+ * (vllm-project/vllm `vllm/v1/metrics/loggers.py`). `setOverride` forces a value on one pod, so a benchmark can time a step on /metrics to a scale
  * write; overrides change what is served, never the model's state or the snapshot.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { HistogramSnapshot } from '../decide/histogram.ts';
 import { type RenderableFamily, renderExposition } from '../observe/exposition.ts';
 import type { Calibration } from '../sim/calibration.ts';
+import type { EngineSeries } from '../sim/engine-series.ts';
 import { Fleet } from '../sim/fleet.ts';
 import { type Quantiles, quantilesOf } from '../sim/kpi.ts';
 import type { GroupMetrics, Pool } from '../sim/policies/types.ts';
@@ -130,13 +133,73 @@ const HELP = {
   running: 'Number of requests in model execution batches.',
   waiting: 'Number of requests waiting to be processed.',
   kv: 'KV-cache usage. 1 means 100 percent usage.',
+  promptTokens: 'Number of prefill tokens processed.',
+  generationTokens: 'Number of generation tokens processed.',
+  preemptions: 'Cumulative number of preemption from the engine.',
+  requestSuccess: 'Count of successfully processed requests.',
+  ttft: 'Histogram of time to first token in seconds.',
+  itl: 'Histogram of inter-token latency in seconds.',
 } as const;
+
+type Labels = Readonly<Record<string, string>>;
+
+/** A Prometheus histogram family: `_bucket` per bound and +Inf, then `_sum` and `_count`. */
+function histogramFamily(name: string, help: string, labels: Labels, h: HistogramSnapshot): RenderableFamily {
+  const buckets = h.cumulative.map((value, i) => ({
+    name: `${name}_bucket`,
+    labels: { ...labels, le: i < h.upperBounds.length ? String(h.upperBounds[i]) : '+Inf' },
+    value,
+  }));
+  const count = h.cumulative[h.cumulative.length - 1] ?? 0;
+  return {
+    name,
+    type: 'histogram',
+    help,
+    samples: [
+      ...buckets,
+      { name: `${name}_sum`, labels, value: h.sum },
+      { name: `${name}_count`, labels, value: count },
+    ],
+  };
+}
+
+/** The counter and histogram families of one engine's series. Pure. */
+function seriesFamilies(series: EngineSeries, labels: Labels): RenderableFamily[] {
+  // prometheus_client names a counter's family with its `_total` sample name in the text format (vLLM's own output).
+  const counter = (name: string, help: string, value: number): RenderableFamily => ({
+    name,
+    type: 'counter',
+    help,
+    samples: [{ name, labels, value }],
+  });
+  return [
+    counter('vllm:num_preemptions_total', HELP.preemptions, series.preemptionsTotal),
+    counter('vllm:prompt_tokens_total', HELP.promptTokens, series.promptTokensTotal),
+    counter('vllm:generation_tokens_total', HELP.generationTokens, series.generationTokensTotal),
+    {
+      name: 'vllm:request_success_total',
+      type: 'counter',
+      help: HELP.requestSuccess,
+      // The lab's requests end at their output length: vLLM's finished_reason "length".
+      samples: [
+        {
+          name: 'vllm:request_success_total',
+          labels: { ...labels, finished_reason: 'length' },
+          value: series.requestSuccessTotal,
+        },
+      ],
+    },
+    histogramFamily('vllm:time_to_first_token_seconds', HELP.ttft, labels, series.timeToFirstTokenSeconds),
+    histogramFamily('vllm:inter_token_latency_seconds', HELP.itl, labels, series.interTokenLatencySeconds),
+  ];
+}
 
 /** A group head's /metrics text in vLLM v1 format, with the override applied. Pure. */
 export function renderVllmMetrics(
   metrics: GroupMetrics,
   modelName: string,
   override?: MetricOverride,
+  series?: EngineSeries,
 ): string {
   // prometheus_client prints labels sorted by name (engine before model_name); parsers read by name anyway.
   const labels = { engine: '0', model_name: modelName };
@@ -150,6 +213,7 @@ export function renderVllmMetrics(
     gauge('vllm:num_requests_running', HELP.running, metrics.numRequestsRunning),
     gauge('vllm:num_requests_waiting', HELP.waiting, override?.waiting ?? metrics.numRequestsWaiting),
     gauge('vllm:kv_cache_usage_perc', HELP.kv, override?.kvCacheUsage ?? metrics.kvCacheUsagePerc),
+    ...(series === undefined ? [] : seriesFamilies(series, labels)),
   ]);
 }
 
@@ -354,7 +418,14 @@ export class LiveEngines {
     }
     res
       .writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' })
-      .end(renderVllmMetrics(metrics, this.modelName, this.overrides.get(key)));
+      .end(
+        renderVllmMetrics(
+          metrics,
+          this.modelName,
+          this.overrides.get(key),
+          this.fleet.groupSeries(engine.pool, key),
+        ),
+      );
   }
 
   /** The group's /metrics port on 127.0.0.1; undefined when the pod has no group (or before it listens). */
@@ -376,7 +447,12 @@ export class LiveEngines {
     const metrics = this.fleet.groupMetrics(engine.pool, key);
     return metrics === undefined
       ? undefined
-      : renderVllmMetrics(metrics, this.modelName, this.overrides.get(key));
+      : renderVllmMetrics(
+          metrics,
+          this.modelName,
+          this.overrides.get(key),
+          this.fleet.groupSeries(engine.pool, key),
+        );
   }
 
   /** Forces values onto the pod's /metrics until cleared (an empty override clears). */

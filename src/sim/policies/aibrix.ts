@@ -151,9 +151,33 @@ export class AibrixCooldown {
   }
 }
 
-function makeAibrixPolicy(strategy: 'kpa' | 'apa', context: PolicyContext): ScalingPolicy {
+/** The main knobs a user tunes: the target (× the default) and the scale-down cooldown. */
+export interface AibrixKnobs {
+  readonly targetScale?: number | undefined;
+  readonly scaleDownCooldownSeconds?: number | undefined;
+}
+
+export function aibrixPolicyWith(strategy: 'kpa' | 'apa', knobs: AibrixKnobs = {}) {
+  return (context: PolicyContext): ScalingPolicy => makeAibrixPolicy(strategy, context, knobs);
+}
+
+function makeAibrixPolicy(
+  strategy: 'kpa' | 'apa',
+  context: PolicyContext,
+  knobs: AibrixKnobs = {},
+): ScalingPolicy {
   const target = kvPolicyTarget(context.pool, context.calibration);
-  const spec = aibrixDefaults(strategy, target.targetPerGroup, context.minGroups, context.maxGroups);
+  const scaled = target.targetPerGroup * (knobs.targetScale ?? 1);
+  const base = aibrixDefaults(
+    strategy,
+    target.metric === 'kvCacheUsagePerc' ? Math.min(1, scaled) : scaled,
+    context.minGroups,
+    context.maxGroups,
+  );
+  const spec = {
+    ...base,
+    scaleDownCooldownSeconds: knobs.scaleDownCooldownSeconds ?? base.scaleDownCooldownSeconds,
+  };
   const stable = new SampleWindow(spec.stableWindowSeconds);
   const panic = new SampleWindow(spec.panicWindowSeconds);
   const cooldown = new AibrixCooldown(spec);

@@ -95,8 +95,31 @@ export class HpaStabilizer {
 }
 
 export function hpaPolicy(context: PolicyContext): ScalingPolicy {
+  return hpaPolicyWith()(context);
+}
+
+/** The main knobs a user tunes: the target (× the default) and the scale-down stabilisation window. */
+export interface HpaKnobs {
+  readonly targetScale?: number | undefined;
+  readonly scaleDownStabilizationSeconds?: number | undefined;
+}
+
+export function hpaPolicyWith(knobs: HpaKnobs = {}) {
+  return (context: PolicyContext): ScalingPolicy => makeHpaPolicy(context, knobs);
+}
+
+function makeHpaPolicy(context: PolicyContext, knobs: HpaKnobs): ScalingPolicy {
   const target = kvPolicyTarget(context.pool, context.calibration);
-  const spec = hpaDefaults(target.targetPerGroup, context.minGroups, context.maxGroups);
+  const scaled = target.targetPerGroup * (knobs.targetScale ?? 1);
+  const base = hpaDefaults(
+    target.metric === 'kvCacheUsagePerc' ? Math.min(1, scaled) : scaled,
+    context.minGroups,
+    context.maxGroups,
+  );
+  const spec = {
+    ...base,
+    scaleDownStabilizationSeconds: knobs.scaleDownStabilizationSeconds ?? base.scaleDownStabilizationSeconds,
+  };
   const stabilizer = new HpaStabilizer(spec);
   return {
     name: 'hpa',

@@ -8,6 +8,7 @@
  * heads of running + waiting requests (what queue-proxies would report summed), recorded each second. Ready
  * groups are the denominator (`R = max(1, ready)`). `min-scale` is the run's minimum (scale to zero is off).
  */
+import { currentMax, newDelayWindow, recordMax } from '../../decide/delay-window.ts';
 import { concurrencyPerGroup } from './targets.ts';
 import type { PolicyContext, PoolObservation, ScalingPolicy } from './types.ts';
 
@@ -151,11 +152,27 @@ export function knativeScale(
 }
 
 export function knativePolicy(context: PolicyContext): ScalingPolicy {
+  return knativePolicyWith()(context);
+}
+
+/** The main knobs a user tunes: the target (× the default) and `scale-down-delay` (Knative's max-over-window). */
+export interface KnativeKnobs {
+  readonly targetScale?: number | undefined;
+  readonly scaleDownDelaySeconds?: number | undefined;
+}
+
+export function knativePolicyWith(knobs: KnativeKnobs = {}): (context: PolicyContext) => ScalingPolicy {
+  return (context) => makeKnativePolicy(context, knobs);
+}
+
+function makeKnativePolicy(context: PolicyContext, knobs: KnativeKnobs): ScalingPolicy {
   const spec = knativeDefaults(
-    concurrencyPerGroup(context.pool, context.calibration) * 0.7,
+    concurrencyPerGroup(context.pool, context.calibration) * 0.7 * (knobs.targetScale ?? 1),
     context.minGroups,
     context.maxGroups,
   );
+  const delaySeconds = knobs.scaleDownDelaySeconds ?? 0;
+  let delay = newDelayWindow(delaySeconds, spec.tickSeconds);
   const stable = new TimedBuckets(spec.stableWindowSeconds);
   const panic = new TimedBuckets(spec.panicWindowSeconds);
   let state: KnativeState | undefined;
@@ -180,7 +197,10 @@ export function knativePolicy(context: PolicyContext): ScalingPolicy {
       const panicValue = panic.windowAverage(o.nowSeconds) ?? 0;
       const result = knativeScale(spec, state, o.readyGroups, stableValue, panicValue, o.nowSeconds);
       state = result.state;
-      return result.want;
+      if (delaySeconds <= 0) return result.want;
+      // scale-down-delay: the highest want of the delay window (autoscaler.go `delayWindow`).
+      delay = recordMax(delay, o.nowSeconds, result.want);
+      return currentMax(delay);
     },
   };
 }

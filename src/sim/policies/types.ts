@@ -6,6 +6,9 @@
  */
 import type { Calibration } from '../calibration.ts';
 import type { DemandProfile } from '../demand.ts';
+import type { EngineSeries, FrontendSeries } from '../engine-series.ts';
+
+export type { EngineSeries, FrontendSeries } from '../engine-series.ts';
 
 export type Pool = 'prefill' | 'decode';
 
@@ -25,6 +28,13 @@ export interface PoolObservation {
   readonly readyGroups: number;
   /** Delivered metrics of the ready groups' heads, as of the last scrape (or this second when direct). */
   readonly metrics: readonly GroupMetrics[];
+  /**
+   * The ready groups' vLLM counters and histograms (token totals, TTFT, ITL), delivered like `metrics`. A
+   * function, so that the series are snapshotted only by the policies that read them; absent reads as none.
+   */
+  readonly engineSeries?: () => readonly EngineSeries[];
+  /** The request frontend's counters (arrivals, completions, tokens), read now; absent reads as none. */
+  readonly frontend?: () => FrontendSeries;
 }
 
 export interface ScalingPolicy {
