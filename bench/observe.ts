@@ -6,7 +6,8 @@
  *
  * Two measurements:
  * 1. attribution only: a synthetic Prometheus answer of that size (the JSON body Prometheus would
- *    send) is decoded (JSON.parse and the API envelope), joined to groups and gated. No I/O.
+ *    send) is decoded (JSON.parse, the client's response hook and prometheus-query's result), joined
+ *    to groups and gated. No I/O.
  * 2. end to end against a real Prometheus (Debian 2.42, scripts/install-prometheus.sh) scraping one
  *    bulk exporter that prints every head pod's series with namespace/pod labels (honor_labels, as a
  *    federation endpoint would); each tick is the source's real HTTP fetch, parse, join and gate.
@@ -14,6 +15,8 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { QueryResult } from 'prometheus-query';
+import { passRawResult, rawResult } from '../src/observe/prometheus-client.ts';
 import {
   attribute,
   buildHeadIndex,
@@ -23,7 +26,7 @@ import {
   SIGNAL_KINDS,
   type SignalKind,
 } from '../src/observe/prometheus-join.ts';
-import { PrometheusSignalSource, rawResult } from '../src/observe/prometheus-source.ts';
+import { PrometheusSignalSource } from '../src/observe/prometheus-source.ts';
 import { judgeSignal } from '../src/observe/quality.ts';
 import { startPrometheus } from '../test/harness/prometheus.ts';
 
@@ -98,9 +101,9 @@ function attributionTick(
   const index = buildHeadIndex(pools);
   let ok = 0;
   for (const kind of SIGNALS) {
-    // The same path as a live tick after the HTTP read: JSON, the API envelope, decode.
-    const body = JSON.parse(bodies.get(kind) ?? '{}') as { data: unknown };
-    const raw = rawResult(body.data);
+    // The same path as a live tick after the HTTP read: JSON, the response hook, the driver, decode.
+    const body = passRawResult(JSON.parse(bodies.get(kind) ?? '{}'), 200, 'bench') as { data: object };
+    const raw = rawResult(QueryResult.fromJSON(body.data));
     if (raw.resultType !== 'vector') throw new Error('expected a vector');
     const samples = decodeVector(raw);
     const joined = attribute(kind, samples, index);

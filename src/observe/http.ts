@@ -1,9 +1,10 @@
 /**
- * Every outbound HTTP call the controller makes to a tenant-named endpoint (Prometheus, engine pods,
- * Grafana) goes through `boundedFetch`: a TOTAL deadline that covers connect, headers and the whole
- * body (a server dripping one byte a second cannot extend it), a cap on the body size, http(s) only,
- * and redirects followed only within the same origin (scheme, host and port), so neither a request nor
- * a token is ever bounced to another host.
+ * Every outbound HTTP call the controller makes to a tenant-named endpoint is bounded alike: a TOTAL
+ * deadline that covers connect, headers and the whole body (a server dripping one byte a second cannot
+ * extend it), a cap on the body size, http(s) only, and redirects followed only within the same origin
+ * (scheme, host and port), so neither a request nor a token is ever bounced to another host. Engine
+ * pods and Grafana go through `boundedFetch`; Prometheus through prometheus-query's driver with the
+ * same rules and the same failures (prometheus-client.ts).
  *
  * Failures are a `BoundedFetchError` whose message is for the controller log; what a tenant sees
  * (status conditions, Events) is `tenantReason`, which never says more than "unreachable" about the
@@ -93,11 +94,48 @@ function errorCode(err: unknown): string | undefined {
   return undefined;
 }
 
-/** Maps a fetch or body-read failure to its kind; the message keeps the detail for the log. */
-function classify(err: unknown, deadline: AbortSignal, outer: AbortSignal | undefined, url: URL): Error {
-  if (err instanceof BoundedFetchError) return err;
-  if (deadline.aborted)
-    return new BoundedFetchError('Timeout', `${url.origin}: no complete response in time`);
+/** The BoundedFetchError somewhere in `err`'s cause chain (a client may wrap one thrown in a hook). */
+function boundedCause(err: unknown): BoundedFetchError | undefined {
+  let cur: unknown = err;
+  for (let depth = 0; depth < 5 && cur !== null && typeof cur === 'object'; depth++) {
+    if (cur instanceof BoundedFetchError) return cur;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** The body outgrew its cap (`maxBytes` of `url`'s origin). */
+export function bodyTooLargeError(url: URL, maxBytes: number): BoundedFetchError {
+  return new BoundedFetchError('BodyTooLarge', `${url.origin}: body exceeds ${maxBytes} bytes`);
+}
+
+/** A redirect from `origin` to `to` (another origin, or none given) that is not followed. */
+export function redirectRefusedError(origin: string, to: string): BoundedFetchError {
+  return new BoundedFetchError(
+    'RedirectRefused',
+    `${origin}: redirect to ${to} refused (only same-origin redirects are followed)`,
+  );
+}
+
+/** The deadline passed before the whole answer from `url`'s origin arrived. */
+export function timedOutError(url: URL): BoundedFetchError {
+  return new BoundedFetchError('Timeout', `${url.origin}: no complete response in time`);
+}
+
+/**
+ * Maps a request or body-read failure to its kind; the message keeps the detail for the log. A
+ * BoundedFetchError (also one wrapped as a cause) stands; then the deadline, the caller's signal, and
+ * anything else is Unreachable, with the socket error code when there is one.
+ */
+export function classifyFailure(
+  err: unknown,
+  deadline: AbortSignal | undefined,
+  outer: AbortSignal | undefined,
+  url: URL,
+): BoundedFetchError {
+  const bounded = boundedCause(err);
+  if (bounded !== undefined) return bounded;
+  if (deadline?.aborted) return timedOutError(url);
   if (outer?.aborted) return new BoundedFetchError('Aborted', `${url.origin}: aborted`);
   const code = errorCode(err);
   const message = err instanceof Error ? err.message : String(err);
@@ -127,7 +165,7 @@ async function readCapped(
     bytes += value.byteLength;
     if (bytes > maxBytes) {
       await reader.cancel().catch(() => undefined);
-      throw new BoundedFetchError('BodyTooLarge', `${url.origin}: body exceeds ${maxBytes} bytes`);
+      throw bodyTooLargeError(url, maxBytes);
     }
     chunks.push(value);
   }
@@ -164,10 +202,7 @@ export async function boundedFetch(
         const location = res.headers.get('location');
         const next = location === null ? null : new URL(location, current);
         if (next === null || next.origin !== origin || hop >= (options.maxRedirects ?? 3)) {
-          throw new BoundedFetchError(
-            'RedirectRefused',
-            `${origin}: redirect to ${next?.origin ?? '(no location)'} refused (only same-origin redirects are followed)`,
-          );
+          throw redirectRefusedError(origin, next?.origin ?? '(no location)');
         }
         // 303, and 301/302 after a POST, turn into a GET (the fetch standard's rule).
         if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
@@ -188,7 +223,7 @@ export async function boundedFetch(
       };
     }
   } catch (err) {
-    throw classify(err, deadline, options.signal, current);
+    throw classifyFailure(err, deadline, options.signal, current);
   }
 }
 

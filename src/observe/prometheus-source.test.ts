@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PoolRegistration } from './prometheus-join.ts';
-import { PrometheusSignalSource, rawResult } from './prometheus-source.ts';
+import { PrometheusSignalSource } from './prometheus-source.ts';
 
 const pool: PoolRegistration = {
   poolKey: 'ns/pa/decode',
@@ -66,13 +66,5 @@ describe('PrometheusSignalSource failure paths', () => {
     const tick = await source.tick([]);
     expect(tick.queries).toBe(0);
     expect(source.requestsSent).toBe(0);
-  });
-});
-
-describe('rawResult', () => {
-  it('accepts vectors and matrices only', () => {
-    expect(rawResult({ resultType: 'vector', result: [] }).resultType).toBe('vector');
-    expect(() => rawResult({ resultType: 'scalar', result: [1, '2'] })).toThrow(/resultType scalar/);
-    expect(() => rawResult('text')).toThrow(/unexpected query result/);
   });
 });

@@ -9,7 +9,8 @@
  */
 import type { SignalWindows } from '../decide/signal-windows.ts';
 import type { SignalState } from '../decide/types.ts';
-import { BoundedFetchError, type BoundedResponse, boundedFetch } from './http.ts';
+import { BoundedFetchError } from './http.ts';
+import { PrometheusClient } from './prometheus-client.ts';
 import {
   attribute,
   buildHeadIndex,
@@ -56,8 +57,6 @@ export interface PrometheusSourceOptions {
   readonly onRequest?: (url: string) => void;
   /** Called with the full detail of a failed query (the tenant sees only `unreachable`). */
   readonly onFailure?: (detail: string) => void;
-  /** Defaults to the global fetch. */
-  readonly fetch?: typeof fetch;
 }
 
 export interface PoolTick {
@@ -93,51 +92,13 @@ export interface BackfillResult {
   readonly signals: ReadonlyMap<SignalKind, BackfillSignal>;
 }
 
-/** A Prometheus API error answer (`status: "error"`): its own text, e.g. a PromQL parse error. */
-class PrometheusApiError extends Error {
-  override name = 'PrometheusApiError';
-}
-
 /** What the PodAutoscaler's author may see: Prometheus's own errors, but no network detail. */
 function tenantError(err: unknown): string {
   if (err instanceof BoundedFetchError) return err.tenantReason;
   return err instanceof Error ? err.message : String(err);
 }
 
-/** The `data` of a Prometheus API answer, or a PrometheusApiError / BoundedFetchError. */
-export function apiData(res: BoundedResponse): unknown {
-  let body: { status?: unknown; data?: unknown; errorType?: unknown; error?: unknown };
-  try {
-    body = JSON.parse(res.text) as typeof body;
-  } catch {
-    throw new BoundedFetchError(
-      'Unreachable',
-      `HTTP ${res.status} from ${res.url}: not a Prometheus API answer`,
-    );
-  }
-  if (body?.status === 'success') return body.data;
-  if (body?.status === 'error') {
-    throw new PrometheusApiError(
-      `${String(body.errorType ?? 'error')}: ${String(body.error ?? '')} (HTTP ${res.status})`,
-    );
-  }
-  throw new BoundedFetchError(
-    'Unreachable',
-    `HTTP ${res.status} from ${res.url}: not a Prometheus API answer`,
-  );
-}
-
-/** A vector or matrix `data` as decodeVector / decodeMatrixBySteps read it; anything else throws. */
-export function rawResult(data: unknown): RawVector | RawMatrix {
-  const raw = data as { resultType?: unknown; result?: unknown } | null | undefined;
-  if (!raw || !Array.isArray(raw.result) || (raw.resultType !== 'vector' && raw.resultType !== 'matrix')) {
-    throw new Error(`unexpected query result (resultType ${String(raw?.resultType)})`);
-  }
-  return raw as RawVector | RawMatrix;
-}
-
-function vectorOf(data: unknown): PromSample[] {
-  const raw = rawResult(data);
+function vectorOf(raw: RawVector | RawMatrix): PromSample[] {
   if (raw.resultType !== 'vector') throw new Error(`expected an instant vector, got ${raw.resultType}`);
   return decodeVector(raw);
 }
@@ -220,39 +181,28 @@ function majorityDialect(perKind: Iterable<PoolSamples | undefined>): EngineDial
 
 export class PrometheusSignalSource {
   private readonly options: PrometheusSourceOptions;
+  private readonly client: PrometheusClient;
   readonly rejections = new RejectionCounters();
   /** HTTP requests sent since construction. */
   requestsSent = 0;
 
   constructor(options: PrometheusSourceOptions) {
     this.options = options;
+    this.client = new PrometheusClient({
+      address: options.address,
+      deadlineMs: (options.queryTimeoutSeconds ?? 10) * 1000 + TRANSPORT_SLACK_MS,
+      maxAnswerBytes: options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES,
+      onRequest: (url) => {
+        this.requestsSent++;
+        options.onRequest?.(url);
+      },
+    });
   }
 
-  /**
-   * One POST to the Prometheus HTTP API (POST: the namespace matcher of thousands of pools can outgrow
-   * a URL), bounded by boundedFetch. Returns the answer's `data`.
-   */
-  private async api(path: 'query' | 'query_range', params: Record<string, string>): Promise<unknown> {
-    const base = this.options.address.endsWith('/') ? this.options.address : `${this.options.address}/`;
-    let url: URL;
+  /** Runs one query, telling onFailure the full detail when it fails. */
+  private async logged<T>(path: 'query' | 'query_range', query: () => Promise<T>): Promise<T> {
     try {
-      url = new URL(`api/v1/${path}`, base);
-    } catch {
-      throw new BoundedFetchError('BadUrl', 'metricsSource.prometheus.address is not a valid URL');
-    }
-    this.requestsSent++;
-    this.options.onRequest?.(url.href);
-    try {
-      return apiData(
-        await boundedFetch(url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-          body: new URLSearchParams(params).toString(),
-          deadlineMs: (this.options.queryTimeoutSeconds ?? 10) * 1000 + TRANSPORT_SLACK_MS,
-          maxBodyBytes: this.options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES,
-          ...(this.options.fetch !== undefined ? { fetch: this.options.fetch } : {}),
-        }),
-      );
+      return await query();
     } catch (err) {
       this.options.onFailure?.(`${path}: ${err instanceof Error ? err.message : String(err)}`);
       throw err;
@@ -289,12 +239,10 @@ export class PrometheusSignalSource {
         kinds.map(async (kind) => {
           queries++;
           try {
-            const data = await this.api('query', {
-              query: buildQuery(kind, scope),
-              time: String(nowSeconds),
-              timeout: this.promTimeout(),
-            });
-            const joined = attribute(kind, vectorOf(data), index);
+            const raw = await this.logged('query', () =>
+              this.client.instant(buildQuery(kind, scope), nowSeconds, this.promTimeout()),
+            );
+            const joined = attribute(kind, vectorOf(raw), index);
             nonHeadSeries += joined.stats.nonHeadSeries;
             attributed.set(kind, joined.pools);
             otherDialect.set(kind, joined.stats.otherDialect);
@@ -380,14 +328,8 @@ export class PrometheusSignalSource {
     const chunkSeconds = stepSeconds * (MAX_POINTS_PER_RANGE_QUERY - 1);
     for (let start = fromSeconds; start <= toSeconds; start += chunkSeconds + stepSeconds) {
       const end = Math.min(toSeconds, start + chunkSeconds);
-      const raw = rawResult(
-        await this.api('query_range', {
-          query,
-          start: String(start),
-          end: String(end),
-          step: String(stepSeconds),
-          timeout: this.promTimeout(),
-        }),
+      const raw = await this.logged('query_range', () =>
+        this.client.range(query, start, end, stepSeconds, this.promTimeout()),
       );
       if (raw.resultType !== 'matrix') throw new Error(`expected a matrix, got ${raw.resultType}`);
       for (const [atMs, list] of decodeMatrixBySteps(raw)) {

@@ -247,6 +247,9 @@ describe('faults in one tenant’s endpoint are contained', () => {
       await victim('v-huge', healthyUrl);
       await until('the other pool scaled', async () => (await replicasOf('v-huge')) === 3);
       await until('the cap was hit', () => logLines.join('\n').includes('body exceeds 67108864 bytes'));
+      await until('the huge tenant reported', async () =>
+        Boolean((await statusOf('huge'))?.conditions?.some((c) => c.type === 'MetricsAvailable')),
+      );
       // the client hung up soon after the cap; a server pushing 512 MiB never got to finish
       expect(sentBytes).toBeLessThan(256 * 1024 * 1024);
       const metrics = (await statusOf('huge'))?.conditions?.find((c) => c.type === 'MetricsAvailable');
