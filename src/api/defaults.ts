@@ -19,6 +19,11 @@ export const BUILTIN_BEHAVIOR = {
   // About the typical cold start of a multi-node DeepSeek-R1 group (≈10 min typical, 30–60 slow; AIBrix's
   // samples/deepseek-r1 README says up to 20 min, KServe's dp-ep DeepSeek-R1 sample allows 80).
   startupTimeoutSeconds: 1200,
+  // 25 % above demand: a group's capacity is measured or calibrated at the SLO, and bursts need room.
+  headroomPercentage: 25,
+  // The typical cold start (as above): plan for the demand expected when a group asked for now serves.
+  horizonSeconds: 600,
+  horizonMaxGrowthPercentage: 50,
   missingData: {
     // Four 15 s Prometheus scrapes: one late scrape is not an outage.
     staleAfterSeconds: 60,

@@ -112,22 +112,44 @@ export const scaleTargetRules: readonly CrossFieldRule<ScaleTargetRef>[] = [
   },
 ];
 
-export const METRIC_TYPES = ['kvCacheUtilization', 'queueDepth', 'runningRequests', 'promql'] as const;
+export const METRIC_TYPES = [
+  'kvCacheUtilization',
+  'queueDepth',
+  'runningRequests',
+  'promptTokens',
+  'generationTokens',
+  'promql',
+] as const;
 export type MetricType = (typeof METRIC_TYPES)[number];
+
+/** Metric types that are a flow of tokens/s against a group's capacity (decide/work.ts). */
+export const WORK_METRIC_TYPES: readonly MetricType[] = ['promptTokens', 'generationTokens'];
+
+/** How a metric type behaves under overload, for the decision core (SignalKind). */
+export function signalKindOfMetric(type: MetricType): 'level' | 'backlog' | 'work' {
+  if (WORK_METRIC_TYPES.includes(type)) return 'work';
+  return type === 'queueDepth' ? 'backlog' : 'level';
+}
 
 export const MetricSpecSchema = z
   .strictObject({
     type: z
       .enum(METRIC_TYPES)
       .describe(
-        'kvCacheUtilization: KV-cache use of each group (0-1). queueDepth: waiting requests per group. runningRequests: running requests per group. promql: a raw query (escape hatch).',
+        'kvCacheUtilization: KV-cache use of each group (0-1). queueDepth: waiting requests per group. runningRequests: running requests per group. promptTokens: prompt tokens/s demanded (served plus queue growth, plus a backlog to clear) against what a prefill group serves. generationTokens: the same for generated tokens on decode. promql: a raw query (escape hatch).',
       ),
     target: z
       .number()
       .gt(0)
       .max(1e9)
       .describe(
-        'The value one group should carry. kvCacheUtilization: a fraction in (0, 1]. queueDepth/runningRequests: requests per group. promql: per group, or for the whole pool when kind is total.',
+        'The value one group should carry. kvCacheUtilization: a fraction in (0, 1]. queueDepth/runningRequests: requests per group. promptTokens/generationTokens: the tokens/s one group serves within the SLO (its capacity; headroomPercentage keeps demand below it). promql: per group, or for the whole pool when kind is total.',
+      ),
+    measureCapacity: z
+      .boolean()
+      .optional()
+      .describe(
+        "promptTokens/generationTokens only: measure a group's capacity online (the tokens/s a group serves while its queue is non-empty) and use it once 30 samples exist, within 4x of target. false pins target. Default true.",
       ),
     query: z
       .string()
@@ -176,7 +198,32 @@ export const metricRules: readonly CrossFieldRule<MetricSpec>[] = [
     message: 'query and kind apply only to type promql: remove them or set type: promql',
     check: (m) => m.type === 'promql' || (m.query === undefined && m.kind === undefined),
   },
+  {
+    cel: "!has(self.measureCapacity) || self.type == 'promptTokens' || self.type == 'generationTokens'",
+    message: 'measureCapacity applies only to types promptTokens and generationTokens: remove it',
+    fieldPath: '.measureCapacity',
+    check: (m) => m.measureCapacity === undefined || WORK_METRIC_TYPES.includes(m.type),
+  },
 ];
+
+export const SloSchema = z
+  .strictObject({
+    ttftSeconds: z
+      .number()
+      .gt(0)
+      .max(3600)
+      .optional()
+      .describe('Time to first token, p90 over the panic window (prefill pools).'),
+    tpotSeconds: z
+      .number()
+      .gt(0)
+      .max(60)
+      .optional()
+      .describe('Time per output token, p90 over the panic window (decode pools).'),
+  })
+  .describe(
+    "The latency SLO guard: above it the pool does not shrink and gets one more group when none is starting. Read from the engines' histograms; unknown latency leaves the guard off.",
+  );
 
 export const MissingDataSchema = z
   .strictObject({
@@ -263,6 +310,25 @@ export const behaviorShape = {
     .max(14400)
     .optional(),
   missingData: MissingDataSchema.optional(),
+  headroomPercentage: int32(
+    'The one knob: promptTokens/generationTokens demand × (1 + headroom) is what the groups must serve. More headroom buys SLO with GPUs.',
+  )
+    .min(0)
+    .max(400)
+    .optional(),
+  horizonSeconds: int32(
+    "Plan for the cold start: size work signals for the demand their trend expects this far ahead (the pool's startup time). 0 sizes for now.",
+  )
+    .min(0)
+    .max(14400)
+    .optional(),
+  horizonMaxGrowthPercentage: int32(
+    "The horizon plan adds at most this share of today's demand (50 = at most 1.5x).",
+  )
+    .min(0)
+    .max(400)
+    .optional(),
+  slo: SloSchema.optional(),
 } as const;
 
 export const BehaviorSchema = z.strictObject(behaviorShape).describe('How a pool scales.');

@@ -12,6 +12,7 @@ import { PoolRunner } from '../decide/pool-runner.ts';
 import { KVPA_EXTENSIONS } from '../decide/spec.ts';
 import type { DeciderSpec } from '../decide/types.ts';
 import type { AggregationAlgorithm } from '../decide/window.ts';
+import { DEFAULT_CAPACITY_SAMPLING } from '../decide/work.ts';
 import { BUILTIN_BEHAVIOR, DEFAULT_MIN_REPLICAS, DEFAULT_PRESET } from './defaults.ts';
 import {
   type Behavior,
@@ -19,6 +20,7 @@ import {
   type PodAutoscalerSpec,
   type PoolSpec,
   type ScaleTargetRef,
+  signalKindOfMetric,
   signalName,
 } from './podautoscaler.ts';
 import type { Policy } from './policy.ts';
@@ -40,6 +42,10 @@ export interface ResolvedPool {
   readonly aggregation: AggregationAlgorithm;
   readonly tickSeconds: number;
   readonly startupTimeoutSeconds: number;
+  readonly headroomPercentage: number;
+  readonly horizonSeconds: number;
+  readonly horizonMaxGrowthPercentage: number;
+  readonly slo: { readonly ttftSeconds?: number; readonly tpotSeconds?: number };
   readonly missingData: {
     readonly staleAfterSeconds: number;
     readonly minQuorumPercentage: number;
@@ -72,6 +78,10 @@ const BEHAVIOR_FIELDS = [
   'aggregation',
   'tickSeconds',
   'startupTimeoutSeconds',
+  'headroomPercentage',
+  'horizonSeconds',
+  'horizonMaxGrowthPercentage',
+  'slo',
   'missingData',
 ] as const satisfies readonly (keyof Behavior)[];
 
@@ -148,9 +158,9 @@ export function resolvePool(
     for (const field of BEHAVIOR_FIELDS) {
       const value = layer.behavior[field];
       if (value === undefined) continue;
-      if (field === 'missingData') {
-        merged.missingData = { ...(merged.missingData as object | undefined), ...(value as object) };
-        for (const k of Object.keys(value as object)) sources[`missingData.${k}`] = layer.label;
+      if (field === 'missingData' || field === 'slo') {
+        merged[field] = { ...(merged[field] as object | undefined), ...(value as object) };
+        for (const k of Object.keys(value as object)) sources[`${field}.${k}`] = layer.label;
       } else {
         merged[field] = value;
         sources[field] = layer.label;
@@ -220,6 +230,9 @@ export function toDeciderSpec(pool: ResolvedPool): DeciderSpec {
     tickSeconds: pool.tickSeconds,
     extensions: {
       ...KVPA_EXTENSIONS,
+      horizonSeconds: pool.horizonSeconds,
+      horizonMaxGrowth: pool.horizonMaxGrowthPercentage / 100,
+      slo: pool.slo ?? {},
       startupTimeoutSeconds: pool.startupTimeoutSeconds,
       missingFallbackAfterSeconds: pool.missingData.fallbackAfterSeconds,
       fallbackMinReplicas: pool.missingData.fallbackMinReplicas,
@@ -231,13 +244,31 @@ export function toDeciderSpec(pool: ResolvedPool): DeciderSpec {
 export function poolRunnerFor(pool: ResolvedPool): PoolRunner {
   return new PoolRunner(
     toDeciderSpec(pool),
-    pool.metrics.map((m) => ({
-      name: signalName(m),
-      targetPerGroup: m.target,
-      stableWindowSeconds: pool.stableWindowSeconds,
-      panicWindowPercentage: pool.panicWindowPercentage,
-      aggregation: pool.aggregation,
-    })),
+    pool.metrics.map((m) => {
+      const kind = signalKindOfMetric(m.type);
+      return {
+        name: signalName(m),
+        targetPerGroup: m.target,
+        stableWindowSeconds: pool.stableWindowSeconds,
+        panicWindowPercentage: pool.panicWindowPercentage,
+        aggregation: pool.aggregation,
+        kind,
+        ...(kind === 'work'
+          ? {
+              work: {
+                capacity: {
+                  ...DEFAULT_CAPACITY_SAMPLING,
+                  configuredPerSecond: m.target,
+                  measure: m.measureCapacity ?? true,
+                },
+                headroom: pool.headroomPercentage / 100,
+                // The trend is read over the horizon it projects across, at least 5 minutes.
+                trendWindowSeconds: Math.max(300, pool.horizonSeconds),
+              },
+            }
+          : {}),
+      };
+    }),
   );
 }
 

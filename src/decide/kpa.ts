@@ -14,9 +14,11 @@ import type {
   DeciderSpec,
   DeciderState,
   Explanation,
+  LatencyObservation,
   Observation,
   PanicTransition,
   SignalExplanation,
+  SignalReading,
   StageName,
   StageRecord,
 } from './types.ts';
@@ -70,29 +72,20 @@ export function decide(
   const ready = Math.max(1, readyRaw);
   const requested = Math.max(0, Math.floor(observation.requestedGroups ?? state.lastDesired ?? readyRaw));
 
-  const signals: SignalExplanation[] = observation.signals.map((s) => {
-    if (s.state !== 'ok' || s.stableTotal === undefined || s.panicTotal === undefined) {
-      return {
-        name: s.name,
-        state: s.state === 'ok' ? 'noData' : s.state,
-        targetPerGroup: s.targetPerGroup,
-        ...(s.detail !== undefined ? { detail: s.detail } : {}),
-      };
-    }
-    return {
-      name: s.name,
-      state: 'ok',
-      targetPerGroup: s.targetPerGroup,
-      stableTotal: s.stableTotal,
-      panicTotal: s.panicTotal,
-      stableWant: groupsFor(s.stableTotal, s.targetPerGroup, ext.ratioEpsilon),
-      panicWant: groupsFor(s.panicTotal, s.targetPerGroup, ext.ratioEpsilon),
-    };
-  });
+  const pendingSinceSeconds = requested > readyRaw ? (state.pendingSinceSeconds ?? nowSeconds) : null;
+  const starting = isStarting(
+    ext.startupTimeoutSeconds,
+    readyRaw,
+    requested,
+    pendingSinceSeconds,
+    nowSeconds,
+  );
+  const signals: SignalExplanation[] = observation.signals.map((s) =>
+    explainSignal(spec, s, { requested, starting }),
+  );
   const present = signals.filter((s) => s.state === 'ok');
   const missing = signals.filter((s) => s.state !== 'ok');
   const missingSinceSeconds = missing.length > 0 ? (state.missingSinceSeconds ?? nowSeconds) : null;
-  const pendingSinceSeconds = requested > readyRaw ? (state.pendingSinceSeconds ?? nowSeconds) : null;
   const inPanicBefore = state.panicSinceSeconds !== null;
 
   if (present.length === 0) {
@@ -110,8 +103,12 @@ export function decide(
   // compute: the largest want over the usable signals wins (HPA's rule for several metrics).
   const stableWinner = argMax(present, (s) => s.stableWant ?? 0);
   const panicWinner = argMax(present, (s) => s.panicWant ?? 0);
-  const dspc = stableWinner.stableWant ?? 0;
+  const computedStable = stableWinner.stableWant ?? 0;
   const dppc = panicWinner.panicWant ?? 0;
+  // horizon: size for the demand expected when a group asked for now would be serving.
+  const horizonWinner = argMax(present, (s) => s.horizonWant ?? 0);
+  const horizonWant = horizonWinner.horizonWant ?? 0;
+  const dspc = Math.max(computedStable, horizonWant);
 
   // rateLimit: bounds from the ready count. ceil() lets a pool always grow by at least one group.
   // kvpa's startup extension counts groups still starting (within startupTimeoutSeconds) in the
@@ -154,10 +151,17 @@ export function decide(
   const stages = new Stages(requested);
   stages.apply(
     'compute',
-    inPanic ? Math.max(dspc, dppc) : dspc,
+    inPanic ? Math.max(computedStable, dppc) : computedStable,
     inPanic
-      ? `max of stable want ${dspc} (${stableWinner.name}) and panic want ${dppc} (${panicWinner.name})`
-      : `stable want ${dspc} from ${stableWinner.name}`,
+      ? `max of stable want ${computedStable} (${stableWinner.name}) and panic want ${dppc} (${panicWinner.name})`
+      : `stable want ${computedStable} from ${stableWinner.name}`,
+  );
+  stages.apply(
+    'horizon',
+    inPanic ? Math.max(dspc, dppc) : dspc,
+    horizonWinner.projectedTotal !== undefined
+      ? `${horizonWinner.name} expected at ${round3(horizonWinner.projectedTotal)} in ${ext.horizonSeconds}s (trend, at most ${1 + ext.horizonMaxGrowth}× now) needs ${horizonWant}`
+      : 'no trend to plan on',
   );
   stages.apply(
     'rateLimit',
@@ -197,7 +201,14 @@ export function decide(
       : 'no scale-down delay',
   );
 
-  applyStartupGate(stages, spec, { readyRaw, requested, pendingSinceSeconds, nowSeconds });
+  applySloGuard(stages, spec, { readyRaw, requested, latency: observation.latency });
+  // A work signal's want is demand by conservation, which does not grow while groups start: no hold.
+  const workDriven = present.some(
+    (p) =>
+      p.kind === 'work' &&
+      Math.max(p.stableWant ?? 0, p.horizonWant ?? 0, inPanic ? (p.panicWant ?? 0) : 0) >= stages.want,
+  );
+  applyStartupGate(stages, spec, { readyRaw, requested, pendingSinceSeconds, nowSeconds, workDriven });
   applyMissingData(stages, spec, {
     requested,
     missing: missing.map((m) => m.name),
@@ -219,6 +230,7 @@ export function decide(
     maxScaleDown,
     panic: { inPanic, transition, ratio, threshold: spec.panicThreshold },
     stages: stages.records,
+    ...(observation.latency !== undefined ? { latency: observation.latency } : {}),
     holdReason: holdReasonOf(stages.records),
     summary: '',
   };
@@ -238,6 +250,119 @@ export function decide(
       explanation: { ...explanation, summary: summarize(explanation, desiredGroups) },
     },
   };
+}
+
+/**
+ * One signal's wants. A level signal wants ceil(total / target). A work signal adds the flow that clears
+ * its backlog, at most one group's target: a queue that grows while groups start must not buy a group per
+ * second (its growth is already in the flow, by conservation). Its horizon want sizes for the flow the trend
+ * expects in horizonSeconds, at most (1 + horizonMaxGrowth) × now, and never below now. A backlog signal
+ * (a queue read as a level) is capped at one group beyond the request while groups start.
+ */
+function explainSignal(
+  spec: DeciderSpec,
+  s: SignalReading,
+  ctx: { requested: number; starting: boolean },
+): SignalExplanation {
+  const ext = spec.extensions;
+  const base = {
+    name: s.name,
+    targetPerGroup: s.targetPerGroup,
+    ...(s.kind !== undefined ? { kind: s.kind } : {}),
+  };
+  if (s.state !== 'ok' || s.stableTotal === undefined || s.panicTotal === undefined) {
+    return {
+      ...base,
+      state: s.state === 'ok' ? 'noData' : s.state,
+      ...(s.detail !== undefined ? { detail: s.detail } : {}),
+    };
+  }
+  const want = (total: number) => groupsFor(total, s.targetPerGroup, ext.ratioEpsilon);
+  if (s.kind === 'work') {
+    const backlog = Math.max(0, s.backlogTotal ?? 0);
+    const clearSeconds = Math.max(spec.tickSeconds, ext.slo.ttftSeconds ?? spec.tickSeconds);
+    const clearance = Math.min(backlog / clearSeconds, s.targetPerGroup);
+    const stableTotal = s.stableTotal + clearance;
+    const panicTotal = s.panicTotal + clearance;
+    const now = Math.max(stableTotal, panicTotal);
+    const trend = s.trendPerSecond ?? 0;
+    const projected =
+      ext.horizonSeconds > 0 && trend > 0
+        ? Math.min(now + trend * ext.horizonSeconds, now * (1 + ext.horizonMaxGrowth))
+        : undefined;
+    return {
+      ...base,
+      state: 'ok',
+      stableTotal,
+      panicTotal,
+      stableWant: want(stableTotal),
+      panicWant: want(panicTotal),
+      backlogTotal: backlog,
+      clearancePerSecond: clearance,
+      ...(projected !== undefined ? { projectedTotal: projected, horizonWant: want(projected) } : {}),
+    };
+  }
+  let stableWant = want(s.stableTotal);
+  let panicWant = want(s.panicTotal);
+  if (s.kind === 'backlog' && ctx.starting) {
+    stableWant = Math.min(stableWant, ctx.requested + 1);
+    panicWant = Math.min(panicWant, ctx.requested + 1);
+  }
+  return {
+    ...base,
+    state: 'ok',
+    stableTotal: s.stableTotal,
+    panicTotal: s.panicTotal,
+    stableWant,
+    panicWant,
+  };
+}
+
+/** Some requested groups are not ready yet, and they have been starting for less than the timeout. */
+function isStarting(
+  startupTimeoutSeconds: number,
+  readyRaw: number,
+  requested: number,
+  pendingSinceSeconds: number | null,
+  nowSeconds: number,
+): boolean {
+  return (
+    startupTimeoutSeconds > 0 &&
+    requested > readyRaw &&
+    pendingSinceSeconds !== null &&
+    nowSeconds - pendingSinceSeconds < startupTimeoutSeconds
+  );
+}
+
+/**
+ * The SLO guard: while a latency quantile is above the pool's SLO, the pool does not shrink, and it gets
+ * one more group when none is on its way (one at a time, so a slow start cannot pile groups up). An
+ * unknown latency leaves the guard off: a missing histogram is not a zero.
+ */
+function applySloGuard(
+  stages: Stages,
+  spec: DeciderSpec,
+  ctx: { readyRaw: number; requested: number; latency: LatencyObservation | undefined },
+): void {
+  const slo = spec.extensions.slo;
+  const over: string[] = [];
+  const l = ctx.latency;
+  if (slo.ttftSeconds !== undefined && l?.ttftSeconds !== undefined && l.ttftSeconds > slo.ttftSeconds)
+    over.push(`TTFT ${round3(l.ttftSeconds)}s > SLO ${slo.ttftSeconds}s`);
+  if (slo.tpotSeconds !== undefined && l?.tpotSeconds !== undefined && l.tpotSeconds > slo.tpotSeconds)
+    over.push(`TPOT ${round3(l.tpotSeconds)}s > SLO ${slo.tpotSeconds}s`);
+  if (over.length === 0) {
+    const known = slo.ttftSeconds !== undefined || slo.tpotSeconds !== undefined;
+    stages.apply('sloGuard', stages.want, known ? 'latency within the SLO or unknown' : 'no SLO set');
+    return;
+  }
+  const noneStarting = ctx.requested <= ctx.readyRaw;
+  const floor = noneStarting ? Math.max(ctx.requested, ctx.readyRaw + 1) : ctx.requested;
+  stages.apply(
+    'sloGuard',
+    Math.max(stages.want, floor),
+    `${over.join(', ')}: no scale-down${noneStarting ? ', and one more group' : ' (a group is on its way)'}`,
+  );
 }
 
 /**
@@ -317,12 +442,19 @@ function holdWithoutSignals(spec: DeciderSpec, state: DeciderState, ctx: HoldCon
  * Startup-aware scaling. Groups that were requested but are not ready yet are capacity in flight.
  * While they start (up to startupTimeoutSeconds), a further scale-up is held at the requested count
  * unless the want exceeds it by the panic threshold: demand has outgrown even the groups on their way.
- * Scale-down is never held here, so a pool stuck waiting for GPUs can still shrink.
+ * Scale-down is never held here, so a pool stuck waiting for GPUs can still shrink. A want set by a work
+ * signal is not held: its demand already counts the queue by its growth, not its size.
  */
 function applyStartupGate(
   stages: Stages,
   spec: DeciderSpec,
-  ctx: { readyRaw: number; requested: number; pendingSinceSeconds: number | null; nowSeconds: number },
+  ctx: {
+    readyRaw: number;
+    requested: number;
+    pendingSinceSeconds: number | null;
+    nowSeconds: number;
+    workDriven: boolean;
+  },
 ): void {
   const timeout = spec.extensions.startupTimeoutSeconds;
   const starting = ctx.requested - ctx.readyRaw;
@@ -344,6 +476,14 @@ function applyStartupGate(
     return;
   }
   const want = stages.want;
+  if (want > ctx.requested && ctx.workDriven) {
+    stages.apply(
+      'startup',
+      want,
+      `${starting} group(s) starting; want ${want} comes from a work signal (demand by conservation, which a growing queue does not inflate), so no wait`,
+    );
+    return;
+  }
   if (want > ctx.requested && want < ctx.requested * spec.panicThreshold) {
     stages.apply(
       'startup',
@@ -427,13 +567,21 @@ function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 
+/** A work signal's backlog and horizon terms, for the summary. */
+function workPhrase(s: SignalExplanation): string {
+  if (s.kind !== 'work') return '';
+  const clear = ` (incl. ${round3(s.clearancePerSecond ?? 0)}/s to clear a backlog of ${round3(s.backlogTotal ?? 0)})`;
+  const plan = s.projectedTotal !== undefined ? `, expected ${round3(s.projectedTotal)} at the horizon` : '';
+  return clear + plan;
+}
+
 /** e.g. "3 → 5 groups (panic): kvCacheUtilization stable 2.45 panic 3.1 per-group target 0.7; limited by rateLimit". */
 export function summarize(explanation: Explanation, desiredGroups: number): string {
   const mode = explanation.panic.inPanic ? 'panic' : 'stable';
   const head = `${explanation.requestedGroups} → ${desiredGroups} groups (${mode}, ${explanation.readyGroups} ready)`;
   const parts = explanation.signals.map((s) =>
     s.state === 'ok'
-      ? `${s.name} stable ${round3(s.stableTotal ?? 0)} panic ${round3(s.panicTotal ?? 0)} target ${s.targetPerGroup}/group`
+      ? `${s.name} stable ${round3(s.stableTotal ?? 0)} panic ${round3(s.panicTotal ?? 0)} target ${round3(s.targetPerGroup)}/group${workPhrase(s)}`
       : `${s.name} ${s.state}${s.detail !== undefined ? ` (${s.detail})` : ''}`,
   );
   const limits = explanation.stages

@@ -5,8 +5,16 @@
  * runner, so what the lab measures is what the controller does.
  */
 import { decide, initialState, summarize } from './kpa.ts';
-import { type SignalWindowSpec, SignalWindows } from './signal-windows.ts';
-import type { DeciderSpec, DeciderState, Decision, SignalReading, SignalState } from './types.ts';
+import { type SignalWindowSpec, SignalWindows, type WorkSignalSpec } from './signal-windows.ts';
+import type {
+  DeciderSpec,
+  DeciderState,
+  Decision,
+  LatencyObservation,
+  SignalReading,
+  SignalState,
+} from './types.ts';
+import { type CapacityEstimate, CapacityEstimator, trendPerSecond } from './work.ts';
 
 /** One signal of one pool at one instant. `total` is Σ over ready groups, present iff state is ok. */
 export interface PoolSample {
@@ -19,18 +27,74 @@ export interface PoolSample {
    */
   readonly silentGroups?: number;
   readonly detail?: string;
+  /** Work signals: `total` is the served flow (tokens/s); this is the tokens waiting (Σ over ready groups). */
+  readonly backlog?: number;
+  /** Work signals: one group's flow for each saturated group (a capacity sample). */
+  readonly capacitySamples?: readonly number[];
+}
+
+/**
+ * A work signal's memory: the last backlog (for its growth), the recent demand (for the trend) and the
+ * capacity estimate. Demand = served flow + backlog growth: under overload the queue grows at the unserved
+ * rate, so the demand is the arrival rate and does not climb while groups start.
+ */
+class WorkMemory {
+  private last: { t: number; backlog: number } | undefined;
+  private readonly demand: { t: number; v: number }[] = [];
+  latestBacklog = 0;
+  readonly capacity: CapacityEstimator;
+
+  constructor(readonly spec: WorkSignalSpec) {
+    this.capacity = new CapacityEstimator(spec.capacity);
+  }
+
+  /** The demand to record for this sample (tokens/s). */
+  demandOf(t: number, flow: number, backlog: number | undefined, samples: readonly number[]): number {
+    this.capacity.add(samples);
+    let growth = 0;
+    if (backlog !== undefined) {
+      if (this.last !== undefined && t > this.last.t)
+        growth = (backlog - this.last.backlog) / (t - this.last.t);
+      this.last = { t, backlog };
+      this.latestBacklog = backlog;
+    }
+    const v = Math.max(0, flow + growth);
+    this.demand.push({ t, v });
+    while ((this.demand[0]?.t ?? t) < t - this.spec.trendWindowSeconds) this.demand.shift();
+    return v;
+  }
+
+  /** Only a trend over at least half the window is believed: a few points after a restart are noise. */
+  trend(): number {
+    const first = this.demand[0];
+    const last = this.demand[this.demand.length - 1];
+    if (first === undefined || last === undefined) return 0;
+    if (last.t - first.t < this.spec.trendWindowSeconds / 2) return 0;
+    return trendPerSecond(this.demand);
+  }
+
+  target(): number {
+    return this.capacity.estimate().usedPerSecond / (1 + this.spec.headroom);
+  }
 }
 
 export class PoolRunner {
   /** Created at the first decision, when the target's counts are known (restart safety needs them). */
   private state: DeciderState | null = null;
   private readonly windows: Map<string, SignalWindows>;
+  private readonly work = new Map<string, WorkMemory>();
 
   constructor(
     readonly spec: DeciderSpec,
     signals: readonly SignalWindowSpec[],
   ) {
     this.windows = new Map(signals.map((s) => [s.name, new SignalWindows(s)]));
+    for (const s of signals) if (s.kind === 'work' && s.work) this.work.set(s.name, new WorkMemory(s.work));
+  }
+
+  /** Each work signal's capacity estimate, for status and explanations. */
+  capacities(): Map<string, CapacityEstimate> {
+    return new Map([...this.work].map(([name, w]) => [name, w.capacity.estimate()]));
   }
 
   /**
@@ -44,7 +108,11 @@ export class PoolRunner {
   /** Records this instant's samples; samples that did not pass the quality gate are not recorded. */
   record(samples: readonly PoolSample[], nowSeconds: number): void {
     for (const s of samples) {
-      if (s.state === 'ok' && s.total !== undefined) this.windows.get(s.name)?.record(nowSeconds, s.total);
+      if (s.state !== 'ok' || s.total === undefined) continue;
+      const work = this.work.get(s.name);
+      const total =
+        work === undefined ? s.total : work.demandOf(nowSeconds, s.total, s.backlog, s.capacitySamples ?? []);
+      this.windows.get(s.name)?.record(nowSeconds, total);
     }
   }
 
@@ -68,26 +136,34 @@ export class PoolRunner {
     readyGroups: number,
     requestedGroups: number | undefined,
     latest: readonly PoolSample[],
+    latency?: LatencyObservation,
   ): Decision {
     const latestByName = new Map(latest.map((s) => [s.name, s]));
     const readings: SignalReading[] = [...this.windows.entries()].map(([name, w]) => {
+      const work = this.work.get(name);
+      const shape = {
+        targetPerGroup: work?.target() ?? w.spec.targetPerGroup,
+        ...(w.spec.kind !== undefined ? { kind: w.spec.kind } : {}),
+      };
       const s = latestByName.get(name);
       if (s !== undefined && s.state !== 'ok') {
-        return {
-          name,
-          targetPerGroup: w.spec.targetPerGroup,
-          state: s.state,
-          ...(s.detail !== undefined ? { detail: s.detail } : {}),
-        };
+        return { name, ...shape, state: s.state, ...(s.detail !== undefined ? { detail: s.detail } : {}) };
       }
-      return w.read(nowSeconds);
+      const read = { ...w.read(nowSeconds), ...shape };
+      if (work === undefined || read.state !== 'ok') return read;
+      return { ...read, backlogTotal: work.latestBacklog, trendPerSecond: work.trend() };
     });
     const hold = silentHold(this.spec, latest, requestedGroups ?? 0);
-    if (hold === null) return this.decideReadings(nowSeconds, readyGroups, requestedGroups, readings);
-    const decision = this.decideReadings(nowSeconds, readyGroups, requestedGroups, readings, {
-      ...this.spec,
-      minReplicas: hold.floor,
-    });
+    if (hold === null)
+      return this.decideReadings(nowSeconds, readyGroups, requestedGroups, readings, this.spec, latency);
+    const decision = this.decideReadings(
+      nowSeconds,
+      readyGroups,
+      requestedGroups,
+      readings,
+      { ...this.spec, minReplicas: hold.floor },
+      latency,
+    );
     return explainSilentHold(decision, hold);
   }
 
@@ -98,12 +174,18 @@ export class PoolRunner {
     requestedGroups: number | undefined,
     readings: readonly SignalReading[],
     spec: DeciderSpec = this.spec,
+    latency?: LatencyObservation,
   ): Decision {
     const state = this.state ?? initialState(this.spec, readyGroups, nowSeconds, requestedGroups ?? 0);
     const out = decide(
       spec,
       state,
-      { readyGroups, ...(requestedGroups !== undefined ? { requestedGroups } : {}), signals: readings },
+      {
+        readyGroups,
+        ...(requestedGroups !== undefined ? { requestedGroups } : {}),
+        signals: readings,
+        ...(latency !== undefined ? { latency } : {}),
+      },
       nowSeconds,
     );
     this.state = out.state;

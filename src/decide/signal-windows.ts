@@ -3,7 +3,7 @@
  * per-group values over ready groups, one per second); reading gives the two window averages, or
  * `noData` when nothing arrived within the stable window (Knative's ErrNoData), never a zero.
  */
-import type { SignalReading } from './types.ts';
+import type { SignalKind, SignalReading } from './types.ts';
 import {
   type AggregationAlgorithm,
   type AveragingWindow,
@@ -12,6 +12,7 @@ import {
   makeWindow,
   panicWindowSeconds,
 } from './window.ts';
+import type { CapacitySpec } from './work.ts';
 
 export interface SignalWindowSpec {
   readonly name: string;
@@ -19,6 +20,17 @@ export interface SignalWindowSpec {
   readonly stableWindowSeconds: number;
   readonly panicWindowPercentage: number;
   readonly aggregation: AggregationAlgorithm;
+  /** Default `level`. */
+  readonly kind?: SignalKind;
+  /** `work` signals: what one group serves, the headroom kept above demand, and the trend window. */
+  readonly work?: WorkSignalSpec;
+}
+
+export interface WorkSignalSpec {
+  readonly capacity: CapacitySpec;
+  /** Demand × (1 + headroom) is what the groups must serve: the target is capacity / (1 + headroom). */
+  readonly headroom: number;
+  readonly trendWindowSeconds: number;
 }
 
 export class SignalWindows {

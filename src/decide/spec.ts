@@ -9,6 +9,9 @@ export const KNATIVE_EXTENSIONS: DeciderExtensions = {
   holdOnMissingData: false,
   missingFallbackAfterSeconds: 0,
   fallbackMinReplicas: 0,
+  horizonSeconds: 0,
+  horizonMaxGrowth: 0,
+  slo: {},
 };
 
 export const KVPA_EXTENSIONS: DeciderExtensions = {
@@ -18,6 +21,10 @@ export const KVPA_EXTENSIONS: DeciderExtensions = {
   holdOnMissingData: true,
   missingFallbackAfterSeconds: 0,
   fallbackMinReplicas: 0,
+  // A DeepSeek-R1 group's typical cold start (10 min, KServe and AIBrix samples); at most 1.5× today's demand.
+  horizonSeconds: 600,
+  horizonMaxGrowth: 0.5,
+  slo: {},
 };
 
 /** Knative's config-autoscaler defaults (knative/serving pkg/autoscaler/config/config.go), in groups. */

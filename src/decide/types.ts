@@ -20,6 +20,27 @@ export interface SignalReading {
   readonly panicTotal?: number;
   /** A human-readable detail when state is not ok (which groups were stale, and so on). */
   readonly detail?: string;
+  /**
+   * How the signal behaves under overload (default `level`):
+   * - `level`: bounded by what the groups hold (KV use, running requests);
+   * - `backlog`: grows without bound until capacity lands (a queue): while groups start it may add at most
+   *   one group beyond the request, or it piles up;
+   * - `work`: a flow of tokens/s (arrivals, by conservation: served plus queue growth) with its backlog,
+   *   sized against what a group serves (`targetPerGroup`).
+   */
+  readonly kind?: SignalKind;
+  /** `work` only: the tokens waiting now (Σ over ready groups); cleared at up to one group's target. */
+  readonly backlogTotal?: number;
+  /** `work` only: the least-squares trend of the flow over the trend window, per second (may be negative). */
+  readonly trendPerSecond?: number;
+}
+
+export type SignalKind = 'level' | 'backlog' | 'work';
+
+/** Latency quantiles over the panic window, from the engines' histograms; absent means unknown, not zero. */
+export interface LatencyObservation {
+  readonly ttftSeconds?: number;
+  readonly tpotSeconds?: number;
 }
 
 export interface Observation {
@@ -28,6 +49,13 @@ export interface Observation {
   /** The group count the scale target currently asks for. Defaults to the last decision, else readyGroups. */
   readonly requestedGroups?: number;
   readonly signals: readonly SignalReading[];
+  readonly latency?: LatencyObservation;
+}
+
+/** The pool's latency SLO; a guard only for the quantities that are set. */
+export interface SloSpec {
+  readonly ttftSeconds?: number;
+  readonly tpotSeconds?: number;
 }
 
 /** A resolved policy for one pool: numbers only, no names of presets or CRD fields. */
@@ -75,6 +103,15 @@ export interface DeciderExtensions {
   /** After signals have been missing this long, raise the pool to at least `fallbackMinReplicas` (0 = off). */
   readonly missingFallbackAfterSeconds: number;
   readonly fallbackMinReplicas: number;
+  /**
+   * Plan for the cold-start horizon: size for the demand expected this long from now (the pool's startup
+   * time), from the work signals' trend. 0 sizes for now, as Knative does.
+   */
+  readonly horizonSeconds: number;
+  /** The projection may add at most this share of today's demand (0.5 → at most 1.5×). */
+  readonly horizonMaxGrowth: number;
+  /** Above it: no scale-down, and one more group when none is starting. Empty: no guard. */
+  readonly slo: SloSpec;
 }
 
 export interface DeciderState {
@@ -94,10 +131,12 @@ export interface DeciderState {
 /** Pipeline stages, in order. Each one records the want before and after, and why. */
 export type StageName =
   | 'compute'
+  | 'horizon'
   | 'rateLimit'
   | 'activationScale'
   | 'panic'
   | 'scaleDownDelay'
+  | 'sloGuard'
   | 'startup'
   | 'missingData'
   | 'bounds';
@@ -121,6 +160,13 @@ export interface SignalExplanation {
   readonly stableWant?: number;
   readonly panicWant?: number;
   readonly detail?: string;
+  readonly kind?: SignalKind;
+  /** `work`: tokens waiting, and the flow added to clear them (at most one group's target). */
+  readonly backlogTotal?: number;
+  readonly clearancePerSecond?: number;
+  /** `work`: the flow expected at now + horizonSeconds, and the groups it needs. */
+  readonly projectedTotal?: number;
+  readonly horizonWant?: number;
 }
 
 export type PanicTransition = 'started' | 'extended' | 'ended' | 'none';
@@ -144,6 +190,7 @@ export interface Explanation {
     readonly threshold: number;
   };
   readonly stages: readonly StageRecord[];
+  readonly latency?: LatencyObservation;
   /** Set when the decision held the current level instead of following the signals. */
   readonly holdReason: string | null;
   /** One line for humans: events, annotations, `kubectl describe`. */

@@ -6,6 +6,7 @@
  * layer; they match `PoolSignalRequest` / `PoolSample` field for field.
  */
 import type { MetricSpec } from '../api/podautoscaler.ts';
+import { signalName } from '../api/podautoscaler.ts';
 import type { SignalState } from '../decide/types.ts';
 import { type PoolRegistration, type SignalKind, signalKindOf } from './prometheus-join.ts';
 import type { PrometheusSignalSource, TickResult } from './prometheus-source.ts';
@@ -63,10 +64,12 @@ export function poolSamples(request: ControlPoolRequest, tick: TickResult): Cont
     const kind = signalKindOf(m);
     if (kind === null) {
       return {
-        name: m.name ?? 'promql',
+        name: signalName(m),
         state: 'error',
         detail:
-          'promql metrics are not served by the batched Prometheus source (one query per pool would defeat batching)',
+          m.type === 'promql'
+            ? 'promql metrics are not served by the batched Prometheus source (one query per pool would defeat batching)'
+            : `${m.type} is not read by the Prometheus source yet: use metricsSource.pods`,
       };
     }
     const gate = signals?.get(kind);

@@ -18,7 +18,14 @@ export type SignalKind = 'kvCacheUtilization' | 'queueDepth' | 'runningRequests'
  * merged with other pools' and is not served by this source.
  */
 export function signalKindOf(metric: MetricSpec): SignalKind | null {
-  return metric.type === 'promql' ? null : metric.type;
+  switch (metric.type) {
+    case 'promql':
+    case 'promptTokens':
+    case 'generationTokens':
+      return null;
+    default:
+      return metric.type;
+  }
 }
 
 /** A resolved metric dialect. `vllmLegacy` = vLLM before 0.9, with `vllm:gpu_cache_usage_perc`. */

@@ -16,7 +16,11 @@ import { addPolicy, formatError, loadPolicies, readDocuments } from '../../api/d
 import { type MetricSpec, signalName } from '../../api/podautoscaler.ts';
 import type { Policy } from '../../api/policy.ts';
 import { poolRunnerFor, type ResolvedPool, resolvePool } from '../../api/resolve.ts';
+import { histogramQuantile } from '../../decide/histogram.ts';
 import { groupsToWrite, type PoolSample } from '../../decide/pool-runner.ts';
+import type { LatencyObservation } from '../../decide/types.ts';
+import { type GroupWorkSample, WorkReader } from '../../decide/work.ts';
+import { EngineWindow } from './engine-window.ts';
 import type {
   GroupMetrics,
   PolicyContext,
@@ -105,8 +109,8 @@ export function kvpaPresetFilePolicy(file: string): PolicyFactory {
   return (context) => makeKvpaPolicy(`kvpa:${name}`, context, name, policies);
 }
 
-/** How the simulated head pod answers each metric type of the API. */
-function metricReader(metric: MetricSpec): (m: GroupMetrics) => number {
+/** How the simulated head pod answers a gauge metric type of the API; null for the work types. */
+function metricReader(metric: MetricSpec): ((m: GroupMetrics) => number) | null {
   switch (metric.type) {
     case 'kvCacheUtilization':
       return (m) => m.kvCacheUsagePerc;
@@ -114,11 +118,76 @@ function metricReader(metric: MetricSpec): (m: GroupMetrics) => number {
       return (m) => m.numRequestsWaiting;
     case 'runningRequests':
       return (m) => m.numRequestsRunning;
+    case 'promptTokens':
+    case 'generationTokens':
+      return null;
     case 'promql':
       throw new Error(
         `the simulator cannot evaluate promql metric ${metric.name ?? ''}: use a vLLM gauge type`,
       );
   }
+}
+
+/** Rates of the engines' counters over this span, as a direct scrape computes them from successive scrapes. */
+const RATE_SPAN_SECONDS = 10;
+
+/**
+ * A work metric read from the ready heads: the engines' token counter (prompt or generation) and request
+ * counter with the waiting gauge, through the same WorkReader the direct scrape uses.
+ */
+function workSampler(
+  metric: MetricSpec,
+  tpotSloSeconds: number | undefined,
+): (o: PoolObservation) => PoolSample {
+  const name = signalName(metric);
+  const prompt = metric.type === 'promptTokens';
+  const reader = new WorkReader(RATE_SPAN_SECONDS, prompt ? undefined : tpotSloSeconds);
+  return (o) => {
+    const series = o.engineSeries?.() ?? [];
+    if (o.metrics.length === 0) return { name, state: 'noData', detail: 'no ready group to scrape' };
+    if (series.length !== o.metrics.length)
+      return { name, state: 'noData', detail: 'engine series and gauges disagree on the ready groups' };
+    const groups: GroupWorkSample[] = series.map((e, i) => {
+      const itl = e.interTokenLatencySeconds;
+      return {
+        id: String(e.groupId),
+        tokensTotal: prompt ? e.promptTokensTotal : e.generationTokensTotal,
+        requestsTotal: e.requestSuccessTotal,
+        waitingRequests: (o.metrics[i] as GroupMetrics).numRequestsWaiting,
+        latencySumSeconds: itl.sum,
+        latencyCount: itl.cumulative[itl.upperBounds.length] ?? 0,
+      };
+    });
+    const work = reader.read(o.nowSeconds, groups);
+    if (work.flowPerSecond === undefined)
+      return { name, state: 'noData', detail: 'no group has two scrapes of its counters yet' };
+    return {
+      name,
+      state: 'ok',
+      total: work.flowPerSecond,
+      ...(work.backlogTokens !== undefined ? { backlog: work.backlogTokens } : {}),
+      capacitySamples: work.capacitySamples,
+    };
+  };
+}
+
+/**
+ * The pool's latency quantile for the SLO guard, as PromQL's histogram_quantile over the panic window:
+ * TTFT p90 of the prefill engines, ITL p90 of the decode engines. Unknown (no observations) is absent.
+ */
+function latencyReader(pool: Pool, windowSeconds: number): (o: PoolObservation) => LatencyObservation {
+  const window = new EngineWindow(windowSeconds);
+  return (o) => {
+    window.record(o.nowSeconds, o.engineSeries?.() ?? []);
+    const r = window.rates();
+    if (r === undefined) return {};
+    if (pool === 'prefill') {
+      const q = histogramQuantile(0.9, r.ttftUpperBounds, r.ttftBuckets);
+      return Number.isFinite(q) ? { ttftSeconds: q } : {};
+    }
+    const q = histogramQuantile(0.9, r.itlUpperBounds, r.itlBuckets);
+    return Number.isFinite(q) ? { tpotSeconds: q } : {};
+  };
 }
 
 export function kvpaPolicy(context: PolicyContext): ScalingPolicy {
@@ -133,20 +202,39 @@ function makeKvpaPolicy(
 ): ScalingPolicy {
   const resolved = resolveKvpaPool(context.pool, context.minGroups, context.maxGroups, preset, policies);
   const runner = poolRunnerFor(resolved);
-  const readers = resolved.metrics.map((metric) => ({
-    name: signalName(metric),
-    read: metricReader(metric),
-  }));
+  const samplers = resolved.metrics.map((metric) => {
+    const read = metricReader(metric);
+    if (read === null) return workSampler(metric, resolved.slo.tpotSeconds);
+    const gauge = [{ name: signalName(metric), read }];
+    return (o: PoolObservation) => poolSamples(gauge, o.metrics)[0] as PoolSample;
+  });
+  const guarded = resolved.slo.ttftSeconds !== undefined || resolved.slo.tpotSeconds !== undefined;
+  const panicSeconds = (resolved.stableWindowSeconds * resolved.panicWindowPercentage) / 100;
+  const latency = guarded ? latencyReader(context.pool, panicSeconds) : undefined;
   let nextDecisionAt = Number.NEGATIVE_INFINITY;
   return {
     name,
     decide(o: PoolObservation) {
-      const latest = poolSamples(readers, o.metrics);
+      const latest = samplers.map((sample) => sample(o));
       runner.record(latest, o.nowSeconds);
+      const latencyNow = latency?.(o);
       // The controller's cadence: decide at the first tick, then every tickSeconds.
       if (o.nowSeconds < nextDecisionAt) return undefined;
       nextDecisionAt = o.nowSeconds + resolved.tickSeconds;
-      const decision = runner.decide(o.nowSeconds, o.readyGroups, o.requestedGroups, latest);
+      const decision = runner.decide(o.nowSeconds, o.readyGroups, o.requestedGroups, latest, latencyNow);
+      if (process.env.KVPA_DEBUG === context.pool && o.nowSeconds % 30 === 0)
+        console.error(
+          Math.round(o.nowSeconds),
+          JSON.stringify(
+            [...runner.capacities()].map(([k, v]) => [
+              k,
+              Math.round(v.usedPerSecond),
+              Math.round(v.measuredPerSecond ?? 0),
+              v.samples,
+            ]),
+          ),
+          decision.explanation.summary,
+        );
       return groupsToWrite(decision, o.requestedGroups);
     },
   };

@@ -1,0 +1,218 @@
+/**
+ * Work-based signals: tokens per second against what a group serves, rather than requests counted.
+ *
+ * - **Flow.** The tokens/s the ready groups serve (a counter rate: `vllm:prompt_tokens_total` on prefill,
+ *   `vllm:generation_tokens_total` on decode; SGLang's `sglang:prompt_tokens_total`, `…generation…`).
+ * - **Backlog.** The tokens waiting: waiting requests × the mean tokens per request (a ratio of counter rates).
+ * - **Demand, by conservation.** Work arrives at the served flow plus the backlog's growth: under a steady
+ *   overload a queue grows at exactly the unserved rate, so the demand read from it is the arrival rate, not
+ *   a number that grows while groups start (the pile-up of queue-depth targets).
+ * - **Capacity, measured.** A group whose queue is non-empty serves as fast as it can: its flow is a sample
+ *   of one group's capacity. The estimate is a median over recent samples, reported with their count, and
+ *   used once enough exist, within a bound of the configured capacity.
+ *
+ * Pure: samples and times come in, numbers come out. The lab, the direct scrape and the controller use it.
+ */
+import { counterIncrease } from './histogram.ts';
+
+/** One group's counters and gauges at one scrape. */
+export interface GroupWorkSample {
+  /** The series identity (the head pod and its incarnation): a new id starts a new rate. */
+  readonly id: string;
+  readonly tokensTotal: number;
+  readonly requestsTotal: number;
+  readonly waitingRequests: number;
+  /** Σ and count of the latency histogram the capacity is judged against (ITL on decode), if any. */
+  readonly latencySumSeconds?: number;
+  readonly latencyCount?: number;
+}
+
+/** A pool's work reading at one instant, as a PoolSample carries it. */
+export interface PoolWork {
+  /** Σ over ready groups of served tokens/s; undefined until some group has two scrapes. */
+  readonly flowPerSecond: number | undefined;
+  /** Σ over ready groups of waiting tokens; undefined while the tokens per request are unknown. */
+  readonly backlogTokens: number | undefined;
+  /** One group's flow for each group that was saturated over its rate span (a capacity sample). */
+  readonly capacitySamples: readonly number[];
+}
+
+interface Point {
+  readonly t: number;
+  readonly tokens: number;
+  readonly requests: number;
+  readonly latencySum: number;
+  readonly latencyCount: number;
+  readonly waitingAll: boolean;
+}
+
+/**
+ * Per-group rates from successive scrapes over a short span (counter resets handled as Prometheus does),
+ * and the pool's work reading. A group is saturated over the span when its queue was non-empty at every
+ * scrape in it, and, when a latency SLO is given, its mean latency over the span reached it; a sample taken
+ * above the SLO is scaled down by SLO / latency (conservative: serving at the SLO means a smaller batch).
+ */
+export class WorkReader {
+  private readonly series = new Map<string, Point[]>();
+
+  constructor(
+    readonly rateSpanSeconds: number,
+    readonly latencySloSeconds?: number,
+  ) {}
+
+  read(nowSeconds: number, groups: readonly GroupWorkSample[]): PoolWork {
+    let flow = 0;
+    let spans = 0;
+    let tokens = 0;
+    let requests = 0;
+    let waiting = 0;
+    const capacitySamples: number[] = [];
+    const seen = new Set<string>();
+    for (const g of groups) {
+      seen.add(g.id);
+      waiting += Math.max(0, g.waitingRequests);
+      const points = this.series.get(g.id) ?? [];
+      const last = points[points.length - 1];
+      if (last === undefined || nowSeconds > last.t) {
+        points.push({
+          t: nowSeconds,
+          tokens: g.tokensTotal,
+          requests: g.requestsTotal,
+          latencySum: g.latencySumSeconds ?? 0,
+          latencyCount: g.latencyCount ?? 0,
+          waitingAll: g.waitingRequests > 0,
+        });
+      }
+      while (points.length > 2 && (points[1]?.t ?? 0) <= nowSeconds - this.rateSpanSeconds) points.shift();
+      this.series.set(g.id, points);
+      const first = points[0];
+      const newest = points[points.length - 1];
+      if (first === undefined || newest === undefined || newest.t <= first.t) continue;
+      const span = newest.t - first.t;
+      const dTokens = increase(points, (p) => p.tokens);
+      const dRequests = increase(points, (p) => p.requests);
+      const rate = dTokens / span;
+      flow += rate;
+      spans++;
+      tokens += dTokens;
+      requests += dRequests;
+      const saturated = points.every((p) => p.waitingAll);
+      if (saturated && rate > 0) {
+        const capacity = this.atSlo(rate, points);
+        if (capacity !== undefined) capacitySamples.push(capacity);
+      }
+    }
+    for (const id of this.series.keys()) if (!seen.has(id)) this.series.delete(id);
+    const perRequest = requests > 0 ? tokens / requests : undefined;
+    return {
+      flowPerSecond: spans > 0 ? flow : undefined,
+      backlogTokens: perRequest !== undefined ? waiting * perRequest : waiting === 0 ? 0 : undefined,
+      capacitySamples,
+    };
+  }
+
+  /** The flow a saturated group would serve at the latency SLO; undefined when its latency is unknown. */
+  private atSlo(rate: number, points: readonly Point[]): number | undefined {
+    const slo = this.latencySloSeconds;
+    if (slo === undefined) return rate;
+    const count = increase(points, (p) => p.latencyCount);
+    if (count <= 0) return undefined;
+    const mean = increase(points, (p) => p.latencySum) / count;
+    if (mean < 0.9 * slo) return undefined; // queued, yet fast: not limited by compute (a KV or transfer wait)
+    return rate * Math.min(1, slo / mean);
+  }
+}
+
+/** The increase of a counter over successive points, each drop read as a reset to zero. */
+function increase(points: readonly Point[], value: (p: Point) => number): number {
+  let sum = 0;
+  for (let i = 1; i < points.length; i++) {
+    sum += counterIncrease(value(points[i - 1] as Point), value(points[i] as Point));
+  }
+  return sum;
+}
+
+/** The least-squares slope of (t, v) points, per second; 0 with fewer than two distinct times. */
+export function trendPerSecond(points: readonly { t: number; v: number }[]): number {
+  const n = points.length;
+  if (n < 2) return 0;
+  let mt = 0;
+  let mv = 0;
+  for (const p of points) {
+    mt += p.t / n;
+    mv += p.v / n;
+  }
+  let num = 0;
+  let den = 0;
+  for (const p of points) {
+    num += (p.t - mt) * (p.v - mv);
+    den += (p.t - mt) ** 2;
+  }
+  return den > 0 ? num / den : 0;
+}
+
+/** What the pool knows of one group's capacity: the configured figure, or the measured one in use. */
+export interface CapacityEstimate {
+  readonly configuredPerSecond: number;
+  /** The median of the recent saturated samples; undefined before any. */
+  readonly measuredPerSecond: number | undefined;
+  readonly samples: number;
+  /** What sizing uses: measured once `minSamples` exist (within the bound), else configured. */
+  readonly usedPerSecond: number;
+  readonly source: 'configured' | 'measured' | 'pinned';
+}
+
+export interface CapacitySpec {
+  readonly configuredPerSecond: number;
+  /** False pins the configured figure: samples are still counted and reported, never used. */
+  readonly measure: boolean;
+  readonly minSamples: number;
+  readonly maxSamples: number;
+  /** The measured figure is used within [configured / bound, configured × bound]. */
+  readonly bound: number;
+}
+
+export const DEFAULT_CAPACITY_SAMPLING = { minSamples: 30, maxSamples: 600, bound: 4 } as const;
+
+/** The online estimate of one group's capacity for one work signal. */
+export class CapacityEstimator {
+  private readonly recent: number[] = [];
+  private total = 0;
+
+  constructor(readonly spec: CapacitySpec) {}
+
+  add(samples: readonly number[]): void {
+    for (const v of samples) {
+      if (!(v > 0 && Number.isFinite(v))) continue;
+      this.recent.push(v);
+      this.total++;
+      if (this.recent.length > this.spec.maxSamples) this.recent.shift();
+    }
+  }
+
+  estimate(): CapacityEstimate {
+    const configured = this.spec.configuredPerSecond;
+    const measured = median(this.recent);
+    const usable = this.spec.measure && measured !== undefined && this.recent.length >= this.spec.minSamples;
+    const bounded =
+      measured === undefined
+        ? configured
+        : Math.min(configured * this.spec.bound, Math.max(configured / this.spec.bound, measured));
+    return {
+      configuredPerSecond: configured,
+      measuredPerSecond: measured,
+      samples: this.total,
+      usedPerSecond: usable ? bounded : configured,
+      source: !this.spec.measure ? 'pinned' : usable ? 'measured' : 'configured',
+    };
+  }
+}
+
+function median(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
