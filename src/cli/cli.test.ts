@@ -75,9 +75,9 @@ describe('kvpa validate', () => {
     const r = await run('validate', '--explain', at('examples/kserve-deepseek-r1.yaml'));
     expect(r.code).toBe(0);
     expect(r.out).toContain('scaleDownDelaySeconds: 1200   (spec.pools[1])');
-    expect(r.out).toContain(
-      'metrics: runningRequests target 11, queueDepth target 12   (preset deepseek-r1-prefill)',
-    );
+    expect(r.out).toContain('metrics: promptTokens target 112000   (preset deepseek-r1-prefill)');
+    expect(r.out).toContain('headroomPercentage: 25   (preset deepseek-r1-prefill)');
+    expect(r.out).toContain('slo.ttftSeconds: 2   (preset deepseek-r1-prefill)');
   });
 
   it('exits 2 naming the flag, and pointing at --help, on bad flags or no files', async () => {
@@ -128,10 +128,12 @@ describe('kvpa decide', () => {
     expect(Object.keys(first)).toEqual(['atSeconds', 'desiredReplicas', 'valid', 'inPanic', 'explanation']);
     expect(first.explanation.stages.map((s: { stage: string }) => s.stage)).toEqual([
       'compute',
+      'horizon',
       'rateLimit',
       'activationScale',
       'panic',
       'scaleDownDelay',
+      'sloGuard',
       'startup',
       'missingData',
       'bounds',

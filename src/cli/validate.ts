@@ -105,8 +105,12 @@ function explain(
       'maxScaleDownRate',
       'scaleDownDelaySeconds',
       'startupTimeoutSeconds',
+      'headroomPercentage',
+      'horizonSeconds',
+      'horizonMaxGrowthPercentage',
     ] as const) {
       io.out(`  ${field}: ${p[field]}   (${p.sources[field]})`);
     }
+    for (const [k, v] of Object.entries(p.slo)) io.out(`  slo.${k}: ${v}   (${p.sources[`slo.${k}`]})`);
   }
 }

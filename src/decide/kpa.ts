@@ -284,12 +284,13 @@ function explainSignal(
     const clearance = Math.min(backlog / clearSeconds, s.targetPerGroup);
     const stableTotal = s.stableTotal + clearance;
     const panicTotal = s.panicTotal + clearance;
-    const now = Math.max(stableTotal, panicTotal);
+    // The trend moves the flow; the clearance is added once, on top. A rise below 5 % over the horizon is
+    // noise, not a plan: it would only tip a rounding into a whole group.
+    const flowNow = Math.max(s.stableTotal, s.panicTotal);
     const trend = s.trendPerSecond ?? 0;
+    const rise = Math.min(trend * ext.horizonSeconds, flowNow * ext.horizonMaxGrowth);
     const projected =
-      ext.horizonSeconds > 0 && trend > 0
-        ? Math.min(now + trend * ext.horizonSeconds, now * (1 + ext.horizonMaxGrowth))
-        : undefined;
+      ext.horizonSeconds > 0 && trend > 0 && rise >= 0.05 * flowNow ? flowNow + rise + clearance : undefined;
     return {
       ...base,
       state: 'ok',

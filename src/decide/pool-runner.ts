@@ -49,14 +49,21 @@ class WorkMemory {
   }
 
   /** The demand to record for this sample (tokens/s). */
-  demandOf(t: number, flow: number, backlog: number | undefined, samples: readonly number[]): number {
+  demandOf(
+    t: number,
+    flow: number,
+    backlog: number | undefined,
+    samples: readonly number[],
+  ): number | undefined {
     this.capacity.add(samples);
     let growth = 0;
     if (backlog !== undefined) {
-      if (this.last !== undefined && t > this.last.t)
-        growth = (backlog - this.last.backlog) / (t - this.last.t);
+      const last = this.last;
       this.last = { t, backlog };
       this.latestBacklog = backlog;
+      // The first backlog has no growth to read yet: the served flow alone would under-read an overload.
+      if (last === undefined) return undefined;
+      if (t > last.t) growth = (backlog - last.backlog) / (t - last.t);
     }
     const v = Math.max(0, flow + growth);
     this.demand.push({ t, v });
@@ -112,7 +119,7 @@ export class PoolRunner {
       const work = this.work.get(s.name);
       const total =
         work === undefined ? s.total : work.demandOf(nowSeconds, s.total, s.backlog, s.capacitySamples ?? []);
-      this.windows.get(s.name)?.record(nowSeconds, total);
+      if (total !== undefined) this.windows.get(s.name)?.record(nowSeconds, total);
     }
   }
 

@@ -35,7 +35,7 @@ describe('the live stack workload', () => {
     const { pools, errors } = resolveAll(pa.spec, loadPolicies().policies);
     expect(errors).toEqual([]);
     const decode = pools.find((p) => p.name === 'decode');
-    expect(decode?.metrics.map((m) => m.type)).toEqual(['kvCacheUtilization', 'runningRequests']);
+    expect(decode?.metrics.map((m) => m.type)).toEqual(['kvCacheUtilization', 'generationTokens']);
     expect(decode?.stableWindowSeconds).toBe(30);
     expect(decode?.scaleDownDelaySeconds).toBe(60);
   });

@@ -7,7 +7,9 @@
 import { describe, expect, it } from 'vitest';
 import { poolRunnerFor } from '../../api/resolve.ts';
 import { groupsToWrite, type PoolSample } from '../../decide/pool-runner.ts';
+import { WorkReader } from '../../decide/work.ts';
 import { loadCalibration } from '../calibration.ts';
+import type { EngineSeries } from '../engine-series.ts';
 import { kvpaPolicy, resolveKvpaPool } from './kvpa.ts';
 import type { GroupMetrics, PolicyContext } from './types.ts';
 
@@ -34,23 +36,63 @@ function streamAt(t: number, requested: number): { ready: number; kvPerGroup: nu
 
 const END_SECONDS = 3000;
 
+/** Each ready group generates 20,000 tok/s and completes 10 requests/s; nothing waits. */
+function seriesAt(t: number, ready: number): EngineSeries[] {
+  const empty = { upperBounds: [0.1], cumulative: [0, 0], sum: 0 };
+  return Array.from({ length: ready }, (_, i) => ({
+    groupId: i,
+    promptTokensTotal: 0,
+    generationTokensTotal: 20000 * t,
+    preemptionsTotal: 0,
+    requestSuccessTotal: 10 * t,
+    timeToFirstTokenSeconds: empty,
+    interTokenLatencySeconds: empty,
+  }));
+}
+
 function controllerPath(): (number | undefined)[] {
   const pool = resolveKvpaPool('decode', context.minGroups, context.maxGroups);
   const runner = poolRunnerFor(pool);
+  // The direct scrape's reader: rates over 10 s of successive scrapes, as the lab's engines are read.
+  const work = new WorkReader(10, pool.slo.tpotSeconds);
   let requested = 4;
   let nextDecisionAt = 0;
   const out: (number | undefined)[] = [];
   for (let t = 0; t < END_SECONDS; t++) {
     const { ready, kvPerGroup } = streamAt(t, requested);
+    const read = work.read(
+      t,
+      seriesAt(t, ready).map((e) => ({
+        id: String(e.groupId),
+        tokensTotal: e.generationTokensTotal,
+        requestsTotal: e.requestSuccessTotal,
+        waitingRequests: 0,
+        latencySumSeconds: 0,
+        latencyCount: 0,
+      })),
+    );
+    const flow = read.flowPerSecond;
     const latest: PoolSample[] =
       ready === 0
         ? [
             { name: 'kvCacheUtilization', state: 'noData', detail: 'no ready group to scrape' },
-            { name: 'runningRequests', state: 'noData', detail: 'no ready group to scrape' },
+            { name: 'generationTokens', state: 'noData', detail: 'no ready group to scrape' },
           ]
         : [
             { name: 'kvCacheUtilization', state: 'ok', total: ready * kvPerGroup },
-            { name: 'runningRequests', state: 'ok', total: ready * 100 },
+            flow === undefined
+              ? {
+                  name: 'generationTokens',
+                  state: 'noData',
+                  detail: 'no group has two scrapes of its counters yet',
+                }
+              : {
+                  name: 'generationTokens',
+                  state: 'ok',
+                  total: flow,
+                  ...(read.backlogTokens !== undefined ? { backlog: read.backlogTokens } : {}),
+                  capacitySamples: read.capacitySamples,
+                },
           ];
     runner.record(latest, t);
     let written: number | undefined;
@@ -81,6 +123,7 @@ function labPath(): (number | undefined)[] {
       requestedGroups: requested,
       readyGroups: ready,
       metrics,
+      engineSeries: () => seriesAt(t, ready),
     });
     if (written !== undefined) requested = written;
     out.push(written);

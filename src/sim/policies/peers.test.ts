@@ -223,29 +223,29 @@ describe('static provisioning and the oracle', () => {
 });
 
 describe('kvpa adapter (drives src/api/resolve + src/decide with the policies/ preset; no re-implementation)', () => {
-  it('resolves deepseek-r1-disaggregated per pool: prefill on running and queued requests, decode on KV use and running sequences', async () => {
+  it('resolves deepseek-r1-disaggregated per pool: prefill on prompt tokens/s, decode on KV use and generated tokens/s', async () => {
     const { resolveKvpaPool } = await import('./kvpa.ts');
     const prefill = resolveKvpaPool('prefill', 1, 64);
     const decode = resolveKvpaPool('decode', 1, 64);
-    expect(prefill.metrics.map((m) => [m.type, m.target])).toEqual([
-      ['runningRequests', 11],
-      ['queueDepth', 12],
-    ]);
+    expect(prefill.metrics.map((m) => [m.type, m.target])).toEqual([['promptTokens', 112000]]);
     expect(decode.metrics.map((m) => [m.type, m.target])).toEqual([
       ['kvCacheUtilization', 0.7],
-      ['runningRequests', 4086],
+      ['generationTokens', 60000],
     ]);
+    expect([prefill.slo, decode.slo]).toEqual([{ ttftSeconds: 2 }, { tpotSeconds: 0.08 }]);
     expect(decode.scaleDownDelaySeconds).toBeGreaterThan(prefill.stableWindowSeconds);
     expect(prefill.maxReplicas).toBe(64);
   });
 
-  it("the presets' running-request targets are the ones the H200 calibration derives (YAML and model in step)", async () => {
+  it("the presets' capacities are the ones the H200 calibration derives: 7,000 tok/s/GPU × 16 = 112,000; 151 seqs/GPU × 32 / 80 ms ≈ 60,000", async () => {
     const { resolveKvpaPool } = await import('./kvpa.ts');
-    const { prefillRunningTarget, decodeRunningTarget } = await import('./targets.ts');
-    const running = (pool: 'prefill' | 'decode') =>
-      resolveKvpaPool(pool, 1, 64).metrics.find((m) => m.type === 'runningRequests')?.target;
-    expect(running('prefill')).toBe(prefillRunningTarget(h200));
-    expect(running('decode')).toBe(decodeRunningTarget(h200));
+    const { prefillTokensCapacity, decodeTokensCapacity } = await import('./targets.ts');
+    const target = (pool: 'prefill' | 'decode', type: string) =>
+      resolveKvpaPool(pool, 1, 64).metrics.find((m) => m.type === type)?.target;
+    expect(target('prefill', 'promptTokens')).toBe(prefillTokensCapacity(h200));
+    expect(target('decode', 'generationTokens')).toBe(decodeTokensCapacity(h200));
+    expect(prefillTokensCapacity(h200)).toBe(112000);
+    expect(decodeTokensCapacity(h200)).toBe(60000);
   });
 
   it('sums each signal over ready groups and decides on its tick through the decision core', async () => {

@@ -54,6 +54,26 @@ export function prefillRunningTarget(c: Calibration): number {
   return Math.max(1, Math.round((c.prefill.forwardOverheadSeconds * lambda) / (1 - PREFILL_UTILIZATION)));
 }
 
+/**
+ * kvpa's prefill capacity per group (promptTokens): the prompt tokens/s a saturated group serves at the
+ * reference 2K prompt, the calibration's measured throughput per GPU times the group's GPUs. Rounded down
+ * to a thousand, as the preset writes it.
+ */
+export function prefillTokensCapacity(c: Calibration): number {
+  return Math.floor((c.prefill.throughputTokensPerSecondPerGpu * c.prefill.gpusPerGroup) / 1000) * 1000;
+}
+
+/**
+ * kvpa's decode capacity per group (generationTokens): the tokens/s a group generates with as many 3K-context
+ * sequences as keep one step at the TPOT SLO (the calibration's step-time model), each making one token per
+ * step. Rounded down to a thousand.
+ */
+export function decodeTokensCapacity(c: Calibration): number {
+  const slo = c.slo.tpotSeconds;
+  const perGpu = decodeSequencesPerGpuAtItl(c, slo, REFERENCE_DECODE_CONTEXT_TOKENS);
+  return Math.floor((perGpu * c.decode.gpusPerGroup) / slo / 1000) * 1000;
+}
+
 export function prefillQueueTarget(c: Calibration): number {
   return Math.max(1, Math.round((prefillPromptsPerSecond(c) * c.slo.ttftSeconds) / 4));
 }

@@ -1,0 +1,316 @@
+/**
+ * Work-based signals, the horizon plan, the SLO guard and the capacity estimate, with worked numbers; and
+ * the pile-up property, driven through the one PoolRunner with a fleet whose groups take long to start.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { decide, initialState } from './kpa.ts';
+import { PoolRunner, type PoolSample } from './pool-runner.ts';
+import type { SignalWindowSpec } from './signal-windows.ts';
+import { KVPA_EXTENSIONS } from './spec.ts';
+import type { DeciderSpec, Observation, SignalReading } from './types.ts';
+import { CapacityEstimator, DEFAULT_CAPACITY_SAMPLING, trendPerSecond, WorkReader } from './work.ts';
+
+const T0 = 1_000_000;
+
+const SPEC: DeciderSpec = {
+  stableWindowSeconds: 120,
+  panicThreshold: 2,
+  maxScaleUpRate: 2,
+  maxScaleDownRate: 2,
+  scaleDownDelaySeconds: 600,
+  activationScale: 1,
+  reachable: true,
+  minReplicas: 1,
+  maxReplicas: 0,
+  tickSeconds: 2,
+  extensions: { ...KVPA_EXTENSIONS, startupTimeoutSeconds: 7200, slo: { ttftSeconds: 2 } },
+};
+
+function work(stable: number, extra: Partial<SignalReading> = {}): SignalReading {
+  return {
+    name: 'promptTokens',
+    kind: 'work',
+    targetPerGroup: 80_000,
+    state: 'ok',
+    stableTotal: stable,
+    panicTotal: stable,
+    ...extra,
+  };
+}
+
+function once(obs: Observation, spec: DeciderSpec = SPEC) {
+  const state = initialState(spec, 0, T0 - 1);
+  return decide(spec, state, obs, T0).decision;
+}
+
+describe('work signals in the decision core', () => {
+  it('400k tok/s against 80k per group wants 5; a 1M-token backlog adds one group, not 1M / 2 s / 80k = 7', () => {
+    const calm = once({ readyGroups: 5, signals: [work(400_000)] });
+    expect(calm.desiredGroups).toBe(5);
+    const queued = once({ readyGroups: 5, signals: [work(400_000, { backlogTotal: 1_000_000 })] });
+    expect(queued.desiredGroups).toBe(6);
+    const e = queued.explanation.signals[0];
+    expect(e?.clearancePerSecond).toBe(80_000);
+    expect(queued.explanation.summary).toContain('to clear a backlog of 1000000');
+  });
+
+  it('a trend of +200 tok/s/s over a 600 s horizon plans 400k → 520k (7 groups) now; the plan is capped at 1.5×', () => {
+    const rising = once({ readyGroups: 5, signals: [work(400_000, { trendPerSecond: 200 })] });
+    expect(rising.desiredGroups).toBe(7);
+    const horizon = rising.explanation.stages.find((s) => s.stage === 'horizon');
+    expect(horizon).toMatchObject({ before: 5, after: 7, applied: true });
+    const steep = once({ readyGroups: 5, signals: [work(400_000, { trendPerSecond: 10_000 })] });
+    // 400k × 1.5 = 600k wants ceil(600k / 80k) = 8, not the 6.4M the raw trend projects.
+    expect(steep.desiredGroups).toBe(8);
+    const falling = once({ readyGroups: 5, signals: [work(400_000, { trendPerSecond: -500 })] });
+    expect(falling.desiredGroups).toBe(5);
+  });
+
+  it('the SLO guard: TTFT p90 3 s > 2 s at 5 ready adds one group (6) although the work wants 3; unknown latency leaves it off', () => {
+    const slow = once({
+      readyGroups: 5,
+      requestedGroups: 5,
+      signals: [work(200_000)],
+      latency: { ttftSeconds: 3 },
+    });
+    expect(slow.desiredGroups).toBe(6);
+    expect(slow.explanation.stages.find((s) => s.stage === 'sloGuard')?.reason).toContain('TTFT 3s > SLO 2s');
+    // With a group already on its way the guard only forbids scale-down: 6 requested, 5 ready stays 6.
+    const waiting = once({
+      readyGroups: 5,
+      requestedGroups: 6,
+      signals: [work(200_000)],
+      latency: { ttftSeconds: 3 },
+    });
+    expect(waiting.desiredGroups).toBe(6);
+    const unknown = once({ readyGroups: 5, requestedGroups: 5, signals: [work(200_000)], latency: {} });
+    expect(unknown.explanation.stages.find((s) => s.stage === 'sloGuard')?.applied).toBe(false);
+  });
+
+  it('a queue read as a level (backlog kind) adds at most one group beyond the 4 requested while groups start', () => {
+    const queue: SignalReading = {
+      name: 'queueDepth',
+      kind: 'backlog',
+      targetPerGroup: 10,
+      state: 'ok',
+      stableTotal: 500,
+      panicTotal: 500,
+    };
+    const d = once({ readyGroups: 2, requestedGroups: 4, signals: [queue] });
+    expect(d.desiredGroups).toBeLessThanOrEqual(5);
+  });
+
+  it('a work want is not held by the startup gate: 26 requested (1 starting), demand for 37 asks for 37 now', () => {
+    const d = once({ readyGroups: 25, requestedGroups: 26, signals: [work(37 * 80_000)] });
+    expect(d.desiredGroups).toBe(37);
+  });
+});
+
+describe('reading work from counters (WorkReader)', () => {
+  const g = (id: string, tokens: number, requests: number, waiting: number) => ({
+    id,
+    tokensTotal: tokens,
+    requestsTotal: requests,
+    waitingRequests: waiting,
+  });
+
+  it('two groups at 50k and 30k tok/s over 10 s flow 80k; 6 waiting × 2,000 tokens per request is a 12k backlog', () => {
+    const r = new WorkReader(10);
+    r.read(0, [g('a', 0, 0, 2), g('b', 0, 0, 0)]);
+    const w = r.read(10, [g('a', 500_000, 250, 4), g('b', 300_000, 150, 2)]);
+    expect(w.flowPerSecond).toBe(80_000);
+    expect(w.backlogTokens).toBe(12_000);
+    // Only group a had a queue at both scrapes: one capacity sample, its 50k tok/s.
+    expect(w.capacitySamples).toEqual([50_000]);
+  });
+
+  it('a counter reset (a restarted engine) counts from zero, not as a negative rate', () => {
+    const r = new WorkReader(10);
+    r.read(0, [g('a', 900_000, 100, 0)]);
+    const w = r.read(10, [g('a', 100_000, 10, 0)]);
+    expect(w.flowPerSecond).toBe(10_000);
+  });
+
+  it('waiting requests with no known tokens per request are an unknown backlog, not zero', () => {
+    const r = new WorkReader(10);
+    r.read(0, [g('a', 0, 0, 3)]);
+    const w = r.read(10, [g('a', 0, 0, 3)]);
+    expect(w.backlogTokens).toBeUndefined();
+    expect(w.flowPerSecond).toBe(0);
+  });
+
+  it('a decode group queued at ITL 120 ms against an 80 ms SLO samples 60k × 80/120 = 40k tok/s; at ITL 30 ms it is no sample', () => {
+    const r = new WorkReader(10, 0.08);
+    const d = (t: number, itlSum: number, itlCount: number) => ({
+      ...g('d', 60_000 * t, 10 * t, 5),
+      latencySumSeconds: itlSum,
+      latencyCount: itlCount,
+    });
+    r.read(0, [d(0, 0, 0)]);
+    expect(r.read(10, [d(10, 120, 1000)]).capacitySamples[0]).toBeCloseTo(40_000, 6);
+    const fast = new WorkReader(10, 0.08);
+    fast.read(0, [d(0, 0, 0)]);
+    expect(fast.read(10, [d(10, 30, 1000)]).capacitySamples).toEqual([]);
+  });
+
+  it('the least-squares trend of 100, 110, 120 at t = 0, 10, 20 is 1 per second', () => {
+    expect(
+      trendPerSecond([
+        { t: 0, v: 100 },
+        { t: 10, v: 110 },
+        { t: 20, v: 120 },
+      ]),
+    ).toBeCloseTo(1, 12);
+    expect(trendPerSecond([{ t: 5, v: 1 }])).toBe(0);
+  });
+});
+
+describe('capacity measured online', () => {
+  const spec = { ...DEFAULT_CAPACITY_SAMPLING, configuredPerSecond: 100_000, measure: true };
+
+  it('29 samples at 60k keep the configured 100k; the 30th switches to the measured median 60k', () => {
+    const c = new CapacityEstimator(spec);
+    c.add(Array(29).fill(60_000));
+    expect(c.estimate()).toMatchObject({ usedPerSecond: 100_000, source: 'configured', samples: 29 });
+    c.add([60_000]);
+    expect(c.estimate()).toMatchObject({ usedPerSecond: 60_000, source: 'measured', samples: 30 });
+  });
+
+  it('a measurement is used within 4× of the configured figure, and a pinned figure is never replaced', () => {
+    const c = new CapacityEstimator(spec);
+    c.add(Array(40).fill(1_000));
+    expect(c.estimate().usedPerSecond).toBe(25_000);
+    const pinned = new CapacityEstimator({ ...spec, measure: false });
+    pinned.add(Array(40).fill(60_000));
+    expect(pinned.estimate()).toMatchObject({
+      usedPerSecond: 100_000,
+      source: 'pinned',
+      measuredPerSecond: 60_000,
+    });
+  });
+
+  it('non-finite or non-positive samples are ignored, never averaged in', () => {
+    const c = new CapacityEstimator(spec);
+    c.add([Number.NaN, -5, 0, Number.POSITIVE_INFINITY]);
+    expect(c.estimate().samples).toBe(0);
+  });
+});
+
+/**
+ * A pool under constant demand λ tokens/s with capacity c per group (N = λ / c groups needed): ready groups
+ * serve min(λ + backlog drain, ready × c); a requested group serves after `startupSeconds`. The runner is fed
+ * the work sample each second and decides every 2 s, as the controller does.
+ */
+function runPool(opts: {
+  demand: number;
+  capacity: number;
+  headroom: number;
+  startupSeconds: number;
+  initialGroups: number;
+  seconds: number;
+  level: boolean;
+}): { maxRequestedWhileStarting: number; finalRequested: number } {
+  const signal: SignalWindowSpec = opts.level
+    ? {
+        name: 'kv',
+        targetPerGroup: 1 / (1 + opts.headroom),
+        stableWindowSeconds: 120,
+        panicWindowPercentage: 25,
+        aggregation: 'linear',
+      }
+    : {
+        name: 'promptTokens',
+        targetPerGroup: opts.capacity,
+        stableWindowSeconds: 120,
+        panicWindowPercentage: 25,
+        aggregation: 'linear',
+        kind: 'work',
+        work: {
+          capacity: { ...DEFAULT_CAPACITY_SAMPLING, configuredPerSecond: opts.capacity, measure: true },
+          headroom: opts.headroom,
+          trendWindowSeconds: 600,
+        },
+      };
+  const spec: DeciderSpec = {
+    ...SPEC,
+    maxReplicas: 0,
+    extensions: { ...SPEC.extensions, startupTimeoutSeconds: opts.startupSeconds * 4, slo: {} },
+  };
+  const runner = new PoolRunner(spec, [signal]);
+  let backlog = 0;
+  const readyAt: number[] = Array(opts.initialGroups).fill(0);
+  let maxStarting = 0;
+  for (let t = 0; t < opts.seconds; t++) {
+    const ready = readyAt.filter((at) => at <= t).length;
+    const requested = readyAt.length;
+    const capacity = ready * opts.capacity;
+    const served = Math.min(capacity, opts.demand + backlog);
+    backlog = Math.max(0, backlog + opts.demand - served);
+    const saturated = backlog > 0;
+    const sample: PoolSample = opts.level
+      ? { name: 'kv', state: 'ok', total: Math.min(opts.demand / opts.capacity, ready) }
+      : {
+          name: 'promptTokens',
+          state: 'ok',
+          total: served,
+          backlog,
+          capacitySamples: saturated ? Array(ready).fill(opts.capacity) : [],
+        };
+    runner.record([sample], T0 + t);
+    if (t % 2 !== 0) continue;
+    const d = runner.decide(T0 + t, ready, requested, [sample]);
+    if (requested > ready) maxStarting = Math.max(maxStarting, requested);
+    if (d.desiredGroups > requested)
+      for (let i = requested; i < d.desiredGroups; i++) readyAt.push(t + opts.startupSeconds);
+    else if (d.desiredGroups < requested) readyAt.splice(d.desiredGroups);
+    if (requested > ready || d.desiredGroups > requested)
+      maxStarting = Math.max(maxStarting, Math.max(requested, d.desiredGroups));
+  }
+  return { maxRequestedWhileStarting: maxStarting, finalRequested: readyAt.length };
+}
+
+describe('no pile-up while groups start', () => {
+  it('2 groups of 100k tok/s under 700k tok/s (N = 7) with a 20-min start ask for at most ceil(7 × 1.25) + 1 = 10, not 64', () => {
+    const r = runPool({
+      demand: 700_000,
+      capacity: 100_000,
+      headroom: 0.25,
+      startupSeconds: 1200,
+      initialGroups: 2,
+      seconds: 4000,
+      level: false,
+    });
+    expect(r.maxRequestedWhileStarting).toBeLessThanOrEqual(10);
+    expect(r.finalRequested).toBeGreaterThanOrEqual(7);
+  });
+
+  it('property: under constant load needing N groups, the groups requested while groups start never exceed ceil(N × (1 + headroom)) + 1, for a queue that grows (work) and for a level', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          n: fc.double({ min: 0.5, max: 30, noNaN: true }),
+          headroom: fc.constantFrom(0, 0.25, 0.5),
+          startupSeconds: fc.integer({ min: 60, max: 2400 }),
+          initialGroups: fc.integer({ min: 1, max: 4 }),
+          level: fc.boolean(),
+        }),
+        ({ n, headroom, startupSeconds, initialGroups, level }) => {
+          const capacity = 100_000;
+          const r = runPool({
+            demand: n * capacity,
+            capacity,
+            headroom,
+            startupSeconds,
+            initialGroups,
+            seconds: Math.min(3 * startupSeconds + 600, 4000),
+            level,
+          });
+          const bound = Math.max(initialGroups, Math.ceil(n * (1 + headroom) - 1e-9) + 1);
+          expect(r.maxRequestedWhileStarting).toBeLessThanOrEqual(bound);
+        },
+      ),
+      { numRuns: Number(process.env.KVPA_PROPERTY_RUNS ?? 40) },
+    );
+  });
+});
