@@ -19,6 +19,7 @@ import type {
   PanicTransition,
   SignalExplanation,
   SignalReading,
+  SloSpec,
   StageName,
   StageRecord,
 } from './types.ts';
@@ -80,8 +81,12 @@ export function decide(
     pendingSinceSeconds,
     nowSeconds,
   );
+  const sloTrim = nextSloTrim(spec, state.sloTrim ?? 1, observation.latency, requested <= readyRaw);
   const signals: SignalExplanation[] = observation.signals.map((s) =>
-    explainSignal(spec, s, { requested, starting }),
+    explainSignal(spec, s.kind === 'work' ? { ...s, targetPerGroup: s.targetPerGroup / sloTrim } : s, {
+      requested,
+      starting,
+    }),
   );
   const present = signals.filter((s) => s.state === 'ok');
   const missing = signals.filter((s) => s.state !== 'ok');
@@ -189,17 +194,26 @@ export function decide(
   );
 
   let delayWindow = state.delayWindow;
+  let peakWindow = state.peakWindow ?? null;
+  let delayReason = 'no scale-down delay';
   if (spec.reachable && delayWindow !== null) {
     delayWindow = recordMax(delayWindow, nowSeconds, want);
     want = currentMax(delayWindow);
+    delayReason = `max of the wants over the last ${spec.scaleDownDelaySeconds}s`;
+    if (ext.holdPeaks) {
+      peakWindow = recordMax(
+        peakWindow ?? newDelayWindow(spec.scaleDownDelaySeconds, spec.tickSeconds),
+        nowSeconds,
+        Math.max(want, panicWant),
+      );
+      const peak = Math.min(requested, currentMax(peakWindow));
+      if (peak > want) {
+        want = peak;
+        delayReason = `held at ${peak}: the panic-window peak of the last ${spec.scaleDownDelaySeconds}s, up to the requested ${requested}`;
+      }
+    }
   }
-  stages.apply(
-    'scaleDownDelay',
-    want,
-    delayWindow !== null && spec.reachable
-      ? `max of the wants over the last ${spec.scaleDownDelaySeconds}s`
-      : 'no scale-down delay',
-  );
+  stages.apply('scaleDownDelay', want, delayReason);
 
   applySloGuard(stages, spec, { readyRaw, requested, latency: observation.latency });
   // A work signal's want is demand by conservation, which does not grow while groups start: no hold.
@@ -231,6 +245,7 @@ export function decide(
     panic: { inPanic, transition, ratio, threshold: spec.panicThreshold },
     stages: stages.records,
     ...(observation.latency !== undefined ? { latency: observation.latency } : {}),
+    ...(sloTrim !== 1 ? { sloTrim } : {}),
     holdReason: holdReasonOf(stages.records),
     summary: '',
   };
@@ -239,6 +254,8 @@ export function decide(
       panicSinceSeconds,
       maxPanicGroups,
       delayWindow,
+      ...(peakWindow !== null ? { peakWindow } : {}),
+      ...(sloTrim !== 1 ? { sloTrim } : {}),
       lastDesired: desiredGroups,
       pendingSinceSeconds,
       missingSinceSeconds,
@@ -335,6 +352,40 @@ function isStarting(
   );
 }
 
+/** The latency quantities above their SLO, as phrases; empty when none is (or none is known). */
+function overSlo(slo: SloSpec, l: LatencyObservation | undefined): string[] {
+  const over: string[] = [];
+  if (slo.ttftSeconds !== undefined && l?.ttftSeconds !== undefined && l.ttftSeconds > slo.ttftSeconds)
+    over.push(`TTFT ${round3(l.ttftSeconds)}s > SLO ${slo.ttftSeconds}s`);
+  if (slo.tpotSeconds !== undefined && l?.tpotSeconds !== undefined && l.tpotSeconds > slo.tpotSeconds)
+    over.push(`TPOT ${round3(l.tpotSeconds)}s > SLO ${slo.tpotSeconds}s`);
+  return over;
+}
+
+/**
+ * The SLO trim, feedback on top of the work signals' feed-forward: a fleet whose groups serve less within
+ * the SLO than their measured throughput (long prompts batch into long TTFTs) needs more than the demand
+ * over capacity. Over the SLO with no group starting, work targets shrink by 1/1.15 (at most to 1/4); with
+ * groups starting it waits for them, so a slow start does not wind it up. Under half the SLO it relaxes
+ * 0.2 % per decision (a quarter-hour to shed a third). Unknown latency changes nothing.
+ */
+export function nextSloTrim(
+  spec: DeciderSpec,
+  trim: number,
+  latency: LatencyObservation | undefined,
+  noneStarting: boolean,
+): number {
+  const slo = spec.extensions.slo;
+  if (overSlo(slo, latency).length > 0) return noneStarting ? Math.min(4, trim * 1.15) : trim;
+  const known: boolean[] = [];
+  if (slo.ttftSeconds !== undefined && latency?.ttftSeconds !== undefined)
+    known.push(latency.ttftSeconds < slo.ttftSeconds / 2);
+  if (slo.tpotSeconds !== undefined && latency?.tpotSeconds !== undefined)
+    known.push(latency.tpotSeconds < slo.tpotSeconds / 2);
+  if (known.length > 0 && known.every((low) => low)) return Math.max(1, trim * 0.998);
+  return trim;
+}
+
 /**
  * The SLO guard: while a latency quantile is above the pool's SLO, the pool does not shrink, and it gets
  * one more group when none is on its way (one at a time, so a slow start cannot pile groups up). An
@@ -346,12 +397,7 @@ function applySloGuard(
   ctx: { readyRaw: number; requested: number; latency: LatencyObservation | undefined },
 ): void {
   const slo = spec.extensions.slo;
-  const over: string[] = [];
-  const l = ctx.latency;
-  if (slo.ttftSeconds !== undefined && l?.ttftSeconds !== undefined && l.ttftSeconds > slo.ttftSeconds)
-    over.push(`TTFT ${round3(l.ttftSeconds)}s > SLO ${slo.ttftSeconds}s`);
-  if (slo.tpotSeconds !== undefined && l?.tpotSeconds !== undefined && l.tpotSeconds > slo.tpotSeconds)
-    over.push(`TPOT ${round3(l.tpotSeconds)}s > SLO ${slo.tpotSeconds}s`);
+  const over = overSlo(slo, ctx.latency);
   if (over.length === 0) {
     const known = slo.ttftSeconds !== undefined || slo.tpotSeconds !== undefined;
     stages.apply('sloGuard', stages.want, known ? 'latency within the SLO or unknown' : 'no SLO set');
@@ -579,7 +625,8 @@ function workPhrase(s: SignalExplanation): string {
 /** e.g. "3 → 5 groups (panic): kvCacheUtilization stable 2.45 panic 3.1 per-group target 0.7; limited by rateLimit". */
 export function summarize(explanation: Explanation, desiredGroups: number): string {
   const mode = explanation.panic.inPanic ? 'panic' : 'stable';
-  const head = `${explanation.requestedGroups} → ${desiredGroups} groups (${mode}, ${explanation.readyGroups} ready)`;
+  const trim = explanation.sloTrim !== undefined ? `, SLO trim ×${round3(explanation.sloTrim)}` : '';
+  const head = `${explanation.requestedGroups} → ${desiredGroups} groups (${mode}, ${explanation.readyGroups} ready${trim})`;
   const parts = explanation.signals.map((s) =>
     s.state === 'ok'
       ? `${s.name} stable ${round3(s.stableTotal ?? 0)} panic ${round3(s.panicTotal ?? 0)} target ${round3(s.targetPerGroup)}/group${workPhrase(s)}`

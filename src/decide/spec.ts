@@ -11,6 +11,7 @@ export const KNATIVE_EXTENSIONS: DeciderExtensions = {
   fallbackMinReplicas: 0,
   horizonSeconds: 0,
   horizonMaxGrowth: 0,
+  holdPeaks: false,
   slo: {},
 };
 
@@ -24,6 +25,7 @@ export const KVPA_EXTENSIONS: DeciderExtensions = {
   // A DeepSeek-R1 group's typical cold start (10 min, KServe and AIBrix samples); at most 1.5× today's demand.
   horizonSeconds: 600,
   horizonMaxGrowth: 0.5,
+  holdPeaks: true,
   slo: {},
 };
 

@@ -110,6 +110,12 @@ export interface DeciderExtensions {
   readonly horizonSeconds: number;
   /** The projection may add at most this share of today's demand (0.5 → at most 1.5×). */
   readonly horizonMaxGrowth: number;
+  /**
+   * The scale-down delay also remembers the panic window's peaks, and holds the pool at up to them: a burst
+   * seen within the delay is expected again, and a group given back takes a cold start to return. They never
+   * raise the pool above its request. Knative: false (the delay remembers the final wants only).
+   */
+  readonly holdPeaks: boolean;
   /** Above it: no scale-down, and one more group when none is starting. Empty: no guard. */
   readonly slo: SloSpec;
 }
@@ -120,6 +126,13 @@ export interface DeciderState {
   /** The panic ratchet's high-water mark. */
   readonly maxPanicGroups: number;
   readonly delayWindow: DelayWindowState | null;
+  /**
+   * The SLO trim: work targets are divided by it. It grows ×1.15 at a decision over the SLO with no group
+   * starting, and relaxes 0.2 % per decision while latency is under half the SLO; 1 (absent) is none.
+   */
+  readonly sloTrim?: number;
+  /** The panic-window peaks over the scale-down delay (holdPeaks); null when off or never recorded. */
+  readonly peakWindow?: DelayWindowState | null;
   /** The last valid decision; null before the first one. */
   readonly lastDesired: number | null;
   /** When requested > ready was first seen in the current startup episode. */
@@ -191,6 +204,8 @@ export interface Explanation {
   };
   readonly stages: readonly StageRecord[];
   readonly latency?: LatencyObservation;
+  /** The SLO trim that divided the work targets this decision (1 = none). */
+  readonly sloTrim?: number;
   /** Set when the decision held the current level instead of following the signals. */
   readonly holdReason: string | null;
   /** One line for humans: events, annotations, `kubectl describe`. */
