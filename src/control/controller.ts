@@ -584,7 +584,9 @@ export class Controller {
       }
       if (nowSeconds >= p.overrideUntilSeconds) p.overriddenMessage = null;
 
-      decision = p.runner.decide(nowSeconds, state.readyGroups, state.specGroups, p.latest);
+      // The pool's latency for the SLO guard rides on its samples (absent: guard off, never 0).
+      const latency = p.latest.find((s) => s.latency !== undefined)?.latency;
+      decision = p.runner.decide(nowSeconds, state.readyGroups, state.specGroups, p.latest, latency);
       const desired = groupsToWrite(decision, state.specGroups);
       const mayWrite = mode === 'Apply' && p.overriddenMessage === null && desired !== undefined;
       if (!mayWrite) break;

@@ -31,6 +31,8 @@ export interface PoolSample {
   readonly backlog?: number;
   /** Work signals: one group's flow for each saturated group (a capacity sample). */
   readonly capacitySamples?: readonly number[];
+  /** The pool's latency quantiles read with this sample (the same on every sample of the pool), for the guard. */
+  readonly latency?: LatencyObservation;
 }
 
 /**

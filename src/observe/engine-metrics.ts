@@ -10,6 +10,7 @@
 // Quality gate: a value that is NaN, ±Inf or outside its range is rejected with a reason and
 // never replaced by 0; a metric that is absent is `missing`, never 0 (keda#3065).
 
+import type { HistogramSnapshot } from '../decide/histogram.ts';
 import type { Labels, ParseError, ParseResult, Sample } from './exposition.ts';
 import { COUNT_MAX } from './prometheus-join.ts';
 
@@ -38,7 +39,11 @@ export type SignalName =
   | 'kvCacheUsageMaxFraction'
   | 'requestsWaiting'
   | 'requestsRunning'
-  | 'preemptionsTotal';
+  | 'preemptionsTotal'
+  | 'promptTokensTotal'
+  | 'generationTokensTotal'
+  | 'promptRequestsTotal'
+  | 'generationRequestsTotal';
 
 export interface Rejection {
   readonly signal: SignalName;
@@ -90,7 +95,12 @@ interface SignalSpec {
   readonly absentReason?: string;
 }
 
-type Specs = Readonly<Record<SignalName, SignalSpec>>;
+/** The gauge and preemption signals; the work counters are read by extractEngineWork. */
+type GaugeSignal = Exclude<
+  SignalName,
+  'promptTokensTotal' | 'generationTokensTotal' | 'promptRequestsTotal' | 'generationRequestsTotal'
+>;
+type Specs = Readonly<Record<GaugeSignal, SignalSpec>>;
 
 const VLLM_KV_NAMES = ['vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc'] as const;
 
@@ -125,7 +135,7 @@ const SGLANG_SPECS: Specs = {
 };
 
 const SPECS: Readonly<Record<EngineDialect, Specs>> = { vllm: VLLM_SPECS, sglang: SGLANG_SPECS };
-const SIGNALS: readonly SignalName[] = [
+const SIGNALS: readonly GaugeSignal[] = [
   'kvCacheUsageFraction',
   'kvCacheUsageMaxFraction',
   'requestsWaiting',
@@ -307,7 +317,7 @@ export function extractEngineSignals(parsed: ParseResult, options: ExtractOption
   if (dialect === undefined) return missingSignals(dialectReason);
   const specs = SPECS[dialect];
   const index = indexSamples(parsed);
-  const get = (name: SignalName) => extractSignal(name, specs[name], index, parsed, options, rejections);
+  const get = (name: GaugeSignal) => extractSignal(name, specs[name], index, parsed, options, rejections);
   const kvCacheUsageFraction = get('kvCacheUsageFraction');
   // The max reads the same series: record their rejections once, not twice.
   const kvCacheUsageMaxFraction = extractSignal(
@@ -326,5 +336,142 @@ export function extractEngineSignals(parsed: ParseResult, options: ExtractOption
     requestsRunning: get('requestsRunning'),
     preemptionsTotal: get('preemptionsTotal'),
     rejections,
+  };
+}
+
+/**
+ * A pod's work counters and latency histograms (the direct scrape's work signals), each summed over DP ranks.
+ * - Tokens served: `vllm:prompt_tokens_total` / `vllm:generation_tokens_total` (vllm-project/vllm
+ *   vllm/v1/metrics/loggers.py); `sglang:prompt_tokens_total` / `sglang:generation_tokens_total`
+ *   (sgl-project/sglang python/sglang/srt/metrics/collector.py).
+ * - Requests finished, the denominator of the mean tokens per request: the `_count` of vLLM's
+ *   `vllm:request_prompt_tokens` / `vllm:request_generation_tokens` histograms; SGLang's
+ *   `sglang:num_requests_total`.
+ * - TTFT and ITL histograms: `vllm:time_to_first_token_seconds`, `vllm:inter_token_latency_seconds` (older
+ *   vLLM: `vllm:time_per_output_token_seconds`); SGLang's `sglang:time_to_first_token_seconds`,
+ *   `sglang:time_per_output_token_seconds`. Absent or malformed is undefined (the guard is off), never 0.
+ */
+export interface EngineWork {
+  readonly promptTokensTotal: SignalValue;
+  readonly generationTokensTotal: SignalValue;
+  readonly promptRequestsTotal: SignalValue;
+  readonly generationRequestsTotal: SignalValue;
+  readonly ttft?: HistogramSnapshot;
+  readonly itl?: HistogramSnapshot;
+}
+
+const WORK_NAMES: Readonly<
+  Record<
+    EngineDialect,
+    Readonly<
+      Record<
+        'promptTokensTotal' | 'generationTokensTotal' | 'promptRequestsTotal' | 'generationRequestsTotal',
+        readonly string[]
+      >
+    >
+  >
+> = {
+  vllm: {
+    promptTokensTotal: ['vllm:prompt_tokens_total'],
+    generationTokensTotal: ['vllm:generation_tokens_total'],
+    promptRequestsTotal: ['vllm:request_prompt_tokens_count'],
+    generationRequestsTotal: ['vllm:request_generation_tokens_count'],
+  },
+  sglang: {
+    promptTokensTotal: ['sglang:prompt_tokens_total'],
+    generationTokensTotal: ['sglang:generation_tokens_total'],
+    promptRequestsTotal: ['sglang:num_requests_total'],
+    generationRequestsTotal: ['sglang:num_requests_total'],
+  },
+};
+
+const HISTOGRAM_NAMES: Readonly<Record<EngineDialect, { ttft: readonly string[]; itl: readonly string[] }>> =
+  {
+    vllm: {
+      ttft: ['vllm:time_to_first_token_seconds'],
+      itl: ['vllm:inter_token_latency_seconds', 'vllm:time_per_output_token_seconds'],
+    },
+    sglang: {
+      ttft: ['sglang:time_to_first_token_seconds'],
+      itl: ['sglang:time_per_output_token_seconds'],
+    },
+  };
+
+/**
+ * One histogram summed over the pod's series (ranks) by `le`; the first of `names` that parses wins.
+ * Undefined when absent, without a +Inf bucket, or with a NaN, negative or non-monotonic count.
+ */
+export function extractHistogram(
+  parsed: ParseResult,
+  names: readonly string[],
+  modelName?: string,
+): HistogramSnapshot | undefined {
+  const index = indexSamples(parsed);
+  for (const name of names) {
+    const all = index.get(`${name}_bucket`) ?? [];
+    const series = modelName === undefined ? all : all.filter((s) => s.labels.model_name === modelName);
+    if (series.length === 0) continue;
+    const byLe = new Map<number, number>();
+    let bad = false;
+    for (const s of series) {
+      const le = s.labels.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(s.labels.le);
+      if (s.labels.le === undefined || Number.isNaN(le) || !(s.value >= 0) || !Number.isFinite(s.value)) {
+        bad = true;
+        break;
+      }
+      byLe.set(le, (byLe.get(le) ?? 0) + s.value);
+    }
+    const inf = byLe.get(Number.POSITIVE_INFINITY);
+    if (bad || inf === undefined) return undefined;
+    const upperBounds = [...byLe.keys()].filter((le) => Number.isFinite(le)).sort((a, b) => a - b);
+    const cumulative = [...upperBounds.map((le) => byLe.get(le) as number), inf];
+    for (let i = 1; i < cumulative.length; i++)
+      if ((cumulative[i] as number) < (cumulative[i - 1] as number)) return undefined;
+    let sum = 0;
+    for (const s of index.get(`${name}_sum`) ?? [])
+      if (modelName === undefined || s.labels.model_name === modelName) sum += s.value;
+    return { upperBounds, cumulative, sum: Number.isFinite(sum) ? sum : 0 };
+  }
+  return undefined;
+}
+
+/** Extracts the work counters and latency histograms of one pod. Pure; never throws. */
+export function extractEngineWork(parsed: ParseResult, options: ExtractOptions): EngineWork {
+  let dialect: EngineDialect | undefined;
+  let reason = '';
+  if (options.dialect === 'auto') {
+    const detected = detectDialect(parsed);
+    dialect = detected.dialect;
+    reason = detected.reason ?? '';
+  } else dialect = options.dialect;
+  if (dialect === undefined) {
+    const missing: SignalValue = { state: 'missing', reason };
+    return {
+      promptTokensTotal: missing,
+      generationTokensTotal: missing,
+      promptRequestsTotal: missing,
+      generationRequestsTotal: missing,
+    };
+  }
+  const index = indexSamples(parsed);
+  const names = WORK_NAMES[dialect];
+  const get = (signal: keyof typeof names) =>
+    extractSignal(
+      signal,
+      { names: names[signal], range: 'counter', aggregate: 'sum' },
+      index,
+      parsed,
+      options,
+      [],
+    );
+  const ttft = extractHistogram(parsed, HISTOGRAM_NAMES[dialect].ttft, options.modelName);
+  const itl = extractHistogram(parsed, HISTOGRAM_NAMES[dialect].itl, options.modelName);
+  return {
+    promptTokensTotal: get('promptTokensTotal'),
+    generationTokensTotal: get('generationTokensTotal'),
+    promptRequestsTotal: get('promptRequestsTotal'),
+    generationRequestsTotal: get('generationRequestsTotal'),
+    ...(ttft !== undefined ? { ttft } : {}),
+    ...(itl !== undefined ? { itl } : {}),
   };
 }

@@ -5,7 +5,17 @@
  * panic window meaningless; this is how kvpa reacts within a second, as Knative's scraper does.
  */
 import { type MetricSpec, signalName } from '../api/podautoscaler.ts';
-import type { EngineSignals, SignalValue } from './engine-metrics.ts';
+import type { HistogramSnapshot } from '../decide/histogram.ts';
+import { HistogramWindow } from '../decide/histogram-window.ts';
+import type { LatencyObservation } from '../decide/types.ts';
+import { type GroupWorkSample, WorkReader } from '../decide/work.ts';
+import {
+  type EngineSignals,
+  type EngineWork,
+  extractEngineWork,
+  missingSignals,
+  type SignalValue,
+} from './engine-metrics.ts';
 import { metricsUrl, podSignals, scrapePods, tenantReason } from './pod-scraper.ts';
 import type { ControlPoolRequest, ControlPoolSample } from './prometheus-control.ts';
 
@@ -108,8 +118,197 @@ export function poolTotal(
   };
 }
 
+/** The span of a work signal's per-group rates (as the lab's, src/sim/policies/kvpa.ts). */
+export const WORK_RATE_SPAN_SECONDS = 10;
+/** A pool's readers are dropped after this long without a sample (the pool was removed). */
+const FORGET_AFTER_MS = 10 * 60 * 1000;
+
+/** One ready group's scrape, as the work signals read it. */
+export interface WorkGroup {
+  readonly groupKey: string;
+  /** Head pod name and IP: a restarted pod (new IP) starts a new rate. */
+  readonly id: string;
+  readonly signals: EngineSignals;
+  readonly work: EngineWork | undefined;
+  readonly error?: string;
+}
+
+interface WorkState {
+  readonly reader: WorkReader;
+  /** Ids read at the previous tick: only those have a rate; a new one is silent for one tick. */
+  previous: Set<string>;
+}
+
+/**
+ * A work signal's pool sample from this tick's scrapes, through the pool's WorkReader (rates from successive
+ * scrapes, counter resets counted from zero). Quorum and silent groups as poolTotal: a group without a usable
+ * counter or queue, or seen for the first time (no rate yet), is counted at the mean of the rated groups and
+ * holds scale-down. The backlog is absent while the mean tokens per request is unknown and requests wait.
+ */
+export function workTotal(
+  metric: MetricSpec,
+  groups: readonly WorkGroup[],
+  state: WorkState,
+  nowSeconds: number,
+  minQuorumPercentage: number,
+): ControlPoolSample {
+  const name = signalName(metric);
+  const prompt = metric.type === 'promptTokens';
+  if (groups.length === 0) return { name, state: 'noData', detail: 'no ready group to scrape' };
+  const samples: GroupWorkSample[] = [];
+  const silent: string[] = [];
+  let rated = 0;
+  let requestsKnown = true;
+  const picked: { g: WorkGroup; tokens: number; requests: number | undefined; waiting: number }[] = [];
+  for (const g of groups) {
+    const tokens =
+      g.work === undefined ? null : prompt ? g.work.promptTokensTotal : g.work.generationTokensTotal;
+    const requests =
+      g.work === undefined ? null : prompt ? g.work.promptRequestsTotal : g.work.generationRequestsTotal;
+    const waiting = g.signals.requestsWaiting;
+    for (const v of [tokens, waiting]) {
+      if (v !== null && v.state === 'outOfRange')
+        return { name, state: 'outOfRange', detail: `${g.groupKey}: ${v.reason}` };
+    }
+    if (tokens === null || tokens.state !== 'ok' || waiting.state !== 'ok') {
+      const why =
+        g.error ??
+        (tokens !== null && tokens.state !== 'ok'
+          ? tokens.reason
+          : waiting.state !== 'ok'
+            ? waiting.reason
+            : 'no value');
+      silent.push(`${g.groupKey}: ${why}`);
+      continue;
+    }
+    const r = requests !== null && requests.state === 'ok' ? requests.value : undefined;
+    if (r === undefined) requestsKnown = false;
+    picked.push({ g, tokens: tokens.value, requests: r, waiting: waiting.value });
+  }
+  const seen = new Set<string>();
+  for (const p of picked) {
+    seen.add(p.g.id);
+    samples.push({
+      id: p.g.id,
+      tokensTotal: p.tokens,
+      // Without every group's request counter the pooled mean would be biased: no mean, so no backlog.
+      requestsTotal: requestsKnown ? (p.requests ?? 0) : 0,
+      waitingRequests: p.waiting,
+      ...(!prompt && p.g.work?.itl !== undefined
+        ? {
+            latencySumSeconds: p.g.work.itl.sum,
+            latencyCount: p.g.work.itl.cumulative[p.g.work.itl.upperBounds.length] ?? 0,
+          }
+        : {}),
+    });
+    if (state.previous.has(p.g.id)) rated++;
+    else silent.push(`${p.g.groupKey}: first scrape of this pod, no rate yet`);
+  }
+  const work = state.reader.read(nowSeconds, samples);
+  state.previous = seen;
+  const ready = groups.length;
+  if (rated === 0 || work.flowPerSecond === undefined)
+    return {
+      name,
+      state: 'noData',
+      detail: `no ready group has two scrapes of its counters yet (${silent.slice(0, 3).join('; ')})`,
+    };
+  if ((rated / ready) * 100 < minQuorumPercentage) {
+    return {
+      name,
+      state: 'noQuorum',
+      detail: `${rated} of ${ready} ready groups have a rate, below ${minQuorumPercentage}%`,
+    };
+  }
+  const scale = ready / rated;
+  const total = work.flowPerSecond * scale;
+  const backlog = work.backlogTokens !== undefined ? work.backlogTokens * scale : undefined;
+  if (!Number.isFinite(total) || (backlog !== undefined && !Number.isFinite(backlog)))
+    return { name, state: 'outOfRange', detail: `flow ${total} or backlog ${backlog} is not finite` };
+  const estimated = ready - rated;
+  const notes: string[] = [];
+  if (estimated > 0)
+    notes.push(
+      `${estimated} silent group(s) counted at the mean, no scale-down: ${silent.slice(0, 3).join('; ')}`,
+    );
+  if (backlog === undefined)
+    notes.push('backlog unknown: requests wait but the mean tokens per request is not');
+  return {
+    name,
+    state: 'ok',
+    total,
+    ...(backlog !== undefined ? { backlog } : {}),
+    capacitySamples: work.capacitySamples,
+    ...(estimated > 0 ? { silentGroups: estimated } : {}),
+    ...(notes.length > 0 ? { detail: notes.join('; ') } : {}),
+  };
+}
+
+interface LatencyState {
+  readonly ttft: HistogramWindow;
+  readonly itl: HistogramWindow;
+}
+
 export class PodsSignalSource {
+  private readonly work = new Map<string, WorkState & { usedAtMs: number }>();
+  private readonly latency = new Map<string, LatencyState & { usedAtMs: number }>();
+
   constructor(private readonly options: PodsSourceOptions = {}) {}
+
+  private forget(nowMs: number): void {
+    for (const m of [this.work, this.latency] as Map<string, { usedAtMs: number }>[])
+      for (const [k, v] of m) if (nowMs - v.usedAtMs > FORGET_AFTER_MS) m.delete(k);
+  }
+
+  private workState(key: string, metric: MetricSpec, r: PodsPoolRequest, nowMs: number): WorkState {
+    let s = this.work.get(key);
+    if (s === undefined) {
+      const slo = metric.type === 'generationTokens' ? r.pool.slo?.tpotSeconds : undefined;
+      s = { reader: new WorkReader(WORK_RATE_SPAN_SECONDS, slo), previous: new Set(), usedAtMs: nowMs };
+      this.work.set(key, s);
+    }
+    s.usedAtMs = nowMs;
+    return s;
+  }
+
+  /** p90 TTFT / ITL over the panic window from successive histogram scrapes; only SLO fields set. */
+  private poolLatency(r: PodsPoolRequest, groups: readonly WorkGroup[], nowMs: number): LatencyObservation {
+    const slo = r.pool.slo ?? {};
+    if (slo.ttftSeconds === undefined && slo.tpotSeconds === undefined) return {};
+    const panicSeconds = ((r.pool.stableWindowSeconds ?? 60) * (r.pool.panicWindowPercentage ?? 10)) / 100;
+    let s = this.latency.get(r.poolKey);
+    if (s === undefined) {
+      s = {
+        ttft: new HistogramWindow(panicSeconds),
+        itl: new HistogramWindow(panicSeconds),
+        usedAtMs: nowMs,
+      };
+      this.latency.set(r.poolKey, s);
+    }
+    s.usedAtMs = nowMs;
+    const nowSeconds = nowMs / 1000;
+    const of = (pick: (w: EngineWork) => HistogramSnapshot | undefined) =>
+      new Map(
+        groups.flatMap((g) => {
+          const h = g.work && pick(g.work);
+          return h ? [[g.id, h] as const] : [];
+        }),
+      );
+    s.ttft.record(
+      nowSeconds,
+      of((w) => w.ttft),
+    );
+    s.itl.record(
+      nowSeconds,
+      of((w) => w.itl),
+    );
+    const ttft = slo.ttftSeconds !== undefined ? s.ttft.quantile(0.9) : undefined;
+    const tpot = slo.tpotSeconds !== undefined ? s.itl.quantile(0.9) : undefined;
+    return {
+      ...(ttft !== undefined ? { ttftSeconds: ttft } : {}),
+      ...(tpot !== undefined ? { tpotSeconds: tpot } : {}),
+    };
+  }
 
   /**
    * Never throws: unreachable pods become per-group errors, which the gate turns into states. Each
@@ -137,7 +336,32 @@ export class PodsSignalSource {
     });
     const byPod = new Map(results.map((result, i) => [targets[i]?.pod ?? '', result]));
     const groups = r.heads.filter((h) => h.groupReady && !h.surge);
-    const samples = r.pool.metrics.map((metric) => {
+    const nowMs = (this.options.clock ?? Date.now)();
+    this.forget(nowMs);
+    const workGroups: WorkGroup[] = groups.map((h) => {
+      const result = byPod.get(`${r.namespace}/${h.name}`);
+      if (result === undefined)
+        return {
+          groupKey: h.groupKey,
+          id: h.name,
+          signals: missingSignals('head pod has no IP yet'),
+          work: undefined,
+          error: 'head pod has no IP yet',
+        };
+      return {
+        groupKey: h.groupKey,
+        id: `${h.name}/${h.podIP ?? ''}`,
+        signals: podSignals(result, { dialect: r.pool.engine }),
+        work: result.ok ? extractEngineWork(result.parsed, { dialect: r.pool.engine }) : undefined,
+        ...(result.ok ? {} : { error: tenantReason(result.error) }),
+      };
+    });
+    const latency = this.poolLatency(r, workGroups, nowMs);
+    const samples = r.pool.metrics.map((metric): ControlPoolSample => {
+      if (metric.type === 'promptTokens' || metric.type === 'generationTokens') {
+        const state = this.workState(`${r.poolKey}|${signalName(metric)}`, metric, r, nowMs);
+        return workTotal(metric, workGroups, state, nowMs / 1000, r.pool.missingData.minQuorumPercentage);
+      }
       const perGroup = new Map<string, { value: SignalValue | null; error?: string }>();
       for (const h of groups) {
         const result = byPod.get(`${r.namespace}/${h.name}`);
@@ -153,6 +377,7 @@ export class PodsSignalSource {
       }
       return poolTotal(metric, perGroup, r.pool.missingData.minQuorumPercentage);
     });
-    return [r.poolKey, samples];
+    if (Object.keys(latency).length === 0) return [r.poolKey, samples];
+    return [r.poolKey, samples.map((x) => ({ ...x, latency }))];
   }
 }

@@ -7,9 +7,22 @@
  */
 import type { MetricSpec } from '../api/podautoscaler.ts';
 import { signalName } from '../api/podautoscaler.ts';
-import type { SignalState } from '../decide/types.ts';
-import { type PoolRegistration, type SignalKind, signalKindOf } from './prometheus-join.ts';
-import type { PrometheusSignalSource, TickResult } from './prometheus-source.ts';
+import { histogramQuantile } from '../decide/histogram.ts';
+import type { LatencyObservation, SignalState } from '../decide/types.ts';
+import {
+  type HistogramKind,
+  type PoolRegistration,
+  type PoolSamples,
+  type SignalKind,
+  signalKindOf,
+} from './prometheus-join.ts';
+import {
+  DEFAULT_STALE_AFTER_SECONDS,
+  type PoolTick,
+  type PrometheusSignalSource,
+  type TickResult,
+} from './prometheus-source.ts';
+import type { GateResult } from './quality.ts';
 
 export interface ControlHeadPod {
   readonly name: string;
@@ -27,6 +40,11 @@ export interface ControlPoolRequest {
     readonly engine: 'auto' | 'vllm' | 'sglang';
     readonly metrics: readonly MetricSpec[];
     readonly missingData: { readonly staleAfterSeconds: number; readonly minQuorumPercentage: number };
+    /** The latency SLO: a set field makes the source read that latency for the guard. */
+    readonly slo?: { readonly ttftSeconds?: number; readonly tpotSeconds?: number };
+    /** The panic window (stable × percentage / 100) is the span the direct scrape reads latency over. */
+    readonly stableWindowSeconds?: number;
+    readonly panicWindowPercentage?: number;
   };
   readonly heads: readonly ControlHeadPod[];
 }
@@ -39,11 +57,37 @@ export interface ControlPoolSample {
   /** Ready groups without a usable value, counted at the reporting mean in `total`. */
   readonly silentGroups?: number;
   readonly detail?: string;
+  /** Work signals: Σ over ready groups of the tokens waiting; absent while unknown (never 0 for unknown). */
+  readonly backlog?: number;
+  /** Work signals: the flow of each ready group whose queue was non-empty (one group's capacity). */
+  readonly capacitySamples?: readonly number[];
+  /** The pool's latency quantiles for the SLO guard, the same on every sample of the pool. */
+  readonly latency?: LatencyObservation;
+}
+
+/** The flow kind of a work metric and the kind of its mean tokens per request. */
+const WORK_KINDS: Readonly<Record<'promptTokens' | 'generationTokens', SignalKind>> = {
+  promptTokens: 'promptTokensPerRequest',
+  generationTokens: 'generationTokensPerRequest',
+};
+
+/** Every kind the pool's metrics and SLO need: a work metric also needs the queue and its mean per request. */
+export function kindsOf(request: ControlPoolRequest): SignalKind[] {
+  const kinds: SignalKind[] = [];
+  for (const m of request.pool.metrics) {
+    const kind = signalKindOf(m);
+    if (kind === null) continue;
+    kinds.push(kind);
+    if (kind === 'promptTokens' || kind === 'generationTokens') kinds.push('queueDepth', WORK_KINDS[kind]);
+  }
+  if (request.pool.slo?.ttftSeconds !== undefined) kinds.push('ttftHistogram');
+  if (request.pool.slo?.tpotSeconds !== undefined) kinds.push('itlHistogram');
+  return [...new Set(kinds)];
 }
 
 /** The registration the batched source needs; surge heads are left out (readyGroups excludes them). */
 export function registrationOf(request: ControlPoolRequest): PoolRegistration {
-  const signals = request.pool.metrics.map(signalKindOf).filter((k): k is SignalKind => k !== null);
+  const signals = kindsOf(request);
   return {
     poolKey: request.poolKey,
     namespace: request.namespace,
@@ -59,33 +103,150 @@ export function registrationOf(request: ControlPoolRequest): PoolRegistration {
 
 /** One PoolSample per metric of the pool, in the pool's metric order. */
 export function poolSamples(request: ControlPoolRequest, tick: TickResult): ControlPoolSample[] {
-  const signals = tick.pools.get(request.poolKey)?.signals;
+  const poolTick = tick.pools.get(request.poolKey);
+  const signals = poolTick?.signals;
+  const latency = poolTick === undefined ? undefined : poolLatency(request, poolTick, tick.atSeconds);
+  const withLatency = (s: ControlPoolSample): ControlPoolSample =>
+    latency !== undefined && Object.keys(latency).length > 0 ? { ...s, latency } : s;
   return request.pool.metrics.map((m): ControlPoolSample => {
     const kind = signalKindOf(m);
     if (kind === null) {
-      return {
+      return withLatency({
         name: signalName(m),
         state: 'error',
         detail:
-          m.type === 'promql'
-            ? 'promql metrics are not served by the batched Prometheus source (one query per pool would defeat batching)'
-            : `${m.type} is not read by the Prometheus source yet: use metricsSource.pods`,
-      };
+          'promql metrics are not served by the batched Prometheus source (one query per pool would defeat batching)',
+      });
     }
     const gate = signals?.get(kind);
-    if (!gate) return { name: kind, state: 'error', detail: `${kind}: no result from the Prometheus source` };
+    if (!gate)
+      return withLatency({
+        name: kind,
+        state: 'error',
+        detail: `${kind}: no result from the Prometheus source`,
+      });
     if (gate.state !== 'ok' || gate.poolTotal === undefined) {
-      return { name: kind, state: gate.state, detail: gate.detail };
+      return withLatency({ name: kind, state: gate.state, detail: gate.detail });
     }
     const silentGroups = gate.estimatedGroups ?? 0;
-    return {
+    const sample: ControlPoolSample = {
       name: kind,
       state: 'ok',
       total: gate.poolTotal,
       ...(silentGroups > 0 ? { silentGroups } : {}),
       detail: gate.detail,
     };
+    if (kind !== 'promptTokens' && kind !== 'generationTokens') return withLatency(sample);
+    return withLatency(workSample(sample, gate, signals?.get('queueDepth'), signals?.get(WORK_KINDS[kind])));
   });
+}
+
+/**
+ * A work signal's backlog and capacity samples from the same tick's queue and mean tokens per request.
+ * - Backlog: Σ over ready groups of waiting × the group's mean tokens per request (the pool's mean over
+ *   the groups that have one when a group finished no request in the rate window); groups without a queue
+ *   value are counted at the reporting mean, as the gate counts silent groups. Unknown (no queue, or a
+ *   queue without any mean) leaves it absent, never 0: the runner then adds no growth term.
+ * - Capacity samples: the flow of each ready group whose queue is non-empty NOW. Prometheus gives the
+ *   queue at one scrape, not over the rate span as the direct scrape does, so a group whose queue just
+ *   emptied may give a sample below its capacity; the estimator's median over many samples absorbs that.
+ */
+function workSample(
+  sample: ControlPoolSample,
+  flow: GateResult,
+  queue: GateResult | undefined,
+  perRequest: GateResult | undefined,
+): ControlPoolSample {
+  const flows = flow.groupValues ?? new Map<string, number>();
+  const waiting = queue?.state === 'ok' ? (queue.groupValues ?? new Map<string, number>()) : undefined;
+  const capacitySamples: number[] = [];
+  if (waiting !== undefined) {
+    for (const [group, f] of flows) if ((waiting.get(group) ?? 0) > 0 && f > 0) capacitySamples.push(f);
+  }
+  const notes: string[] = [];
+  let backlog: number | undefined;
+  if (waiting === undefined) {
+    notes.push(`backlog unknown: queueDepth ${queue?.state ?? 'absent'}`);
+  } else {
+    const means = new Map<string, number>();
+    for (const [g, v] of perRequest?.groupValues ?? []) if (v > 0 && Number.isFinite(v)) means.set(g, v);
+    let meanSum = 0;
+    for (const v of means.values()) meanSum += v;
+    const poolMean = means.size > 0 ? meanSum / means.size : undefined;
+    let sum = 0;
+    let unknown = false;
+    for (const [g, w] of waiting) {
+      if (w <= 0) continue;
+      const mean = means.get(g) ?? poolMean;
+      if (mean === undefined) unknown = true;
+      else sum += w * mean;
+    }
+    const ready = queue?.counts.readyGroups ?? waiting.size;
+    if (unknown) notes.push('backlog unknown: requests wait but no group finished one in the rate window');
+    else if (waiting.size > 0) backlog = sum * (ready / waiting.size);
+  }
+  return {
+    ...sample,
+    ...(backlog !== undefined && Number.isFinite(backlog) ? { backlog } : {}),
+    capacitySamples,
+    ...(notes.length > 0 ? { detail: `${sample.detail ?? ''}; ${notes.join('; ')}` } : {}),
+  };
+}
+
+/**
+ * The pool's p90 TTFT / ITL for the SLO guard: `histogram_quantile(0.9, sum by (le) (rate(…_bucket[w])))`
+ * over the ready groups' head pods, computed here from the per-pod bucket rates of one batched query (the
+ * window is the source's rate window: Prometheus scrapes too rarely for a seconds-long panic window).
+ * A field is present only when the SLO sets it and some group observed something; stale groups are left out.
+ */
+export function poolLatency(
+  request: ControlPoolRequest,
+  tick: PoolTick,
+  nowSeconds: number,
+): LatencyObservation {
+  const slo = request.pool.slo ?? {};
+  const staleAfter = request.pool.missingData.staleAfterSeconds ?? DEFAULT_STALE_AFTER_SECONDS;
+  const ready = new Set(request.heads.filter((h) => h.groupReady && !h.surge).map((h) => h.groupKey));
+  const read = (kind: HistogramKind): number | undefined => {
+    const h = tick.histograms.get(kind);
+    if (h === undefined || 'error' in h) return undefined;
+    return quantileOf(h, ready, nowSeconds, staleAfter);
+  };
+  const ttft = slo.ttftSeconds !== undefined ? read('ttftHistogram') : undefined;
+  const tpot = slo.tpotSeconds !== undefined ? read('itlHistogram') : undefined;
+  return {
+    ...(ttft !== undefined ? { ttftSeconds: ttft } : {}),
+    ...(tpot !== undefined ? { tpotSeconds: tpot } : {}),
+  };
+}
+
+function quantileOf(
+  samples: PoolSamples,
+  ready: ReadonlySet<string>,
+  nowSeconds: number,
+  staleAfterSeconds: number,
+): number | undefined {
+  const byLe = new Map<number, number>();
+  for (const [groupKey, g] of samples.groups) {
+    if (!ready.has(groupKey)) continue;
+    const fresh = g.ranks.every((r) => nowSeconds - r.timestampSeconds <= staleAfterSeconds);
+    if (!fresh) continue;
+    const parsed: [number, number][] = [];
+    let bad = false;
+    for (const r of g.ranks) {
+      const le = r.rank === '+Inf' ? Number.POSITIVE_INFINITY : Number(r.rank);
+      if (r.rank === '' || Number.isNaN(le) || !(r.value >= 0) || !Number.isFinite(r.value)) bad = true;
+      else parsed.push([le, r.value]);
+    }
+    if (bad) continue; // one pod's broken histogram is left out, not summed as zeros
+    for (const [le, v] of parsed) byLe.set(le, (byLe.get(le) ?? 0) + v);
+  }
+  const inf = byLe.get(Number.POSITIVE_INFINITY);
+  if (inf === undefined) return undefined;
+  const bounds = [...byLe.keys()].filter((le) => Number.isFinite(le)).sort((a, b) => a - b);
+  const cumulative = [...bounds.map((le) => byLe.get(le) as number), inf];
+  const q = histogramQuantile(0.9, bounds, cumulative);
+  return Number.isFinite(q) && q >= 0 ? q : undefined;
 }
 
 export class PrometheusPoolSignals {

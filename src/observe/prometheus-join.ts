@@ -10,8 +10,29 @@
 
 import type { MetricSpec } from '../api/podautoscaler.ts';
 
-/** Signals the Prometheus source can read. The first three are the API's metric types. */
-export type SignalKind = 'kvCacheUtilization' | 'queueDepth' | 'runningRequests' | 'preemptionRate';
+/**
+ * Signals the Prometheus source can read. `kvCacheUtilization`, `queueDepth`, `runningRequests`,
+ * `promptTokens` and `generationTokens` are the API's metric types; the others feed them: the mean tokens
+ * per request (for a work signal's backlog) and the latency histograms (for the SLO guard).
+ */
+export type SignalKind =
+  | 'kvCacheUtilization'
+  | 'queueDepth'
+  | 'runningRequests'
+  | 'preemptionRate'
+  | 'promptTokens'
+  | 'generationTokens'
+  | 'promptTokensPerRequest'
+  | 'generationTokensPerRequest'
+  | 'ttftHistogram'
+  | 'itlHistogram';
+
+/** The kinds whose per-bucket answer is read as a histogram, not gated as a level. */
+export type HistogramKind = 'ttftHistogram' | 'itlHistogram';
+
+export function isHistogramKind(kind: SignalKind): kind is HistogramKind {
+  return SIGNAL_KINDS[kind].shape === 'buckets';
+}
 
 /**
  * The batched kind that serves an API metric; null for `promql`, whose free-form query cannot be
@@ -20,8 +41,6 @@ export type SignalKind = 'kvCacheUtilization' | 'queueDepth' | 'runningRequests'
 export function signalKindOf(metric: MetricSpec): SignalKind | null {
   switch (metric.type) {
     case 'promql':
-    case 'promptTokens':
-    case 'generationTokens':
       return null;
     default:
       return metric.type;
@@ -61,6 +80,13 @@ export interface SignalKindSpec {
   readonly range: ValueRange;
   /** A counter read as a per-second rate (PromQL `rate`), not as a level. */
   readonly counterRate: boolean;
+  /**
+   * How the value is queried: `level` a gauge, `rate` a counter's rate, `ratio` rate(names) / rate(per)
+   * summed per pod (a mean per request), `buckets` a histogram's `_bucket` rates summed per pod and `le`.
+   */
+  readonly shape: 'level' | 'rate' | 'ratio' | 'buckets';
+  /** For `ratio`: the denominator's name per dialect (null: no ratio for that dialect). */
+  readonly per?: Readonly<Record<EngineDialect, string | null>>;
 }
 
 export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
@@ -73,6 +99,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
     rankRule: 'mean',
     range: 'fraction',
     counterRate: false,
+    shape: 'level',
   },
   queueDepth: {
     names: {
@@ -83,6 +110,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
     rankRule: 'sum',
     range: 'count',
     counterRate: false,
+    shape: 'level',
   },
   runningRequests: {
     names: {
@@ -93,6 +121,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
     rankRule: 'sum',
     range: 'count',
     counterRate: false,
+    shape: 'level',
   },
   preemptionRate: {
     // V0 and V1 share the sample name; SGLang's retraction metrics are gauges, not preemptions.
@@ -100,6 +129,92 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
     rankRule: 'sum',
     range: 'count',
     counterRate: true,
+    shape: 'rate',
+  },
+  // Token flows (tokens/s served): vllm-project/vllm vllm/v1/metrics/loggers.py `counter_prompt_tokens`,
+  // `counter_generation_tokens`; sgl-project/sglang python/sglang/srt/metrics/collector.py `prompt_tokens_total`,
+  // `generation_tokens_total` (SGLang counts a request's tokens when it finishes).
+  promptTokens: {
+    names: {
+      vllm: 'vllm:prompt_tokens_total',
+      vllmLegacy: 'vllm:prompt_tokens_total',
+      sglang: 'sglang:prompt_tokens_total',
+    },
+    rankRule: 'sum',
+    range: 'count',
+    counterRate: true,
+    shape: 'rate',
+  },
+  generationTokens: {
+    names: {
+      vllm: 'vllm:generation_tokens_total',
+      vllmLegacy: 'vllm:generation_tokens_total',
+      sglang: 'sglang:generation_tokens_total',
+    },
+    rankRule: 'sum',
+    range: 'count',
+    counterRate: true,
+    shape: 'rate',
+  },
+  // Mean tokens per request, per pod: vLLM's `vllm:request_prompt_tokens` / `vllm:request_generation_tokens`
+  // histograms (sum over count, observed when a request finishes); SGLang has no such histogram, so its token
+  // counters over its finished-request counter `sglang:num_requests_total` (collector.py, same file).
+  promptTokensPerRequest: {
+    names: {
+      vllm: 'vllm:request_prompt_tokens_sum',
+      vllmLegacy: 'vllm:request_prompt_tokens_sum',
+      sglang: 'sglang:prompt_tokens_total',
+    },
+    per: {
+      vllm: 'vllm:request_prompt_tokens_count',
+      vllmLegacy: 'vllm:request_prompt_tokens_count',
+      sglang: 'sglang:num_requests_total',
+    },
+    rankRule: 'sum',
+    range: 'count',
+    counterRate: true,
+    shape: 'ratio',
+  },
+  generationTokensPerRequest: {
+    names: {
+      vllm: 'vllm:request_generation_tokens_sum',
+      vllmLegacy: 'vllm:request_generation_tokens_sum',
+      sglang: 'sglang:generation_tokens_total',
+    },
+    per: {
+      vllm: 'vllm:request_generation_tokens_count',
+      vllmLegacy: 'vllm:request_generation_tokens_count',
+      sglang: 'sglang:num_requests_total',
+    },
+    rankRule: 'sum',
+    range: 'count',
+    counterRate: true,
+    shape: 'ratio',
+  },
+  // Latency histograms (base names; the query reads `<name>_bucket`). ITL was `time_per_output_token` before
+  // vLLM renamed it (both in vllm/v1/metrics/loggers.py history); a pod is read under the name it exports.
+  // SGLang's `sglang:time_per_output_token_seconds` (collector.py) is its per-token decode latency.
+  ttftHistogram: {
+    names: {
+      vllm: 'vllm:time_to_first_token_seconds',
+      vllmLegacy: 'vllm:time_to_first_token_seconds',
+      sglang: 'sglang:time_to_first_token_seconds',
+    },
+    rankRule: 'sum',
+    range: 'count',
+    counterRate: true,
+    shape: 'buckets',
+  },
+  itlHistogram: {
+    names: {
+      vllm: 'vllm:inter_token_latency_seconds',
+      vllmLegacy: 'vllm:time_per_output_token_seconds',
+      sglang: 'sglang:time_per_output_token_seconds',
+    },
+    rankRule: 'sum',
+    range: 'count',
+    counterRate: true,
+    shape: 'buckets',
   },
 };
 
@@ -149,6 +264,9 @@ export interface QueryScope {
 /** The marker label that tells value series from timestamp series in one answer. */
 export const FIELD_LABEL = 'kvpa_field';
 
+/** The label that names the metric of a rate, ratio or bucket series (rate() drops `__name__`). */
+export const METRIC_LABEL = 'kvpa_metric';
+
 function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
@@ -177,14 +295,50 @@ export function buildQuery(kind: SignalKind, scope: QueryScope): string {
   const ns = scope.namespaces.map(escapeRegex).sort().join('|');
   const matchers = [`namespace=~"${escapeString(ns)}"`];
   if (scope.extraMatchers) matchers.push(scope.extraMatchers);
+  const m = matchers.join(',');
+  const sampleNames = spec.shape === 'buckets' ? names.map((n) => `${n}_bucket`) : names;
   const selector =
-    names.length === 1
-      ? `${names[0]}{${matchers.join(',')}}`
-      : `{__name__=~"${escapeString(names.map(escapeRegex).join('|'))}",${matchers.join(',')}}`;
+    sampleNames.length === 1
+      ? `${sampleNames[0]}{${m}}`
+      : `{__name__=~"${escapeString(sampleNames.map(escapeRegex).join('|'))}",${m}}`;
   const by = ['namespace', 'pod', ...RANK_LABELS].join(', ');
-  const value = spec.counterRate
-    ? `max by (${by}) (rate(${selector}[${scope.rateWindowSeconds}s]))`
-    : `max by (__name__, ${by}) (${selector})`;
+  const w = `[${scope.rateWindowSeconds}s]`;
+  // rate() drops __name__; each name's vector is tagged with `kvpa_metric` so the dialect stays known
+  // and `or` keeps both names of one pod apart.
+  const tagged = (name: string, expr: string) =>
+    `label_replace(${expr}, "${METRIC_LABEL}", "${escapeString(name)}", "", "")`;
+  let value: string;
+  switch (spec.shape) {
+    case 'level':
+      value = `max by (__name__, ${by}) (${selector})`;
+      break;
+    case 'rate':
+      value = names.map((n) => tagged(n, `max by (${by}) (rate(${n}{${m}}${w}))`)).join(' or ');
+      break;
+    case 'ratio': {
+      // Summed over the pod's ranks before dividing: the pod's mean tokens per finished request.
+      const pairs = new Map<string, string>();
+      for (const d of Object.keys(spec.names) as EngineDialect[]) {
+        const num = spec.names[d];
+        const den = spec.per?.[d];
+        if (num && den) pairs.set(num, den);
+      }
+      value = [...pairs]
+        .map(([num, den]) =>
+          tagged(
+            num,
+            `sum by (namespace, pod) (rate(${num}{${m}}${w})) / sum by (namespace, pod) (rate(${den}{${m}}${w}))`,
+          ),
+        )
+        .join(' or ');
+      break;
+    }
+    case 'buckets':
+      value = names
+        .map((n) => tagged(n, `sum by (namespace, pod, le) (rate(${n}_bucket{${m}}${w}))`))
+        .join(' or ');
+      break;
+  }
   const ts = `min by (namespace, pod) (timestamp(${selector}))`;
   return `label_replace(${value}, "${FIELD_LABEL}", "value", "", "") or label_replace(${ts}, "${FIELD_LABEL}", "ts", "", "")`;
 }
@@ -336,6 +490,7 @@ export function attribute(
   index: HeadIndex,
 ): { pools: Map<string, PoolSamples>; stats: AttributionStats } {
   const fallbackName = kindNames(kind)[0] ?? kind;
+  const buckets = SIGNAL_KINDS[kind].shape === 'buckets';
   const perPod = new Map<string, PodAcc>();
   let nonHeadSeries = 0;
   let unlabelledSeries = 0;
@@ -359,9 +514,9 @@ export function attribute(
     if (field === 'ts') {
       acc.ts = s.value;
     } else {
-      const rank = rankOf(s.labels);
-      // rate() drops __name__; counter kinds have a single name.
-      const metric = s.labels.__name__ ?? fallbackName;
+      // A histogram's "ranks" are its buckets (summed over the pod's ranks in the query).
+      const rank = buckets ? (s.labels.le ?? '') : rankOf(s.labels);
+      const metric = s.labels.__name__ ?? s.labels[METRIC_LABEL] ?? fallbackName;
       let ranks = acc.values.get(metric);
       if (!ranks) {
         ranks = new Map();

@@ -3,7 +3,7 @@
  * ALL registered pools, attributes the answer to replica groups through their head pods
  * (prometheus-join.ts), and judges every pool's signals with the quality gate (quality.ts).
  *
- * Queries per tick = number of distinct signal kinds in use (≤ 4), whatever the number of pools.
+ * Queries per tick = number of distinct signal kinds in use (≤ 10), whatever the number of pools.
  * Neither `tick` nor `backfill` throws: a failed query becomes state `error` for the signals it
  * carried, with the reason.
  */
@@ -19,6 +19,8 @@ import {
   decodeVector,
   type EngineDialect,
   type HeadIndex,
+  type HistogramKind,
+  isHistogramKind,
   kindsToQuery,
   namespacesOf,
   type PoolRegistration,
@@ -64,6 +66,11 @@ export interface PoolTick {
   /** The dialect most of the pool's head pods answered in; null when none answered. */
   readonly dialect: EngineDialect | null;
   readonly signals: ReadonlyMap<SignalKind, GateResult>;
+  /**
+   * Latency histograms the pool asked for: per group, its bucket rates (`le` → observations/s, summed over
+   * the pod's ranks), or the query's error. Not gated: the pool's quantile is computed from them.
+   */
+  readonly histograms: ReadonlyMap<HistogramKind, PoolSamples | { readonly error: string }>;
 }
 
 export interface TickResult {
@@ -255,9 +262,23 @@ export class PrometheusSignalSource {
     const out = new Map<string, PoolTick>();
     for (const pool of pools) {
       const signals = new Map<SignalKind, GateResult>();
-      const dialect = majorityDialect(pool.signals.map((k) => attributed.get(k)?.get(pool.poolKey)));
+      const histograms = new Map<HistogramKind, PoolSamples | { error: string }>();
+      const dialect = majorityDialect(
+        pool.signals
+          .filter((k) => SIGNAL_KINDS[k].shape !== 'buckets')
+          .map((k) => attributed.get(k)?.get(pool.poolKey)),
+      );
       for (const kind of pool.signals) {
         const error = errors.get(kind);
+        if (isHistogramKind(kind)) {
+          histograms.set(
+            kind,
+            error !== undefined
+              ? { error }
+              : (attributed.get(kind)?.get(pool.poolKey) ?? { groups: new Map() }),
+          );
+          continue;
+        }
         const gate: GateResult =
           error !== undefined
             ? {
@@ -274,10 +295,11 @@ export class PrometheusSignalSource {
                 dialect,
                 otherDialect.get(kind)?.get(pool.poolKey),
               );
-        this.rejections.add(pool.poolKey, gate);
+        // A pod that finished no request in the window has no mean (0/0): routine, not a rejection.
+        if (SIGNAL_KINDS[kind].shape !== 'ratio') this.rejections.add(pool.poolKey, gate);
         signals.set(kind, gate);
       }
-      out.set(pool.poolKey, { poolKey: pool.poolKey, dialect, signals });
+      out.set(pool.poolKey, { poolKey: pool.poolKey, dialect, signals, histograms });
     }
     return { atSeconds: nowSeconds, queries, pools: out, errors, nonHeadSeries };
   }
@@ -300,16 +322,19 @@ export class PrometheusSignalSource {
     const scope = this.scope([pool]);
     const signals = new Map<SignalKind, BackfillSignal>();
     await Promise.all(
-      [...new Set(pool.signals)].map(async (kind) => {
-        try {
-          signals.set(
-            kind,
-            await this.backfillKind(kind, pool, index, scope, fromSeconds, toSeconds, stepSeconds),
-          );
-        } catch (err) {
-          signals.set(kind, { samples: [], states: {}, error: tenantError(err) });
-        }
-      }),
+      // The pool's windows hold levels and flows; the means and histograms only shape a live tick.
+      [...new Set(pool.signals)]
+        .filter((k) => SIGNAL_KINDS[k].shape === 'level' || SIGNAL_KINDS[k].shape === 'rate')
+        .map(async (kind) => {
+          try {
+            signals.set(
+              kind,
+              await this.backfillKind(kind, pool, index, scope, fromSeconds, toSeconds, stepSeconds),
+            );
+          } catch (err) {
+            signals.set(kind, { samples: [], states: {}, error: tenantError(err) });
+          }
+        }),
     );
     return { poolKey: pool.poolKey, fromSeconds, toSeconds, stepSeconds, signals };
   }

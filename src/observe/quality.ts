@@ -54,6 +54,11 @@ export interface GateResult {
   readonly counts: GateCounts;
   /** Human-readable: which groups, how old, which values. */
   readonly detail: string;
+  /**
+   * The combined value of each ready group that passed (fresh, in range), whatever the state: a work
+   * signal reads its per-group flow and queue from it (capacity samples, backlog).
+   */
+  readonly groupValues?: ReadonlyMap<string, number>;
 }
 
 export const KV_FRACTION_MAX = 1;
@@ -103,6 +108,7 @@ export function judgeSignal(input: GateInput): GateResult {
   let readyGroups = 0;
   let usable = 0;
   let usableSum = 0;
+  const groupValues = new Map<string, number>();
 
   for (const g of input.groups) {
     if (!g.ready) continue; // not-ready groups neither count nor carry load we can scale on
@@ -137,7 +143,9 @@ export function judgeSignal(input: GateInput): GateResult {
       continue;
     }
     usable++;
-    usableSum += combineRanks(values, input.rankRule);
+    const combined = combineRanks(values, input.rankRule);
+    usableSum += combined;
+    groupValues.set(g.groupKey, combined);
   }
 
   const counts: GateCounts = {
@@ -155,7 +163,7 @@ export function judgeSignal(input: GateInput): GateResult {
   const tail = notes.length > 0 ? `; ${notes.join('; ')}` : '';
 
   if (readyGroups === 0) {
-    return { signal, state: 'noData', counts, detail: `${signal}: no ready groups to read` };
+    return { signal, state: 'noData', counts, detail: `${signal}: no ready groups to read`, groupValues };
   }
   if (usable + stale.length + outOfRange.length === 0) {
     return {
@@ -163,6 +171,7 @@ export function judgeSignal(input: GateInput): GateResult {
       state: 'noData',
       counts,
       detail: `${signal}: empty result for all ${readyGroups} ready groups (${list(missing)}); missing is not zero`,
+      groupValues,
     };
   }
   const sharePercent = (100 * usable) / readyGroups;
@@ -185,6 +194,7 @@ export function judgeSignal(input: GateInput): GateResult {
       estimatedGroups: unusable,
       counts,
       detail: `${signal}: ${usable}/${readyGroups} ready groups, total ${fmt(poolTotal)}${estimated}${tail}`,
+      groupValues,
     };
   }
   // Short of quorum: name the biggest cause (ties: stale, then out of range, then missing).
@@ -199,6 +209,7 @@ export function judgeSignal(input: GateInput): GateResult {
     state,
     counts,
     detail: `${signal}: ${usable}/${readyGroups} ready groups usable (${Math.round(sharePercent)}% < quorum ${input.minQuorumPercentage}%)${tail}`,
+    groupValues,
   };
 }
 

@@ -138,6 +138,8 @@ const HELP = {
   preemptions: 'Cumulative number of preemption from the engine.',
   requestSuccess: 'Count of successfully processed requests.',
   ttft: 'Histogram of time to first token in seconds.',
+  requestPromptTokens: 'Number of prefill tokens processed.',
+  requestGenerationTokens: 'Number of generation tokens processed.',
   itl: 'Histogram of inter-token latency in seconds.',
 } as const;
 
@@ -161,6 +163,17 @@ function histogramFamily(name: string, help: string, labels: Labels, h: Histogra
       { name: `${name}_count`, labels, value: count },
     ],
   };
+}
+
+/** A token-count histogram with only its +Inf bucket: sum and count, as a ratio of them is what is read. */
+function tokensPerRequest(
+  name: string,
+  help: string,
+  labels: Labels,
+  sum: number,
+  count: number,
+): RenderableFamily {
+  return histogramFamily(name, help, labels, { upperBounds: [], cumulative: [count], sum });
 }
 
 /** The counter and histogram families of one engine's series. Pure. */
@@ -189,6 +202,23 @@ function seriesFamilies(series: EngineSeries, labels: Labels): RenderableFamily[
         },
       ],
     },
+    // vLLM observes each finished request's token counts (vllm/v1/metrics/loggers.py
+    // `histogram_num_prompt_tokens_request`); the lab keeps no per-request sizes, so only the +Inf bucket,
+    // with the token counters as the sum and the finished requests as the count: the same mean per request.
+    tokensPerRequest(
+      'vllm:request_prompt_tokens',
+      HELP.requestPromptTokens,
+      labels,
+      series.promptTokensTotal,
+      series.requestSuccessTotal,
+    ),
+    tokensPerRequest(
+      'vllm:request_generation_tokens',
+      HELP.requestGenerationTokens,
+      labels,
+      series.generationTokensTotal,
+      series.requestSuccessTotal,
+    ),
     histogramFamily('vllm:time_to_first_token_seconds', HELP.ttft, labels, series.timeToFirstTokenSeconds),
     histogramFamily('vllm:inter_token_latency_seconds', HELP.itl, labels, series.interTokenLatencySeconds),
   ];
