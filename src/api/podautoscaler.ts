@@ -537,6 +537,26 @@ export const SignalStatusSchema = z.strictObject({
   stableWant: z.int().optional(),
   panicWant: z.int().optional(),
   detail: z.string().optional(),
+  backlogTotal: z.number().optional().describe('Work signals: tokens waiting over ready groups.'),
+  clearancePerSecond: z
+    .number()
+    .optional()
+    .describe('Work signals: tokens/s added to clear the backlog (at most one group).'),
+  projectedTotal: z
+    .number()
+    .optional()
+    .describe('Work signals: the demand the trend expects one horizon ahead.'),
+  horizonWant: z.int().optional(),
+  capacity: z
+    .strictObject({
+      configuredPerSecond: z.number(),
+      measuredPerSecond: z.number().optional(),
+      samples: z.int().min(0).describe('Saturated group samples seen so far.'),
+      usedPerSecond: z.number(),
+      source: z.enum(['configured', 'measured', 'pinned']),
+    })
+    .optional()
+    .describe("Work signals: one group's capacity (tokens/s), configured or measured online."),
 });
 
 export const DecisionStatusSchema = z
@@ -550,6 +570,11 @@ export const DecisionStatusSchema = z
       .array(z.string())
       .describe('Pipeline stages that changed the want (rateLimit, scaleDownDelay, bounds, …).'),
     holdReason: z.string().optional().describe('Why the pool held instead of following the signals.'),
+    latency: z
+      .strictObject({ ttftSeconds: z.number().optional(), tpotSeconds: z.number().optional() })
+      .optional()
+      .describe('p90 latencies the SLO guard read; absent when unknown.'),
+    sloTrim: z.number().optional().describe('Work targets were divided by this (SLO feedback); absent is 1.'),
   })
   .describe('The last decision and its explanation.');
 

@@ -5,6 +5,7 @@
  */
 import type { Condition, PodAutoscalerStatus } from '../api/podautoscaler.ts';
 import type { Decision, StageName } from '../decide/types.ts';
+import type { CapacityEstimate } from '../decide/work.ts';
 
 type PoolStatus = NonNullable<PodAutoscalerStatus['pools']>[number];
 
@@ -250,6 +251,11 @@ function poolStatus(p: PoolFacts): PoolStatus {
               ...(s.stableWant !== undefined ? { stableWant: s.stableWant } : {}),
               ...(s.panicWant !== undefined ? { panicWant: s.panicWant } : {}),
               ...(s.detail !== undefined ? { detail: s.detail } : {}),
+              ...(s.backlogTotal !== undefined ? { backlogTotal: s.backlogTotal } : {}),
+              ...(s.clearancePerSecond !== undefined ? { clearancePerSecond: s.clearancePerSecond } : {}),
+              ...(s.projectedTotal !== undefined ? { projectedTotal: s.projectedTotal } : {}),
+              ...(s.horizonWant !== undefined ? { horizonWant: s.horizonWant } : {}),
+              ...(s.capacity !== undefined ? { capacity: capacityStatus(s.capacity) } : {}),
             })),
             ...(explanation.stableWinner !== null ? { stableWinner: explanation.stableWinner } : {}),
             ...(explanation.panicWinner !== null ? { panicWinner: explanation.panicWinner } : {}),
@@ -257,9 +263,22 @@ function poolStatus(p: PoolFacts): PoolStatus {
               .filter((s) => s.applied && s.stage !== 'compute')
               .map((s) => s.stage),
             ...(explanation.holdReason !== null ? { holdReason: explanation.holdReason } : {}),
+            ...(explanation.latency !== undefined ? { latency: explanation.latency } : {}),
+            ...(explanation.sloTrim !== undefined ? { sloTrim: explanation.sloTrim } : {}),
           },
         }
       : {}),
     ...(p.ledger !== null ? { dryRunLedger: p.ledger } : {}),
+  };
+}
+
+/** A capacity estimate as status shows it (the measured figure only once there is one). */
+function capacityStatus(c: CapacityEstimate) {
+  return {
+    configuredPerSecond: c.configuredPerSecond,
+    ...(c.measuredPerSecond !== undefined ? { measuredPerSecond: c.measuredPerSecond } : {}),
+    samples: c.samples,
+    usedPerSecond: c.usedPerSecond,
+    source: c.source,
   };
 }

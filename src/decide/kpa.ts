@@ -197,6 +197,8 @@ export function decide(
   let peakWindow = state.peakWindow ?? null;
   let delayReason = 'no scale-down delay';
   if (spec.reachable && delayWindow !== null) {
+    // The peak window records this tick's own wants, never what a window held: a hold must expire.
+    const fresh = Math.max(want, panicWant);
     delayWindow = recordMax(delayWindow, nowSeconds, want);
     want = currentMax(delayWindow);
     delayReason = `max of the wants over the last ${spec.scaleDownDelaySeconds}s`;
@@ -204,7 +206,7 @@ export function decide(
       peakWindow = recordMax(
         peakWindow ?? newDelayWindow(spec.scaleDownDelaySeconds, spec.tickSeconds),
         nowSeconds,
-        Math.max(want, panicWant),
+        fresh,
       );
       const peak = Math.min(requested, currentMax(peakWindow));
       if (peak > want) {
@@ -286,6 +288,7 @@ function explainSignal(
     name: s.name,
     targetPerGroup: s.targetPerGroup,
     ...(s.kind !== undefined ? { kind: s.kind } : {}),
+    ...(s.capacity !== undefined ? { capacity: s.capacity } : {}),
   };
   if (s.state !== 'ok' || s.stableTotal === undefined || s.panicTotal === undefined) {
     return {

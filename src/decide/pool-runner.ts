@@ -160,7 +160,12 @@ export class PoolRunner {
       }
       const read = { ...w.read(nowSeconds), ...shape };
       if (work === undefined || read.state !== 'ok') return read;
-      return { ...read, backlogTotal: work.latestBacklog, trendPerSecond: work.trend() };
+      return {
+        ...read,
+        backlogTotal: work.latestBacklog,
+        trendPerSecond: work.trend(),
+        capacity: work.capacity.estimate(),
+      };
     });
     const hold = silentHold(this.spec, latest, requestedGroups ?? 0);
     if (hold === null)

@@ -3,6 +3,7 @@
  * replayed from these values alone (see `kvpa decide`).
  */
 import type { DelayWindowState } from './delay-window.ts';
+import type { CapacityEstimate } from './work.ts';
 
 /** Why a signal cannot be used this tick. `ok` is the only state that carries values. */
 export type SignalState = 'ok' | 'noData' | 'stale' | 'noQuorum' | 'outOfRange' | 'error';
@@ -33,6 +34,8 @@ export interface SignalReading {
   readonly backlogTotal?: number;
   /** `work` only: the least-squares trend of the flow over the trend window, per second (may be negative). */
   readonly trendPerSecond?: number;
+  /** `work` only: one group's capacity, configured or measured, that the target was derived from. */
+  readonly capacity?: CapacityEstimate;
 }
 
 export type SignalKind = 'level' | 'backlog' | 'work';
@@ -180,6 +183,7 @@ export interface SignalExplanation {
   /** `work`: the flow expected at now + horizonSeconds, and the groups it needs. */
   readonly projectedTotal?: number;
   readonly horizonWant?: number;
+  readonly capacity?: CapacityEstimate;
 }
 
 export type PanicTransition = 'started' | 'extended' | 'ended' | 'none';
