@@ -4,9 +4,10 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { currentMax } from './delay-window.ts';
 import { decide, initialState } from './kpa.ts';
 import { KNATIVE_DEFAULTS, KNATIVE_EXTENSIONS, KVPA_EXTENSIONS } from './spec.ts';
-import type { DeciderSpec, DeciderState, Decision, Observation } from './types.ts';
+import type { DeciderSpec, DeciderState, Decision, Observation, SignalKind, SignalReading } from './types.ts';
 
 const T0 = 1_000_000;
 const RUNS = { numRuns: Number(process.env.KVPA_PROPERTY_RUNS ?? 300) };
@@ -193,6 +194,104 @@ describe('decision core properties', () => {
           const cap = spec.maxReplicas > 0 ? spec.maxReplicas : Number.POSITIVE_INFINITY;
           expect(s.decision.desiredGroups).toBeGreaterThanOrEqual(Math.min(requested, cap));
           expect(s.decision.explanation.holdReason ?? '').not.toBe('');
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  it('missing data never scales down with several signals (a level, a queue and a work flow), any subset of them missing, and latency known or not', () => {
+    const stateArb = fc.constantFrom<SignalReading['state']>(
+      'ok',
+      'ok',
+      'noData',
+      'stale',
+      'noQuorum',
+      'outOfRange',
+      'error',
+    );
+    const signalArb = (name: string, kind: SignalKind, target: number) =>
+      fc
+        .record({
+          state: stateArb,
+          stable: fc.double({ min: 0, max: 60 * target, noNaN: true }),
+          panic: fc.double({ min: 0, max: 60 * target, noNaN: true }),
+          backlog: fc.double({ min: 0, max: 1e7, noNaN: true }),
+          trend: fc.double({ min: -1000, max: 1000, noNaN: true }),
+        })
+        .map(
+          ({ state, stable, panic, backlog, trend }): SignalReading =>
+            state === 'ok'
+              ? {
+                  name,
+                  kind,
+                  targetPerGroup: target,
+                  state,
+                  stableTotal: stable,
+                  panicTotal: panic,
+                  backlogTotal: backlog,
+                  trendPerSecond: trend,
+                }
+              : { name, kind, targetPerGroup: target, state },
+        );
+    const tickArbN = fc.record({
+      dt: fc.integer({ min: 1, max: 40 }),
+      ready: fc.integer({ min: 0, max: 40 }),
+      starting: fc.integer({ min: 0, max: 4 }),
+      signals: fc.tuple(
+        signalArb('kv', 'level', 0.7),
+        signalArb('queue', 'backlog', 10),
+        signalArb('tokens', 'work', 80_000),
+      ),
+      ttft: fc.option(fc.double({ min: 0, max: 10, noNaN: true }), { nil: undefined }),
+    });
+    fc.assert(
+      fc.property(specArb, fc.array(tickArbN, { maxLength: 40 }), (spec0, ticks) => {
+        const spec: DeciderSpec = { ...spec0, extensions: { ...KVPA_EXTENSIONS, slo: { ttftSeconds: 2 } } };
+        let state = initialState(spec, 1, T0);
+        let now = T0;
+        for (const t of ticks) {
+          now += t.dt;
+          const requested = t.ready + t.starting;
+          const obs: Observation = {
+            readyGroups: t.ready,
+            requestedGroups: requested,
+            signals: t.signals,
+            ...(t.ttft !== undefined ? { latency: { ttftSeconds: t.ttft } } : {}),
+          };
+          const out = decide(spec, state, obs, now);
+          state = out.state;
+          if (t.signals.every((x) => x.state === 'ok')) continue;
+          const cap = spec.maxReplicas > 0 ? spec.maxReplicas : Number.POSITIVE_INFINITY;
+          expect(out.decision.desiredGroups).toBeGreaterThanOrEqual(Math.min(requested, cap));
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  it('the rate limits and the ratchet hold on the final result: one decision never exceeds ceil(up × (ready or starting)) unless min, activation, the request, the panic high-water mark or a want the delay window still holds keep it there, and while panicking never drops below its own high-water mark (or the request, where the startup gate holds a rise at it)', () => {
+    fc.assert(
+      fc.property(specArb, targetArb, fc.array(tickArb, { maxLength: 40 }), (spec0, target, ticks) => {
+        const spec = { ...spec0, extensions: KVPA_EXTENSIONS };
+        for (const s of run(spec, target, ticks)) {
+          const e = s.decision.explanation;
+          if (e.maxScaleUp === null) continue;
+          const floor = Math.max(
+            spec.reachable ? spec.minReplicas : 0,
+            spec.activationScale,
+            s.obs.requestedGroups ?? 0,
+          );
+          const mark = s.before.panicSinceSeconds !== null ? s.before.maxPanicGroups : 0;
+          const held = s.before.delayWindow !== null ? currentMax(s.before.delayWindow) : 0;
+          expect(s.decision.desiredGroups).toBeLessThanOrEqual(Math.max(e.maxScaleUp, floor, mark, held));
+          if (s.before.panicSinceSeconds !== null && s.decision.inPanic) {
+            const cap = spec.maxReplicas > 0 ? spec.maxReplicas : Number.POSITIVE_INFINITY;
+            const requested = s.obs.requestedGroups ?? 0;
+            expect(s.decision.desiredGroups).toBeGreaterThanOrEqual(
+              Math.min(s.before.maxPanicGroups, requested, cap),
+            );
+          }
         }
       }),
       RUNS,

@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decide, initialState } from './kpa.ts';
+import { decide, initialState, nextSloTrim } from './kpa.ts';
 import { PoolRunner, type PoolSample } from './pool-runner.ts';
 import type { SignalWindowSpec } from './signal-windows.ts';
 import { KVPA_EXTENSIONS } from './spec.ts';
@@ -104,6 +104,55 @@ describe('work signals in the decision core', () => {
   it('a work want is not held by the startup gate: 26 requested (1 starting), demand for 37 asks for 37 now', () => {
     const d = once({ readyGroups: 25, requestedGroups: 26, signals: [work(37 * 80_000)] });
     expect(d.desiredGroups).toBe(37);
+  });
+});
+
+describe('the SLO trim and the peak hold', () => {
+  it('TTFT 3 s > 2 s with none starting divides work targets by 1.15: 400k at 80k/1.15 wants 6, not 5', () => {
+    const d = once({
+      readyGroups: 6,
+      requestedGroups: 6,
+      signals: [work(400_000)],
+      latency: { ttftSeconds: 3 },
+    });
+    expect(d.explanation.sloTrim).toBeCloseTo(1.15, 12);
+    expect(d.explanation.signals[0]?.targetPerGroup).toBeCloseTo(80_000 / 1.15, 6);
+    expect(d.explanation.summary).toContain('SLO trim ×1.15');
+  });
+
+  it('the trim waits for starting groups, and relaxes 0.2 % per decision under half the SLO, never below 1', () => {
+    expect(nextSloTrim(SPEC, 2, { ttftSeconds: 3 }, false)).toBe(2);
+    expect(nextSloTrim(SPEC, 2, { ttftSeconds: 0.5 }, true)).toBeCloseTo(1.996, 12);
+    expect(nextSloTrim(SPEC, 1, { ttftSeconds: 0.5 }, true)).toBe(1);
+    // Between half the SLO and the SLO, and with latency unknown, it holds.
+    expect(nextSloTrim(SPEC, 2, { ttftSeconds: 1.5 }, true)).toBe(2);
+    expect(nextSloTrim(SPEC, 2, {}, true)).toBe(2);
+    expect(nextSloTrim(SPEC, 3.9, { ttftSeconds: 9 }, true)).toBe(4);
+  });
+
+  it('a panic peak of 8 groups 100 s ago holds 8 requested against a stable want of 4 until the 600 s delay passes', () => {
+    const level = (stable: number, panic: number): SignalReading => ({
+      name: 'kv',
+      targetPerGroup: 1,
+      state: 'ok',
+      stableTotal: stable,
+      panicTotal: panic,
+    });
+    const spec: DeciderSpec = { ...SPEC, panicThreshold: 10 };
+    let state = initialState(spec, 0, T0 - 1);
+    const at = (t: number, stable: number, panic: number) => {
+      const out = decide(
+        spec,
+        state,
+        { readyGroups: 8, requestedGroups: 8, signals: [level(stable, panic)] },
+        T0 + t,
+      );
+      state = out.state;
+      return out.decision;
+    };
+    at(0, 4, 8);
+    expect(at(100, 4, 4).desiredGroups).toBe(8);
+    expect(at(602, 4, 4).desiredGroups).toBe(4);
   });
 });
 
