@@ -76,7 +76,7 @@ describe('kvpa validate', () => {
     expect(r.code).toBe(0);
     expect(r.out).toContain('scaleDownDelaySeconds: 1200   (spec.pools[1])');
     expect(r.out).toContain('metrics: promptTokens target 112000   (preset deepseek-r1-prefill)');
-    expect(r.out).toContain('headroomPercentage: 25   (preset deepseek-r1-prefill)');
+    expect(r.out).toContain('headroomPercentage: 50   (preset deepseek-r1-prefill)');
     expect(r.out).toContain('slo.ttftSeconds: 2   (preset deepseek-r1-prefill)');
   });
 

@@ -164,13 +164,13 @@ describe('reading work from counters (WorkReader)', () => {
     waitingRequests: waiting,
   });
 
-  it('two groups at 50k and 30k tok/s over 10 s flow 80k; 6 waiting × 2,000 tokens per request is a 12k backlog', () => {
+  it('two groups at 50k and 30k tok/s over 10 s flow 80k; 42 waiting × 2,000 tokens per request is an 84k backlog; only the group with ≥ 1 s of work queued at both scrapes samples capacity', () => {
     const r = new WorkReader(10);
-    r.read(0, [g('a', 0, 0, 2), g('b', 0, 0, 0)]);
-    const w = r.read(10, [g('a', 500_000, 250, 4), g('b', 300_000, 150, 2)]);
+    r.read(0, [g('a', 0, 0, 30), g('b', 0, 0, 0)]);
+    const w = r.read(10, [g('a', 500_000, 250, 40), g('b', 300_000, 150, 2)]);
     expect(w.flowPerSecond).toBe(80_000);
-    expect(w.backlogTokens).toBe(12_000);
-    // Only group a had a queue at both scrapes: one capacity sample, its 50k tok/s.
+    expect(w.backlogTokens).toBe(84_000);
+    // a: 30 × 2,000 = 60k ≥ 50k tok/s × 1 s at both scrapes; b: 2 × 2,000 is a few ms of work, not saturation.
     expect(w.capacitySamples).toEqual([50_000]);
   });
 
@@ -192,7 +192,7 @@ describe('reading work from counters (WorkReader)', () => {
   it('a decode group queued at ITL 120 ms against an 80 ms SLO samples 60k × 80/120 = 40k tok/s; at ITL 30 ms it is no sample', () => {
     const r = new WorkReader(10, 0.08);
     const d = (t: number, itlSum: number, itlCount: number) => ({
-      ...g('d', 60_000 * t, 10 * t, 5),
+      ...g('d', 60_000 * t, 10 * t, 20),
       latencySumSeconds: itlSum,
       latencyCount: itlCount,
     });

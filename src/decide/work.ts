@@ -7,7 +7,7 @@
  * - **Demand, by conservation.** Work arrives at the served flow plus the backlog's growth: under a steady
  *   overload a queue grows at exactly the unserved rate, so the demand read from it is the arrival rate, not
  *   a number that grows while groups start (the pile-up of queue-depth targets).
- * - **Capacity, measured.** A group whose queue is non-empty serves as fast as it can: its flow is a sample
+ * - **Capacity, measured.** A group with a second of work queued serves as fast as it can: its flow is a sample
  *   of one group's capacity. The estimate is a median over recent samples, reported with their count, and
  *   used once enough exist, within a bound of the configured capacity.
  *
@@ -37,19 +37,22 @@ export interface PoolWork {
   readonly capacitySamples: readonly number[];
 }
 
+/** A group counts as saturated when this much of its own work was waiting at every scrape of the span. */
+export const SATURATED_BACKLOG_SECONDS = 1;
+
 interface Point {
   readonly t: number;
   readonly tokens: number;
   readonly requests: number;
   readonly latencySum: number;
   readonly latencyCount: number;
-  readonly waitingAll: boolean;
+  readonly waiting: number;
 }
 
 /**
  * Per-group rates from successive scrapes over a short span (counter resets handled as Prometheus does),
- * and the pool's work reading. A group is saturated over the span when its queue was non-empty at every
- * scrape in it, and, when a latency SLO is given, its mean latency over the span reached it; a sample taken
+ * and the pool's work reading. A group is saturated over the span when at least a second of its work was
+ * waiting at every scrape in it, and, when a latency SLO is given, its mean latency over the span reached it; a sample taken
  * above the SLO is scaled down by SLO / latency (conservative: serving at the SLO means a smaller batch).
  */
 export class WorkReader {
@@ -80,7 +83,7 @@ export class WorkReader {
           requests: g.requestsTotal,
           latencySum: g.latencySumSeconds ?? 0,
           latencyCount: g.latencyCount ?? 0,
-          waitingAll: g.waitingRequests > 0,
+          waiting: Math.max(0, g.waitingRequests),
         });
       }
       while (points.length > 2 && (points[1]?.t ?? 0) <= nowSeconds - this.rateSpanSeconds) points.shift();
@@ -96,7 +99,12 @@ export class WorkReader {
       spans++;
       tokens += dTokens;
       requests += dRequests;
-      const saturated = points.every((p) => p.waitingAll);
+      // Backed up: at every scrape of the span, at least SATURATED_BACKLOG_SECONDS of work was waiting. A
+      // queue of a few requests is not saturation for a batching server: its batches are still small.
+      const perGroupRequest = dRequests > 0 ? dTokens / dRequests : undefined;
+      const saturated =
+        perGroupRequest !== undefined &&
+        points.every((p) => p.waiting * perGroupRequest >= rate * SATURATED_BACKLOG_SECONDS);
       if (saturated && rate > 0) {
         const capacity = this.atSlo(rate, points);
         if (capacity !== undefined) capacitySamples.push(capacity);

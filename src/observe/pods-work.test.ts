@@ -85,7 +85,7 @@ function request(poolKey: string, podIP: string, slo = { ttftSeconds: 2 }): Pods
 }
 
 describe('work signals through the direct scrape', () => {
-  it('10000 → 12000 tokens in 2 s = 1000 tok/s, 2 waiting × 400 = backlog 800; a reset to 300 gives 2300/4 s = 575', async () => {
+  it('10000 → 12000 tokens in 2 s = 1000 tok/s, 3 waiting × 400 = backlog 1200 (over 1 s of work: a capacity sample); a reset to 300 gives 2300/4 s = 575', async () => {
     let nowMs = 1_000_000;
     const source = new PodsSignalSource({ fetch: route, clock: () => nowMs });
     const pool = request('ns/pa/prefill', '127.0.0.1');
@@ -93,7 +93,7 @@ describe('work signals through the direct scrape', () => {
     text = page({
       tokens: 10_000,
       requests: 20,
-      waiting: 2,
+      waiting: 3,
       ttft: { '0.1': 0, '0.5': 10, '1.0': 20, '+Inf': 20 },
     });
     const first = (await source.sample([pool])).get('ns/pa/prefill')?.[0];
@@ -104,12 +104,12 @@ describe('work signals through the direct scrape', () => {
     text = page({
       tokens: 12_000,
       requests: 25,
-      waiting: 2,
+      waiting: 3,
       ttft: { '0.1': 0, '0.5': 14, '1.0': 30, '+Inf': 30 },
     });
     const second = (await source.sample([pool])).get('ns/pa/prefill')?.[0];
-    expect(second).toMatchObject({ name: 'promptTokens', state: 'ok', total: 1000, backlog: 800 });
-    // Queue non-empty at both scrapes: the group was saturated, its flow is a capacity sample.
+    expect(second).toMatchObject({ name: 'promptTokens', state: 'ok', total: 1000, backlog: 1200 });
+    // Over a second of work queued at both scrapes (3 × 400 ≥ 1000 tok/s × 1 s): a capacity sample.
     expect(second?.capacitySamples).toEqual([1000]);
     // 10 first tokens in the window, 4 ≤ 0.5 s: rank 9 is 5/6 into (0.5, 1] → 0.9167 s.
     expect(second?.latency?.ttftSeconds).toBeCloseTo(0.5 + 0.5 * (5 / 6), 9);

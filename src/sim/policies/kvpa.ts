@@ -222,19 +222,6 @@ function makeKvpaPolicy(
       if (o.nowSeconds < nextDecisionAt) return undefined;
       nextDecisionAt = o.nowSeconds + resolved.tickSeconds;
       const decision = runner.decide(o.nowSeconds, o.readyGroups, o.requestedGroups, latest, latencyNow);
-      if (process.env.KVPA_DEBUG === context.pool && o.nowSeconds % 30 === 0)
-        console.error(
-          Math.round(o.nowSeconds),
-          JSON.stringify(
-            [...runner.capacities()].map(([k, v]) => [
-              k,
-              Math.round(v.usedPerSecond),
-              Math.round(v.measuredPerSecond ?? 0),
-              v.samples,
-            ]),
-          ),
-          decision.explanation.summary,
-        );
       return groupsToWrite(decision, o.requestedGroups);
     },
   };
