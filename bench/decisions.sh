@@ -5,7 +5,9 @@
 #   KVPA_TRACES=<dir> bash bench/decisions.sh [policies]     # default kvpa,static,oracle
 set -euo pipefail
 cd "$(dirname "$0")/.."
-T=${KVPA_TRACES:-../shared/traces}
+# The development traces are not in the repository: KVPA_TRACES, else a sibling shared/traces when present.
+T=${KVPA_TRACES:-}
+[[ -z $T && -d ../shared/traces ]] && T=../shared/traces
 P=${1:-kvpa,static,oracle}
 for f in azure2023_conv.csv azure2023_code.csv servegen_mlarge_day09_scale0.04.csv; do
   [[ -f $T/$f ]] || { echo "bench/decisions.sh: no trace $T/$f (see bench/compare-all.sh for sources)" >&2; exit 2; }

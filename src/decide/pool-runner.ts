@@ -82,8 +82,9 @@ class WorkMemory {
     return trendPerSecond(this.demand);
   }
 
-  target(): number {
-    return this.capacity.estimate().usedPerSecond / (1 + this.spec.headroom);
+  /** The per-group target a capacity estimate gives: the capacity less the headroom kept above demand. */
+  targetOf(capacity: CapacityEstimate): number {
+    return capacity.usedPerSecond / (1 + this.spec.headroom);
   }
 }
 
@@ -99,11 +100,6 @@ export class PoolRunner {
   ) {
     this.windows = new Map(signals.map((s) => [s.name, new SignalWindows(s)]));
     for (const s of signals) if (s.kind === 'work' && s.work) this.work.set(s.name, new WorkMemory(s.work));
-  }
-
-  /** Each work signal's capacity estimate, for status and explanations. */
-  capacities(): Map<string, CapacityEstimate> {
-    return new Map([...this.work].map(([name, w]) => [name, w.capacity.estimate()]));
   }
 
   /**
@@ -150,8 +146,11 @@ export class PoolRunner {
     const latestByName = new Map(latest.map((s) => [s.name, s]));
     const readings: SignalReading[] = [...this.windows.entries()].map(([name, w]) => {
       const work = this.work.get(name);
+      // One estimate per decision: it sorts the recent samples, and status shows the same one.
+      const capacity = work?.capacity.estimate();
       const shape = {
-        targetPerGroup: work?.target() ?? w.spec.targetPerGroup,
+        targetPerGroup:
+          work !== undefined && capacity !== undefined ? work.targetOf(capacity) : w.spec.targetPerGroup,
         ...(w.spec.kind !== undefined ? { kind: w.spec.kind } : {}),
       };
       const s = latestByName.get(name);
@@ -164,7 +163,7 @@ export class PoolRunner {
         ...read,
         backlogTotal: work.latestBacklog,
         trendPerSecond: work.trend(),
-        capacity: work.capacity.estimate(),
+        ...(capacity !== undefined ? { capacity } : {}),
       };
     });
     const hold = silentHold(this.spec, latest, requestedGroups ?? 0);

@@ -22,6 +22,7 @@ import type { LatencyObservation } from '../../decide/types.ts';
 import { type GroupWorkSample, WorkReader } from '../../decide/work.ts';
 import { EngineWindow } from './engine-window.ts';
 import type {
+  EngineSeries,
   GroupMetrics,
   PolicyContext,
   PolicyFactory,
@@ -138,12 +139,11 @@ const RATE_SPAN_SECONDS = 10;
 function workSampler(
   metric: MetricSpec,
   tpotSloSeconds: number | undefined,
-): (o: PoolObservation) => PoolSample {
+): (o: PoolObservation, series: readonly EngineSeries[]) => PoolSample {
   const name = signalName(metric);
   const prompt = metric.type === 'promptTokens';
   const reader = new WorkReader(RATE_SPAN_SECONDS, prompt ? undefined : tpotSloSeconds);
-  return (o) => {
-    const series = o.engineSeries?.() ?? [];
+  return (o, series) => {
     if (o.metrics.length === 0) return { name, state: 'noData', detail: 'no ready group to scrape' };
     if (series.length !== o.metrics.length)
       return { name, state: 'noData', detail: 'engine series and gauges disagree on the ready groups' };
@@ -175,10 +175,13 @@ function workSampler(
  * The pool's latency quantile for the SLO guard, as PromQL's histogram_quantile over the panic window:
  * TTFT p90 of the prefill engines, ITL p90 of the decode engines. Unknown (no observations) is absent.
  */
-function latencyReader(pool: Pool, windowSeconds: number): (o: PoolObservation) => LatencyObservation {
+function latencyReader(
+  pool: Pool,
+  windowSeconds: number,
+): (o: PoolObservation, series: readonly EngineSeries[]) => LatencyObservation {
   const window = new EngineWindow(windowSeconds);
-  return (o) => {
-    window.record(o.nowSeconds, o.engineSeries?.() ?? []);
+  return (o, series) => {
+    window.record(o.nowSeconds, series);
     const r = window.rates();
     if (r === undefined) return {};
     if (pool === 'prefill') {
@@ -206,18 +209,22 @@ function makeKvpaPolicy(
     const read = metricReader(metric);
     if (read === null) return workSampler(metric, resolved.slo.tpotSeconds);
     const gauge = [{ name: signalName(metric), read }];
-    return (o: PoolObservation) => poolSamples(gauge, o.metrics)[0] as PoolSample;
+    return (o: PoolObservation, _series: readonly EngineSeries[]) =>
+      poolSamples(gauge, o.metrics)[0] as PoolSample;
   });
   const guarded = resolved.slo.ttftSeconds !== undefined || resolved.slo.tpotSeconds !== undefined;
   const panicSeconds = (resolved.stableWindowSeconds * resolved.panicWindowPercentage) / 100;
   const latency = guarded ? latencyReader(context.pool, panicSeconds) : undefined;
+  const reads = guarded || resolved.metrics.some((m) => metricReader(m) === null);
   let nextDecisionAt = Number.NEGATIVE_INFINITY;
   return {
     name,
     decide(o: PoolObservation) {
-      const latest = samplers.map((sample) => sample(o));
+      // One snapshot of the engines' series per second, shared by the work signals and the latency guard.
+      const series = reads ? (o.engineSeries?.() ?? []) : [];
+      const latest = samplers.map((sample) => sample(o, series));
       runner.record(latest, o.nowSeconds);
-      const latencyNow = latency?.(o);
+      const latencyNow = latency?.(o, series);
       // The controller's cadence: decide at the first tick, then every tickSeconds.
       if (o.nowSeconds < nextDecisionAt) return undefined;
       nextDecisionAt = o.nowSeconds + resolved.tickSeconds;
