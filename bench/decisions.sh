@@ -3,6 +3,7 @@
 # long prompts, a 2x step and a 1-hour diurnal cycle at 10- and 40-minute cold starts, a bursty code trace
 # and ServeGen. Deterministic (seed 1). Prints one table row per policy and scenario.
 #   KVPA_TRACES=<dir> bash bench/decisions.sh [policies]     # default kvpa,static,oracle
+#   KVPA_SIM_FLAGS='--drain off' bash bench/decisions.sh kvpa   # extra simulate flags for every scenario
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The development traces are not in the repository: KVPA_TRACES, else a sibling shared/traces when present.
@@ -16,7 +17,8 @@ mkdir -p out/decisions
 run() { # name, then kvpa simulate flags
   local name=$1
   shift
-  node bin/kvpa.js simulate --compare "$P" --out "out/decisions/$name" "$@" 2>/dev/null |
+  # shellcheck disable=SC2086 # KVPA_SIM_FLAGS is a list of flags
+  node bin/kvpa.js simulate --compare "$P" --out "out/decisions/$name" "$@" ${KVPA_SIM_FLAGS:-} 2>/dev/null |
     grep -v '^|:-\|^| policy' | sed "s/^/$name /"
 }
 for s in 10 40; do

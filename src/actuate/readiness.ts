@@ -24,11 +24,29 @@ export interface Condition {
   readonly status?: string;
 }
 
-/** Ready means Running + condition Ready=True + not being deleted (a terminating pod serves no new work). */
+/**
+ * Ready means Running + condition Ready=True + every readiness gate's condition True + not being deleted
+ * (a terminating pod serves no new work). The kubelet folds the gates into Ready itself
+ * (kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-readiness-status); checking them here too
+ * keeps a group kvpa has just taken out of routing from counting as capacity before the kubelet's next sync.
+ */
 export function isPodReady(pod: V1Pod): boolean {
+  if (!isPodRunning(pod)) return false;
+  const conditions = pod.status?.conditions;
+  if (!conditionTrue(conditions, 'Ready')) return false;
+  return (pod.spec?.readinessGates ?? []).every((g) => conditionTrue(conditions, g.conditionType));
+}
+
+/**
+ * The pod's containers run (ContainersReady=True, phase Running, not being deleted), routed or not: a pod out
+ * of routing by a readiness gate still holds the requests it accepted before.
+ */
+export function isPodRunning(pod: V1Pod): boolean {
   if (pod.metadata?.deletionTimestamp) return false;
   if (pod.status?.phase !== 'Running') return false;
-  return pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+  return (
+    conditionTrue(pod.status.conditions, 'ContainersReady') || conditionTrue(pod.status.conditions, 'Ready')
+  );
 }
 
 export function conditionTrue(conditions: readonly Condition[] | undefined, type: string): boolean {

@@ -47,6 +47,7 @@ import {
   stormRoleGroups,
   stormRoleReady,
 } from './readiness.ts';
+import { lwsDrainView, setServing } from './routing.ts';
 import type { HeadPod, ScaleTarget, TargetState } from './types.ts';
 
 type ScaleTargetKind = ScaleTargetRef['kind'];
@@ -257,6 +258,7 @@ class LeaderWorkerSetTarget extends CustomScaleTarget {
       readyGroups: capacityGroups(groups, specGroups),
       groupSize,
       resourceVersion: requireResourceVersion(this.ref, this.namespace, lws.metadata),
+      drain: lwsDrainView(this.namespace, pods),
     };
     return { state, groups };
   }
@@ -267,6 +269,10 @@ class LeaderWorkerSetTarget extends CustomScaleTarget {
 
   async heads(): Promise<HeadPod[]> {
     return headsOf(this.namespace, (await this.observe()).groups);
+  }
+
+  async setServing(podName: string, serving: boolean, message: string): Promise<void> {
+    await setServing(this.clients, this.namespace, podName, serving, message);
   }
 }
 

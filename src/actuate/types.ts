@@ -4,6 +4,7 @@
  * Each kind's paths and readiness rules are in targets.ts and readiness.ts, with their upstream sources.
  */
 import type { ScaleTargetRef } from '../api/podautoscaler.ts';
+import type { DrainView } from './routing.ts';
 
 /** The head (leader) pod of one group: where engine metrics are read. */
 export interface HeadPod {
@@ -33,6 +34,11 @@ export interface TargetState {
   readonly groupSize: number | null;
   /** The resourceVersion read with specGroups: the precondition for the next write. */
   readonly resourceVersion: string;
+  /**
+   * Present for kinds whose victim on scale-down is known (LWS: the highest index): the groups in removal
+   * order and every pod's readiness gate, so kvpa can drain before it lowers the count.
+   */
+  readonly drain?: DrainView;
 }
 
 export interface ScaleTarget {
@@ -47,6 +53,8 @@ export interface ScaleTarget {
   write(groups: number, resourceVersion: string): Promise<void>;
   /** The head pod of each existing group, with group readiness. */
   heads(): Promise<HeadPod[]>;
+  /** Sets kvpa's routing condition on one of the target's pods (kinds that drain). */
+  setServing?(podName: string, serving: boolean, message: string): Promise<void>;
 }
 
 export class TargetNotFoundError extends Error {

@@ -329,6 +329,12 @@ export const behaviorShape = {
     .max(400)
     .optional(),
   slo: SloSchema.optional(),
+  drainTimeoutSeconds: int32(
+    "Before a scale-down, the groups the workload will remove leave routing (the pod template's readiness gate kvpa.io/serving) and the lower count is written once their requests finish, or after this long. 0 scales down at once, aborting what they hold.",
+  )
+    .min(0)
+    .max(14400)
+    .optional(),
 } as const;
 
 export const BehaviorSchema = z.strictObject(behaviorShape).describe('How a pool scales.');
@@ -590,6 +596,39 @@ export const PoolStatusSchema = z.strictObject({
   mode: z.enum(['Stable', 'Panic']).describe('Decision mode of this pool.'),
   lastScaleTime: z.iso.datetime().optional(),
   lastDecision: DecisionStatusSchema.optional(),
+  drain: z
+    .strictObject({
+      phase: z
+        .enum(['Draining', 'Removing'])
+        .describe("Draining: waiting for the victims' requests; Removing: the lower count is written."),
+      victims: z
+        .array(z.string())
+        .max(1024)
+        .describe('Keys of the groups out of routing (LWS group index), first removed first.'),
+      fromReplicas: z.int().min(0),
+      toReplicas: z.int().min(0),
+      startedAt: z.iso.datetime(),
+      deadline: z.iso.datetime().describe('When the lower count is written even with requests left.'),
+      writtenAt: z.iso.datetime().optional(),
+      inFlightRequests: z
+        .int()
+        .min(0)
+        .optional()
+        .describe('Requests running or waiting on the victims at the last read.'),
+      unreadGroups: z
+        .int()
+        .min(0)
+        .optional()
+        .describe('Victims without a reading since they left routing (unknown, never 0).'),
+    })
+    .optional()
+    .describe('A drain in progress: a restarted controller resumes it from here.'),
+  drainUnavailable: z
+    .string()
+    .optional()
+    .describe(
+      'Why this pool scales down without draining (no readiness gate, a kind without a known victim).',
+    ),
   dryRunLedger: z
     .strictObject({
       since: z.iso.datetime(),

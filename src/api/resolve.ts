@@ -46,6 +46,7 @@ export interface ResolvedPool {
   readonly horizonSeconds: number;
   readonly horizonMaxGrowthPercentage: number;
   readonly slo: { readonly ttftSeconds?: number; readonly tpotSeconds?: number };
+  readonly drainTimeoutSeconds: number;
   readonly missingData: {
     readonly staleAfterSeconds: number;
     readonly minQuorumPercentage: number;
@@ -82,6 +83,7 @@ const BEHAVIOR_FIELDS = [
   'horizonSeconds',
   'horizonMaxGrowthPercentage',
   'slo',
+  'drainTimeoutSeconds',
   'missingData',
 ] as const satisfies readonly (keyof Behavior)[];
 

@@ -82,6 +82,7 @@ describe('missing data in the replay is a state, never zero', () => {
     horizonSeconds: 0,
     horizonMaxGrowthPercentage: 50,
     slo: {},
+    drainTimeoutSeconds: 0,
     startupTimeoutSeconds: 0,
     minReplicas: 1,
     maxReplicas: 10,

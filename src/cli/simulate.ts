@@ -94,7 +94,16 @@ export const SIMULATE_BOUNDS = {
   workers: { min: 0, max: 64, integer: true, example: 2 },
 } as const satisfies Readonly<Record<string, Bounds>>;
 
-const STRING_FLAGS = ['trace', 'policy', 'compare', 'out', 'calibration', 'shape', 'victims'] as const;
+const STRING_FLAGS = [
+  'trace',
+  'policy',
+  'compare',
+  'out',
+  'calibration',
+  'shape',
+  'victims',
+  'drain',
+] as const;
 
 export const SIMULATE_USAGE = `Usage: kvpa simulate --trace FILE (--policy NAME|FILE | --compare A,B,…|all) --out DIR [options]
   (a FILE is a ScalingPolicy preset in YAML: kvpa runs with it, resolved per pool like policies/;
@@ -120,6 +129,8 @@ Options (caps in brackets keep one run within minutes and memory on a laptop):
   --oracle-slo P          the oracle's target SLO attainment in % (default: static's, at most 99)
   --victims RULE          which groups scale-down removes: highest-index (default; LeaderWorkerSet,
                           Grove, Dynamo), arbitrary (KubeRay without workersToDelete) or chosen
+  --drain on|off          on (default): the pods carry kvpa's readiness gate, so kvpa drains before a
+                          scale-down; off: groups are removed with what they hold (requests aborted)
   --frontier              sweep each policy over its knobs (target, scale-down hold) and report the
                           fewest GPU-hours reaching static's SLO, 99 % and 95 % (frontier.svg, compare.json)
   --frontier-points N     values per knob in the sweep (default 8) [≤ 64]
@@ -186,6 +197,9 @@ export function parseSimulateArgs(argv: readonly string[]): {
   if (victims !== undefined && !(VICTIM_RULES as readonly string[]).includes(victims)) {
     throw new UsageError(`--victims ${JSON.stringify(victims)}: choose one of ${VICTIM_RULES.join(', ')}`);
   }
+  if (v.drain !== undefined && v.drain !== 'on' && v.drain !== 'off') {
+    throw new UsageError(`--drain ${JSON.stringify(v.drain)}: choose on or off`);
+  }
   const startupMinutes = n('startup-minutes');
   const seed = n('seed');
   const scrapeInterval = n('scrape-interval');
@@ -240,6 +254,7 @@ export function parseSimulateArgs(argv: readonly string[]): {
     ...(tpotSlo !== undefined ? { tpotSloSeconds: tpotSlo } : {}),
     ...(price !== undefined ? { usdPerGpuHour: price } : {}),
     ...(victims !== undefined ? { victimRule: victims as VictimRule } : {}),
+    ...(v.drain !== undefined ? { drain: v.drain === 'on' } : {}),
     ...(oracleSlo !== undefined ? { oracleSloTarget: oracleSlo / 100 } : {}),
   });
   return { settings, policies, compare: v.compare !== undefined, outDirectory: v.out, frontier };
@@ -274,6 +289,7 @@ export function settingsRecord(settings: SimulationSettings) {
     inputScale: settings.trace.inputScale ?? 1,
     shape: settings.trace.shape?.spec ?? null,
     victimRule: settings.victimRule,
+    drain: settings.drain,
     oracleSloTarget: settings.oracleSloTarget ?? null,
     seed: settings.trace.seed ?? 1,
     fromSeconds: settings.trace.fromSeconds ?? 0,
@@ -338,6 +354,7 @@ export function formatTable(summaries: readonly SimulationSummary[]): string {
     'flaps',
     'dropped',
     'aborted',
+    'drain GPU-h',
   ];
   const rows = summaries.map((s) => [
     s.policy,
@@ -350,6 +367,7 @@ export function formatTable(summaries: readonly SimulationSummary[]): string {
     String(s.flaps),
     String(s.requests.dropped),
     String(s.requests.abortedByScaleDown),
+    s.drainGpuHours.toFixed(1),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>

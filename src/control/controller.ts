@@ -29,10 +29,12 @@ import {
 } from '../api/podautoscaler.ts';
 import type { Policy } from '../api/policy.ts';
 import { poolRunnerFor, type ResolvedPool, resolveAll } from '../api/resolve.ts';
+import { type DrainRecord, requestedForDecision } from '../decide/drain.ts';
 import { groupsToWrite, type PoolRunner } from '../decide/pool-runner.ts';
 import type { Decision } from '../decide/types.ts';
 import type { AnnotationEvent } from '../report/grafana.ts';
 import { withDeadline } from './deadline.ts';
+import { type DrainRun, drainRecordOf, drainStatus, runDrain } from './drain.ts';
 import { FRESH_MEMORY, type PoolEvent, type PoolMemory, poolEvents } from './events.ts';
 import {
   KubeWriter,
@@ -118,6 +120,9 @@ interface PoolRuntime {
   busy: boolean;
   /** The last failure reported for this pool (an Event is raised only when it changes). */
   failure: string | null;
+  /** A drain in progress (src/decide/drain.ts), resumed from status after a restart. */
+  drain: DrainRecord | null;
+  drainRun: DrainRun | null;
 }
 
 interface AutoscalerRuntime {
@@ -300,6 +305,11 @@ export class Controller {
         facts: null,
         busy: false,
         failure: null,
+        drain:
+          old !== undefined
+            ? old.drain
+            : drainRecordOf(raw.status?.pools?.find((s) => s.name === pool.name)?.drain),
+        drainRun: null,
       });
     }
     let annotations: AnnotationSink | null = null;
@@ -552,6 +562,7 @@ export class Controller {
     let wrote: { from: number; to: number } | null = null;
     let writeError: string | null = null;
     let overriddenNow: string | null = null;
+    p.drainRun = null;
 
     for (let attempt = 1; attempt <= CONFLICT_ATTEMPTS; attempt++) {
       try {
@@ -586,10 +597,29 @@ export class Controller {
 
       // The pool's latency for the SLO guard rides on its samples (absent: guard off, never 0).
       const latency = p.latest.find((s) => s.latency !== undefined)?.latency;
-      decision = p.runner.decide(nowSeconds, state.readyGroups, state.specGroups, p.latest, latency);
-      const desired = groupsToWrite(decision, state.specGroups);
-      const mayWrite = mode === 'Apply' && p.overriddenMessage === null && desired !== undefined;
-      if (!mayWrite) break;
+      // During a drain the victims are leaving: the decider sees the count the drain will write.
+      const requested = requestedForDecision(p.drain, state.specGroups);
+      decision = p.runner.decide(nowSeconds, state.readyGroups, requested, p.latest, latency);
+      let desired = groupsToWrite(decision, state.specGroups);
+      if (state.drain !== undefined) {
+        const drainState = { ...state, drain: state.drain };
+        p.drainRun = await runDrain({
+          mode: p.overriddenMessage === null ? mode : 'DryRun',
+          nowSeconds,
+          state: drainState,
+          decision,
+          previous: p.drain,
+          timeoutSeconds: p.pool.drainTimeoutSeconds,
+          target: p.target,
+          signals: this.options.signals,
+          request: this.requestOf(a, p),
+          onError: (what, err) =>
+            log.warn({ autoscaler: a.key, pool: p.pool.name, err: errorText(err) }, `${what} failed`),
+        });
+        p.drain = p.drainRun.outcome.record;
+        desired = p.drainRun.outcome.write;
+      }
+      if (mode !== 'Apply' || p.overriddenMessage !== null || desired === undefined) break;
       try {
         await p.target.write(desired, state.resourceVersion);
         wrote = { from: state.specGroups, to: desired };
@@ -626,8 +656,10 @@ export class Controller {
       lastScaleTime: p.lastScaleTime,
       decisionTime: p.shown?.time ?? null,
       ledger: p.ledger?.published ?? null,
-      writeError,
+      writeError: writeError ?? (p.drainRun?.routingError ? `routing: ${p.drainRun.routingError}` : null),
       overriddenMessage: p.overriddenMessage,
+      drain: drainStatus(p.drain, p.drainRun?.outcome ?? null),
+      drainUnavailable: p.drainRun?.unavailable ?? null,
     };
     p.facts = facts;
     this.options.observer?.pool?.(a.key, p.pool.name, facts, decision);
@@ -641,6 +673,15 @@ export class Controller {
       wrote,
       writeError,
       overriddenMessage: overriddenNow,
+      drain:
+        p.drainRun === null
+          ? null
+          : {
+              phase: p.drainRun.outcome.phase,
+              reason: p.drainRun.outcome.reason,
+              victims: p.drainRun.outcome.outOfRouting,
+              unavailable: p.drainRun.unavailable,
+            },
     });
     p.memory = memory;
     this.annotate(a, p, mode, nowSeconds, events, decision, wrote?.from ?? specGroups);
@@ -815,6 +856,8 @@ function blankFacts(name: string): PoolFacts {
     ledger: null,
     writeError: null,
     overriddenMessage: null,
+    drain: null,
+    drainUnavailable: null,
   };
 }
 

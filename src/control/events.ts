@@ -6,6 +6,7 @@
  * for MetricsMissing, the error text with every number masked for FailedRescale. A detail that changes
  * every tick ("newest sample 95s old", "96s old", …, a resourceVersion) never raises a new Event.
  */
+import type { DrainPhase } from '../decide/drain.ts';
 import type { Decision } from '../decide/types.ts';
 
 export type EventReason =
@@ -17,7 +18,12 @@ export type EventReason =
   | 'MetricsMissing'
   | 'TargetNotFound'
   | 'Overridden'
-  | 'InvalidSpec';
+  | 'InvalidSpec'
+  | 'DrainStarted'
+  | 'Drained'
+  | 'DrainTimedOut'
+  | 'DrainCancelled'
+  | 'DrainUnavailable';
 
 export interface PoolEvent {
   readonly type: 'Normal' | 'Warning';
@@ -34,6 +40,10 @@ export interface PoolMemory {
   readonly failedRescale: string;
   readonly targetFound: boolean;
   readonly recommendedGroups: number | null;
+  /** Victims of the drain last announced ('' when none is in progress). */
+  readonly drainVictims: string;
+  /** Dedup key of the DrainUnavailable last raised ('' while the pool can drain). */
+  readonly drainUnavailable: string;
 }
 
 export const FRESH_MEMORY: PoolMemory = {
@@ -42,7 +52,19 @@ export const FRESH_MEMORY: PoolMemory = {
   failedRescale: '',
   targetFound: true,
   recommendedGroups: null,
+  drainVictims: '',
+  drainUnavailable: '',
 };
+
+/** One tick's drain step, as events see it (null: the pool's target does not drain). */
+export interface DrainTick {
+  readonly phase: DrainPhase;
+  readonly reason: string;
+  /** Groups out of routing after the step. */
+  readonly victims: readonly string[];
+  /** Why the pool cannot drain while draining is on, or null. */
+  readonly unavailable: string | null;
+}
 
 export interface TickOutcome {
   readonly pool: string;
@@ -54,6 +76,7 @@ export interface TickOutcome {
   readonly wrote: { readonly from: number; readonly to: number } | null;
   readonly writeError: string | null;
   readonly overriddenMessage: string | null;
+  readonly drain?: DrainTick | null;
 }
 
 /** A message with its numbers masked (ages, counts, versions): the same fault keeps the same key. */
@@ -120,6 +143,8 @@ export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEv
       message: `${t.pool}: would scale ${t.specGroups ?? '?'} → ${d.desiredGroups} groups (dry-run): ${summary}`,
     });
   }
+  const drain = drainEvents(memory, t.pool, t.drain ?? null);
+  events.push(...drain.events);
   return {
     events,
     memory: {
@@ -128,6 +153,53 @@ export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEv
       failedRescale: failedKey,
       targetFound: true,
       recommendedGroups: recommended,
+      drainVictims: drain.victims,
+      drainUnavailable: drain.unavailable,
     },
+  };
+}
+
+/**
+ * A drain's transitions: started (or its victims changed), drained, timed out, cancelled; and once per cause,
+ * why a pool that should drain cannot. Waiting and removing ticks raise nothing.
+ */
+export function drainEvents(
+  memory: Pick<PoolMemory, 'drainVictims' | 'drainUnavailable'>,
+  pool: string,
+  drain: DrainTick | null,
+): { events: PoolEvent[]; victims: string; unavailable: string } {
+  const events: PoolEvent[] = [];
+  if (drain === null) return { events, victims: '', unavailable: '' };
+  const victims = drain.victims.join(',');
+  const say = (type: PoolEvent['type'], reason: EventReason) =>
+    events.push({ type, reason, message: `${pool}: ${drain.reason}` });
+  switch (drain.phase) {
+    case 'draining':
+      if (victims !== memory.drainVictims) say('Normal', 'DrainStarted');
+      break;
+    case 'drained':
+      say('Normal', 'Drained');
+      break;
+    case 'timedOut':
+      say('Warning', 'DrainTimedOut');
+      break;
+    case 'cancelled':
+      say('Normal', 'DrainCancelled');
+      break;
+    default:
+      break;
+  }
+  const unavailableKey = drain.unavailable === null ? '' : stableKey(drain.unavailable);
+  if (unavailableKey !== '' && unavailableKey !== memory.drainUnavailable) {
+    events.push({
+      type: 'Warning',
+      reason: 'DrainUnavailable',
+      message: `${pool}: cannot drain before scale-down: ${drain.unavailable}`,
+    });
+  }
+  return {
+    events,
+    victims: drain.phase === 'draining' ? victims : '',
+    unavailable: unavailableKey,
   };
 }

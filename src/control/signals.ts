@@ -7,6 +7,7 @@
 import type { HeadPod } from '../actuate/types.ts';
 import { type MetricsSource, signalName } from '../api/podautoscaler.ts';
 import type { ResolvedPool } from '../api/resolve.ts';
+import type { InFlightReading } from '../decide/drain.ts';
 import type { SignalState } from '../decide/types.ts';
 
 export { signalName };
@@ -43,6 +44,15 @@ export interface SignalSource {
    * so a restart keeps its stable and panic history. Sources without history omit it.
    */
   backfill?(request: PoolSignalRequest, fromSeconds: number, toSeconds: number): Promise<SignalHistory>;
+  /**
+   * Requests running plus waiting on each given head's group, keyed by group key, with when they were read:
+   * what a drain waits on. A group it cannot read is absent (unknown, never 0). Sources that cannot omit it.
+   */
+  inFlight?(
+    request: PoolSignalRequest,
+    heads: readonly HeadPod[],
+    nowSeconds: number,
+  ): Promise<Map<string, InFlightReading>>;
 }
 
 /** A source whose values tests (and the dry-run demo) set by hand. Unset signals are noData. */
@@ -65,6 +75,29 @@ export class ManualSignalSource implements SignalSource {
         name,
         points.filter((p) => p.atSeconds >= fromSeconds && p.atSeconds <= toSeconds),
       );
+    }
+    return out;
+  }
+
+  private readonly requestsInFlight = new Map<string, Map<string, InFlightReading>>();
+
+  /** What inFlight() returns for one group of a pool (tests of the drain); `null` forgets it. */
+  setInFlight(poolKey: string, groupKey: string, reading: InFlightReading | null): void {
+    const m = this.requestsInFlight.get(poolKey) ?? new Map<string, InFlightReading>();
+    if (reading === null) m.delete(groupKey);
+    else m.set(groupKey, reading);
+    this.requestsInFlight.set(poolKey, m);
+  }
+
+  async inFlight(
+    request: PoolSignalRequest,
+    heads: readonly HeadPod[],
+  ): Promise<Map<string, InFlightReading>> {
+    const set = this.requestsInFlight.get(request.poolKey);
+    const out = new Map<string, InFlightReading>();
+    for (const h of heads) {
+      const r = set?.get(h.groupKey);
+      if (r !== undefined) out.set(h.groupKey, r);
     }
     return out;
   }

@@ -3,6 +3,7 @@
  * Prometheus source per Prometheus address, and one direct-scrape source for every `pods` pool. The
  * controller calls it once per endpoint (endpointKeyOf), so no pool waits on another's endpoint.
  */
+import type { HeadPod } from '../actuate/types.ts';
 import { PodsSignalSource } from '../observe/pods-control.ts';
 import { PrometheusPoolSignals, registrationOf } from '../observe/prometheus-control.ts';
 import { signalKindOf } from '../observe/prometheus-join.ts';
@@ -68,6 +69,27 @@ export class RoutingSignalSource implements SignalSource {
       );
     }
     return history;
+  }
+
+  /** Requests in flight on a drain's victims, from the pool's own source (Prometheus or a direct scrape). */
+  async inFlight(
+    request: PoolSignalRequest,
+    heads: readonly HeadPod[],
+    nowSeconds: number,
+  ): Promise<Map<string, { requests: number; atSeconds: number }>> {
+    const scrapeHeads = heads.map((h) => ({ ...h, surge: h.surge ?? false }));
+    const { prometheus, pods } = request.metricsSource;
+    if (prometheus !== undefined) {
+      const source = this.prometheusFor(prometheus.address, prometheus.queryTimeoutSeconds);
+      return source.inFlight({ ...request, heads: scrapeHeads }, scrapeHeads, nowSeconds);
+    }
+    if (pods === undefined) return new Map();
+    return this.pods.inFlight(request.pool.engine, request.namespace, scrapeHeads, {
+      port: pods.port,
+      ...(pods.path !== undefined ? { path: pods.path } : {}),
+      ...(pods.scheme !== undefined ? { scheme: pods.scheme } : {}),
+      ...(pods.timeoutSeconds !== undefined ? { timeoutSeconds: pods.timeoutSeconds } : {}),
+    });
   }
 
   async sample(

@@ -24,6 +24,10 @@ export interface PoolFacts {
   readonly ledger: PoolStatus['dryRunLedger'] | null;
   readonly writeError: string | null;
   readonly overriddenMessage: string | null;
+  /** A drain in progress, as status shows it (and a restart resumes it). */
+  readonly drain: PoolStatus['drain'] | null;
+  /** Why a scale-down of this pool cannot drain; null when it can or draining is off. */
+  readonly drainUnavailable: string | null;
 }
 
 export interface ReconcileFacts {
@@ -237,6 +241,8 @@ function poolStatus(p: PoolFacts): PoolStatus {
     recommendedReplicas: p.recommendedGroups,
     mode: d?.inPanic ? 'Panic' : 'Stable',
     ...(p.lastScaleTime !== null ? { lastScaleTime: p.lastScaleTime } : {}),
+    ...(p.drain !== null ? { drain: p.drain } : {}),
+    ...(p.drainUnavailable !== null ? { drainUnavailable: p.drainUnavailable } : {}),
     ...(explanation !== undefined && p.decisionTime !== null
       ? {
           lastDecision: {

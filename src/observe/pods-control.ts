@@ -319,6 +319,45 @@ export class PodsSignalSource {
     return new Map(parts);
   }
 
+  /**
+   * Requests running plus waiting on each head's engine, read now (a drain's victims, routed or not).
+   * A head that has no IP, does not answer or lacks either series is absent (unknown, never 0).
+   */
+  async inFlight(
+    engine: PodsPoolRequest['pool']['engine'],
+    namespace: string,
+    heads: readonly ScrapeHead[],
+    endpoint: PodsEndpoint,
+  ): Promise<Map<string, { requests: number; atSeconds: number }>> {
+    const withIp = heads.filter((h): h is ScrapeHead & { podIP: string } => h.podIP !== undefined);
+    const results = await scrapePods(
+      withIp.map((h) => ({
+        pod: `${namespace}/${h.name}`,
+        url: metricsUrl(h.podIP, endpoint.port, endpoint.path, endpoint.scheme),
+      })),
+      {
+        maxConcurrency: this.options.maxConcurrency ?? 16,
+        timeoutMs: (endpoint.timeoutSeconds ?? 1) * 1000,
+        clock: this.options.clock ?? Date.now,
+        ...(this.options.fetch !== undefined ? { fetch: this.options.fetch } : {}),
+      },
+    );
+    const out = new Map<string, { requests: number; atSeconds: number }>();
+    results.forEach((result, i) => {
+      const head = withIp[i];
+      if (head === undefined || !result.ok) return;
+      const signals = podSignals(result, { dialect: engine });
+      const running = signals.requestsRunning;
+      const waiting = signals.requestsWaiting;
+      if (running.state !== 'ok' || waiting.state !== 'ok') return;
+      out.set(head.groupKey, {
+        requests: running.value + waiting.value,
+        atSeconds: result.timing.finishedAtMs / 1000,
+      });
+    });
+    return out;
+  }
+
   private async samplePool(r: PodsPoolRequest): Promise<[string, ControlPoolSample[]]> {
     const targets: { pod: string; url: string }[] = [];
     for (const h of r.heads) {

@@ -262,4 +262,13 @@ export class PrometheusPoolSignals {
     for (const r of requests) out.set(r.poolKey, poolSamples(r, tick));
     return out;
   }
+
+  /** Requests in flight on the given heads' groups (a drain's victims), per group key. */
+  inFlight(
+    request: ControlPoolRequest,
+    heads: ControlPoolRequest['heads'],
+    nowSeconds: number,
+  ): Promise<Map<string, { requests: number; atSeconds: number }>> {
+    return this.source.inFlight({ ...registrationOf({ ...request, heads }), signals: [] }, nowSeconds);
+  }
 }

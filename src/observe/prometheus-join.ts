@@ -267,11 +267,11 @@ export const FIELD_LABEL = 'kvpa_field';
 /** The label that names the metric of a rate, ratio or bucket series (rate() drops `__name__`). */
 export const METRIC_LABEL = 'kvpa_metric';
 
-function escapeRegex(s: string): string {
+export function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-function escapeString(s: string): string {
+export function escapeString(s: string): string {
   return s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
 }
 

@@ -18,6 +18,9 @@ import {
   decodeMatrixBySteps,
   decodeVector,
   type EngineDialect,
+  escapeRegex,
+  escapeString,
+  type GroupSamples,
   type HeadIndex,
   type HistogramKind,
   isHistogramKind,
@@ -32,7 +35,14 @@ import {
   SIGNAL_KINDS,
   type SignalKind,
 } from './prometheus-join.ts';
-import { type GateCounts, type GateResult, judgeSignal, RejectionCounters } from './quality.ts';
+import {
+  combineRanks,
+  type GateCounts,
+  type GateResult,
+  judgeSignal,
+  RejectionCounters,
+  rejectValue,
+} from './quality.ts';
 
 /** Two 15 s scrape intervals and some slack: a sample older than this is stale. */
 export const DEFAULT_STALE_AFTER_SECONDS = 60;
@@ -302,6 +312,54 @@ export class PrometheusSignalSource {
       out.set(pool.poolKey, { poolKey: pool.poolKey, dialect, signals, histograms });
     }
     return { atSeconds: nowSeconds, queries, pools: out, errors, nonHeadSeries };
+  }
+
+  /**
+   * Requests running plus waiting on each head's group, with the scrape time of the older reading: what a
+   * drain waits on. Two instant queries restricted to the given heads' pods. A group missing either series,
+   * or with a value out of range, is absent (unknown, never 0). Throws when a query fails.
+   */
+  async inFlight(
+    pool: PoolRegistration,
+    nowSeconds: number = Date.now() / 1000,
+  ): Promise<Map<string, { requests: number; atSeconds: number }>> {
+    const out = new Map<string, { requests: number; atSeconds: number }>();
+    if (pool.heads.length === 0) return out;
+    const pods = pool.heads.map((h) => escapeRegex(h.pod)).join('|');
+    const base = this.scope([pool]);
+    const podMatcher = `pod=~"${escapeString(pods)}"`;
+    const scope: QueryScope = {
+      ...base,
+      extraMatchers: base.extraMatchers ? `${base.extraMatchers},${podMatcher}` : podMatcher,
+    };
+    const index = buildHeadIndex([pool]);
+    const kinds = ['runningRequests', 'queueDepth'] as const;
+    const perKind = await Promise.all(
+      kinds.map(async (kind) => {
+        const raw = await this.logged('query', () =>
+          this.client.instant(buildQuery(kind, scope), nowSeconds, this.promTimeout()),
+        );
+        return attribute(kind, vectorOf(raw), index).pools.get(pool.poolKey)?.groups;
+      }),
+    );
+    const [running, waiting] = perKind;
+    for (const [groupKey, r] of running ?? []) {
+      const w = waiting?.get(groupKey);
+      if (w === undefined) continue;
+      const readings = [...r.ranks, ...w.ranks];
+      if (
+        readings.some((x) => rejectValue(x.value, 'count') !== null || !Number.isFinite(x.timestampSeconds))
+      )
+        continue;
+      const sum = (g: GroupSamples) =>
+        combineRanks(
+          g.ranks.map((x) => x.value),
+          'sum',
+        );
+      const requests = sum(r) + sum(w);
+      out.set(groupKey, { requests, atSeconds: Math.min(...readings.map((x) => x.timestampSeconds)) });
+    }
+    return out;
   }
 
   /**

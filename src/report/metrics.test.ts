@@ -28,6 +28,8 @@ function facts(over: Partial<PoolFacts> = {}): PoolFacts {
     ledger: null,
     writeError: null,
     overriddenMessage: null,
+    drain: null,
+    drainUnavailable: null,
     ...over,
   };
 }

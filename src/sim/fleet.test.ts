@@ -361,6 +361,45 @@ describe('lifecycle and metric delivery', () => {
     expect(fleet.abortedByScaleDown).toBe(10);
   });
 
+  it('out of routing, decode group 6 gets nothing new, finishes its 10 sequences, and 3 → 2 then aborts nothing', () => {
+    const fleet = threeDecodeGroups({ victimRule: 'highest-index' });
+    expect(fleet.removalOrder('decode')?.map((g) => [g.id, g.inFlight])).toEqual([
+      [6, 10],
+      [5, 10],
+      [4, 10],
+    ]);
+    fleet.setRouting('decode', 6, false);
+    expect(fleet.observe('decode').readyGroups).toBe(2); // its pods are not Ready: not counted
+    expect(fleet.sampleMetrics('decode')).toHaveLength(2);
+    for (let i = 0; i < 30; i++) fleet.arrive(20 + i * 0.01, 1000, 10);
+    let emptyAt = Number.NaN;
+    fleet.advanceTo(600, (second) => {
+      const six = fleet.removalOrder('decode')?.find((g) => g.id === 6);
+      if (Number.isNaN(emptyAt) && six?.inFlight === 0) emptyAt = second;
+    });
+    expect(emptyAt).toBeGreaterThan(20);
+    fleet.setDesired('decode', 2);
+    expect(fleet.abortedByScaleDown).toBe(0);
+    expect(fleet.groups.filter((g) => g.pool === 'decode').map((g) => g.state)).toEqual([
+      'ready',
+      'ready',
+      'released',
+    ]);
+    expect(fleet.pools.decode.drainGpuSeconds).toBeGreaterThan(0);
+  });
+
+  it('routing restored: group 6 takes new work again', () => {
+    const fleet = threeDecodeGroups({ victimRule: 'highest-index' });
+    fleet.setRouting('decode', 6, false);
+    fleet.setRouting('decode', 6, true);
+    expect(fleet.observe('decode').readyGroups).toBe(3);
+    expect(fleet.sampleMetrics('decode')).toHaveLength(3);
+  });
+
+  it('arbitrary victims cannot be drained: no removal order', () => {
+    expect(threeDecodeGroups({ victimRule: 'arbitrary' }).removalOrder('decode')).toBeNull();
+  });
+
   it('a new group serves only after its startup delay, and is charged from the request', () => {
     const fleet = new Fleet(fleetOptions({ startupSeconds: 120, initialGroups: { prefill: 0, decode: 1 } }));
     fleet.advanceTo(5, (second) => {

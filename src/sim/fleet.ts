@@ -69,7 +69,7 @@ import {
 } from './calibration.ts';
 import { type EngineSeries, type FrontendSeries, LiveEngineSeries } from './engine-series.ts';
 import { LatencyHistogram, type ScaleEvent } from './kpi.ts';
-import type { GroupMetrics, Pool } from './policies/types.ts';
+import type { GroupMetrics, Pool, PoolRouting } from './policies/types.ts';
 import { Random } from './random.ts';
 import { IntDeque, MinHeap } from './structures.ts';
 
@@ -124,6 +124,8 @@ interface GroupBase {
   scheduledAt: number;
   /** The caller's name for an externally owned group (e.g. `namespace/pod`); undefined for the fleet's own. */
   externalId: string | undefined;
+  /** False while a drain holds the group out of routing: it serves what it has and is sent nothing new. */
+  routable: boolean;
   /** The engine's vLLM counters and histograms. */
   readonly engine: LiveEngineSeries;
 }
@@ -163,6 +165,8 @@ export interface PoolRecord {
   gpuHours: number;
   /** Σ over whole seconds of GPUs held: the time-integral check of gpuHours. */
   gpuSecondsSampled: number;
+  /** Σ over whole seconds of GPUs held by groups out of routing (the cost of draining). */
+  drainGpuSeconds: number;
   peakGroups: number;
 }
 
@@ -236,8 +240,8 @@ export class Fleet {
   /** The decode pool's share of TTFT: KV landed to admission (waiting for KV room or a sequence slot). */
   readonly decodeAdmissionWait = new LatencyHistogram();
   readonly pools: Record<Pool, PoolRecord> = {
-    prefill: { scaleEvents: [], gpuHours: 0, gpuSecondsSampled: 0, peakGroups: 0 },
-    decode: { scaleEvents: [], gpuHours: 0, gpuSecondsSampled: 0, peakGroups: 0 },
+    prefill: { scaleEvents: [], gpuHours: 0, gpuSecondsSampled: 0, drainGpuSeconds: 0, peakGroups: 0 },
+    decode: { scaleEvents: [], gpuHours: 0, gpuSecondsSampled: 0, drainGpuSeconds: 0, peakGroups: 0 },
   };
   readonly timeline: TimelineRow[] = [];
   private delivered: Record<Pool, GroupMetrics[]> = { prefill: [], decode: [] };
@@ -590,6 +594,7 @@ export class Fleet {
       assignedTokens: 0,
       scheduledAt: Number.NaN,
       externalId: undefined as string | undefined,
+      routable: true,
       engine: new LiveEngineSeries(this.groups.length),
     };
     let group: Group;
@@ -617,6 +622,7 @@ export class Fleet {
 
   private markReady(group: Group): void {
     group.state = 'ready';
+    if (!group.routable) return;
     if (group.pool === 'prefill') this.readyPrefill.push(group);
     else this.readyDecode.push(group);
   }
@@ -684,17 +690,59 @@ export class Fleet {
         const rest = candidates
           .filter((g) => !named.includes(g))
           .sort((a, b) =>
-            a.state !== b.state
-              ? a.state === 'starting'
-                ? -1
-                : 1
-              : a.state === 'starting'
-                ? b.id - a.id
-                : a.assignedTokens - b.assignedTokens,
+            a.routable !== b.routable
+              ? a.routable
+                ? 1
+                : -1
+              : a.state !== b.state
+                ? a.state === 'starting'
+                  ? -1
+                  : 1
+                : a.state === 'starting'
+                  ? b.id - a.id
+                  : a.assignedTokens - b.assignedTokens,
           );
         return [...named, ...rest].slice(0, n);
       }
     }
+  }
+
+  /**
+   * Takes one of the pool's own groups out of routing (a drain's readiness gate set False) or back in. Out of
+   * routing it is sent nothing new and serves what it holds; it stays held (and charged) until removed.
+   */
+  setRouting(pool: Pool, id: number, routable: boolean): void {
+    const group = this.groups[id];
+    if (group === undefined || group.pool !== pool || group.state === 'released') return;
+    if (group.routable === routable) return;
+    group.routable = routable;
+    if (group.state !== 'ready') return;
+    if (routable) {
+      this.markReady(group);
+      this.drainGateway(pool);
+    } else {
+      this.unmarkReady(group);
+    }
+  }
+
+  /**
+   * The pool's own groups in the order a scale-down removes them under the fleet's rule, with what each holds
+   * now; null under `arbitrary`, whose victims cannot be known in advance.
+   */
+  removalOrder(pool: Pool): { id: number; serving: boolean; inFlight: number }[] | null {
+    if (this.victimRule === 'arbitrary') return null;
+    const count = this.live.filter((g) => g.pool === pool && g.externalId === undefined).length;
+    return this.victims(pool, count, []).map((g) => ({
+      id: g.id,
+      serving: g.state === 'ready',
+      inFlight: this.inFlightOn(g),
+    }));
+  }
+
+  /** Requests queued, running or in transfer on a group. */
+  private inFlightOn(g: Group): number {
+    if (g.pool === 'prefill') return g.queue.length + g.batch.length;
+    return g.running + g.waiting.length + g.transfers.length;
   }
 
   /** Removes a group at once: whatever is queued or running on it is aborted (an SLO miss). */
@@ -849,8 +897,9 @@ export class Fleet {
     const row = this.currentRow(second);
     if (second < this.accountingEndsAt) {
       for (const g of this.live) {
-        this.pools[g.pool].gpuSecondsSampled +=
-          g.pool === 'prefill' ? c.prefill.gpusPerGroup : c.decode.gpusPerGroup;
+        const gpus = g.pool === 'prefill' ? c.prefill.gpusPerGroup : c.decode.gpusPerGroup;
+        this.pools[g.pool].gpuSecondsSampled += gpus;
+        if (!g.routable) this.pools[g.pool].drainGpuSeconds += gpus;
       }
     }
     // Metrics of ready group heads, delivered directly or at scrapes.
@@ -895,9 +944,11 @@ export class Fleet {
     this.release(group, this.now);
   }
 
+  /** Groups in `state`; a ready group held out of routing by a drain is not counted as ready (its pods are not). */
   private countState(pool: Pool, state: GroupState): number {
     let n = 0;
-    for (const g of this.live) if (g.pool === pool && g.state === state) n++;
+    for (const g of this.live)
+      if (g.pool === pool && g.state === state && (state !== 'ready' || g.routable)) n++;
     return n;
   }
 
@@ -939,6 +990,7 @@ export class Fleet {
     metrics: readonly GroupMetrics[];
     engineSeries: () => readonly EngineSeries[];
     frontend: () => FrontendSeries;
+    routing: PoolRouting;
   } {
     // Series are snapshotted only when a policy asks (direct) or at scrapes: most seconds nobody reads them.
     const engineSeries =
@@ -951,6 +1003,10 @@ export class Fleet {
       metrics: this.delivered[pool],
       engineSeries,
       frontend: () => this.frontendSeries(),
+      routing: {
+        removalOrder: () => this.removalOrder(pool),
+        setRouting: (id, routable) => this.setRouting(pool, id, routable),
+      },
     };
   }
 

@@ -35,6 +35,11 @@ export interface SimulationSettings {
   readonly tailSeconds: number;
   /** Which groups a scale-down removes: the target kind's rule (src/sim/fleet.ts). */
   readonly victimRule: VictimRule;
+  /**
+   * Whether a policy may drain before scale-down (the pods carry kvpa's readiness gate): take the victims out of
+   * routing, then lower the count. Off, scale-down removes groups with whatever they hold.
+   */
+  readonly drain: boolean;
   /** The oracle's target SLO attainment (a fraction); default min(static's attainment, 0.99). */
   readonly oracleSloTarget?: number;
 }
@@ -60,6 +65,7 @@ export function defaultSettings(
     usdPerGpuHour: calibration.cost.usdPerGpuHour,
     tailSeconds: 3600,
     victimRule: 'highest-index',
+    drain: true,
     ...overrides,
   };
 }
@@ -69,6 +75,8 @@ export interface PoolSummary {
   readonly latencySeconds: Readonly<Record<string, Quantiles & { readonly mean: number }>>;
   readonly gpuHours: number;
   readonly gpuHoursSampled: number;
+  /** GPU-hours held by groups out of routing while they drained (part of gpuHours). */
+  readonly drainGpuHours: number;
   readonly scaleEvents: number;
   readonly flaps: number;
   readonly peakGroups: number;
@@ -89,6 +97,8 @@ export interface SimulationSummary {
   readonly ttftSeconds: Quantiles & { readonly mean: number };
   readonly tpotSeconds: Quantiles & { readonly mean: number };
   readonly gpuHours: number;
+  /** GPU-hours held by groups out of routing while they drained (part of gpuHours). */
+  readonly drainGpuHours: number;
   readonly outputTokens: number;
   readonly costPerMillionOutputTokens: number;
   readonly scaleEvents: number;
@@ -183,8 +193,13 @@ function simulate(
   const onTick = (second: number) => {
     if (!policiesActive) return;
     for (const pool of ['prefill', 'decode'] as const) {
-      const seen = fleet.observe(pool);
-      const desired = policies[pool].decide({ nowSeconds: second, pool, ...seen });
+      const { routing, ...seen } = fleet.observe(pool);
+      const desired = policies[pool].decide({
+        nowSeconds: second,
+        pool,
+        ...seen,
+        ...(settings.drain ? { routing } : {}),
+      });
       if (desired !== undefined) fleet.setDesired(pool, desired);
     }
   };
@@ -223,6 +238,7 @@ function simulate(
           : { ttftShare: q(fleet.decodeAdmissionWait), tpot: q(fleet.tpot) },
       gpuHours: record.gpuHours,
       gpuHoursSampled: record.gpuSecondsSampled / 3600,
+      drainGpuHours: record.drainGpuSeconds / 3600,
       scaleEvents: record.scaleEvents.length,
       flaps: countFlaps(record.scaleEvents, settings.flapWindowSeconds),
       peakGroups: Math.max(record.peakGroups, initialGroups[pool]),
@@ -244,6 +260,7 @@ function simulate(
     ttftSeconds: { ...quantilesOf(fleet.ttft), mean: fleet.ttft.mean() },
     tpotSeconds: { ...quantilesOf(fleet.tpot), mean: fleet.tpot.mean() },
     gpuHours,
+    drainGpuHours: pools.prefill.drainGpuHours + pools.decode.drainGpuHours,
     outputTokens: fleet.outputTokensCompleted,
     costPerMillionOutputTokens: costPerMillionOutputTokens(
       gpuHours,

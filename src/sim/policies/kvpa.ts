@@ -9,6 +9,9 @@
  * - **Decision:** the controller's `PoolRunner` (src/decide/pool-runner.ts): `record` every second, `decide`
  *   every `tickSeconds` with the ready and requested counts and the latest samples, and `groupsToWrite` for
  *   what reaches the target (an invalid decision may only raise a pool).
+ * - **Drain:** where the fleet offers routing (the pods carry the readiness gate) and the pool's
+ *   `drainTimeoutSeconds` is positive, the controller's `drainStep` (src/decide/drain.ts) stands between the
+ *   decision and the write: victims leave routing first, the count drops once they are empty.
  *
  * Nothing of the algorithm is re-implemented here.
  */
@@ -16,6 +19,7 @@ import { addPolicy, formatError, loadPolicies, readDocuments } from '../../api/d
 import { type MetricSpec, signalName } from '../../api/podautoscaler.ts';
 import type { Policy } from '../../api/policy.ts';
 import { poolRunnerFor, type ResolvedPool, resolvePool } from '../../api/resolve.ts';
+import { type DrainRecord, drainStep, drainWant, requestedForDecision } from '../../decide/drain.ts';
 import { histogramQuantile } from '../../decide/histogram.ts';
 import { groupsToWrite, type PoolSample } from '../../decide/pool-runner.ts';
 import type { LatencyObservation } from '../../decide/types.ts';
@@ -217,6 +221,8 @@ function makeKvpaPolicy(
   const latency = guarded ? latencyReader(context.pool, panicSeconds) : undefined;
   const reads = guarded || resolved.metrics.some((m) => metricReader(m) === null);
   let nextDecisionAt = Number.NEGATIVE_INFINITY;
+  const drainTimeout = resolved.drainTimeoutSeconds;
+  let drain: DrainRecord | null = null;
   return {
     name,
     decide(o: PoolObservation) {
@@ -228,8 +234,30 @@ function makeKvpaPolicy(
       // The controller's cadence: decide at the first tick, then every tickSeconds.
       if (o.nowSeconds < nextDecisionAt) return undefined;
       nextDecisionAt = o.nowSeconds + resolved.tickSeconds;
-      const decision = runner.decide(o.nowSeconds, o.readyGroups, o.requestedGroups, latest, latencyNow);
-      return groupsToWrite(decision, o.requestedGroups);
+      const routing = drainTimeout > 0 ? o.routing : undefined;
+      const requested = requestedForDecision(drain, o.requestedGroups);
+      const decision = runner.decide(o.nowSeconds, o.readyGroups, requested, latest, latencyNow);
+      if (routing === undefined) return groupsToWrite(decision, o.requestedGroups);
+      const order = routing.removalOrder();
+      const outcome = drainStep(
+        {
+          nowSeconds: o.nowSeconds,
+          specGroups: o.requestedGroups,
+          wantGroups: drainWant(decision, o.requestedGroups),
+          removalOrder:
+            order?.map((g) => ({
+              key: String(g.id),
+              serving: g.serving,
+              inFlight: { requests: g.inFlight, atSeconds: o.nowSeconds },
+            })) ?? null,
+          timeoutSeconds: drainTimeout,
+        },
+        drain,
+      );
+      drain = outcome.record;
+      const out = new Set(outcome.outOfRouting);
+      for (const g of order ?? []) routing.setRouting(g.id, !out.has(String(g.id)));
+      return outcome.write;
     },
   };
 }

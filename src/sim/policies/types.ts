@@ -35,6 +35,18 @@ export interface PoolObservation {
   readonly engineSeries?: () => readonly EngineSeries[];
   /** The request frontend's counters (arrivals, completions, tokens), read now; absent reads as none. */
   readonly frontend?: () => FrontendSeries;
+  /** What a draining policy may do before it lowers the pool; absent where the fleet offers no drain. */
+  readonly routing?: PoolRouting;
+}
+
+/** The pool's groups as a drain sees them, and the readiness gate it flips (src/decide/drain.ts). */
+export interface PoolRouting {
+  /** The groups in the order a scale-down removes them, with what each holds now; null when unpredictable. */
+  removalOrder():
+    | readonly { readonly id: number; readonly serving: boolean; readonly inFlight: number }[]
+    | null;
+  /** Takes a group out of routing (it serves what it holds and gets nothing new) or puts it back. */
+  setRouting(id: number, routable: boolean): void;
 }
 
 export interface ScalingPolicy {

@@ -1,0 +1,173 @@
+/**
+ * Routing for a drain: kvpa's readiness gate. A pod template that lists
+ *
+ *   readinessGates: [{conditionType: kvpa.io/serving}]
+ *
+ * is Ready only while its pod's `kvpa.io/serving` condition is True (kubernetes.io/docs/concepts/workloads/pods/
+ * pod-lifecycle/#pod-readiness-gate), so kvpa takes a group out of the Service and InferencePool endpoints by
+ * setting the condition False on its pods, and keeps every other gated pod True. Pure parts decide which pods
+ * to patch; `setServing` patches one pod's status (the `pods/status` subresource, strategic merge by type, so
+ * the kubelet's own conditions are untouched).
+ */
+import type { V1Pod } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { apiErrorMessage, FIELD_MANAGER, httpStatusOf, type KubeClients } from './kube.ts';
+import { conditionTrue, isPodRunning, LWS_LABELS } from './readiness.ts';
+import type { HeadPod } from './types.ts';
+
+export const SERVING_CONDITION = 'kvpa.io/serving';
+
+/** One pod of the target, as routing sees it. */
+export interface RoutingPod {
+  readonly name: string;
+  readonly groupKey: string;
+  /** The pod lists kvpa's readiness gate. */
+  readonly gated: boolean;
+  /** Its `kvpa.io/serving` condition: true, false, or undefined when absent. */
+  readonly serving: boolean | undefined;
+}
+
+/** One group in the workload's removal order. */
+export interface DrainTargetGroup {
+  readonly key: string;
+  /** Its head's engine runs (containers ready), routed or not: it may hold requests. */
+  readonly serving: boolean;
+  readonly head: HeadPod | undefined;
+}
+
+/** What a drain needs of a target: its groups, first removed first, and every pod with its gate. */
+export interface DrainView {
+  readonly order: readonly DrainTargetGroup[];
+  readonly pods: readonly RoutingPod[];
+}
+
+function routingPod(pod: V1Pod, groupKey: string): RoutingPod | undefined {
+  const name = pod.metadata?.name;
+  if (name === undefined) return undefined;
+  const gated = (pod.spec?.readinessGates ?? []).some((g) => g.conditionType === SERVING_CONDITION);
+  const condition = pod.status?.conditions?.find((c) => c.type === SERVING_CONDITION);
+  return {
+    name,
+    groupKey,
+    gated,
+    serving: condition === undefined ? undefined : conditionTrue([condition], SERVING_CONDITION),
+  };
+}
+
+/**
+ * A LeaderWorkerSet's drain view: groups by `group-index`, highest first, since LWS renders its groups as the
+ * ordinals of a leader StatefulSet and a StatefulSet removes the highest ordinal first
+ * (kubernetes.io/docs/concepts/workloads/controllers/statefulset/#deployment-and-scaling-guarantees).
+ */
+export function lwsDrainView(namespace: string, pods: readonly V1Pod[]): DrainView {
+  const groups = new Map<number, { leader?: V1Pod }>();
+  const routing: RoutingPod[] = [];
+  for (const pod of pods) {
+    const index = Number(pod.metadata?.labels?.[LWS_LABELS.groupIndex]);
+    const worker = Number(pod.metadata?.labels?.[LWS_LABELS.workerIndex]);
+    if (!Number.isInteger(index) || index < 0) continue;
+    const entry = groups.get(index) ?? {};
+    if (worker === 0) entry.leader = pod;
+    groups.set(index, entry);
+    const r = routingPod(pod, String(index));
+    if (r !== undefined) routing.push(r);
+  }
+  const order = [...groups]
+    .sort((a, b) => b[0] - a[0])
+    .map(([index, { leader }]): DrainTargetGroup => {
+      const name = leader?.metadata?.name;
+      const podIP = leader?.status?.podIP;
+      return {
+        key: String(index),
+        serving: leader !== undefined && isPodRunning(leader),
+        head:
+          leader === undefined || name === undefined
+            ? undefined
+            : {
+                namespace,
+                name,
+                groupKey: String(index),
+                groupReady: false,
+                surge: false,
+                ...(podIP ? { podIP } : {}),
+              },
+      };
+    });
+  return { order, pods: routing };
+}
+
+/**
+ * Why the pool cannot drain, or undefined: every group head must carry the readiness gate, or taking it
+ * "out of routing" would change nothing and the drain would only delay the scale-down.
+ */
+export function gateProblem(view: DrainView): string | undefined {
+  const heads = new Set(view.order.flatMap((g) => (g.head ? [g.head.name] : [])));
+  const ungated = view.pods.filter((p) => heads.has(p.name) && !p.gated).map((p) => p.name);
+  if (ungated.length === 0) return undefined;
+  const shown = ungated.slice(0, 3).join(', ') + (ungated.length > 3 ? `, … (${ungated.length})` : '');
+  return `pod(s) ${shown} have no readiness gate ${SERVING_CONDITION}: add readinessGates: [{conditionType: ${SERVING_CONDITION}}] to the pod template to drain`;
+}
+
+/**
+ * The pods whose condition must change: gated pods of groups out of routing go False, every other gated pod
+ * True (a new pod has no condition and is not Ready until kvpa sets it). Ungated pods are never touched.
+ */
+export function routingPatches(
+  pods: readonly RoutingPod[],
+  outOfRouting: ReadonlySet<string>,
+): { name: string; serving: boolean }[] {
+  const out: { name: string; serving: boolean }[] = [];
+  for (const p of pods) {
+    if (!p.gated) continue;
+    const serving = !outOfRouting.has(p.groupKey);
+    if (p.serving !== serving) out.push({ name: p.name, serving });
+  }
+  return out;
+}
+
+const strategicMerge = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
+
+/** Sets `kvpa.io/serving` on one pod (pods/status, merged by condition type). A pod already gone is no error. */
+export async function setServing(
+  clients: KubeClients,
+  namespace: string,
+  name: string,
+  serving: boolean,
+  message: string,
+  now: Date = new Date(),
+): Promise<void> {
+  try {
+    await patchStatus();
+  } catch (err) {
+    const status = httpStatusOf(err);
+    if (status === 404) return;
+    throw new Error(
+      `setting ${SERVING_CONDITION}=${serving ? 'True' : 'False'} on pod ${namespace}/${name} failed (HTTP ${status ?? '?'}): ${apiErrorMessage(err)}`,
+      { cause: err },
+    );
+  }
+
+  function patchStatus() {
+    return clients.core.patchNamespacedPodStatus(
+      {
+        name,
+        namespace,
+        fieldManager: FIELD_MANAGER,
+        body: {
+          status: {
+            conditions: [
+              {
+                type: SERVING_CONDITION,
+                status: serving ? 'True' : 'False',
+                reason: serving ? 'Serving' : 'Draining',
+                message,
+                lastTransitionTime: now,
+              },
+            ],
+          },
+        },
+      },
+      strategicMerge,
+    );
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The controller's drain shell: reads what `drainStep` (src/decide/drain.ts) needs, runs it, and applies its
+ * routing through kvpa's readiness gate (src/actuate/routing.ts). Also the two-way mapping between a drain
+ * record and the pool status that carries it across restarts.
+ *
+ * Every gated pod is set True unless its group is a victim, on every decision, in both modes: a new pod of a
+ * gated template is not Ready until kvpa says so, and a pod left False by a crashed drain is restored.
+ */
+import { type DrainView, gateProblem, routingPatches } from '../actuate/routing.ts';
+import type { ScaleTarget, TargetState } from '../actuate/types.ts';
+import type { PodAutoscalerStatus } from '../api/podautoscaler.ts';
+import {
+  type DrainGroup,
+  type DrainOutcome,
+  type DrainRecord,
+  drainStep,
+  drainWant,
+} from '../decide/drain.ts';
+import type { Decision } from '../decide/types.ts';
+import type { PoolSignalRequest, SignalSource } from './signals.ts';
+
+type PoolStatus = NonNullable<PodAutoscalerStatus['pools']>[number];
+export type DrainStatus = NonNullable<PoolStatus['drain']>;
+
+/** Pod condition writes per pool and decision: a huge pool converges over a few decisions, never stalls one. */
+export const MAX_ROUTING_PATCHES = 64;
+
+export interface DrainRun {
+  readonly outcome: DrainOutcome;
+  /** Why this pool cannot drain (shown in status while draining is on), or null. */
+  readonly unavailable: string | null;
+  /** Routing writes that failed (the message of the first), or null. */
+  readonly routingError: string | null;
+}
+
+const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
+
+/** The record as pool status shows it; null when there is none. */
+export function drainStatus(record: DrainRecord | null, outcome: DrainOutcome | null): DrainStatus | null {
+  if (record === null) return null;
+  return {
+    phase: record.writtenAtSeconds === null ? 'Draining' : 'Removing',
+    victims: [...record.victims],
+    fromReplicas: record.fromGroups,
+    toReplicas: record.toGroups,
+    startedAt: iso(record.startedAtSeconds),
+    deadline: iso(record.deadlineSeconds),
+    ...(record.writtenAtSeconds !== null ? { writtenAt: iso(record.writtenAtSeconds) } : {}),
+    ...(outcome?.inFlightLeft !== undefined ? { inFlightRequests: outcome.inFlightLeft } : {}),
+    ...(outcome?.unreadVictims !== undefined ? { unreadGroups: outcome.unreadVictims } : {}),
+  };
+}
+
+/** The record a restarted controller resumes from its last status; null when absent or unreadable. */
+export function drainRecordOf(status: DrainStatus | undefined): DrainRecord | null {
+  if (status === undefined) return null;
+  const seconds = (t: string | undefined) => (t === undefined ? Number.NaN : Date.parse(t) / 1000);
+  const started = seconds(status.startedAt);
+  const deadline = seconds(status.deadline);
+  const written = status.writtenAt === undefined ? null : seconds(status.writtenAt);
+  if (
+    !Number.isFinite(started) ||
+    !Number.isFinite(deadline) ||
+    (written !== null && !Number.isFinite(written))
+  )
+    return null;
+  return {
+    fromGroups: status.fromReplicas,
+    toGroups: status.toReplicas,
+    victims: status.victims,
+    startedAtSeconds: started,
+    deadlineSeconds: deadline,
+    writtenAtSeconds: written,
+  };
+}
+
+export interface DrainContext {
+  readonly mode: 'Apply' | 'DryRun';
+  readonly nowSeconds: number;
+  readonly state: TargetState & { readonly drain: DrainView };
+  readonly decision: Decision;
+  readonly previous: DrainRecord | null;
+  readonly timeoutSeconds: number;
+  readonly target: ScaleTarget;
+  readonly signals: SignalSource;
+  readonly request: PoolSignalRequest;
+  readonly onError: (what: string, err: unknown) => void;
+}
+
+/** One drain step for a pool whose target knows its victims; returns the outcome (the count to write). */
+export async function runDrain(c: DrainContext): Promise<DrainRun> {
+  const view = c.state.drain;
+  const spec = c.state.specGroups;
+  // DryRun never takes a group out of routing: it only recommends.
+  const timeout = c.mode === 'Apply' ? c.timeoutSeconds : 0;
+  const unavailable =
+    gateProblem(view) ??
+    (c.target.setServing === undefined ? `${c.target.ref.kind} cannot set pod conditions` : undefined);
+  const want = drainWant(c.decision, spec);
+  let order: DrainGroup[] = view.order.map((g) => ({ key: g.key, serving: g.serving }));
+  const waiting = c.previous !== null && c.previous.writtenAtSeconds === null;
+  if (waiting && timeout > 0 && unavailable === undefined && want < spec) {
+    const heads = view.order.slice(0, spec - want).flatMap((g) => (g.head ? [g.head] : []));
+    let readings = new Map<string, { requests: number; atSeconds: number }>();
+    try {
+      readings = (await c.signals.inFlight?.(c.request, heads, c.nowSeconds)) ?? readings;
+    } catch (err) {
+      c.onError('reading in-flight requests of the drain victims', err);
+    }
+    order = order.map((g) => {
+      const r = readings.get(g.key);
+      return r === undefined ? g : { ...g, inFlight: r };
+    });
+  }
+  const outcome =
+    timeout <= 0 && c.previous !== null
+      ? cancelled(c.previous, c.mode === 'DryRun' ? 'the pool is in DryRun' : 'draining is off')
+      : drainStep(
+          {
+            nowSeconds: c.nowSeconds,
+            specGroups: spec,
+            wantGroups: want,
+            removalOrder: order,
+            timeoutSeconds: timeout,
+            ...(unavailable !== undefined ? { unavailable } : {}),
+          },
+          c.previous,
+        );
+  const routingError = await applyRouting(c, view, outcome);
+  return {
+    outcome,
+    unavailable: timeout > 0 && unavailable !== undefined ? unavailable : null,
+    routingError,
+  };
+}
+
+function cancelled(record: DrainRecord, reason: string): DrainOutcome {
+  return {
+    record: null,
+    write: undefined,
+    outOfRouting: [],
+    phase: 'cancelled',
+    reason: `drain of ${record.victims.join(', ')} cancelled: ${reason}; routing restored`,
+  };
+}
+
+/** Makes the gated pods' conditions match the outcome; returns the first failure, if any. */
+async function applyRouting(c: DrainContext, view: DrainView, outcome: DrainOutcome): Promise<string | null> {
+  const setServing = c.target.setServing?.bind(c.target);
+  if (setServing === undefined) return null;
+  const patches = routingPatches(view.pods, new Set(outcome.outOfRouting));
+  let failure: string | null = null;
+  for (const patch of patches.slice(0, MAX_ROUTING_PATCHES)) {
+    try {
+      await setServing(
+        patch.name,
+        patch.serving,
+        patch.serving ? 'kvpa routes this group' : `kvpa drains this group: ${outcome.reason}`,
+      );
+    } catch (err) {
+      failure ??= err instanceof Error ? err.message : String(err);
+      c.onError(`setting routing on pod ${patch.name}`, err);
+    }
+  }
+  return failure;
+}
