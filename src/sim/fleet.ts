@@ -783,33 +783,46 @@ export class Fleet {
   }
 
   /**
-   * Adds an externally owned group that serves at once (its leader pod is Ready). Returns false, changing
-   * nothing, when the pool already has a group with this id or is at its `maxGroups`.
+   * Adds an externally owned group that serves at once (its leader pod runs); `routable: false` adds it out
+   * of routing (a readiness gate not yet True). Returns false, changing nothing, when the pool already has a
+   * group with this id or is at its `maxGroups`.
    */
-  addReadyGroup(pool: Pool, id: string): boolean {
+  addReadyGroup(pool: Pool, id: string, options: { readonly routable?: boolean } = {}): boolean {
     const owned = this.external[pool];
     if (owned.has(id) || this.heldGroups(pool) >= this.options.maxGroups[pool]) return false;
     const now = this.now;
     const group = this.addGroup(pool, now, 0);
     group.externalId = id;
     owned.set(id, group);
+    if (options.routable === false) this.setRouting(pool, group.id, false);
     this.recordExternalChange(pool, this.desired[pool] + 1);
     this.pools[pool].peakGroups = Math.max(this.pools[pool].peakGroups, this.heldGroups(pool));
     this.drainGateway(pool);
     return true;
   }
 
+  /** Takes an externally owned group out of routing or back in (its pods' readiness gate); false if unknown. */
+  setExternalRouting(pool: Pool, id: string, routable: boolean): boolean {
+    const group = this.external[pool].get(id);
+    if (group === undefined) return false;
+    this.setRouting(pool, group.id, routable);
+    return true;
+  }
+
   /**
-   * Removes an externally owned group as a scale-down would: a prefill group hands its queue back and finishes
-   * its batch; a decode group serves what it has (up to the drain cap). Returns false for an unknown id.
+   * Removes an externally owned group. `drain` (the default) as a scale-down that lets it finish: a prefill
+   * group hands its queue back and finishes its batch, a decode group serves what it has (up to the drain
+   * cap). `abort` as a deleted multi-node group: its engine dies, and whatever it holds is aborted and counted
+   * in `abortedByScaleDown`. Returns false for an unknown id.
    */
-  removeGroup(pool: Pool, id: string): boolean {
+  removeGroup(pool: Pool, id: string, how: 'drain' | 'abort' = 'drain'): boolean {
     const owned = this.external[pool];
     const group = owned.get(id);
     if (group === undefined) return false;
     owned.delete(id);
     this.recordExternalChange(pool, this.desired[pool] - 1);
-    if (group.state === 'ready') this.startDrain(group);
+    if (how === 'abort') this.removeNow(group);
+    else if (group.state === 'ready') this.startDrain(group);
     else if (group.state === 'starting') this.release(group, this.now);
     return true;
   }

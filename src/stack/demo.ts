@@ -5,6 +5,7 @@
  * `<name>-kserve-mn` for decode, `<name>-kserve-mn-prefill`, `llm-d.ai/role` on the pods), and the
  * PodAutoscaler that scales both. Pure: options in, objects out.
  */
+import { SERVING_CONDITION } from '../actuate/routing.ts';
 import type { PodAutoscaler } from '../api/podautoscaler.ts';
 
 export type DemoPool = 'prefill' | 'decode';
@@ -22,6 +23,8 @@ export interface DemoOptions {
   readonly initialGroups?: Readonly<Record<DemoPool, number>>;
   /** Node selection for the fake GPU nodes (kwok). */
   readonly nodeSelector?: Readonly<Record<string, string>>;
+  /** Pools whose pod template carries kvpa's readiness gate, so kvpa drains them before a scale-down. */
+  readonly drainGate?: readonly DemoPool[];
 }
 
 export function lwsName(pool: DemoPool, serviceName = 'deepseek-r1'): string {
@@ -54,6 +57,8 @@ export function demoLeaderWorkerSet(pool: DemoPool, options: DemoOptions): Recor
       },
     ],
     ...(options.nodeSelector !== undefined ? { nodeSelector: { ...options.nodeSelector } } : {}),
+    // The one-line template change that lets kvpa take a group out of routing (src/actuate/routing.ts).
+    ...(options.drainGate?.includes(pool) ? { readinessGates: [{ conditionType: SERVING_CONDITION }] } : {}),
   };
   return {
     apiVersion: 'leaderworkerset.x-k8s.io/v1',
@@ -90,6 +95,8 @@ export interface DemoAutoscalerOptions {
   readonly staleAfterSeconds?: number;
   readonly tickSeconds?: number;
   readonly panicWindowPercentage?: number;
+  /** Per-pool drain timeout (0: draining off); the preset's default otherwise. */
+  readonly drainTimeoutSeconds?: number;
 }
 
 /** A PodAutoscaler for both pools, from the shipped deepseek-r1-disaggregated preset. */
@@ -120,6 +127,7 @@ export function demoPodAutoscaler(o: DemoAutoscalerOptions): PodAutoscaler {
           scaleDownDelaySeconds: o.scaleDownDelaySeconds ?? 60,
           startupTimeoutSeconds: o.startupTimeoutSeconds ?? 180,
           tickSeconds: o.tickSeconds ?? 1,
+          ...(o.drainTimeoutSeconds !== undefined ? { drainTimeoutSeconds: o.drainTimeoutSeconds } : {}),
           missingData: { staleAfterSeconds: o.staleAfterSeconds ?? 10, minQuorumPercentage: 50 },
         },
       },

@@ -42,12 +42,35 @@ describe('which pods are serving leaders', () => {
       pod('d-2', { role: 'decode', ready: false }),
     ]);
     expect(leaders).toEqual({
-      prefill: [{ namespace: 'ns', pod: 'p-0' }],
+      prefill: [{ namespace: 'ns', pod: 'p-0', routable: true }],
       decode: [
-        { namespace: 'ns', pod: 'd-0' },
-        { namespace: 'ns', pod: 'd-1' },
+        { namespace: 'ns', pod: 'd-0', routable: true },
+        { namespace: 'ns', pod: 'd-1', routable: true },
       ],
     });
+  });
+
+  it('a gated leader runs but is routed only while kvpa.io/serving is True', () => {
+    const gated = (serving: 'True' | 'False' | undefined): V1Pod => {
+      const p = pod('d-0', { role: 'decode' });
+      return {
+        ...p,
+        spec: { containers: [], readinessGates: [{ conditionType: 'kvpa.io/serving' }] },
+        status: {
+          conditions: [
+            { type: 'Ready', status: 'True' },
+            ...(serving !== undefined ? [{ type: 'kvpa.io/serving', status: serving }] : []),
+          ],
+        },
+      };
+    };
+    expect(servingLeaders([gated('True')]).decode).toEqual([{ namespace: 'ns', pod: 'd-0', routable: true }]);
+    expect(servingLeaders([gated('False')]).decode).toEqual([
+      { namespace: 'ns', pod: 'd-0', routable: false },
+    ]);
+    expect(servingLeaders([gated(undefined)]).decode).toEqual([
+      { namespace: 'ns', pod: 'd-0', routable: false },
+    ]);
   });
 
   it('annotations are written where missing or stale, and removed from pods that stopped serving', () => {

@@ -4,7 +4,10 @@
  * Prometheus' Kubernetes SD can find it (kwok pod IPs are not reachable; the engines listen on loopback).
  *
  * A pod is a serving leader when it carries `leaderworkerset.sigs.k8s.io/worker-index=0`, a pool role label
- * (`llm-d.ai/role` = prefill | decode, as KServe sets it), condition Ready=True and no deletion timestamp.
+ * (`llm-d.ai/role` = prefill | decode, as KServe sets it), its containers run (ContainersReady=True) and it has
+ * no deletion timestamp. It is routed (sent new requests) only while it is Ready with every readiness gate True,
+ * as a Service routes only to Ready endpoints: kwok has no kubelet to fold the gates into Ready, so the check is
+ * made here. A deleted leader's engine dies with its in-flight requests.
  * The pure half (`servingLeaders`, `annotationsToWrite`) decides; `EnginePodWatch` only moves data.
  */
 import {
@@ -35,19 +38,26 @@ export interface EngineGroups {
 
 // ------------------------------------------------------------------ pure parts
 
-/** The pool a pod serves as a Ready leader, or undefined. */
+const conditionTrue = (pod: V1Pod, type: string) =>
+  pod.status?.conditions?.some((c) => c.type === type && c.status === 'True') ?? false;
+
+/** The pool a pod serves as a running leader (routed or not), or undefined. */
 export function servingPool(pod: V1Pod, roleLabel = ROLE_LABEL): Pool | undefined {
   const labels = pod.metadata?.labels ?? {};
   if (labels[LEADER_LABEL] !== '0') return undefined;
-  if (pod.metadata?.deletionTimestamp !== undefined && pod.metadata.deletionTimestamp !== null)
-    return undefined;
-  const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-  if (!ready) return undefined;
+  if (isTerminating(pod)) return undefined;
+  if (!conditionTrue(pod, 'ContainersReady') && !conditionTrue(pod, 'Ready')) return undefined;
   const role = labels[roleLabel];
   return role === 'prefill' || role === 'decode' ? role : undefined;
 }
 
-/** The serving leaders by pool, sorted by name so the engines see a stable order. */
+/** The pod receives new requests: Ready, and every readiness gate's condition True. */
+export function routable(pod: V1Pod): boolean {
+  if (!conditionTrue(pod, 'Ready')) return false;
+  return (pod.spec?.readinessGates ?? []).every((g) => conditionTrue(pod, g.conditionType));
+}
+
+/** The serving leaders by pool, with whether each is routed, sorted by name so the engines see a stable order. */
 export function servingLeaders(pods: readonly V1Pod[], roleLabel = ROLE_LABEL): Record<Pool, EngineRef[]> {
   const out: Record<Pool, EngineRef[]> = { prefill: [], decode: [] };
   for (const pod of pods) {
@@ -55,7 +65,7 @@ export function servingLeaders(pods: readonly V1Pod[], roleLabel = ROLE_LABEL): 
     const name = pod.metadata?.name;
     const namespace = pod.metadata?.namespace;
     if (pool === undefined || name === undefined || namespace === undefined) continue;
-    out[pool].push({ namespace, pod: name });
+    out[pool].push({ namespace, pod: name, routable: routable(pod) });
   }
   for (const pool of POOLS) out[pool].sort((a, b) => a.pod.localeCompare(b.pod));
   return out;

@@ -95,13 +95,16 @@ describe('LiveEngines on a fake clock', () => {
     expect(snap.pools.decode.kvCacheUsageMean).toBeGreaterThan(0);
     expect(snap.pools.prefill.readyGroups).toBe(1);
 
-    await e.syncGroups('decode', [d0]); // d-1's pod went away: it drains, and serves no metrics
+    await e.syncGroups('decode', [d0]); // d-1's pod went away: its engine died with its requests
     expect(e.fleet.externalGroupIds('decode')).toEqual(['ns/d-0']);
     expect(e.metricsText('ns', 'd-1')).toBeUndefined();
     expect(e.metricsText('ns', 'd-0')).toContain('vllm:num_requests_running{engine="0"');
     clock.ms += 120_000;
     const done = e.snapshot();
-    expect(done.requests.completed).toBe(50);
+    // The 25 sequences on d-1 were aborted by its removal; the 25 on d-0 finished.
+    expect(done.requests.abortedByScaleDown).toBe(25);
+    expect(done.requests.completed).toBe(25);
+    expect(done.requests.completed + done.requests.dropped).toBe(50);
     expect(done.sloAttainment).toBeGreaterThan(0);
     expect(done.ttftSeconds.p50).toBeGreaterThan(0);
     expect(e.timeline().length).toBeGreaterThan(10);

@@ -7,9 +7,10 @@
  * now. Load generators register as feeders and are pulled at the start of each advance, so every arrival
  * enters the fleet at its exact virtual time however late the timer fires.
  *
- * **Groups.** A group exists while its leader pod is Ready: `syncGroups(pool, refs)` adds the missing ones
- * (capacity at once, `Fleet.addReadyGroup`) and removes the rest (a removed decode group drains, a prefill
- * group finishes its batch). Each group gets an HTTP server on 127.0.0.1 on an ephemeral port.
+ * **Groups.** A group exists while its leader pod runs: `syncGroups(pool, refs)` adds the missing ones
+ * (capacity at once, `Fleet.addReadyGroup`), takes the unroutable ones out of routing (they serve what they
+ * hold and get nothing new) and removes the rest at once: a deleted multi-node group's engine dies, so what it
+ * held is aborted (`abortedByScaleDown`). Each group gets an HTTP server on 127.0.0.1 on an ephemeral port.
  *
  * **Metrics.** The text carries vLLM v1's names, HELP strings and `{engine, model_name}` label set
  * (test/fixtures/metrics/vllm-v1-engine-label.txt), one data-parallel rank (`engine="0"`) per
@@ -33,6 +34,8 @@ export const POOLS: readonly Pool[] = ['prefill', 'decode'];
 export interface EngineRef {
   readonly namespace: string;
   readonly pod: string;
+  /** Sent new requests (the pod is Ready with its readiness gates True); default true. */
+  readonly routable?: boolean;
 }
 
 /** Values forced onto one pod's /metrics; a field left out keeps the model's value. */
@@ -98,6 +101,8 @@ export interface EnginesSnapshot {
     readonly arrived: number;
     readonly completed: number;
     readonly dropped: number;
+    /** The part of `dropped` aborted on a removed group (a scale-down that did not drain it). */
+    readonly abortedByScaleDown: number;
     readonly inFlight: number;
   };
   readonly ttftSeconds: Quantiles;
@@ -395,15 +400,19 @@ export class LiveEngines {
       // A pod that changed role leaves its old pool before it joins the new one.
       const elsewhere = engine.pool !== pool && wanted.has(key);
       if ((engine.pool === pool && inScope && !wanted.has(key)) || elsewhere) {
-        this.fleet.removeGroup(engine.pool, key);
+        this.fleet.removeGroup(engine.pool, key, 'abort');
         this.engines.delete(key);
         closing.push(closeServer(engine.server));
       }
     }
     const opening: Promise<void>[] = [];
     for (const [key, ref] of wanted) {
-      if (this.engines.has(key)) continue;
-      if (!this.fleet.addReadyGroup(pool, key)) continue; // at maxGroupsPerPool
+      const routable = ref.routable ?? true;
+      if (this.engines.has(key)) {
+        this.fleet.setExternalRouting(pool, key, routable);
+        continue;
+      }
+      if (!this.fleet.addReadyGroup(pool, key, { routable })) continue; // at maxGroupsPerPool
       const engine: Engine = { ref, pool, server: undefined, port: undefined };
       this.engines.set(key, engine);
       if (this.serveHttp) opening.push(this.listen(engine));
@@ -511,6 +520,7 @@ export class LiveEngines {
         arrived: f.arrived,
         completed: f.completed,
         dropped: f.dropped,
+        abortedByScaleDown: f.abortedByScaleDown,
         inFlight: f.requestsInFlight,
       },
       ttftSeconds: quantilesOf(f.ttft),

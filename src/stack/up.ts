@@ -49,7 +49,10 @@ export interface StackOptions {
     readonly scaleDownDelaySeconds?: number;
     readonly panicWindowPercentage?: number;
     readonly staleAfterSeconds?: number;
+    readonly drainTimeoutSeconds?: number;
   };
+  /** Pools whose pod template carries kvpa's readiness gate (drained before a scale-down). Default none. */
+  readonly drainGate?: readonly DemoPool[];
   /** Start the `kvpa controller` process (default true; a test may run its own). */
   readonly startController?: boolean;
   /** A real Grafana; default: the contract server on loopback. */
@@ -410,7 +413,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     for (const pool of POOLS) {
       await createObject(
         kc,
-        demoLeaderWorkerSet(pool, { namespace, podsPerGroup, nodeSelector: { [fakeNodeLabel]: 'true' } }),
+        demoLeaderWorkerSet(pool, {
+          namespace,
+          podsPerGroup,
+          nodeSelector: { [fakeNodeLabel]: 'true' },
+          ...(options.drainGate !== undefined ? { drainGate: options.drainGate } : {}),
+        }),
         'leaderworkersets',
         'leaderworkerset.x-k8s.io',
         'v1',

@@ -254,7 +254,8 @@ export async function startWorkloadControllers(
 /**
  * kwok Stages (replacing its defaults for Pods; Node stages stay default): a bound Pod starts at once
  * with containers running but not ready, turns Ready podStartupSeconds later (model loading), and a
- * deleted Pod is finalized at once.
+ * deleted Pod is finalized at once. Readiness-gate conditions are left to their owner (kvpa sets
+ * `kvpa.io/serving`); kwok has no kubelet to fold them into Ready, so readers check them themselves.
  */
 export function kwokStagesYaml(podStartupSeconds: number): string {
   const podRef = { apiGroup: 'v1', kind: 'Pod' };
@@ -279,12 +280,7 @@ export function kwokStagesYaml(podStartupSeconds: number): string {
   type: Ready
 - lastTransitionTime: {{ $now | Quote }}
   status: "${ready ? 'True' : 'False'}"
-  type: ContainersReady
-{{ range .spec.readinessGates }}
-- lastTransitionTime: {{ $now | Quote }}
-  status: "True"
-  type: {{ .conditionType | Quote }}
-{{ end }}`;
+  type: ContainersReady`;
   const stages = [
     {
       apiVersion: 'kwok.x-k8s.io/v1alpha1',
