@@ -54,6 +54,10 @@ function routingPod(pod: V1Pod, groupKey: string): RoutingPod | undefined {
   };
 }
 
+function digits(value: string | undefined): number | undefined {
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
+}
+
 /**
  * A LeaderWorkerSet's drain view: groups by `group-index`, highest first, since LWS renders its groups as the
  * ordinals of a leader StatefulSet and a StatefulSet removes the highest ordinal first
@@ -63,9 +67,10 @@ export function lwsDrainView(namespace: string, pods: readonly V1Pod[]): DrainVi
   const groups = new Map<number, { leader?: V1Pod }>();
   const routing: RoutingPod[] = [];
   for (const pod of pods) {
-    const index = Number(pod.metadata?.labels?.[LWS_LABELS.groupIndex]);
-    const worker = Number(pod.metadata?.labels?.[LWS_LABELS.workerIndex]);
-    if (!Number.isInteger(index) || index < 0) continue;
+    // Digits only, as lwsGroups reads them: '' or '0x3' must not become a group the readiness view lacks.
+    const index = digits(pod.metadata?.labels?.[LWS_LABELS.groupIndex]);
+    const worker = digits(pod.metadata?.labels?.[LWS_LABELS.workerIndex]);
+    if (index === undefined) continue;
     const entry = groups.get(index) ?? {};
     if (worker === 0) entry.leader = pod;
     groups.set(index, entry);

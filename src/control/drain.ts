@@ -113,7 +113,8 @@ export async function runDrain(c: DrainContext): Promise<DrainRun> {
     });
   }
   const outcome =
-    timeout <= 0 && c.previous !== null
+    // Off or DryRun cancels a drain still waiting; one already written finishes its removal in drainStep.
+    timeout <= 0 && waiting && c.previous !== null
       ? cancelled(c.previous, c.mode === 'DryRun' ? 'the pool is in DryRun' : 'draining is off')
       : drainStep(
           {
