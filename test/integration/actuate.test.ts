@@ -53,9 +53,11 @@ interface KindCase {
   objectPath: string;
   /** Where the group count lives in the object (the only field a write may change). */
   countPath: (string | number)[];
-  expected: Omit<TargetState, 'resourceVersion'>;
+  expected: Omit<TargetState, 'resourceVersion' | 'drain'>;
   /** Heads as `groupKey:ready[:surge]`, sorted. */
   expectedHeads: string[];
+  /** Group keys in the order the workload removes them; absent for kinds kvpa does not drain. */
+  expectedRemovalOrder?: string[];
 }
 
 function headSummary(heads: readonly HeadPod[]): string[] {
@@ -98,7 +100,10 @@ async function exerciseContract(c: KindCase): Promise<void> {
   // Read: spec, capacity (no surge, no partly-ready groups), size; heads with per-group readiness.
   const state = await target.read();
   const initial = await api.get(c.objectPath);
-  expect({ ...state, resourceVersion: undefined }).toEqual({ ...c.expected, resourceVersion: undefined });
+  const { drain, ...counts } = state;
+  expect({ ...counts, resourceVersion: undefined }).toEqual({ ...c.expected, resourceVersion: undefined });
+  // Kinds that know their victims give the removal order: groups first removed first.
+  expect(drain?.order.map((g) => g.key)).toEqual(c.expectedRemovalOrder);
   expect(state.resourceVersion).toBe(metadataOf(initial).resourceVersion);
   expect(headSummary(await target.heads())).toEqual([...c.expectedHeads].sort());
 
@@ -336,6 +341,8 @@ describe('ScaleTarget adapters on the real API server', () => {
       countPath: ['spec', 'replicas'],
       expected: { specGroups: 3, readyGroups: 2, groupSize: 3 },
       expectedHeads: ['0:ready', '1:unready', '2:ready', '3:ready:surge'],
+      // LWS removes the highest index first (its leader StatefulSet's highest ordinal).
+      expectedRemovalOrder: ['3', '2', '1', '0'],
     });
   });
 
