@@ -14,6 +14,7 @@
  * previous record, and returns the next record, the groups to keep out of routing and the count to write.
  * The controller keeps the record in status (so a restart resumes it); the lab keeps it in memory.
  */
+import { groupsToWrite } from './pool-runner.ts';
 import type { Decision } from './types.ts';
 
 /** Readings older than this after the victims left routing may predate requests routed just before it. */
@@ -102,7 +103,7 @@ export interface DrainOutcome {
  * signal) may raise the pool but never lower it, so it holds at least the spec.
  */
 export function drainWant(decision: Decision, specGroups: number): number {
-  return decision.valid ? decision.desiredGroups : Math.max(decision.desiredGroups, specGroups);
+  return groupsToWrite(decision, specGroups) ?? specGroups;
 }
 
 /**
