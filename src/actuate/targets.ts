@@ -27,6 +27,7 @@ import {
   scalePatch,
   selectorOf,
 } from './kube.ts';
+import { type LwsTemplateLike, lwsGroupShape, lwsPendingGroups } from './placement.ts';
 import {
   capacityGroups,
   fleetGroups,
@@ -242,7 +243,7 @@ abstract class CustomScaleTarget implements ScaleTarget {
 
 interface LeaderWorkerSetLike {
   metadata?: ObjectMeta;
-  spec?: { replicas?: number; leaderWorkerTemplate?: { size?: number } };
+  spec?: { replicas?: number; leaderWorkerTemplate?: LwsTemplateLike };
 }
 
 /** Group readiness from pods (status.readyReplicas counts surge groups): see lwsGroups. */
@@ -259,6 +260,10 @@ class LeaderWorkerSetTarget extends CustomScaleTarget {
       groupSize,
       resourceVersion: requireResourceVersion(this.ref, this.namespace, lws.metadata),
       drain: lwsDrainView(this.namespace, pods),
+      placement: {
+        group: lwsGroupShape(lws.spec?.leaderWorkerTemplate),
+        ...lwsPendingGroups(specGroups, groupSize, pods),
+      },
     };
     return { state, groups };
   }

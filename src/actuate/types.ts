@@ -4,6 +4,8 @@
  * Each kind's paths and readiness rules are in targets.ts and readiness.ts, with their upstream sources.
  */
 import type { ScaleTargetRef } from '../api/podautoscaler.ts';
+import type { GroupShape } from '../decide/placement.ts';
+import type { PendingGroups } from './placement.ts';
 import type { DrainView } from './routing.ts';
 
 /** The head (leader) pod of one group: where engine metrics are read. */
@@ -39,6 +41,11 @@ export interface TargetState {
    * order and every pod's readiness gate, so kvpa can drain before it lowers the count.
    */
   readonly drain?: DrainView;
+  /**
+   * Present for kinds whose group shape is known (LWS: its pod templates): one group's pods as the scheduler
+   * filters them, and the requested groups not placed yet, so kvpa can check that a scale-up can land.
+   */
+  readonly placement?: { readonly group: GroupShape } & PendingGroups;
 }
 
 export interface ScaleTarget {

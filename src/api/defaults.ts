@@ -27,6 +27,8 @@ export const BUILTIN_BEHAVIOR = {
   // A drain ends when the victims' requests finish; the timeout only bounds a stuck one. Long enough for a
   // 16K-token reasoning answer at an 80 ms TPOT (about 22 min), so nothing normal is cut.
   drainTimeoutSeconds: 1800,
+  // A 16-GPU group that cannot be placed holds nothing and serves nothing: ask for what fits.
+  capacityCheck: 'Enforce',
   missingData: {
     // Four 15 s Prometheus scrapes: one late scrape is not an outage.
     staleAfterSeconds: 60,

@@ -335,6 +335,12 @@ export const behaviorShape = {
     .min(0)
     .max(14400)
     .optional(),
+  capacityCheck: z
+    .enum(['Enforce', 'AskAnyway', 'Off'])
+    .optional()
+    .describe(
+      "Before a scale-up, count the whole groups the cluster's free GPUs (and the namespace's GPU ResourceQuota) can place. Enforce (default) asks for no more than fit; AskAnyway asks for the want and reports the shortfall (a cluster autoscaler or Karpenter adds nodes); Off skips the check.",
+    ),
 } as const;
 
 export const BehaviorSchema = z.strictObject(behaviorShape).describe('How a pool scales.');
@@ -459,6 +465,47 @@ export const PolicyRefSchema = z
   })
   .describe('A reusable policy preset, with per-field overrides.');
 
+export const CouplingSchema = z
+  .strictObject({
+    prefillPool: z
+      .string()
+      .max(63)
+      .optional()
+      .describe('The pool whose groups are the numerator. Defaults to prefill.'),
+    decodePool: z
+      .string()
+      .max(63)
+      .optional()
+      .describe('The pool whose groups are the denominator. Defaults to decode.'),
+    ratio: z
+      .strictObject({
+        min: z.number().gt(0).max(1000).describe('Fewest prefill groups per decode group, e.g. 0.5.'),
+        max: z.number().gt(0).max(1000).describe('Most prefill groups per decode group, e.g. 2.'),
+      })
+      .describe(
+        'The band, in groups (not GPUs): with 16-GPU prefill and 32-GPU decode groups, 2 is equal GPUs.',
+      ),
+  })
+  .describe(
+    'Keep the two pools in a ratio band: after both decide, the short side is raised into the band, and the two writes are ordered so the band holds at every observed state.',
+  );
+export type Coupling = z.infer<typeof CouplingSchema>;
+
+export const couplingRules: readonly CrossFieldRule<Coupling>[] = [
+  {
+    cel: 'self.ratio.min <= self.ratio.max',
+    message: 'coupling.ratio.min must not exceed coupling.ratio.max',
+    fieldPath: '.ratio.min',
+    check: (c) => c.ratio.min <= c.ratio.max,
+  },
+  {
+    cel: "(has(self.prefillPool) ? self.prefillPool : 'prefill') != (has(self.decodePool) ? self.decodePool : 'decode')",
+    message: 'coupling.prefillPool and coupling.decodePool must name two different pools',
+    fieldPath: '.decodePool',
+    check: (c) => (c.prefillPool ?? 'prefill') !== (c.decodePool ?? 'decode'),
+  },
+];
+
 const PodAutoscalerSpecBase = z
   .strictObject({
     mode: z
@@ -475,6 +522,7 @@ const PodAutoscalerSpecBase = z
       .min(1)
       .max(MAX_POOLS)
       .describe('One entry per pool, usually prefill and decode. Each pool scales on its own.'),
+    coupling: withRules(CouplingSchema, couplingRules).optional(),
   })
   .describe('PodAutoscaler scales the replica groups of LLM serving pools on KV-cache and queue signals.');
 export type PodAutoscalerSpec = z.infer<typeof PodAutoscalerSpecBase>;
@@ -502,6 +550,16 @@ export const specRules: readonly CrossFieldRule<PodAutoscalerSpec>[] = [
       );
       return new Set(keys).size === keys.length;
     },
+  },
+  {
+    cel: "!has(self.coupling) || (self.pools.exists(p, p.name == (has(self.coupling.prefillPool) ? self.coupling.prefillPool : 'prefill')) && self.pools.exists(p, p.name == (has(self.coupling.decodePool) ? self.coupling.decodePool : 'decode')))",
+    message:
+      'coupling names a pool that spec.pools does not have: set coupling.prefillPool and coupling.decodePool to two pool names',
+    fieldPath: '.coupling',
+    check: (s) =>
+      s.coupling === undefined ||
+      (s.pools.some((p) => p.name === (s.coupling?.prefillPool ?? 'prefill')) &&
+        s.pools.some((p) => p.name === (s.coupling?.decodePool ?? 'decode'))),
   },
 ];
 

@@ -47,6 +47,7 @@ export interface ResolvedPool {
   readonly horizonMaxGrowthPercentage: number;
   readonly slo: { readonly ttftSeconds?: number; readonly tpotSeconds?: number };
   readonly drainTimeoutSeconds: number;
+  readonly capacityCheck: 'Enforce' | 'AskAnyway' | 'Off';
   readonly missingData: {
     readonly staleAfterSeconds: number;
     readonly minQuorumPercentage: number;
@@ -84,6 +85,7 @@ const BEHAVIOR_FIELDS = [
   'horizonMaxGrowthPercentage',
   'slo',
   'drainTimeoutSeconds',
+  'capacityCheck',
   'missingData',
 ] as const satisfies readonly (keyof Behavior)[];
 

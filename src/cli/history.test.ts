@@ -83,6 +83,7 @@ describe('missing data in the replay is a state, never zero', () => {
     horizonMaxGrowthPercentage: 50,
     slo: {},
     drainTimeoutSeconds: 0,
+    capacityCheck: 'Enforce' as const,
     startupTimeoutSeconds: 0,
     minReplicas: 1,
     maxReplicas: 10,

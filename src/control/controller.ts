@@ -15,6 +15,7 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { type KubeClients, kubeClients } from '../actuate/kube.ts';
 import {
   ConflictError,
   type HeadPod,
@@ -30,8 +31,10 @@ import {
 import type { Policy } from '../api/policy.ts';
 import { poolRunnerFor, type ResolvedPool, resolveAll } from '../api/resolve.ts';
 import { type DrainRecord, requestedForDecision } from '../decide/drain.ts';
+import { applyPlacement, type CapacityShortfall, observePlacement } from '../decide/placement.ts';
 import { groupsToWrite, type PoolRunner } from '../decide/pool-runner.ts';
 import type { Decision } from '../decide/types.ts';
+import { type ClusterRoom, readClusterRoom } from '../observe/cluster-room.ts';
 import type { AnnotationEvent } from '../report/grafana.ts';
 import { withDeadline } from './deadline.ts';
 import { type DrainRun, drainRecordOf, drainStatus, runDrain } from './drain.ts';
@@ -78,6 +81,8 @@ export interface ControllerOptions {
   readonly poolDeadlineSeconds?: number;
   readonly annotationsFor?: (pa: RawPodAutoscaler, spec: PodAutoscalerSpec) => AnnotationSink | null;
   readonly observer?: ControllerObserver;
+  /** The cluster's free room for a GPU resource (nodes, bound pods, the namespace's quotas); default: the API server. */
+  readonly clusterRoom?: (namespace: string, gpuResource: string) => Promise<ClusterRoom>;
 }
 
 /** Hooks for the controller's own metrics (report/metrics.ts); all optional. */
@@ -138,6 +143,7 @@ interface AutoscalerRuntime {
 }
 
 const CONFLICT_ATTEMPTS = 3;
+const ROOM_DEADLINE_MS = 20_000;
 const POOL_DEADLINE_SECONDS = 30;
 /** Status and Event writes of one PodAutoscaler, after its pools. */
 const REPORT_DEADLINE_MS = 30_000;
@@ -154,6 +160,7 @@ export class Controller {
   private readonly runs = new Map<string, Promise<void>>();
   /** Source calls in progress, by endpoint key: a slow endpoint is never asked again while it thinks. */
   private readonly sampling = new Map<string, Promise<unknown>>();
+  private roomClients: KubeClients | undefined;
 
   constructor(private readonly options: ControllerOptions) {
     this.writer = new KubeWriter(options.kubeConfig, options.hostname ?? 'kvpa');
@@ -562,6 +569,7 @@ export class Controller {
     let wrote: { from: number; to: number } | null = null;
     let writeError: string | null = null;
     let overriddenNow: string | null = null;
+    let shortfall: CapacityShortfall | null = null;
     p.drainRun = null;
 
     for (let attempt = 1; attempt <= CONFLICT_ATTEMPTS; attempt++) {
@@ -599,7 +607,21 @@ export class Controller {
       const latency = p.latest.find((s) => s.latency !== undefined)?.latency;
       // During a drain the victims are leaving: the decider sees the count the drain will write.
       const requested = requestedForDecision(p.drain, state.specGroups);
-      decision = p.runner.decide(nowSeconds, state.readyGroups, requested, p.latest, latency);
+      const placement = p.pool.capacityCheck === 'Off' ? undefined : state.placement;
+      decision = p.runner.decide(
+        nowSeconds,
+        state.readyGroups,
+        requested,
+        p.latest,
+        latency,
+        placement?.unschedulableGroups,
+      );
+      shortfall = null;
+      if (placement !== undefined && p.pool.capacityCheck !== 'Off') {
+        const placed = await this.placementStage(a, p, decision, requested, placement);
+        decision = placed.decision;
+        shortfall = placed.shortfall;
+      }
       let desired = groupsToWrite(decision, state.specGroups);
       if (state.drain !== undefined) {
         const drainState = { ...state, drain: state.drain };
@@ -660,6 +682,7 @@ export class Controller {
       overriddenMessage: p.overriddenMessage,
       drain: drainStatus(p.drain, p.drainRun?.outcome ?? null),
       drainUnavailable: p.drainRun?.unavailable ?? null,
+      shortfall,
     };
     p.facts = facts;
     this.options.observer?.pool?.(a.key, p.pool.name, facts, decision);
@@ -682,10 +705,53 @@ export class Controller {
               victims: p.drainRun.outcome.outOfRouting,
               unavailable: p.drainRun.unavailable,
             },
+      shortfall,
     });
     p.memory = memory;
     this.annotate(a, p, mode, nowSeconds, events, decision, wrote?.from ?? specGroups);
     return events;
+  }
+
+  /**
+   * The placement stage (src/decide/placement.ts): a scale-up, or a request the scheduler cannot place, reads
+   * the cluster's room and limits the ask to whole groups that fit. A failed read limits nothing and says so.
+   */
+  private async placementStage(
+    a: AutoscalerRuntime,
+    p: PoolRuntime,
+    decision: Decision,
+    requested: number,
+    placement: NonNullable<TargetState['placement']>,
+  ): Promise<{ decision: Decision; shortfall: CapacityShortfall | null }> {
+    const check = p.pool.capacityCheck === 'AskAnyway' ? 'AskAnyway' : 'Enforce';
+    if (decision.desiredGroups <= requested && placement.unschedulableGroups === 0)
+      return { decision, shortfall: null };
+    const namespace = a.raw.metadata?.namespace ?? 'default';
+    try {
+      const room = await this.clusterRoom(namespace, placement.group.gpuResource);
+      const seen = observePlacement(placement.group, room.nodes, room.quotas, placement, p.pool.maxReplicas);
+      return applyPlacement(decision, requested, seen, check);
+    } catch (err) {
+      this.options.logger.warn(
+        { autoscaler: a.key, pool: p.pool.name, err: errorText(err) },
+        'reading the cluster capacity failed; the ask is not limited',
+      );
+      return applyPlacement(decision, requested, { unknown: errorText(err).slice(0, 300) }, check);
+    }
+  }
+
+  /**
+   * The room is read fresh for every pool that asks for more: a cached read would not show the groups a write
+   * a moment ago has just placed, and the same free GPUs would be offered twice.
+   */
+  private clusterRoom(namespace: string, gpuResource: string): Promise<ClusterRoom> {
+    const read =
+      this.options.clusterRoom ??
+      ((ns: string, resource: string) => {
+        this.roomClients ??= kubeClients(this.options.kubeConfig);
+        return readClusterRoom(this.roomClients, ns, resource);
+      });
+    return withDeadline(read(namespace, gpuResource), ROOM_DEADLINE_MS, 'reading the cluster capacity');
   }
 
   /**

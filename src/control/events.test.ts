@@ -90,3 +90,39 @@ describe('poolEvents dedup', () => {
     expect(stableKey('96s old')).not.toBe(stableKey('96s missing'));
   });
 });
+
+describe('InsufficientCapacity', () => {
+  const short = (landGroups: number, wantGroups: number) => ({
+    wantGroups,
+    landGroups,
+    askedGroups: landGroups,
+    check: 'Enforce' as const,
+    detail: `insufficient capacity: want ${wantGroups}, ${landGroups} can land`,
+  });
+
+  it('raises once while 2 can land, even as the want wobbles 4, 5, 4; again when 3 can land', () => {
+    let memory: PoolMemory = FRESH_MEMORY;
+    const reasons: string[] = [];
+    for (const [land, want] of [
+      [2, 4],
+      [2, 5],
+      [2, 4],
+      [3, 4],
+    ] as const) {
+      const r = poolEvents(memory, { ...outcome(decision([], want)), shortfall: short(land, want) });
+      memory = r.memory;
+      reasons.push(...r.events.filter((e) => e.reason === 'InsufficientCapacity').map((e) => e.message));
+    }
+    expect(reasons).toEqual([
+      'decode: insufficient capacity: want 4, 2 can land',
+      'decode: insufficient capacity: want 4, 3 can land',
+    ]);
+  });
+
+  it('a tick without a decision keeps the key: the same shortage after it raises nothing', () => {
+    const first = poolEvents(FRESH_MEMORY, { ...outcome(decision([], 4)), shortfall: short(2, 4) });
+    const blind = poolEvents(first.memory, outcome(null, 'reading the target failed'));
+    const again = poolEvents(blind.memory, { ...outcome(decision([], 4)), shortfall: short(2, 4) });
+    expect(again.events.filter((e) => e.reason === 'InsufficientCapacity')).toEqual([]);
+  });
+});

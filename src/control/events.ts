@@ -7,6 +7,7 @@
  * every tick ("newest sample 95s old", "96s old", …, a resourceVersion) never raises a new Event.
  */
 import type { DrainPhase } from '../decide/drain.ts';
+import type { CapacityShortfall } from '../decide/placement.ts';
 import type { Decision } from '../decide/types.ts';
 
 export type EventReason =
@@ -23,7 +24,8 @@ export type EventReason =
   | 'Drained'
   | 'DrainTimedOut'
   | 'DrainCancelled'
-  | 'DrainUnavailable';
+  | 'DrainUnavailable'
+  | 'InsufficientCapacity';
 
 export interface PoolEvent {
   readonly type: 'Normal' | 'Warning';
@@ -44,6 +46,8 @@ export interface PoolMemory {
   readonly drainVictims: string;
   /** Dedup key of the DrainUnavailable last raised ('' while the pool can drain). */
   readonly drainUnavailable: string;
+  /** Dedup key of the InsufficientCapacity last raised ('' while every ask can land). */
+  readonly capacityShortfall?: string;
 }
 
 export const FRESH_MEMORY: PoolMemory = {
@@ -77,6 +81,8 @@ export interface TickOutcome {
   readonly writeError: string | null;
   readonly overriddenMessage: string | null;
   readonly drain?: DrainTick | null;
+  /** A scale-up the cluster cannot place in full (src/decide/placement.ts), or null. */
+  readonly shortfall?: CapacityShortfall | null;
 }
 
 /** A message with its numbers masked (ages, counts, versions): the same fault keeps the same key. */
@@ -145,6 +151,16 @@ export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEv
   }
   const drain = drainEvents(memory, t.pool, t.drain ?? null);
   events.push(...drain.events);
+  // Keyed by what can land and the check, not by the want: a want that wobbles does not repeat the Event.
+  const shortfall = t.shortfall ?? null;
+  const shortfallKey = shortfall === null ? '' : `${shortfall.landGroups}|${shortfall.check}`;
+  if (shortfall !== null && shortfallKey !== (memory.capacityShortfall ?? '')) {
+    events.push({
+      type: 'Warning',
+      reason: 'InsufficientCapacity',
+      message: `${t.pool}: ${shortfall.detail}`,
+    });
+  }
   return {
     events,
     memory: {
@@ -155,6 +171,8 @@ export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEv
       recommendedGroups: recommended,
       drainVictims: drain.victims,
       drainUnavailable: drain.unavailable,
+      // No decision this tick says nothing about capacity: keep the key.
+      capacityShortfall: d === null ? (memory.capacityShortfall ?? '') : shortfallKey,
     },
   };
 }

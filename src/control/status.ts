@@ -4,6 +4,7 @@
  * gives an identical status and the controller writes nothing (no churn each tick).
  */
 import type { Condition, PodAutoscalerStatus } from '../api/podautoscaler.ts';
+import type { CapacityShortfall } from '../decide/placement.ts';
 import type { Decision, StageName } from '../decide/types.ts';
 import type { CapacityEstimate } from '../decide/work.ts';
 
@@ -28,6 +29,8 @@ export interface PoolFacts {
   readonly drain: PoolStatus['drain'] | null;
   /** Why a scale-down of this pool cannot drain; null when it can or draining is off. */
   readonly drainUnavailable: string | null;
+  /** A scale-up the cluster cannot place in full this tick; null when every ask can land or unchecked. */
+  readonly shortfall?: CapacityShortfall | null;
 }
 
 export interface ReconcileFacts {
@@ -44,6 +47,8 @@ const LIMIT_REASONS: Partial<Record<StageName, string>> = {
   scaleDownDelay: 'ScaleDownDelayed',
   startup: 'WaitingForStartingGroups',
   missingData: 'HeldOnMissingData',
+  placement: 'InsufficientCapacity',
+  coupling: 'CouplingBand',
 };
 
 const STATE_REASONS: Record<string, string> = {
@@ -175,6 +180,7 @@ export function computeStatus(
             )
           : c('ScalingActive', true, 'ValidDecisions', 'every pool decided from its signals');
 
+  const short = facts.pools.flatMap((p) => (p.shortfall ? [{ pool: p.name, s: p.shortfall }] : []));
   const firstLimit = limited[0];
   const limitReason = (l: (typeof limited)[number]) =>
     l.stage === 'bounds'
@@ -182,15 +188,28 @@ export function computeStatus(
         ? 'TooManyReplicas'
         : 'TooFewReplicas'
       : (LIMIT_REASONS[l.stage] ?? 'Limited');
+  // A shortage of room comes first: it is the one limit a user fixes outside kvpa (nodes, quota).
   const scalingLimited =
-    firstLimit === undefined
-      ? c('ScalingLimited', false, 'DesiredWithinRange', 'no limit changed the desired groups')
-      : c(
+    short.length > 0
+      ? c(
           'ScalingLimited',
           true,
-          limitReason(firstLimit),
-          limited.map((l) => `${l.pool}: ${l.stage} ${l.before} → ${l.after} (${l.reason})`).join('; '),
-        );
+          'InsufficientCapacity',
+          short
+            .map(
+              ({ pool, s }) =>
+                `${pool}: want ${s.wantGroups}, ${s.landGroups} can land, asked ${s.askedGroups} (${s.detail})`,
+            )
+            .join('; '),
+        )
+      : firstLimit === undefined
+        ? c('ScalingLimited', false, 'DesiredWithinRange', 'no limit changed the desired groups')
+        : c(
+            'ScalingLimited',
+            true,
+            limitReason(firstLimit),
+            limited.map((l) => `${l.pool}: ${l.stage} ${l.before} → ${l.after} (${l.reason})`).join('; '),
+          );
 
   const dryRun = c(
     'DryRun',

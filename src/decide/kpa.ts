@@ -13,6 +13,7 @@ import type {
   DecideResult,
   DeciderSpec,
   DeciderState,
+  Decision,
   Explanation,
   LatencyObservation,
   Observation,
@@ -72,11 +73,16 @@ export function decide(
   // Knative uses max(1, ready) for the rate limits and the panic ratio.
   const ready = Math.max(1, readyRaw);
   const requested = Math.max(0, Math.floor(observation.requestedGroups ?? state.lastDesired ?? readyRaw));
+  // Groups that cannot be scheduled are not on their way: the startup gate neither waits for them nor caps on them.
+  const stuck = Math.min(
+    Math.max(0, requested - readyRaw),
+    Math.max(0, Math.floor(observation.unschedulableGroups ?? 0)),
+  );
 
   const pendingSinceSeconds = requested > readyRaw ? (state.pendingSinceSeconds ?? nowSeconds) : null;
   const starting = isStarting(
     ext.startupTimeoutSeconds,
-    readyRaw,
+    readyRaw + stuck,
     requested,
     pendingSinceSeconds,
     nowSeconds,
@@ -224,7 +230,7 @@ export function decide(
       p.kind === 'work' &&
       Math.max(p.stableWant ?? 0, p.horizonWant ?? 0, inPanic ? (p.panicWant ?? 0) : 0) >= stages.want,
   );
-  applyStartupGate(stages, spec, { readyRaw, requested, pendingSinceSeconds, nowSeconds, workDriven });
+  applyStartupGate(stages, spec, { readyRaw, stuck, requested, pendingSinceSeconds, nowSeconds, workDriven });
   applyMissingData(stages, spec, {
     requested,
     missing: missing.map((m) => m.name),
@@ -500,6 +506,8 @@ function applyStartupGate(
   spec: DeciderSpec,
   ctx: {
     readyRaw: number;
+    /** Requested groups that cannot be scheduled: not starting, whatever their age. */
+    stuck: number;
     requested: number;
     pendingSinceSeconds: number | null;
     nowSeconds: number;
@@ -507,12 +515,13 @@ function applyStartupGate(
   },
 ): void {
   const timeout = spec.extensions.startupTimeoutSeconds;
-  const starting = ctx.requested - ctx.readyRaw;
+  const starting = ctx.requested - ctx.readyRaw - ctx.stuck;
+  const stuck = ctx.stuck > 0 ? `; ${ctx.stuck} unschedulable, not counted as starting` : '';
   if (timeout <= 0 || starting <= 0 || ctx.pendingSinceSeconds === null) {
     stages.apply(
       'startup',
       stages.want,
-      starting > 0 ? `${starting} group(s) starting; gate off` : 'no groups starting',
+      (starting > 0 ? `${starting} group(s) starting; gate off` : 'no groups starting') + stuck,
     );
     return;
   }
@@ -623,6 +632,21 @@ function workPhrase(s: SignalExplanation): string {
   const clear = ` (incl. ${round3(s.clearancePerSecond ?? 0)}/s to clear a backlog of ${round3(s.backlogTotal ?? 0)})`;
   const plan = s.projectedTotal !== undefined ? `, expected ${round3(s.projectedTotal)} at the horizon` : '';
   return clear + plan;
+}
+
+/**
+ * A decision moved by a stage that runs after the pool's own pipeline (placement, coupling): the stage is
+ * recorded like the others, and the summary is rebuilt. A stage that changes nothing is still recorded.
+ */
+export function withStage(decision: Decision, stage: StageName, after: number, reason: string): Decision {
+  const before = decision.desiredGroups;
+  const record = { stage, before, after, applied: after !== before, reason };
+  const explanation = { ...decision.explanation, stages: [...decision.explanation.stages, record] };
+  return {
+    ...decision,
+    desiredGroups: after,
+    explanation: { ...explanation, summary: summarize(explanation, after) },
+  };
 }
 
 /** e.g. "3 → 5 groups (panic): kvCacheUtilization stable 2.45 panic 3.1 per-group target 0.7; limited by rateLimit". */

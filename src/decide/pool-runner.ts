@@ -142,6 +142,8 @@ export class PoolRunner {
     requestedGroups: number | undefined,
     latest: readonly PoolSample[],
     latency?: LatencyObservation,
+    /** Requested groups the scheduler cannot place (Observation.unschedulableGroups); absent: unknown. */
+    unschedulableGroups?: number,
   ): Decision {
     const latestByName = new Map(latest.map((s) => [s.name, s]));
     const readings: SignalReading[] = [...this.windows.entries()].map(([name, w]) => {
@@ -168,7 +170,15 @@ export class PoolRunner {
     });
     const hold = silentHold(this.spec, latest, requestedGroups ?? 0);
     if (hold === null)
-      return this.decideReadings(nowSeconds, readyGroups, requestedGroups, readings, this.spec, latency);
+      return this.decideReadings(
+        nowSeconds,
+        readyGroups,
+        requestedGroups,
+        readings,
+        this.spec,
+        latency,
+        unschedulableGroups,
+      );
     const decision = this.decideReadings(
       nowSeconds,
       readyGroups,
@@ -176,6 +186,7 @@ export class PoolRunner {
       readings,
       { ...this.spec, minReplicas: hold.floor },
       latency,
+      unschedulableGroups,
     );
     return explainSilentHold(decision, hold);
   }
@@ -188,6 +199,7 @@ export class PoolRunner {
     readings: readonly SignalReading[],
     spec: DeciderSpec = this.spec,
     latency?: LatencyObservation,
+    unschedulableGroups?: number,
   ): Decision {
     const state = this.state ?? initialState(this.spec, readyGroups, nowSeconds, requestedGroups ?? 0);
     const out = decide(
@@ -198,6 +210,7 @@ export class PoolRunner {
         ...(requestedGroups !== undefined ? { requestedGroups } : {}),
         signals: readings,
         ...(latency !== undefined ? { latency } : {}),
+        ...(unschedulableGroups !== undefined ? { unschedulableGroups } : {}),
       },
       nowSeconds,
     );

@@ -53,6 +53,11 @@ export interface Observation {
   readonly requestedGroups?: number;
   readonly signals: readonly SignalReading[];
   readonly latency?: LatencyObservation;
+  /**
+   * Requested groups the scheduler marked Unschedulable (their pods wait for room that is not there). They
+   * are not capacity on its way, so the startup gate does not wait for them. Absent: unknown, none assumed.
+   */
+  readonly unschedulableGroups?: number;
 }
 
 /** The pool's latency SLO; a guard only for the quantities that are set. */
@@ -155,7 +160,11 @@ export type StageName =
   | 'sloGuard'
   | 'startup'
   | 'missingData'
-  | 'bounds';
+  | 'bounds'
+  /** After the pool's own pipeline: the ask limited to the whole groups the cluster can place. */
+  | 'placement'
+  /** After both pools decided: the pair moved into the prefill/decode ratio band. */
+  | 'coupling';
 
 export interface StageRecord {
   readonly stage: StageName;

@@ -43,6 +43,11 @@ export interface StackOptions {
   /** The PodAutoscaler's mode at creation (default Apply). */
   readonly initialMode?: 'Apply' | 'DryRun';
   readonly maxGroups?: Readonly<Record<DemoPool, number>>;
+  /**
+   * Fake 8-GPU nodes (default: enough for every pool at maxGroups, one pod per node). Fewer make a scale-up
+   * that cannot land, for the capacity check.
+   */
+  readonly fakeNodes?: number;
   /** PodAutoscaler overrides for the compressed timescale (see demoPodAutoscaler). */
   readonly autoscaler?: {
     readonly stableWindowSeconds?: number;
@@ -339,7 +344,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
     const maxGroups = options.maxGroups ?? { prefill: 4, decode: 3 };
     const podsPerGroup = { prefill: 2, decode: 4 };
-    const fakeNodes = maxGroups.prefill * podsPerGroup.prefill + maxGroups.decode * podsPerGroup.decode;
+    const fakeNodes =
+      options.fakeNodes ?? maxGroups.prefill * podsPerGroup.prefill + maxGroups.decode * podsPerGroup.decode;
     log(
       `workload controllers: kube-controller-manager, kube-scheduler, LWS, kwok (${fakeNodes} fake 8-GPU nodes)`,
     );

@@ -17,6 +17,7 @@ import { SERVING_CONDITION } from '../../src/actuate/routing.ts';
 import type { PodAutoscaler } from '../../src/api/podautoscaler.ts';
 import { lwsName } from '../../src/stack/demo.ts';
 import { type Stack, startStack } from '../../src/stack/up.ts';
+import { sleep, until } from './until.ts';
 
 // Enough decode work that every group holds requests whenever it is removed (4× engines: ~40 s of
 // virtual decode per request, 10 s of wall time).
@@ -24,22 +25,6 @@ const LOAD = { requestsPerSecond: 12, inputTokens: 1000, outputTokens: 1200 };
 const DRAIN_TIMEOUT_SECONDS = 120;
 
 let stack: Stack;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(
-  what: string,
-  timeoutSeconds: number,
-  probe: () => Promise<T | undefined | null | false>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutSeconds * 1000;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutSeconds} s waiting for ${what}`);
-    await sleep(500);
-  }
-}
 
 function decodeStatus(pa: PodAutoscaler | null) {
   return pa?.status?.pools?.find((p) => p.name === 'decode');

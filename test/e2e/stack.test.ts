@@ -24,6 +24,7 @@ import type { PodAutoscaler } from '../../src/api/podautoscaler.ts';
 import { lwsName } from '../../src/stack/demo.ts';
 import { type Stack, startStack } from '../../src/stack/up.ts';
 import { ensureTools, runTool, type Tools } from '../harness/tools.ts';
+import { sleep, until } from './until.ts';
 
 const STABLE_WINDOW_SECONDS = 12;
 const SCALE_DOWN_DELAY_SECONDS = 20;
@@ -34,22 +35,6 @@ let stack: Stack;
 let tools: Tools;
 /** Wall-clock ms when the load dropped. */
 let droppedAtMs = 0;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(
-  what: string,
-  timeoutSeconds: number,
-  probe: () => Promise<T | undefined | null | false>,
-) {
-  const deadline = Date.now() + timeoutSeconds * 1000;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutSeconds} s waiting for ${what}`);
-    await sleep(500);
-  }
-}
 
 async function patchMode(mode: 'Apply' | 'DryRun') {
   await stack.editPodAutoscaler((pa) => ({ ...pa, spec: { ...pa.spec, mode } }));

@@ -1,0 +1,116 @@
+/**
+ * The cluster's free room for one GPU resource, read from the API server: every node's allocatable GPUs less
+ * the requests of the pods bound to it (what the scheduler's NodeResourcesFit compares), the nodes' labels,
+ * taints and readiness, and the namespace's ResourceQuotas on the resource. The decision on what fits is
+ * pure (src/decide/placement.ts); this module only reads.
+ *
+ * Bounded: pages of 500 objects, at most MAX_NODES nodes and MAX_PODS bound pods (a larger cluster answers
+ * "unknown", which limits nothing), each call under the clients' deadline.
+ */
+import type { V1Node, V1Pod, V1ResourceQuota } from '@kubernetes/client-node';
+import { apiErrorMessage, type KubeClients } from '../actuate/kube.ts';
+import { deviceCount, podGpus } from '../actuate/placement.ts';
+import type { NodeRoom, QuotaRoom, Taint } from '../decide/placement.ts';
+
+const PAGE = 500;
+export const MAX_NODES = 20_000;
+export const MAX_PODS = 200_000;
+
+export interface ClusterRoom {
+  readonly nodes: readonly NodeRoom[];
+  readonly quotas: readonly QuotaRoom[];
+}
+
+async function paged<T>(
+  what: string,
+  max: number,
+  call: (cont: string | undefined) => Promise<{ items: T[]; metadata?: { _continue?: string } }>,
+): Promise<T[]> {
+  const out: T[] = [];
+  let cont: string | undefined;
+  do {
+    let page: Awaited<ReturnType<typeof call>>;
+    try {
+      page = await call(cont);
+    } catch (err) {
+      throw new Error(`listing ${what} failed: ${apiErrorMessage(err)}`, { cause: err });
+    }
+    out.push(...page.items);
+    if (out.length > max) throw new Error(`more than ${max} ${what}: too large to check capacity`);
+    cont = page.metadata?._continue || undefined;
+  } while (cont !== undefined);
+  return out;
+}
+
+function nodeReady(node: V1Node): boolean {
+  return (node.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+/** Free room per node for `gpuResource`: allocatable less what bound, unfinished pods request. */
+export function nodeRooms(nodes: readonly V1Node[], pods: readonly V1Pod[], gpuResource: string): NodeRoom[] {
+  const used = new Map<string, number>();
+  for (const pod of pods) {
+    const nodeName = pod.spec?.nodeName;
+    const phase = pod.status?.phase;
+    if (!nodeName || phase === 'Succeeded' || phase === 'Failed' || pod.spec === undefined) continue;
+    used.set(nodeName, (used.get(nodeName) ?? 0) + podGpus(pod.spec, gpuResource));
+  }
+  return nodes.map((n) => {
+    const name = n.metadata?.name ?? '';
+    const allocatable = deviceCount(n.status?.allocatable?.[gpuResource]);
+    const taints: Taint[] = (n.spec?.taints ?? []).map((t) => ({
+      key: t.key,
+      effect: t.effect,
+      ...(t.value !== undefined ? { value: t.value } : {}),
+    }));
+    return {
+      name,
+      labels: n.metadata?.labels ?? {},
+      taints,
+      freeGpus: allocatable - (used.get(name) ?? 0),
+      schedulable: n.spec?.unschedulable !== true && nodeReady(n),
+    };
+  });
+}
+
+/** Quotas in the namespace that bound `requests.<gpuResource>` (or `<gpuResource>` for extended resources). */
+export function quotaRooms(quotas: readonly V1ResourceQuota[], gpuResource: string): QuotaRoom[] {
+  const keys = [`requests.${gpuResource}`, gpuResource];
+  const out: QuotaRoom[] = [];
+  for (const q of quotas) {
+    const hard = q.status?.hard ?? q.spec?.hard ?? {};
+    const key = keys.find((k) => hard[k] !== undefined);
+    if (key === undefined) continue;
+    const usedNow = deviceCount(q.status?.used?.[key]);
+    out.push({ name: q.metadata?.name ?? '', freeGpus: deviceCount(hard[key]) - usedNow });
+  }
+  return out;
+}
+
+/** Reads nodes, bound pods (cluster-wide) and the namespace's quotas. Throws with what failed. */
+export async function readClusterRoom(
+  clients: KubeClients,
+  namespace: string,
+  gpuResource: string,
+): Promise<ClusterRoom> {
+  const [nodes, pods, quotas] = await Promise.all([
+    paged('nodes', MAX_NODES, (cont) =>
+      clients.core.listNode({ limit: PAGE, ...(cont !== undefined ? { _continue: cont } : {}) }),
+    ),
+    paged('bound pods', MAX_PODS, (cont) =>
+      clients.core.listPodForAllNamespaces({
+        limit: PAGE,
+        fieldSelector: 'spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed',
+        ...(cont !== undefined ? { _continue: cont } : {}),
+      }),
+    ),
+    paged(`resourcequotas in ${namespace}`, 1000, (cont) =>
+      clients.core.listNamespacedResourceQuota({
+        namespace,
+        limit: PAGE,
+        ...(cont !== undefined ? { _continue: cont } : {}),
+      }),
+    ),
+  ]);
+  return { nodes: nodeRooms(nodes, pods, gpuResource), quotas: quotaRooms(quotas, gpuResource) };
+}
