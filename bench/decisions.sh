@@ -4,6 +4,8 @@
 # and ServeGen. Deterministic (seed 1). Prints one table row per policy and scenario.
 #   KVPA_TRACES=<dir> bash bench/decisions.sh [policies]     # default kvpa,static,oracle
 #   KVPA_SIM_FLAGS='--drain off' bash bench/decisions.sh kvpa   # extra simulate flags for every scenario
+#   KVPA_SCENARIOS=conv-x20-s10,code-x20-s10 bash bench/decisions.sh kvpa   # only these scenarios
+#   KVPA_OUT_TAG=-coupled bash bench/decisions.sh kvpa   # write out/decisions/<scenario>-coupled instead
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The development traces are not in the repository: KVPA_TRACES, else a sibling shared/traces when present.
@@ -17,8 +19,9 @@ mkdir -p out/decisions
 run() { # name, then kvpa simulate flags
   local name=$1
   shift
+  [[ -z ${KVPA_SCENARIOS:-} || ,$KVPA_SCENARIOS, == *,$name,* ]] || return 0
   # shellcheck disable=SC2086 # KVPA_SIM_FLAGS is a list of flags
-  node bin/kvpa.js simulate --compare "$P" --out "out/decisions/$name" "$@" ${KVPA_SIM_FLAGS:-} 2>/dev/null |
+  node bin/kvpa.js simulate --compare "$P" --out "out/decisions/$name${KVPA_OUT_TAG:-}" "$@" ${KVPA_SIM_FLAGS:-} 2>/dev/null |
     grep -v '^|:-\|^| policy' | sed "s/^/$name /"
 }
 for s in 10 40; do

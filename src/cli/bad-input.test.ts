@@ -379,6 +379,18 @@ const CASES: readonly Case[] = [
     says: ['--seed "1.5"', 'whole number'],
   },
   {
+    name: 'simulate: --coupling with MIN above MAX',
+    argv: sim('--coupling', '2:0.5'),
+    code: 2,
+    says: ['--coupling "2:0.5"', 'MIN 2 is above MAX 0.5', 'swap them'],
+  },
+  {
+    name: 'simulate: --coupling not a band',
+    argv: sim('--coupling', 'tight'),
+    code: 2,
+    says: ['--coupling "tight"', 'give MIN:MAX prefill groups per decode group, e.g. --coupling 0.5:2'],
+  },
+  {
     name: 'simulate: a calibration alias bomb',
     argv: sim('--calibration', BOMB),
     code: 2,

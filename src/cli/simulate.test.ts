@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Output } from './shell.ts';
 import { runCommand } from './shell.ts';
-import { runSimulate } from './simulate.ts';
+import { parseCouplingFlag, runSimulate } from './simulate.ts';
 
 /**
  * A per-request trace of 15 minutes, generated: 3 requests/s for 5 min, 12/s for 5 min, then 3/s,
@@ -174,5 +174,45 @@ describe('kvpa simulate', () => {
     expect(r.code).toBe(2);
     expect(r.err).toContain(missing);
     expect(r.err).not.toMatch(/\n\s+at /);
+  });
+
+  it('--coupling 0.5:2 records the band in settings and its repairs in summary.json; the table gains a repairs column', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'kvpa-simulate-coupling-'));
+    const r = await runSimulateCommand([
+      '--trace',
+      conv,
+      '--policy',
+      'kvpa',
+      '--rate-multiplier',
+      '5',
+      '--until-seconds',
+      '900',
+      '--startup-minutes',
+      '5',
+      '--coupling',
+      '0.5:2',
+      '--out',
+      out,
+    ]);
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    expect(summary.settings.coupling).toEqual({ min: 0.5, max: 2 });
+    expect(summary.coupling).toMatchObject({ band: { min: 0.5, max: 2 }, outOfBand: 0 });
+    expect(typeof summary.coupling.repairs).toBe('number');
+    expect(r.out.split('\n')[0]).toMatch(/\| repairs \|$/);
+  });
+
+  it('--coupling: off is null, 0.5:2 and 0:1 are bands, and bad values name the flag and the fix', () => {
+    expect(parseCouplingFlag('off')).toBeNull();
+    expect(parseCouplingFlag('0.5:2')).toEqual({ min: 0.5, max: 2 });
+    expect(parseCouplingFlag(' 0:1 ')).toEqual({ min: 0, max: 1 });
+    expect(() => parseCouplingFlag('2')).toThrow('--coupling "2": not two numbers MIN:MAX; give MIN:MAX');
+    expect(() => parseCouplingFlag('a:b')).toThrow('e.g. --coupling 0.5:2, or --coupling off');
+    expect(() => parseCouplingFlag('1:2:3')).toThrow('not two numbers');
+    expect(() => parseCouplingFlag('2:0.5')).toThrow('MIN 2 is above MAX 0.5; swap them (--coupling 0.5:2)');
+    expect(() => parseCouplingFlag('-1:2')).toThrow('MIN must be ≥ 0 and MAX > 0');
+    expect(() => parseCouplingFlag('0:0')).toThrow('MIN must be ≥ 0 and MAX > 0');
+    expect(() => parseCouplingFlag('1:1e9')).toThrow('1024 prefill groups per decode group is the cap');
+    expect(() => parseCouplingFlag('1:Infinity')).toThrow('not two numbers');
   });
 });

@@ -10,6 +10,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import type { RatioBand } from '../decide/coupling.ts';
 import { loadCalibration } from '../sim/calibration.ts';
 import { VICTIM_RULES, type VictimRule } from '../sim/fleet.ts';
 import { type FrontierJob, formatFrontierTable, sweepJobs } from '../sim/frontier.ts';
@@ -103,6 +104,7 @@ const STRING_FLAGS = [
   'shape',
   'victims',
   'drain',
+  'coupling',
 ] as const;
 
 export const SIMULATE_USAGE = `Usage: kvpa simulate --trace FILE (--policy NAME|FILE | --compare A,B,…|all) --out DIR [options]
@@ -131,6 +133,9 @@ Options (caps in brackets keep one run within minutes and memory on a laptop):
                           Grove, Dynamo), arbitrary (KubeRay without workersToDelete) or chosen
   --drain on|off          on (default): the pods carry kvpa's readiness gate, so kvpa drains before a
                           scale-down; off: groups are removed with what they hold (requests aborted)
+  --coupling MIN:MAX|off  keep prefill groups per decode group within [MIN, MAX] after both pools'
+                          policies decide, for any policy (e.g. 0.5:2; default off): the short pool is
+                          raised, the long one lowered only when the short one is at --max-groups
   --frontier              sweep each policy over its knobs (target, scale-down hold) and report the
                           fewest GPU-hours reaching static's SLO, 99 % and 95 % (frontier.svg, compare.json)
   --frontier-points N     values per knob in the sweep (default 8) [≤ 64]
@@ -200,6 +205,7 @@ export function parseSimulateArgs(argv: readonly string[]): {
   if (v.drain !== undefined && v.drain !== 'on' && v.drain !== 'off') {
     throw new UsageError(`--drain ${JSON.stringify(v.drain)}: choose on or off`);
   }
+  const coupling = v.coupling === undefined ? null : parseCouplingFlag(v.coupling);
   const startupMinutes = n('startup-minutes');
   const seed = n('seed');
   const scrapeInterval = n('scrape-interval');
@@ -255,9 +261,48 @@ export function parseSimulateArgs(argv: readonly string[]): {
     ...(price !== undefined ? { usdPerGpuHour: price } : {}),
     ...(victims !== undefined ? { victimRule: victims as VictimRule } : {}),
     ...(v.drain !== undefined ? { drain: v.drain === 'on' } : {}),
+    ...(coupling !== null ? { coupling } : {}),
     ...(oracleSlo !== undefined ? { oracleSloTarget: oracleSlo / 100 } : {}),
   });
   return { settings, policies, compare: v.compare !== undefined, outDirectory: v.out, frontier };
+}
+
+/** The most prefill groups per decode group a band may name: a pool holds at most --max-groups' cap. */
+export const MAX_COUPLING_RATIO = SIMULATE_BOUNDS['max-groups'].max;
+
+/**
+ * `--coupling MIN:MAX` (prefill groups per decode group) or `off`. MIN may be 0 (no floor); MAX must be
+ * positive, at least MIN and at most MAX_COUPLING_RATIO.
+ */
+export function parseCouplingFlag(text: string): RatioBand | null {
+  const t = text.trim();
+  if (t === 'off') return null;
+  const fix = 'give MIN:MAX prefill groups per decode group, e.g. --coupling 0.5:2, or --coupling off';
+  const parts = t.split(':');
+  const [min, max] = parts.map((x) => (x.trim() === '' ? Number.NaN : Number(x)));
+  if (
+    parts.length !== 2 ||
+    min === undefined ||
+    max === undefined ||
+    !Number.isFinite(min) ||
+    !Number.isFinite(max)
+  ) {
+    throw new UsageError(`--coupling ${JSON.stringify(text)}: not two numbers MIN:MAX; ${fix}`);
+  }
+  if (min < 0 || !(max > 0)) {
+    throw new UsageError(`--coupling ${JSON.stringify(text)}: MIN must be ≥ 0 and MAX > 0; ${fix}`);
+  }
+  if (min > max) {
+    throw new UsageError(
+      `--coupling ${JSON.stringify(text)}: MIN ${min} is above MAX ${max}; swap them (--coupling ${max}:${min})`,
+    );
+  }
+  if (max > MAX_COUPLING_RATIO) {
+    throw new UsageError(
+      `--coupling ${JSON.stringify(text)}: ${MAX_COUPLING_RATIO} prefill groups per decode group is the cap (a pool holds at most ${MAX_COUPLING_RATIO} groups); ${fix}`,
+    );
+  }
+  return { min, max };
 }
 
 /** A policy argument must be a built-in, a built-in with knobs, or a preset file. */
@@ -290,6 +335,7 @@ export function settingsRecord(settings: SimulationSettings) {
     shape: settings.trace.shape?.spec ?? null,
     victimRule: settings.victimRule,
     drain: settings.drain,
+    coupling: settings.coupling ?? 'off',
     oracleSloTarget: settings.oracleSloTarget ?? null,
     seed: settings.trace.seed ?? 1,
     fromSeconds: settings.trace.fromSeconds ?? 0,
@@ -319,6 +365,7 @@ export function compareRow(summary: SimulationSummary) {
     flaps: summary.flaps,
     requests: summary.requests,
     pools: summary.pools,
+    coupling: summary.coupling,
     ...(summary.oracle !== undefined ? { oracle: oracleRecord(summary.oracle) } : {}),
   };
 }
@@ -356,6 +403,9 @@ export function formatTable(summaries: readonly SimulationSummary[]): string {
     'aborted',
     'drain GPU-h',
   ];
+  // The band's repairs, only when a run had one (the table is unchanged without --coupling).
+  const coupled = summaries.some((s) => s.coupling !== null);
+  if (coupled) header.push('repairs');
   const rows = summaries.map((s) => [
     s.policy,
     (100 * s.sloAttainment).toFixed(2),
@@ -368,6 +418,7 @@ export function formatTable(summaries: readonly SimulationSummary[]): string {
     String(s.requests.dropped),
     String(s.requests.abortedByScaleDown),
     s.drainGpuHours.toFixed(1),
+    ...(coupled ? [String(s.coupling?.repairs ?? 0)] : []),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>

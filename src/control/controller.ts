@@ -30,8 +30,10 @@ import {
 } from '../api/podautoscaler.ts';
 import type { Policy } from '../api/policy.ts';
 import { poolRunnerFor, type ResolvedPool, resolveAll } from '../api/resolve.ts';
+import { type CoupledWrite, planWrites, type RatioBand, reconcileBand } from '../decide/coupling.ts';
 import { type DrainRecord, requestedForDecision } from '../decide/drain.ts';
-import { applyPlacement, type CapacityShortfall, observePlacement } from '../decide/placement.ts';
+import { withStage } from '../decide/kpa.ts';
+import { applyPlacement, type CapacityShortfall, groupGpus, observePlacement } from '../decide/placement.ts';
 import { groupsToWrite, type PoolRunner } from '../decide/pool-runner.ts';
 import type { Decision } from '../decide/types.ts';
 import { type ClusterRoom, readClusterRoom } from '../observe/cluster-room.ts';
@@ -137,9 +139,32 @@ interface AutoscalerRuntime {
   readonly spec: PodAutoscalerSpec | null;
   readonly invalid: string | null;
   readonly pools: Map<string, PoolRuntime>;
+  /** spec.coupling's two pools, decided together; null when the spec couples none. */
+  readonly coupled: CoupledRuntimes | null;
   readonly annotations: AnnotationSink | null;
   lastStatusJson: string | null;
   invalidReported: boolean;
+}
+
+/** What one pool's tick saw and did, from the read to the write. */
+interface PoolTick {
+  state: TargetState | null;
+  decision: Decision | null;
+  wrote: { from: number; to: number } | null;
+  writeError: string | null;
+  overriddenNow: string | null;
+  shortfall: CapacityShortfall | null;
+}
+
+function blankTick(): PoolTick {
+  return { state: null, decision: null, wrote: null, writeError: null, overriddenNow: null, shortfall: null };
+}
+
+/** The two pools of spec.coupling, decided together. */
+interface CoupledRuntimes {
+  readonly band: RatioBand;
+  readonly prefill: PoolRuntime;
+  readonly decode: PoolRuntime;
 }
 
 const CONFLICT_ATTEMPTS = 3;
@@ -326,6 +351,10 @@ export class Controller {
       return invalidRuntime(raw, generation, previous, `spec.grafana: ${errorText(err)}`, spec);
     }
     if (previous?.annotations) void previous.annotations.close();
+    // The schema's rules guarantee both names exist and differ.
+    const c = spec.coupling;
+    const prefill = c !== undefined ? runtimes.get(c.prefillPool ?? 'prefill') : undefined;
+    const decode = c !== undefined ? runtimes.get(c.decodePool ?? 'decode') : undefined;
     return {
       key: keyOf(raw),
       generation,
@@ -335,6 +364,10 @@ export class Controller {
       spec,
       invalid: null,
       pools: runtimes,
+      coupled:
+        c !== undefined && prefill !== undefined && decode !== undefined
+          ? { band: c.ratio, prefill, decode }
+          : null,
       annotations,
     };
   }
@@ -437,11 +470,25 @@ export class Controller {
       events.push({ type: 'Warning', reason: 'InvalidSpec', message: a.invalid.slice(0, 1000) });
       a.invalidReported = true;
     }
-    const perPool = await Promise.all(
-      [...a.pools.values()].map((p) =>
-        this.poolBoundary(a, p, samples.get(`${a.key}/${p.pool.name}`), mode, nowSeconds, nowIso),
+    const sampleOf = (p: PoolRuntime) => samples.get(`${a.key}/${p.pool.name}`);
+    const pair = a.coupled;
+    const alone = [...a.pools.values()].filter((p) => p !== pair?.prefill && p !== pair?.decode);
+    const perPool = await Promise.all([
+      ...alone.map((p) =>
+        this.poolBoundary(a, [{ p, sample: sampleOf(p) }], ([s]) =>
+          this.runPool(a, p, s ?? Promise.resolve([]), mode, nowSeconds, nowIso),
+        ),
       ),
-    );
+      ...(pair === null
+        ? []
+        : [
+            this.poolBoundary(
+              a,
+              [pair.prefill, pair.decode].map((p) => ({ p, sample: sampleOf(p) })),
+              (s) => this.runCoupled(a, pair, s, mode, nowSeconds, nowIso),
+            ),
+          ]),
+    ]);
     for (const e of perPool) events.push(...e);
     // Until every pool has decided once there is nothing true to report ("every pool observed").
     const undecided = a.invalid === null && [...a.pools.values()].some((p) => p.facts === null);
@@ -455,39 +502,37 @@ export class Controller {
   }
 
   /**
-   * One pool's sample, decision and write inside its own boundary: an exception or a deadline becomes
-   * a FailedRescale on this pool (once per distinct failure), never a failure of its neighbours.
+   * One pool's (or one coupled pair's) sample, decision and write inside its own boundary: an exception or a
+   * deadline becomes a FailedRescale on those pools (once per distinct failure), never on their neighbours.
    */
   private async poolBoundary(
     a: AutoscalerRuntime,
-    p: PoolRuntime,
-    sample: Promise<PoolSample[]> | undefined,
-    mode: 'Apply' | 'DryRun',
-    nowSeconds: number,
-    nowIso: string,
+    group: readonly { readonly p: PoolRuntime; readonly sample: Promise<PoolSample[]> | undefined }[],
+    work: (samples: readonly Promise<PoolSample[]>[]) => Promise<PoolEvent[]>,
   ): Promise<PoolEvent[]> {
-    if (p.busy || sample === undefined) {
-      return this.poolFailed(
-        a,
-        p,
-        'the previous reconcile of this pool has not finished; skipping this tick',
+    const samples = group.flatMap((g) => (g.sample !== undefined ? [g.sample] : []));
+    if (group.some((g) => g.p.busy) || samples.length < group.length) {
+      return group.flatMap((g) =>
+        this.poolFailed(a, g.p, 'the previous reconcile of this pool has not finished; skipping this tick'),
       );
     }
-    p.busy = true;
-    const work = this.runPool(a, p, sample, mode, nowSeconds, nowIso).finally(() => {
-      p.busy = false;
+    for (const g of group) g.p.busy = true;
+    const run = work(samples).finally(() => {
+      for (const g of group) g.p.busy = false;
     });
     const seconds = this.options.poolDeadlineSeconds ?? POOL_DEADLINE_SECONDS;
-    const deadlineMs = seconds * 1000 + sampleDeadlineMs(this.requestOf(a, p));
+    const sampleMs = Math.max(...group.map((g) => sampleDeadlineMs(this.requestOf(a, g.p))));
+    const label = group.map((g) => `pool ${g.p.pool.name}`).join(' and ');
     try {
-      const events = await withDeadline(work, deadlineMs, `pool ${p.pool.name}`);
-      p.failure = null;
+      const events = await withDeadline(run, seconds * 1000 + sampleMs, label);
+      for (const g of group) g.p.failure = null;
       return events;
     } catch (err) {
-      return this.poolFailed(a, p, errorText(err));
+      return group.flatMap((g) => this.poolFailed(a, g.p, errorText(err)));
     }
   }
 
+  /** Records the samples; decides when the pool's tick is due. */
   private async runPool(
     a: AutoscalerRuntime,
     p: PoolRuntime,
@@ -502,6 +547,27 @@ export class Controller {
     if (nowSeconds < p.nextDecisionAtSeconds) return [];
     p.nextDecisionAtSeconds = nowSeconds + p.pool.tickSeconds;
     return this.decidePool(a, p, mode, nowSeconds, nowIso);
+  }
+
+  /** A coupled pair records both pools' samples and decides together, on the shorter of their ticks. */
+  private async runCoupled(
+    a: AutoscalerRuntime,
+    pair: CoupledRuntimes,
+    samples: readonly Promise<PoolSample[]>[],
+    mode: 'Apply' | 'DryRun',
+    nowSeconds: number,
+    nowIso: string,
+  ): Promise<PoolEvent[]> {
+    const pools = [pair.prefill, pair.decode];
+    const latest = await Promise.all(samples);
+    pools.forEach((p, i) => {
+      p.latest = latest[i] ?? [];
+      p.runner.record(p.latest, nowSeconds);
+    });
+    if (pools.every((p) => nowSeconds < p.nextDecisionAtSeconds)) return [];
+    const tick = Math.min(...pools.map((p) => p.pool.tickSeconds));
+    for (const p of pools) p.nextDecisionAtSeconds = nowSeconds + tick;
+    return this.decideCoupled(a, pair, mode, nowSeconds, nowIso);
   }
 
   /** Records a pool's failure in its status (as a write error) and raises FailedRescale when it is new. */
@@ -556,6 +622,7 @@ export class Controller {
     return a.raw.status;
   }
 
+  /** One pool alone: read, decide, drain and write, re-reading on a conflict (someone else wrote). */
   private async decidePool(
     a: AutoscalerRuntime,
     p: PoolRuntime,
@@ -563,106 +630,271 @@ export class Controller {
     nowSeconds: number,
     nowIso: string,
   ): Promise<PoolEvent[]> {
-    const log = this.options.logger;
-    let state: TargetState | null = null;
-    let decision: Decision | null = null;
-    let wrote: { from: number; to: number } | null = null;
-    let writeError: string | null = null;
-    let overriddenNow: string | null = null;
-    let shortfall: CapacityShortfall | null = null;
     p.drainRun = null;
-
+    let tick = blankTick();
     for (let attempt = 1; attempt <= CONFLICT_ATTEMPTS; attempt++) {
-      try {
-        state = await p.target.read();
-      } catch (err) {
-        if (err instanceof TargetNotFoundError) {
-          state = null;
-          break;
-        }
-        writeError = `reading the target failed: ${errorText(err)}`;
+      tick = await this.planPool(a, p, nowSeconds, attempt, tick.overriddenNow);
+      if (tick.state === null || tick.decision === null) break;
+      const desired = await this.desiredOf(a, p, mode, nowSeconds, tick.state, tick.decision);
+      if (!this.writes(p, mode) || desired === undefined) break;
+      const result = await this.writeTarget(a, p, tick.state, desired, nowIso);
+      if (result.kind === 'wrote') {
+        tick.wrote = { from: tick.state.specGroups, to: desired };
+        tick.state = { ...tick.state, specGroups: desired };
         break;
       }
-      if (attempt === 1) {
-        try {
-          p.heads = await p.target.heads();
-        } catch (err) {
-          log.warn(
-            { autoscaler: a.key, pool: p.pool.name, err: errorText(err) },
-            'listing head pods failed; keeping the previous list',
-          );
-        }
-        if (!p.backfilled) await this.backfill(a, p, nowSeconds);
+      if (result.kind === 'conflict' && attempt < CONFLICT_ATTEMPTS) {
+        this.options.logger.info(
+          { autoscaler: a.key, pool: p.pool.name, attempt },
+          'conflict writing the target; re-reading',
+        );
+        continue;
       }
-      // Another writer changed the count since kvpa's own write: report, adopt, and hold for a while.
-      if (p.lastWritten !== null && state.specGroups !== p.lastWritten) {
-        overriddenNow = `the group count was changed from ${p.lastWritten} to ${state.specGroups} by another writer; kvpa adopts ${state.specGroups} and holds its own writes for ${this.overrideHold()}s (remove the other writer, or set spec.mode: DryRun)`;
-        p.overrideUntilSeconds = nowSeconds + this.overrideHold();
-        p.overriddenMessage = overriddenNow;
-        p.lastWritten = null;
-      }
-      if (nowSeconds >= p.overrideUntilSeconds) p.overriddenMessage = null;
+      tick.writeError = result.message;
+      break;
+    }
+    return this.finishPool(a, p, mode, nowSeconds, nowIso, tick);
+  }
 
-      // The pool's latency for the SLO guard rides on its samples (absent: guard off, never 0).
-      const latency = p.latest.find((s) => s.latency !== undefined)?.latency;
-      // During a drain the victims are leaving: the decider sees the count the drain will write.
-      const requested = requestedForDecision(p.drain, state.specGroups);
-      const placement = p.pool.capacityCheck === 'Off' ? undefined : state.placement;
-      decision = p.runner.decide(
-        nowSeconds,
-        state.readyGroups,
-        requested,
-        p.latest,
-        latency,
-        placement?.unschedulableGroups,
+  /**
+   * A coupled pair (spec.coupling): both pools read and decide, the pair is moved into the ratio band
+   * (src/decide/coupling.ts), each goes through its own drain, and the writes are ordered so that every pair a
+   * reader can observe is inside the band; a failed second write undoes the first when it had to leave it.
+   * A conflict is not retried here: the pair decides again on the next tick.
+   */
+  private async decideCoupled(
+    a: AutoscalerRuntime,
+    pair: CoupledRuntimes,
+    mode: 'Apply' | 'DryRun',
+    nowSeconds: number,
+    nowIso: string,
+  ): Promise<PoolEvent[]> {
+    const { band, prefill, decode } = pair;
+    prefill.drainRun = null;
+    decode.drainRun = null;
+    const [pt, dt] = await Promise.all([
+      this.planPool(a, prefill, nowSeconds, 1, null),
+      this.planPool(a, decode, nowSeconds, 1, null),
+    ]);
+    if (pt.state !== null && pt.decision !== null && dt.state !== null && dt.decision !== null) {
+      const outcome = reconcileBand(
+        band,
+        {
+          want: pt.decision.desiredGroups,
+          minReplicas: prefill.pool.minReplicas,
+          maxReplicas: prefill.pool.maxReplicas,
+        },
+        {
+          want: dt.decision.desiredGroups,
+          minReplicas: decode.pool.minReplicas,
+          maxReplicas: decode.pool.maxReplicas,
+        },
       );
-      shortfall = null;
-      if (placement !== undefined && p.pool.capacityCheck !== 'Off') {
-        const placed = await this.placementStage(a, p, decision, requested, placement);
-        decision = placed.decision;
-        shortfall = placed.shortfall;
-      }
-      let desired = groupsToWrite(decision, state.specGroups);
-      if (state.drain !== undefined) {
-        const drainState = { ...state, drain: state.drain };
-        p.drainRun = await runDrain({
-          mode: p.overriddenMessage === null ? mode : 'DryRun',
-          nowSeconds,
-          state: drainState,
-          decision,
-          previous: p.drain,
-          timeoutSeconds: p.pool.drainTimeoutSeconds,
-          target: p.target,
-          signals: this.options.signals,
-          request: this.requestOf(a, p),
-          onError: (what, err) =>
-            log.warn({ autoscaler: a.key, pool: p.pool.name, err: errorText(err) }, `${what} failed`),
-        });
-        p.drain = p.drainRun.outcome.record;
-        desired = p.drainRun.outcome.write;
-      }
-      if (mode !== 'Apply' || p.overriddenMessage !== null || desired === undefined) break;
-      try {
-        await p.target.write(desired, state.resourceVersion);
-        wrote = { from: state.specGroups, to: desired };
-        p.lastWritten = desired;
-        p.lastScaleTime = nowIso;
-        state = { ...state, specGroups: desired };
-        break;
-      } catch (err) {
-        if (err instanceof ConflictError && attempt < CONFLICT_ATTEMPTS) {
-          log.info(
-            { autoscaler: a.key, pool: p.pool.name, attempt },
-            'conflict writing the target; re-reading',
-          );
+      const wants = `prefill wants ${pt.decision.desiredGroups}, decode wants ${dt.decision.desiredGroups}; band [${band.min}, ${band.max}] prefill per decode`;
+      const prefillDecision = withStage(
+        pt.decision,
+        'coupling',
+        outcome.prefill,
+        `${wants}: ${outcome.prefillReason ?? 'kept'}`,
+      );
+      const decodeDecision = withStage(
+        dt.decision,
+        'coupling',
+        outcome.decode,
+        `${wants}: ${outcome.decodeReason ?? 'kept'}`,
+      );
+      pt.decision = prefillDecision;
+      dt.decision = decodeDecision;
+      const current = { prefill: pt.state.specGroups, decode: dt.state.specGroups };
+      // Each pool goes through its own drain; one that may not write (dry-run, another writer's hold) keeps
+      // its count, and the other moves around it.
+      const desiredP = await this.desiredOf(a, prefill, mode, nowSeconds, pt.state, prefillDecision);
+      const desiredD = await this.desiredOf(a, decode, mode, nowSeconds, dt.state, decodeDecision);
+      const target = {
+        prefill: this.writes(prefill, mode) ? (desiredP ?? current.prefill) : current.prefill,
+        decode: this.writes(decode, mode) ? (desiredD ?? current.decode) : current.decode,
+      };
+      const plan = planWrites(band, current, target);
+      if (plan.writes.length > 0)
+        this.options.logger.info(
+          { autoscaler: a.key, writes: plan.writes, reason: plan.reason },
+          'coupled writes',
+        );
+      const ticks = { prefill: pt, decode: dt };
+      const runtimes = { prefill, decode };
+      let first: CoupledWrite | null = null;
+      for (const w of plan.writes) {
+        const t = ticks[w.pool];
+        const r = runtimes[w.pool];
+        if (t.state === null) break;
+        const result = await this.writeTarget(a, r, t.state, w.to, nowIso);
+        if (result.kind === 'wrote') {
+          t.wrote = { from: w.from, to: w.to };
+          t.state = { ...t.state, specGroups: w.to };
+          first ??= w;
           continue;
         }
-        writeError = errorText(err);
-        this.options.observer?.writeError?.(a.key, p.pool.name);
+        t.writeError = result.message;
+        if (first !== null && plan.compensate) {
+          const undone = await this.compensate(a, runtimes[first.pool], first, nowIso);
+          const f = ticks[first.pool];
+          if (undone === null) {
+            f.wrote = null;
+            if (f.state !== null) f.state = { ...f.state, specGroups: first.from };
+            t.writeError += `; ${first.pool}'s write ${first.from} → ${first.to} was undone to keep the band`;
+          } else {
+            t.writeError += `; undoing ${first.pool}'s write ${first.from} → ${first.to} failed too: ${undone}`;
+          }
+        }
         break;
       }
     }
+    return [
+      ...this.finishPool(a, prefill, mode, nowSeconds, nowIso, pt),
+      ...this.finishPool(a, decode, mode, nowSeconds, nowIso, dt),
+    ];
+  }
 
+  /** Writes `first.from` back over kvpa's own write (fresh read, so its resourceVersion is current); null when done. */
+  private async compensate(
+    a: AutoscalerRuntime,
+    p: PoolRuntime,
+    first: { from: number; to: number },
+    nowIso: string,
+  ): Promise<string | null> {
+    try {
+      const state = await p.target.read();
+      const result = await this.writeTarget(a, p, state, first.from, nowIso);
+      return result.kind === 'wrote' ? null : result.message;
+    } catch (err) {
+      return errorText(err);
+    }
+  }
+
+  /** Whether kvpa writes this pool now: Apply mode, and no other writer's hold. */
+  private writes(p: PoolRuntime, mode: 'Apply' | 'DryRun'): boolean {
+    return mode === 'Apply' && p.overriddenMessage === null;
+  }
+
+  /** Reads the target, notices another writer, and decides (with the placement stage). Never throws. */
+  private async planPool(
+    a: AutoscalerRuntime,
+    p: PoolRuntime,
+    nowSeconds: number,
+    attempt: number,
+    overriddenBefore: string | null,
+  ): Promise<PoolTick> {
+    const log = this.options.logger;
+    const tick = blankTick();
+    tick.overriddenNow = overriddenBefore;
+    try {
+      tick.state = await p.target.read();
+    } catch (err) {
+      if (!(err instanceof TargetNotFoundError))
+        tick.writeError = `reading the target failed: ${errorText(err)}`;
+      return tick;
+    }
+    const state = tick.state;
+    if (attempt === 1) {
+      try {
+        p.heads = await p.target.heads();
+      } catch (err) {
+        log.warn(
+          { autoscaler: a.key, pool: p.pool.name, err: errorText(err) },
+          'listing head pods failed; keeping the previous list',
+        );
+      }
+      if (!p.backfilled) await this.backfill(a, p, nowSeconds);
+    }
+    // Another writer changed the count since kvpa's own write: report, adopt, and hold for a while.
+    if (p.lastWritten !== null && state.specGroups !== p.lastWritten) {
+      tick.overriddenNow = `the group count was changed from ${p.lastWritten} to ${state.specGroups} by another writer; kvpa adopts ${state.specGroups} and holds its own writes for ${this.overrideHold()}s (remove the other writer, or set spec.mode: DryRun)`;
+      p.overrideUntilSeconds = nowSeconds + this.overrideHold();
+      p.overriddenMessage = tick.overriddenNow;
+      p.lastWritten = null;
+    }
+    if (nowSeconds >= p.overrideUntilSeconds) p.overriddenMessage = null;
+
+    // The pool's latency for the SLO guard rides on its samples (absent: guard off, never 0).
+    const latency = p.latest.find((s) => s.latency !== undefined)?.latency;
+    // During a drain the victims are leaving: the decider sees the count the drain will write.
+    const requested = requestedForDecision(p.drain, state.specGroups);
+    const placement = p.pool.capacityCheck === 'Off' ? undefined : state.placement;
+    tick.decision = p.runner.decide(
+      nowSeconds,
+      state.readyGroups,
+      requested,
+      p.latest,
+      latency,
+      placement?.unschedulableGroups,
+    );
+    if (placement !== undefined) {
+      const placed = await this.placementStage(a, p, tick.decision, requested, placement);
+      tick.decision = placed.decision;
+      tick.shortfall = placed.shortfall;
+    }
+    return tick;
+  }
+
+  /** The count to write for this decision, through the pool's drain where its kind drains; undefined: none. */
+  private async desiredOf(
+    a: AutoscalerRuntime,
+    p: PoolRuntime,
+    mode: 'Apply' | 'DryRun',
+    nowSeconds: number,
+    state: TargetState,
+    decision: Decision,
+  ): Promise<number | undefined> {
+    if (state.drain === undefined) return groupsToWrite(decision, state.specGroups);
+    const log = this.options.logger;
+    p.drainRun = await runDrain({
+      mode: p.overriddenMessage === null ? mode : 'DryRun',
+      nowSeconds,
+      state: { ...state, drain: state.drain },
+      decision,
+      previous: p.drain,
+      timeoutSeconds: p.pool.drainTimeoutSeconds,
+      target: p.target,
+      signals: this.options.signals,
+      request: this.requestOf(a, p),
+      onError: (what, err) =>
+        log.warn({ autoscaler: a.key, pool: p.pool.name, err: errorText(err) }, `${what} failed`),
+    });
+    p.drain = p.drainRun.outcome.record;
+    return p.drainRun.outcome.write;
+  }
+
+  /** One write guarded by the read's resourceVersion; the outcome, never a throw. */
+  private async writeTarget(
+    a: AutoscalerRuntime,
+    p: PoolRuntime,
+    state: TargetState,
+    groups: number,
+    nowIso: string,
+  ): Promise<{ kind: 'wrote' } | { kind: 'conflict' | 'failed'; message: string }> {
+    try {
+      await p.target.write(groups, state.resourceVersion);
+      p.lastWritten = groups;
+      p.lastScaleTime = nowIso;
+      return { kind: 'wrote' };
+    } catch (err) {
+      if (err instanceof ConflictError) return { kind: 'conflict', message: errorText(err) };
+      this.options.observer?.writeError?.(a.key, p.pool.name);
+      return { kind: 'failed', message: errorText(err) };
+    }
+  }
+
+  /** Ledger, status facts, metrics, Events and annotations from one pool's tick. */
+  private finishPool(
+    a: AutoscalerRuntime,
+    p: PoolRuntime,
+    mode: 'Apply' | 'DryRun',
+    nowSeconds: number,
+    nowIso: string,
+    tick: PoolTick,
+  ): PoolEvent[] {
+    const { state, decision, wrote, writeError, shortfall } = tick;
+    const overriddenNow = tick.overriddenNow;
     if (mode === 'DryRun' && state !== null && decision !== null)
       this.updateLedger(p, nowSeconds, nowIso, decision, state);
     if (decision !== null) this.updateShown(p, decision, nowIso);
@@ -724,6 +956,8 @@ export class Controller {
     placement: NonNullable<TargetState['placement']>,
   ): Promise<{ decision: Decision; shortfall: CapacityShortfall | null }> {
     const check = p.pool.capacityCheck === 'AskAnyway' ? 'AskAnyway' : 'Enforce';
+    // GPUs are what kvpa counts: a group that requests none (a CPU-only test workload) is not checked.
+    if (groupGpus(placement.group) === 0) return { decision, shortfall: null };
     if (decision.desiredGroups <= requested && placement.unschedulableGroups === 0)
       return { decision, shortfall: null };
     const namespace = a.raw.metadata?.namespace ?? 'default';
@@ -902,6 +1136,7 @@ function invalidRuntime(
     spec,
     invalid: message,
     pools: new Map(),
+    coupled: null,
     annotations: null,
     lastStatusJson: previous?.lastStatusJson ?? null,
     invalidReported: false,

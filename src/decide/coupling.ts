@@ -48,6 +48,7 @@ export interface CouplingOutcome {
 }
 
 const EPS = 1e-9;
+const MAX_SCAN = 4096;
 
 /** Fewest prefill groups the band allows beside `decode` decode groups. */
 export function prefillFloor(band: RatioBand, decode: number): number {
@@ -73,47 +74,91 @@ export function inBand(band: RatioBand, pair: Pair): boolean {
   return pair.prefill >= prefillFloor(band, pair.decode) && pair.prefill <= prefillCeiling(band, pair.decode);
 }
 
-function cap(n: number, max: number): number {
-  return max > 0 ? Math.min(n, max) : n;
+function bound(max: number): number {
+  return max > 0 ? max : Number.POSITIVE_INFINITY;
 }
 
 /**
- * The pair both pools should have: their own wants, repaired into the band by raising the short side first
- * and lowering the long side only where a maxReplicas stops the raise.
+ * The in-band pair nearest to (p, d) (fewest groups moved) with p' in `pRange` and d' in `dRange`, scanning d'
+ * and taking the p' nearest to p that the band allows beside it; null when there is none.
  */
-export function reconcileBand(band: RatioBand, prefill: CoupledWant, decode: CoupledWant): CouplingOutcome {
-  let p = prefill.want;
-  let d = decode.want;
-  const ratio = `band [${band.min}, ${band.max}] prefill per decode`;
-  let prefillReason: string | null = null;
-  let decodeReason: string | null = null;
-  if (p < prefillFloor(band, d)) {
-    const raised = cap(prefillFloor(band, d), prefill.maxReplicas);
-    prefillReason = `raised ${p} → ${raised} to stay in the ${ratio} beside ${d} decode`;
-    p = raised;
-    if (p < prefillFloor(band, d)) {
-      const lowered = Math.max(decode.minReplicas, Math.min(d, decodeCeiling(band, p)));
-      decodeReason = `lowered ${d} → ${lowered}: prefill is at maxReplicas ${prefill.maxReplicas}`;
-      d = lowered;
+function nearestInBand(
+  band: RatioBand,
+  p: number,
+  d: number,
+  pRange: readonly [number, number],
+  dRange: readonly [number, number],
+): Pair | null {
+  let best: Pair | null = null;
+  let bestCost = Number.POSITIVE_INFINITY;
+  for (let dd = dRange[0]; dd <= dRange[1]; dd++) {
+    if (Math.abs(dd - d) >= bestCost) {
+      if (dd > d) break;
+      continue;
     }
-  } else if (p > prefillCeiling(band, d)) {
-    const raised = cap(decodeFloor(band, p), decode.maxReplicas);
-    decodeReason = `raised ${d} → ${raised} to stay in the ${ratio} beside ${p} prefill`;
-    d = raised;
-    if (p > prefillCeiling(band, d)) {
-      const lowered = Math.max(prefill.minReplicas, Math.min(p, prefillCeiling(band, d)));
-      prefillReason = `lowered ${p} → ${lowered}: decode is at maxReplicas ${decode.maxReplicas}`;
-      p = lowered;
+    const lo = Math.max(pRange[0], prefillFloor(band, dd));
+    const hi = Math.min(pRange[1], prefillCeiling(band, dd));
+    if (lo > hi) continue;
+    const pp = Math.min(Math.max(p, lo), hi);
+    const cost = Math.abs(pp - p) + Math.abs(dd - d);
+    if (cost < bestCost) {
+      best = { prefill: pp, decode: dd };
+      bestCost = cost;
     }
   }
-  const ok = inBand(band, { prefill: p, decode: d });
-  const unreachable = ok ? '' : ` (the pools' bounds exclude the ${ratio})`;
+  return best;
+}
+
+/**
+ * The pair both pools should have: their own wants when inside the band; else the nearest in-band pair that
+ * only raises (fewest groups added, within each maxReplicas); else, where a maxReplicas stops every raise, the
+ * short side at its maxReplicas and the long side lowered the least that the band needs (never below its
+ * minReplicas). A want is never cut while a raise can repair the band: a short pool breaks latency, a long one
+ * only costs GPUs. When the bounds exclude the band, the pair goes as near it as they allow.
+ */
+export function reconcileBand(band: RatioBand, prefill: CoupledWant, decode: CoupledWant): CouplingOutcome {
+  const p = prefill.want;
+  const d = decode.want;
+  const ratio = `band [${band.min}, ${band.max}] prefill per decode`;
+  if (inBand(band, { prefill: p, decode: d })) {
+    return { prefill: p, decode: d, inBand: true, prefillReason: null, decodeReason: null };
+  }
+  const pMax = Math.max(p, bound(prefill.maxReplicas));
+  const dMax = Math.max(d, bound(decode.maxReplicas));
+  const short = p < prefillFloor(band, d) ? 'prefill' : 'decode';
+  // Enough decode groups to carry prefill up to its floor beside d at the band's top, and two more.
+  // (At most MAX_SCAN groups beyond the want: no pool has that many, and a band of max 0 needs infinitely many.)
+  const dScan = Math.min(
+    dMax,
+    d + MAX_SCAN,
+    Math.max(d, decodeFloor(band, Math.max(p, prefillFloor(band, d)))) + 2,
+  );
+  let pair = nearestInBand(band, p, d, [p, pMax], [d, dScan]);
+  if (pair === null && short === 'prefill' && Number.isFinite(pMax)) {
+    // Prefill at its maxReplicas; decode lowered to the most the band allows beside it.
+    const dd = Math.max(decode.minReplicas, Math.min(d, decodeCeiling(band, pMax)));
+    pair = { prefill: pMax, decode: dd };
+  } else if (pair === null && short === 'decode' && Number.isFinite(dMax)) {
+    const pp = Math.max(prefill.minReplicas, Math.min(p, prefillCeiling(band, dMax)));
+    pair = { prefill: pp, decode: dMax };
+  }
+  const final = pair ?? { prefill: p, decode: d };
+  const ok = inBand(band, final);
+  const excluded = ok ? '' : ` (the pools' bounds exclude the ${ratio})`;
+  const reason = (from: number, to: number, other: string, stopper: string, stopperMax: number) =>
+    to === from
+      ? ok
+        ? null
+        : `kept ${from}${excluded}`
+      : to > from
+        ? `raised ${from} → ${to} to stay in the ${ratio} beside ${other}${excluded}`
+        : `lowered ${from} → ${to}: ${stopper} is at maxReplicas ${stopperMax}${excluded}`;
   return {
-    prefill: p,
-    decode: d,
+    prefill: final.prefill,
+    decode: final.decode,
     inBand: ok,
-    prefillReason: prefillReason === null ? null : prefillReason + unreachable,
-    decodeReason: decodeReason === null ? null : decodeReason + unreachable,
+    prefillReason: reason(p, final.prefill, `${final.decode} decode`, 'decode', final.decode),
+    decodeReason: reason(d, final.decode, `${final.prefill} prefill`, 'prefill', final.prefill),
   };
 }
 
@@ -193,6 +238,15 @@ export function planWrites(band: RatioBand, current: Pair, target: Pair): WriteP
         compensate: false,
         reaches,
         reason: `${best.map((w) => w.pool).join(' then ')}, each inside the band against the other's count${partial ? `; the rest (to ${target.prefill}/${target.decode}) next tick` : ''}`,
+      };
+    }
+    // A target outside the band (a pool held at its count) is not followed out of it.
+    if (!inBand(band, target)) {
+      return {
+        writes: [],
+        compensate: false,
+        reaches: current,
+        reason: `${target.prefill}/${target.decode} is outside the band: both pools hold at ${current.prefill}/${current.decode}`,
       };
     }
   }

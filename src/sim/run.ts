@@ -1,6 +1,7 @@
 /**
  * One simulated run: a trace, a calibration, a policy per pool, and the KPIs that come out.
  */
+import { type CoupledWant, type RatioBand, reconcileBand } from '../decide/coupling.ts';
 import type { Calibration } from './calibration.ts';
 import { computeDemand, type DemandProfile, maxGroupsOver } from './demand.ts';
 import { Fleet, type MetricsDelivery, type TimelineRow, type VictimRule } from './fleet.ts';
@@ -40,6 +41,11 @@ export interface SimulationSettings {
    * routing, then lower the count. Off, scale-down removes groups with whatever they hold.
    */
   readonly drain: boolean;
+  /**
+   * A prefill/decode ratio band (prefill groups per decode group, src/decide/coupling.ts) applied after both
+   * pools' policies decide, for any policy; null (the default) leaves each pool to its own policy.
+   */
+  readonly coupling: RatioBand | null;
   /** The oracle's target SLO attainment (a fraction); default min(static's attainment, 0.99). */
   readonly oracleSloTarget?: number;
 }
@@ -66,6 +72,7 @@ export function defaultSettings(
     tailSeconds: 3600,
     victimRule: 'highest-index',
     drain: true,
+    coupling: null,
     ...overrides,
   };
 }
@@ -80,6 +87,23 @@ export interface PoolSummary {
   readonly scaleEvents: number;
   readonly flaps: number;
   readonly peakGroups: number;
+}
+
+/** What the ratio band did in one run. */
+export interface CouplingSummary {
+  readonly band: RatioBand;
+  /** Ticks on which at least one pool decided and the band moved the pair the policies asked for. */
+  readonly repairs: number;
+  /** Of those, per pool: how often its count was raised, and lowered (the other pool at maxGroups). */
+  readonly raised: Readonly<Record<Pool, number>>;
+  readonly lowered: Readonly<Record<Pool, number>>;
+  /** Repairs that could not reach the band within [minGroups, maxGroups]. */
+  readonly outOfBand: number;
+  /** The starting fleet as sized from demand, and as the band moved it (equal when it was in band). */
+  readonly initialGroups: {
+    readonly sized: Readonly<Record<Pool, number>>;
+    readonly coupled: Readonly<Record<Pool, number>>;
+  };
 }
 
 export interface SimulationSummary {
@@ -108,6 +132,8 @@ export interface SimulationSummary {
   readonly wallSeconds: number;
   readonly requestsPerWallSecond: number;
   readonly timeline: readonly TimelineRow[];
+  /** The ratio band and its repairs; null without `coupling`. */
+  readonly coupling: CouplingSummary | null;
   /** The oracle's search: its target, the headroom it landed on and every headroom tried. */
   readonly oracle?: OracleSearch & { readonly targetSloAttainment: number };
 }
@@ -169,10 +195,14 @@ function simulate(
 ): SimulationSummary {
   const started = performance.now();
   const c = settings.calibration;
-  const initialGroups = {
+  const sized = {
     prefill: initialGroupsFor(demand, demand.prefillGroups, settings),
     decode: initialGroupsFor(demand, demand.decodeGroups, settings),
   };
+  const band = settings.coupling;
+  const coupled = band === null ? null : new Coupler(band, settings);
+  // With a band, every policy starts from the sized fleet moved into the band (the same for every policy).
+  const initialGroups = coupled === null ? sized : coupled.initial(sized);
   const fleet = new Fleet({
     calibration: c,
     startupSeconds: settings.startupSeconds,
@@ -192,16 +222,26 @@ function simulate(
   let policiesActive = true;
   const onTick = (second: number) => {
     if (!policiesActive) return;
+    const asked: Record<Pool, number | undefined> = { prefill: undefined, decode: undefined };
+    const requested: Record<Pool, number> = { prefill: 0, decode: 0 };
     for (const pool of ['prefill', 'decode'] as const) {
       const { routing, ...seen } = fleet.observe(pool);
+      requested[pool] = seen.requestedGroups;
       const desired = policies[pool].decide({
         nowSeconds: second,
         pool,
         ...seen,
         ...(settings.drain ? { routing } : {}),
       });
-      if (desired !== undefined) fleet.setDesired(pool, desired);
+      if (coupled === null) {
+        if (desired !== undefined) fleet.setDesired(pool, desired);
+      } else asked[pool] = desired;
     }
+    if (coupled === null) return;
+    const pair = coupled.repair(asked, requested);
+    if (pair === undefined) return;
+    fleet.setDesired('prefill', pair.prefill);
+    fleet.setDesired('decode', pair.decode);
   };
 
   let lastArrival = 0;
@@ -274,7 +314,74 @@ function simulate(
     wallSeconds,
     requestsPerWallSecond: fleet.arrived / Math.max(1e-9, wallSeconds),
     timeline: fleet.timeline,
+    coupling: coupled?.summary(sized, initialGroups) ?? null,
   };
+}
+
+/**
+ * The ratio band between the policies and the fleet. A pool whose policy did not decide this second wants its
+ * current count; the pair is moved into the band by `reconcileBand` within [minGroups, maxGroups] (never below
+ * a want that is itself under minGroups). Both policies silent: nothing is written, the pair is as last left.
+ */
+class Coupler {
+  private repairs = 0;
+  private outOfBand = 0;
+  private readonly raised: Record<Pool, number> = { prefill: 0, decode: 0 };
+  private readonly lowered: Record<Pool, number> = { prefill: 0, decode: 0 };
+
+  constructor(
+    private readonly band: RatioBand,
+    private readonly settings: SimulationSettings,
+  ) {}
+
+  /** A count as the fleet would apply it, with the run's bounds. */
+  private want(n: number): CoupledWant {
+    const want = Math.max(0, Math.min(this.settings.maxGroups, Math.round(n)));
+    return {
+      want,
+      minReplicas: Math.min(this.settings.minGroups, want),
+      maxReplicas: this.settings.maxGroups,
+    };
+  }
+
+  initial(sized: Readonly<Record<Pool, number>>): Record<Pool, number> {
+    const o = reconcileBand(this.band, this.want(sized.prefill), this.want(sized.decode));
+    return { prefill: o.prefill, decode: o.decode };
+  }
+
+  /** The pair to write, or undefined when neither policy decided. */
+  repair(
+    asked: Readonly<Record<Pool, number | undefined>>,
+    requested: Readonly<Record<Pool, number>>,
+  ): Record<Pool, number> | undefined {
+    if (asked.prefill === undefined && asked.decode === undefined) return undefined;
+    const p = this.want(asked.prefill ?? requested.prefill);
+    const d = this.want(asked.decode ?? requested.decode);
+    const o = reconcileBand(this.band, p, d);
+    if (o.prefill !== p.want || o.decode !== d.want) {
+      this.repairs++;
+      if (!o.inBand) this.outOfBand++;
+      for (const [pool, w, got] of [
+        ['prefill', p.want, o.prefill],
+        ['decode', d.want, o.decode],
+      ] as const) {
+        if (got > w) this.raised[pool]++;
+        if (got < w) this.lowered[pool]++;
+      }
+    }
+    return { prefill: o.prefill, decode: o.decode };
+  }
+
+  summary(sized: Readonly<Record<Pool, number>>, coupled: Readonly<Record<Pool, number>>): CouplingSummary {
+    return {
+      band: this.band,
+      repairs: this.repairs,
+      raised: { ...this.raised },
+      lowered: { ...this.lowered },
+      outOfBand: this.outOfBand,
+      initialGroups: { sized: { ...sized }, coupled: { ...coupled } },
+    };
+  }
 }
 
 /** Every policy starts from the same fleet: the demand of the first startup window, within the bounds. */

@@ -17,6 +17,7 @@ import { loadPolicies } from '../../src/api/documents.ts';
 import type { ScaleTargetRef } from '../../src/api/podautoscaler.ts';
 import { Controller } from '../../src/control/controller.ts';
 import { ManualSignalSource } from '../../src/control/signals.ts';
+import { groupGpus } from '../../src/decide/placement.ts';
 import { kubeConfigWithToken } from '../harness/cluster.ts';
 import {
   at,
@@ -53,11 +54,13 @@ interface KindCase {
   objectPath: string;
   /** Where the group count lives in the object (the only field a write may change). */
   countPath: (string | number)[];
-  expected: Omit<TargetState, 'resourceVersion' | 'drain'>;
+  expected: Omit<TargetState, 'resourceVersion' | 'drain' | 'placement'>;
   /** Heads as `groupKey:ready[:surge]`, sorted. */
   expectedHeads: string[];
   /** Group keys in the order the workload removes them; absent for kinds kvpa does not drain. */
   expectedRemovalOrder?: string[];
+  /** One group's pods and GPUs, and the requested groups not yet placed; absent for kinds kvpa does not check. */
+  expectedPlacement?: { pods: number; gpus: number; unplacedGroups: number; unschedulableGroups: number };
 }
 
 function headSummary(heads: readonly HeadPod[]): string[] {
@@ -100,10 +103,20 @@ async function exerciseContract(c: KindCase): Promise<void> {
   // Read: spec, capacity (no surge, no partly-ready groups), size; heads with per-group readiness.
   const state = await target.read();
   const initial = await api.get(c.objectPath);
-  const { drain, ...counts } = state;
+  const { drain, placement, ...counts } = state;
   expect({ ...counts, resourceVersion: undefined }).toEqual({ ...c.expected, resourceVersion: undefined });
   // Kinds that know their victims give the removal order: groups first removed first.
   expect(drain?.order.map((g) => g.key)).toEqual(c.expectedRemovalOrder);
+  expect(
+    placement === undefined
+      ? undefined
+      : {
+          pods: placement.group.pods.length,
+          gpus: groupGpus(placement.group),
+          unplacedGroups: placement.unplacedGroups,
+          unschedulableGroups: placement.unschedulableGroups,
+        },
+  ).toEqual(c.expectedPlacement);
   expect(state.resourceVersion).toBe(metadataOf(initial).resourceVersion);
   expect(headSummary(await target.heads())).toEqual([...c.expectedHeads].sort());
 
@@ -343,6 +356,8 @@ describe('ScaleTarget adapters on the real API server', () => {
       expectedHeads: ['0:ready', '1:unready', '2:ready', '3:ready:surge'],
       // LWS removes the highest index first (its leader StatefulSet's highest ordinal).
       expectedRemovalOrder: ['3', '2', '1', '0'],
+      // No scheduler here: every pod is unbound, so every requested group is unplaced (none Unschedulable).
+      expectedPlacement: { pods: 3, gpus: 0, unplacedGroups: 3, unschedulableGroups: 0 },
     });
   });
 

@@ -1,0 +1,248 @@
+// Prefill and decode as one decision, against a real API server: two LeaderWorkerSets (upstream CRD) coupled by
+// spec.coupling. The test drives the clock and the signals, records the pair after every write kvpa makes, and
+// checks the band at each of those states: through a scale-up, a scale-down, and a second write that fails.
+import type { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { scaleTargetFor } from '../../src/actuate/targets.ts';
+import type { ScaleTarget } from '../../src/actuate/types.ts';
+import { loadPolicies } from '../../src/api/documents.ts';
+import type { PodAutoscalerStatus } from '../../src/api/podautoscaler.ts';
+import { Controller } from '../../src/control/controller.ts';
+import { ManualSignalSource } from '../../src/control/signals.ts';
+import { inBand, type RatioBand } from '../../src/decide/coupling.ts';
+import { kubeConfigWithToken } from '../harness/cluster.ts';
+import { customPath, type Json, RawApi } from './actuate-fixtures.ts';
+
+const cluster = inject('cluster');
+const kubeConfig: KubeConfig = kubeConfigWithToken(cluster, cluster.adminToken);
+const api = new RawApi(cluster);
+const LWS = 'leaderworkerset.sigs.k8s.io';
+const T0_MS = Date.parse('2026-12-03T10:00:00Z');
+
+let ns = '';
+const lwsPath = (name: string) =>
+  `${customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets')}/${name}`;
+const replicasOf = async (name: string) =>
+  ((await api.ok('GET', lwsPath(name))).spec as { replicas: number }).replicas;
+
+async function lws(name: string, replicas: number): Promise<void> {
+  await api.create(customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets'), {
+    apiVersion: 'leaderworkerset.x-k8s.io/v1',
+    kind: 'LeaderWorkerSet',
+    metadata: { name },
+    spec: {
+      replicas,
+      leaderWorkerTemplate: {
+        size: 2,
+        workerTemplate: { spec: { containers: [{ name: 'e', image: 'x' }] } },
+      },
+    },
+  });
+  for (let g = 0; g < replicas; g++) {
+    for (let w = 0; w < 2; w++) {
+      await api.pod(
+        ns,
+        w === 0 ? `${name}-${g}` : `${name}-${g}-${w}`,
+        {
+          [`${LWS}/name`]: name,
+          [`${LWS}/group-index`]: String(g),
+          [`${LWS}/worker-index`]: String(w),
+          [`${LWS}/group-key`]: `k-${name}-${g}`,
+        },
+        true,
+      );
+    }
+  }
+}
+
+function pool(name: string, target: string): Json {
+  return {
+    name,
+    scaleTargetRef: { apiVersion: 'leaderworkerset.x-k8s.io/v1', kind: 'LeaderWorkerSet', name: target },
+    minReplicas: 1,
+    maxReplicas: 16,
+    metrics: [{ type: 'kvCacheUtilization', target: 0.7 }],
+    stableWindowSeconds: 6,
+    scaleDownDelaySeconds: 0,
+    startupTimeoutSeconds: 0,
+    tickSeconds: 1,
+    maxScaleUpRate: 1000,
+    maxScaleDownRate: 1000,
+  };
+}
+
+async function coupledAutoscaler(name: string, band: RatioBand): Promise<void> {
+  await api.create(customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers'), {
+    apiVersion: 'kvpa.io/v1alpha1',
+    kind: 'PodAutoscaler',
+    metadata: { name },
+    spec: {
+      mode: 'Apply',
+      metricsSource: { pods: { port: 8000 } },
+      coupling: { ratio: band },
+      pools: [pool('prefill', `${name}-p`), pool('decode', `${name}-d`)],
+    },
+  });
+}
+
+/** A controller whose clock the test drives; its targets record the pair after every write and can fail one. */
+function harness(name: string) {
+  let nowMs = T0_MS;
+  const observed: { prefill: number; decode: number }[] = [];
+  const failing = new Set<string>();
+  const signals = new ManualSignalSource();
+  const record = async () => {
+    observed.push({ prefill: await replicasOf(`${name}-p`), decode: await replicasOf(`${name}-d`) });
+  };
+  const wrap = (t: ScaleTarget): ScaleTarget => ({
+    namespace: t.namespace,
+    ref: t.ref,
+    read: () => t.read(),
+    heads: () => t.heads(),
+    async write(groups, resourceVersion) {
+      if (failing.has(t.ref.name)) throw new Error(`injected failure writing ${t.ref.name}`);
+      await t.write(groups, resourceVersion);
+      await record();
+    },
+  });
+  const controller = new Controller({
+    kubeConfig,
+    signals,
+    policies: loadPolicies().policies,
+    targetFor: (namespace, ref) => wrap(scaleTargetFor(kubeConfig, namespace, ref)),
+    logger: pino({ level: 'silent' }),
+    namespace: ns,
+    nowMs: () => nowMs,
+    sampleIntervalMs: 3_600_000,
+  });
+  return {
+    controller,
+    observed,
+    failing,
+    /** Σ KV over the pool's groups: want = ceil(Σ / 0.7). */
+    load(pool: 'prefill' | 'decode', kvTotal: number) {
+      signals.set(`${ns}/${name}/${pool}`, 'kvCacheUtilization', kvTotal);
+    },
+    async step(seconds = 1) {
+      nowMs += seconds * 1000;
+      await controller.tick();
+    },
+    async pair() {
+      return { prefill: await replicasOf(`${name}-p`), decode: await replicasOf(`${name}-d`) };
+    },
+    async status() {
+      return (await api.ok('GET', `${customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers')}/${name}`))
+        .status as PodAutoscalerStatus;
+    },
+    async waitFor() {
+      for (let i = 0; i < 100; i++) {
+        if (controller.watched().some((key) => key.endsWith(`/${name}`))) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`the watch never saw ${name}`);
+    },
+  };
+}
+
+beforeAll(async () => {
+  const created = await api.create('/api/v1/namespaces', {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { generateName: 'kvpa-couple-' },
+  });
+  ns = (created.metadata as { name: string }).name;
+});
+
+describe('two LWS pools coupled in the band [0.5, 1] prefill per decode', () => {
+  const band = { min: 0.5, max: 1 };
+  const h = harness('ladder');
+  beforeAll(async () => {
+    await lws('ladder-p', 2);
+    await lws('ladder-d', 2);
+    await coupledAutoscaler('ladder', band);
+    await h.controller.start();
+    await h.waitFor();
+  });
+  afterAll(() => h.controller.stop());
+
+  it('decode wanting 6 beside prefill wanting 2 raises prefill to 3, in band at every write: 2/2 → 2/4 → 3/4 → 3/6', async () => {
+    h.load('prefill', 1.0); // ceil(1.0 / 0.7) = 2
+    h.load('decode', 4.2); // ceil(4.2 / 0.7) = 6
+    for (let i = 0; i < 4; i++) await h.step();
+    expect(await h.pair()).toEqual({ prefill: 3, decode: 6 });
+    expect(h.observed).toEqual([
+      { prefill: 2, decode: 4 },
+      { prefill: 3, decode: 4 },
+      { prefill: 3, decode: 6 },
+    ]);
+    for (const pair of h.observed) expect(inBand(band, pair)).toBe(true);
+    const prefill = (await h.status()).pools?.find((p) => p.name === 'prefill');
+    expect(prefill?.lastDecision?.limitedBy).toContain('coupling');
+    expect(prefill?.lastDecision?.summary).toMatch(
+      /coupling: prefill wants 2, decode wants 6; band \[0\.5, 1\] prefill per decode: raised 2 → 3/,
+    );
+  });
+
+  it('both wanting less (prefill 1, decode 2) come down in band: 3/6 → 2/3 → 1/2', async () => {
+    const before = h.observed.length;
+    h.load('prefill', 0.3);
+    h.load('decode', 1.2);
+    // Past the panic that the scale-up began (one 6 s stable window) and its averages.
+    for (let i = 0; i < 8; i++) await h.step(3);
+    expect(await h.pair()).toEqual({ prefill: 1, decode: 2 });
+    const downs = h.observed.slice(before);
+    expect(downs.length).toBeGreaterThanOrEqual(2);
+    for (const pair of downs) expect(inBand(band, pair)).toBe(true);
+  });
+
+  it('the second write failing (decode) leaves 2/2, where prefill 1 → 2 put it: in band, no undo needed', async () => {
+    const before = h.observed.length;
+    h.load('prefill', 1.0);
+    h.load('decode', 4.2);
+    h.failing.add('ladder-d');
+    await h.step();
+    // From 1/2 toward 3/6, prefill goes first (it gets nearer: 2/4 against 2/2), as far as decode 2 allows.
+    expect(await h.pair()).toEqual({ prefill: 2, decode: 2 });
+    expect(h.observed.slice(before)).toEqual([{ prefill: 2, decode: 2 }]);
+    const ready = (await h.status()).conditions?.find((c) => c.type === 'Ready');
+    expect(ready?.message).toMatch(/decode: injected failure writing ladder-d$/);
+    h.failing.clear();
+    for (let i = 0; i < 4; i++) await h.step();
+    expect(await h.pair()).toEqual({ prefill: 3, decode: 6 });
+    for (const pair of h.observed.slice(before)) expect(inBand(band, pair)).toBe(true);
+  });
+});
+
+describe('a band narrower than one group: [1, 1]', () => {
+  const band = { min: 1, max: 1 };
+  const h = harness('exact');
+  beforeAll(async () => {
+    await lws('exact-p', 2);
+    await lws('exact-d', 2);
+    await coupledAutoscaler('exact', band);
+    await h.controller.start();
+    await h.waitFor();
+  });
+  afterAll(() => h.controller.stop());
+
+  it('2/2 → 3/3 with the decode write failing: prefill 2 → 3 is undone, and the pair is back at 2/2', async () => {
+    h.load('prefill', 2.0); // 3
+    h.load('decode', 2.0); // 3
+    h.failing.add('exact-d');
+    await h.step();
+    expect(await h.pair()).toEqual({ prefill: 2, decode: 2 });
+    // The first write (out of band for a moment), then the compensating one.
+    expect(h.observed).toEqual([
+      { prefill: 3, decode: 2 },
+      { prefill: 2, decode: 2 },
+    ]);
+    const ready = (await h.status()).conditions?.find((c) => c.type === 'Ready');
+    expect(ready?.message).toMatch(
+      /decode: injected failure writing exact-d; prefill's write 2 → 3 was undone/,
+    );
+    h.failing.clear();
+    await h.step();
+    expect(await h.pair()).toEqual({ prefill: 3, decode: 3 });
+  });
+});
