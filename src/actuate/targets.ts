@@ -16,6 +16,7 @@ import {
   FIELD_MANAGER,
   type Gvr,
   httpStatusOf,
+  type JsonPatchOp,
   jsonPatchOptions,
   type KubeClients,
   kubeClients,
@@ -647,20 +648,47 @@ abstract class ListElementTarget<T extends { metadata?: ObjectMeta }> implements
     return { obj, index, resourceVersion };
   }
 
-  async write(groups: number, resourceVersion: string): Promise<void> {
+  get jointKey(): string {
+    return `${this.gvr.group}/${this.gvr.plural}/${this.namespace}/${this.ref.name}`;
+  }
+
+  /** This element's ops: its name tested, its replicas set (the index as read at `resourceVersion`). */
+  private async elementOps(groups: number, resourceVersion: string): Promise<JsonPatchOp[]> {
     requireGroups(this.ref, this.namespace, groups);
     const index =
       this.lastIndex?.resourceVersion === resourceVersion
         ? this.lastIndex.index
         : (await this.getWithIndex()).index;
-    const body = listElementReplicasPatch(
+    return listElementReplicasPatch(
       this.listPath,
       index,
       this.nameField,
       this.elementName,
       groups,
       resourceVersion,
-    );
+    ).filter((op) => op.path !== '/metadata/resourceVersion');
+  }
+
+  async write(groups: number, resourceVersion: string): Promise<void> {
+    await this.writeJoint([{ target: this, groups }], resourceVersion);
+  }
+
+  /**
+   * One JSON patch for several elements of this object (a coupled pair of roles): every element's name is
+   * tested and the resourceVersion is the precondition, so the pair changes together or not at all.
+   */
+  async writeJoint(
+    writes: readonly { readonly target: ScaleTarget; readonly groups: number }[],
+    resourceVersion: string,
+  ): Promise<void> {
+    const ops: JsonPatchOp[] = [{ op: 'replace', path: '/metadata/resourceVersion', value: resourceVersion }];
+    for (const w of writes) {
+      if (!(w.target instanceof ListElementTarget) || w.target.jointKey !== this.jointKey) {
+        throw new Error(`${w.target.ref.kind} ${w.target.ref.name} is not an element of ${this.jointKey}`);
+      }
+      ops.push(...(await w.target.elementOps(w.groups, resourceVersion)));
+    }
+    const body = ops;
     await onTarget(this.ref, this.namespace, 'scaling', () =>
       this.clients.custom.patchNamespacedCustomObject(
         {

@@ -62,6 +62,15 @@ export interface ScaleTarget {
   heads(): Promise<HeadPod[]>;
   /** Sets kvpa's routing condition on one of the target's pods (kinds that drain). */
   setServing?(podName: string, serving: boolean, message: string): Promise<void>;
+  /**
+   * Kinds whose pools are elements of one object (StormService roles, RayCluster worker groups): the object's
+   * identity, and one patch that sets this pool's count and others' together, guarded by one resourceVersion.
+   */
+  readonly jointKey?: string;
+  writeJoint?(
+    writes: readonly { readonly target: ScaleTarget; readonly groups: number }[],
+    resourceVersion: string,
+  ): Promise<void>;
 }
 
 export class TargetNotFoundError extends Error {

@@ -714,6 +714,14 @@ export class Controller {
         prefill: this.writes(prefill, mode) ? (desiredP ?? current.prefill) : current.prefill,
         decode: this.writes(decode, mode) ? (desiredD ?? current.decode) : current.decode,
       };
+      if (prefill.target.jointKey !== undefined && prefill.target.jointKey === decode.target.jointKey) {
+        // Both pools live in one object (StormService roles): one patch, one resourceVersion, no order needed.
+        await this.writePairAtOnce(a, pair, { prefill: pt, decode: dt }, target, nowIso);
+        return [
+          ...this.finishPool(a, prefill, mode, nowSeconds, nowIso, pt),
+          ...this.finishPool(a, decode, mode, nowSeconds, nowIso, dt),
+        ];
+      }
       const plan = planWrites(band, current, target);
       if (plan.writes.length > 0)
         this.options.logger.info(
@@ -753,6 +761,49 @@ export class Controller {
       ...this.finishPool(a, prefill, mode, nowSeconds, nowIso, pt),
       ...this.finishPool(a, decode, mode, nowSeconds, nowIso, dt),
     ];
+  }
+
+  /** The pair's counts in one patch of their shared object, guarded by the resourceVersion both reads saw. */
+  private async writePairAtOnce(
+    a: AutoscalerRuntime,
+    pair: CoupledRuntimes,
+    ticks: { readonly prefill: PoolTick; readonly decode: PoolTick },
+    target: { readonly prefill: number; readonly decode: number },
+    nowIso: string,
+  ): Promise<void> {
+    const pools = (['prefill', 'decode'] as const).filter(
+      (k) => ticks[k].state !== null && ticks[k].state?.specGroups !== target[k],
+    );
+    const first = pools[0];
+    if (first === undefined) return;
+    const rv = ticks.prefill.state?.resourceVersion;
+    if (rv === undefined || rv !== ticks.decode.state?.resourceVersion) {
+      ticks[first].writeError =
+        "the shared object changed between the two pools' reads; deciding again next tick";
+      return;
+    }
+    const writeJoint = pair[first].target.writeJoint;
+    if (writeJoint === undefined) return;
+    try {
+      await writeJoint.call(
+        pair[first].target,
+        pools.map((k) => ({ target: pair[k].target, groups: target[k] })),
+        rv,
+      );
+    } catch (err) {
+      for (const k of pools) ticks[k].writeError = errorText(err);
+      if (!(err instanceof ConflictError))
+        for (const k of pools) this.options.observer?.writeError?.(a.key, pair[k].pool.name);
+      return;
+    }
+    for (const k of pools) {
+      const t = ticks[k];
+      if (t.state === null) continue;
+      t.wrote = { from: t.state.specGroups, to: target[k] };
+      t.state = { ...t.state, specGroups: target[k] };
+      pair[k].lastWritten = target[k];
+      pair[k].lastScaleTime = nowIso;
+    }
   }
 
   /** Writes `first.from` back over kvpa's own write (fresh read, so its resourceVersion is current); null when done. */

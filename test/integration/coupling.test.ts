@@ -87,7 +87,7 @@ async function coupledAutoscaler(name: string, band: RatioBand): Promise<void> {
 }
 
 /** A controller whose clock the test drives; its targets record the pair after every write and can fail one. */
-function harness(name: string) {
+function harness(name: string, wrapTargets = true) {
   let nowMs = T0_MS;
   const observed: { prefill: number; decode: number }[] = [];
   const failing = new Set<string>();
@@ -110,7 +110,10 @@ function harness(name: string) {
     kubeConfig,
     signals,
     policies: loadPolicies().policies,
-    targetFor: (namespace, ref) => wrap(scaleTargetFor(kubeConfig, namespace, ref)),
+    targetFor: (namespace, ref) => {
+      const target = scaleTargetFor(kubeConfig, namespace, ref);
+      return wrapTargets ? wrap(target) : target;
+    },
     logger: pino({ level: 'silent' }),
     namespace: ns,
     nowMs: () => nowMs,
@@ -244,5 +247,82 @@ describe('a band narrower than one group: [1, 1]', () => {
     h.failing.clear();
     await h.step();
     expect(await h.pair()).toEqual({ prefill: 3, decode: 3 });
+  });
+});
+
+describe('both pools in one StormService: one patch', () => {
+  const band = { min: 1, max: 1 };
+  const base = () => customPath('orchestration.aibrix.ai', 'v1alpha1', ns, 'stormservices');
+  const h = harness('storm', false);
+  const roles = async () => {
+    const obj = await api.ok('GET', `${base()}/storm-ss`);
+    const spec = obj.spec as { template: { spec: { roles: { name: string; replicas: number }[] } } };
+    return {
+      generation: (obj.metadata as { generation: number }).generation,
+      replicas: Object.fromEntries(spec.template.spec.roles.map((r) => [r.name, r.replicas])),
+    };
+  };
+  beforeAll(async () => {
+    const role = (name: string) => ({
+      name,
+      replicas: 2,
+      podGroupSize: 2,
+      template: { metadata: { labels: { app: 'storm' } }, spec: { containers: [{ name: 'e', image: 'x' }] } },
+    });
+    await api.create(base(), {
+      apiVersion: 'orchestration.aibrix.ai/v1alpha1',
+      kind: 'StormService',
+      metadata: { name: 'storm-ss' },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: 'storm' } },
+        updateStrategy: { type: 'InPlaceUpdate' },
+        template: {
+          metadata: { labels: { app: 'storm' } },
+          spec: { roles: [role('prefill'), role('decode')] },
+        },
+      },
+    });
+    await api.setStatus(`${base()}/storm-ss`, {
+      replicas: 1,
+      readyReplicas: 1,
+      roleStatuses: [
+        { name: 'prefill', replicas: 2, readyReplicas: 2 },
+        { name: 'decode', replicas: 2, readyReplicas: 2 },
+      ],
+    });
+    const storm = (name: string) => ({
+      ...pool(name, 'storm-ss'),
+      scaleTargetRef: {
+        apiVersion: 'orchestration.aibrix.ai/v1alpha1',
+        kind: 'StormService',
+        name: 'storm-ss',
+        roleName: name,
+      },
+    });
+    await api.create(customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers'), {
+      apiVersion: 'kvpa.io/v1alpha1',
+      kind: 'PodAutoscaler',
+      metadata: { name: 'storm' },
+      spec: {
+        mode: 'Apply',
+        metricsSource: { pods: { port: 8000 } },
+        coupling: { ratio: band },
+        pools: [storm('prefill'), storm('decode')],
+      },
+    });
+    await h.controller.start();
+    await h.waitFor();
+  });
+  afterAll(() => h.controller.stop());
+
+  it('band [1, 1], 2/2 → 3/3 in a single patch of both roles (the generation moves by one)', async () => {
+    const before = await roles();
+    h.load('prefill', 2.0); // 3
+    h.load('decode', 2.0); // 3
+    await h.step();
+    const after = await roles();
+    expect(after.replicas).toEqual({ prefill: 3, decode: 3 });
+    expect(after.generation).toBe(before.generation + 1);
   });
 });
