@@ -198,18 +198,28 @@ export class Stack {
     }
   }
 
-  /** Read-modify-write of the stack's PodAutoscaler (a 409 surfaces to the caller). */
+  /**
+   * Read-modify-write of the stack's PodAutoscaler. The controller writes its status all the time, so a 409
+   * (the object changed since the read) is retried on a fresh read, up to 5 times.
+   */
   async editPodAutoscaler(edit: (pa: PodAutoscaler) => PodAutoscaler, name = 'deepseek-r1'): Promise<void> {
-    const current = await this.podAutoscaler(name);
-    if (current === null) throw new Error(`PodAutoscaler ${this.namespace}/${name} not found`);
-    await this.kubeConfig.makeApiClient(CustomObjectsApi).replaceNamespacedCustomObject({
-      group: 'kvpa.io',
-      version: 'v1alpha1',
-      namespace: this.namespace,
-      plural: 'podautoscalers',
-      name,
-      body: edit(current),
-    });
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.podAutoscaler(name);
+      if (current === null) throw new Error(`PodAutoscaler ${this.namespace}/${name} not found`);
+      try {
+        await this.kubeConfig.makeApiClient(CustomObjectsApi).replaceNamespacedCustomObject({
+          group: 'kvpa.io',
+          version: 'v1alpha1',
+          namespace: this.namespace,
+          plural: 'podautoscalers',
+          name,
+          body: edit(current),
+        });
+        return;
+      } catch (err) {
+        if ((err as { code?: number }).code !== 409 || attempt >= 5) throw err;
+      }
+    }
   }
 
   /** New Kubernetes Events of the PodAutoscalers since the last call, oldest first. */

@@ -11,9 +11,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PodAutoscaler } from '../../src/api/podautoscaler.ts';
+import type { Behavior, PodAutoscaler } from '../../src/api/podautoscaler.ts';
 import { type Stack, startStack } from '../../src/stack/up.ts';
-import { sleep, until } from './until.ts';
+import { pinDecode, sleep, until } from './helpers.ts';
 
 let stack: Stack;
 
@@ -21,23 +21,8 @@ function scalingLimited(pa: PodAutoscaler | null) {
   return pa?.status?.conditions?.find((c) => c.type === 'ScalingLimited');
 }
 
-/** Pins decode at `groups` (min = max) with the given capacity check. */
-async function pinDecode(groups: number, capacityCheck: 'Enforce' | 'AskAnyway'): Promise<void> {
-  await stack.editPodAutoscaler((pa) => ({
-    ...pa,
-    spec: {
-      ...pa.spec,
-      policyRef: {
-        ...pa.spec.policyRef,
-        name: pa.spec.policyRef?.name ?? 'deepseek-r1-disaggregated',
-        overrides: { ...pa.spec.policyRef?.overrides, capacityCheck },
-      },
-      pools: pa.spec.pools.map((p) =>
-        p.name === 'decode' ? { ...p, minReplicas: groups, maxReplicas: groups } : p,
-      ),
-    },
-  }));
-}
+const pin = (groups: number, capacityCheck: Behavior['capacityCheck']) =>
+  pinDecode(stack, groups, { capacityCheck: capacityCheck });
 
 beforeAll(async () => {
   stack = await startStack({
@@ -71,7 +56,7 @@ afterAll(async () => {
 describe('a scale-up that can land, on the live stack', () => {
   it('decode pinned at 4 with room for 2 asks for 2, says InsufficientCapacity, and raises the Event', async () => {
     await until('decode at 1 ready group', 180, async () => (await stack.lws('decode')).readyGroups === 1);
-    await pinDecode(4, 'Enforce');
+    await pin(4, 'Enforce');
     const limited = await until('ScalingLimited InsufficientCapacity', 90, async () => {
       const c = scalingLimited(await stack.podAutoscaler());
       return c?.status === 'True' && c.reason === 'InsufficientCapacity' ? c : null;
@@ -94,7 +79,7 @@ describe('a scale-up that can land, on the live stack', () => {
   }, 420_000);
 
   it('with AskAnyway it asks for 4, and the 2 unschedulable groups keep the shortage reported', async () => {
-    await pinDecode(4, 'AskAnyway');
+    await pin(4, 'AskAnyway');
     await until('decode asked for 4', 60, async () => (await stack.lws('decode')).specGroups === 4);
     const limited = await until('the shortage of 2 unschedulable groups', 90, async () => {
       const c = scalingLimited(await stack.podAutoscaler());
@@ -110,7 +95,7 @@ describe('a scale-up that can land, on the live stack', () => {
   }, 300_000);
 
   it('pinned back to 1, decode scales down and the condition clears', async () => {
-    await pinDecode(1, 'Enforce');
+    await pin(1, 'Enforce');
     await until('decode written down to 1', 60, async () => (await stack.lws('decode')).specGroups === 1);
     const c = await until('ScalingLimited no longer InsufficientCapacity', 60, async () => {
       const cond = scalingLimited(await stack.podAutoscaler());

@@ -14,10 +14,10 @@ import path from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVING_CONDITION } from '../../src/actuate/routing.ts';
-import type { PodAutoscaler } from '../../src/api/podautoscaler.ts';
+import type { Behavior, PodAutoscaler } from '../../src/api/podautoscaler.ts';
 import { lwsName } from '../../src/stack/demo.ts';
 import { type Stack, startStack } from '../../src/stack/up.ts';
-import { sleep, until } from './until.ts';
+import { pinDecode, sleep, until } from './helpers.ts';
 
 // Enough decode work that every group holds requests whenever it is removed (4× engines: ~40 s of
 // virtual decode per request, 10 s of wall time).
@@ -30,23 +30,8 @@ function decodeStatus(pa: PodAutoscaler | null) {
   return pa?.status?.pools?.find((p) => p.name === 'decode');
 }
 
-/** Pins decode at `groups` (min = max) and sets its drain timeout. */
-async function pinDecode(groups: number, drainTimeoutSeconds: number): Promise<void> {
-  await stack.editPodAutoscaler((pa) => ({
-    ...pa,
-    spec: {
-      ...pa.spec,
-      policyRef: {
-        ...pa.spec.policyRef,
-        name: pa.spec.policyRef?.name ?? 'deepseek-r1-disaggregated',
-        overrides: { ...pa.spec.policyRef?.overrides, drainTimeoutSeconds },
-      },
-      pools: pa.spec.pools.map((p) =>
-        p.name === 'decode' ? { ...p, minReplicas: groups, maxReplicas: groups } : p,
-      ),
-    },
-  }));
-}
+const pin = (groups: number, drainTimeoutSeconds: Behavior['drainTimeoutSeconds']) =>
+  pinDecode(stack, groups, { drainTimeoutSeconds: drainTimeoutSeconds });
 
 /** The `kvpa.io/serving` condition of the decode leader of group `index`: 'True', 'False' or undefined. */
 async function servingCondition(index: number): Promise<string | undefined> {
@@ -118,10 +103,10 @@ describe('drain before scale-down on the live stack', () => {
   }, 240_000);
 
   it('with draining on, 3 → 2 drains group 2 (the one LWS removes) and aborts no request', async () => {
-    await pinDecode(3, DRAIN_TIMEOUT_SECONDS);
+    await pin(3, DRAIN_TIMEOUT_SECONDS);
     await threeReadyDecodeGroups();
     const abortedBefore = stack.engines.snapshot().requests.abortedByScaleDown;
-    await pinDecode(2, DRAIN_TIMEOUT_SECONDS);
+    await pin(2, DRAIN_TIMEOUT_SECONDS);
     const drain = await until(
       'the drain in status',
       60,
@@ -155,10 +140,10 @@ describe('drain before scale-down on the live stack', () => {
   }, 600_000);
 
   it('with draining off, the same 3 → 2 aborts the requests group 2 held', async () => {
-    await pinDecode(3, 0);
+    await pin(3, 0);
     await threeReadyDecodeGroups();
     const abortedBefore = stack.engines.snapshot().requests.abortedByScaleDown;
-    await pinDecode(2, 0);
+    await pin(2, 0);
     await until('decode written down to 2', 60, async () => (await stack.lws('decode')).specGroups === 2);
     await until('group 2 gone', 60, async () => (await servingCondition(2)) === undefined);
     await sleep(2000); // the engine watch removes the group on the pod's delete event

@@ -24,7 +24,7 @@ import type { PodAutoscaler } from '../../src/api/podautoscaler.ts';
 import { lwsName } from '../../src/stack/demo.ts';
 import { type Stack, startStack } from '../../src/stack/up.ts';
 import { ensureTools, runTool, type Tools } from '../harness/tools.ts';
-import { sleep, until } from './until.ts';
+import { sleep, until } from './helpers.ts';
 
 const STABLE_WINDOW_SECONDS = 12;
 const SCALE_DOWN_DELAY_SECONDS = 20;

@@ -150,3 +150,42 @@ export function setAt(obj: unknown, path: readonly (string | number)[], value: u
   const last = path[path.length - 1];
   if (last !== undefined) cur[last] = value;
 }
+
+/**
+ * A LeaderWorkerSet of `replicas` groups of `size` pods, with the first `readyGroups` groups' pods written Ready
+ * under the labels the LWS controller sets (no LWS controller runs in these tests).
+ */
+export async function lwsWithReadyGroups(
+  api: RawApi,
+  namespace: string,
+  name: string,
+  replicas: number,
+  readyGroups: number,
+  size = 2,
+): Promise<void> {
+  const lwsLabels = 'leaderworkerset.sigs.k8s.io';
+  await api.create(customPath('leaderworkerset.x-k8s.io', 'v1', namespace, 'leaderworkersets'), {
+    apiVersion: 'leaderworkerset.x-k8s.io/v1',
+    kind: 'LeaderWorkerSet',
+    metadata: { name },
+    spec: {
+      replicas,
+      leaderWorkerTemplate: { size, workerTemplate: { spec: { containers: [{ name: 'e', image: 'x' }] } } },
+    },
+  });
+  for (let g = 0; g < readyGroups; g++) {
+    for (let w = 0; w < size; w++) {
+      await api.pod(
+        namespace,
+        w === 0 ? `${name}-${g}` : `${name}-${g}-${w}`,
+        {
+          [`${lwsLabels}/name`]: name,
+          [`${lwsLabels}/group-index`]: String(g),
+          [`${lwsLabels}/worker-index`]: String(w),
+          [`${lwsLabels}/group-key`]: `k-${name}-${g}`,
+        },
+        true,
+      );
+    }
+  }
+}

@@ -11,12 +11,11 @@ import type { PodAutoscalerStatus } from '../../src/api/podautoscaler.ts';
 import { Controller } from '../../src/control/controller.ts';
 import { ManualSignalSource } from '../../src/control/signals.ts';
 import { kubeConfigWithToken } from '../harness/cluster.ts';
-import { customPath, type Json, RawApi } from './actuate-fixtures.ts';
+import { customPath, type Json, lwsWithReadyGroups, RawApi } from './actuate-fixtures.ts';
 
 const cluster = inject('cluster');
 const kubeConfig: KubeConfig = kubeConfigWithToken(cluster, cluster.adminToken);
 const api = new RawApi(cluster);
-const LWS = 'leaderworkerset.sigs.k8s.io';
 const T0_MS = Date.parse('2026-11-23T10:00:00Z');
 
 let ns = '';
@@ -24,32 +23,8 @@ const lwsPath = (name: string) =>
   `${customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets')}/${name}`;
 const paPath = (name: string) => `${customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers')}/${name}`;
 
-async function lws(name: string, replicas: number, readyGroups: number, size = 2): Promise<void> {
-  await api.create(customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets'), {
-    apiVersion: 'leaderworkerset.x-k8s.io/v1',
-    kind: 'LeaderWorkerSet',
-    metadata: { name },
-    spec: {
-      replicas,
-      leaderWorkerTemplate: { size, workerTemplate: { spec: { containers: [{ name: 'e', image: 'x' }] } } },
-    },
-  });
-  for (let g = 0; g < readyGroups; g++) {
-    for (let w = 0; w < size; w++) {
-      await api.pod(
-        ns,
-        w === 0 ? `${name}-${g}` : `${name}-${g}-${w}`,
-        {
-          [`${LWS}/name`]: name,
-          [`${LWS}/group-index`]: String(g),
-          [`${LWS}/worker-index`]: String(w),
-          [`${LWS}/group-key`]: `k-${name}-${g}`,
-        },
-        true,
-      );
-    }
-  }
-}
+const lws = (name: string, replicas: number, readyGroups: number, size = 2) =>
+  lwsWithReadyGroups(api, ns, name, replicas, readyGroups, size);
 
 function podAutoscaler(name: string, target: string, mode: 'Apply' | 'DryRun', extra: Json = {}): Json {
   return {

@@ -12,12 +12,11 @@ import { Controller } from '../../src/control/controller.ts';
 import { ManualSignalSource } from '../../src/control/signals.ts';
 import { inBand, type RatioBand } from '../../src/decide/coupling.ts';
 import { kubeConfigWithToken } from '../harness/cluster.ts';
-import { customPath, type Json, RawApi } from './actuate-fixtures.ts';
+import { customPath, type Json, lwsWithReadyGroups, RawApi } from './actuate-fixtures.ts';
 
 const cluster = inject('cluster');
 const kubeConfig: KubeConfig = kubeConfigWithToken(cluster, cluster.adminToken);
 const api = new RawApi(cluster);
-const LWS = 'leaderworkerset.sigs.k8s.io';
 const T0_MS = Date.parse('2026-12-03T10:00:00Z');
 
 let ns = '';
@@ -26,35 +25,7 @@ const lwsPath = (name: string) =>
 const replicasOf = async (name: string) =>
   ((await api.ok('GET', lwsPath(name))).spec as { replicas: number }).replicas;
 
-async function lws(name: string, replicas: number): Promise<void> {
-  await api.create(customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets'), {
-    apiVersion: 'leaderworkerset.x-k8s.io/v1',
-    kind: 'LeaderWorkerSet',
-    metadata: { name },
-    spec: {
-      replicas,
-      leaderWorkerTemplate: {
-        size: 2,
-        workerTemplate: { spec: { containers: [{ name: 'e', image: 'x' }] } },
-      },
-    },
-  });
-  for (let g = 0; g < replicas; g++) {
-    for (let w = 0; w < 2; w++) {
-      await api.pod(
-        ns,
-        w === 0 ? `${name}-${g}` : `${name}-${g}-${w}`,
-        {
-          [`${LWS}/name`]: name,
-          [`${LWS}/group-index`]: String(g),
-          [`${LWS}/worker-index`]: String(w),
-          [`${LWS}/group-key`]: `k-${name}-${g}`,
-        },
-        true,
-      );
-    }
-  }
-}
+const lws = (name: string, replicas: number) => lwsWithReadyGroups(api, ns, name, replicas, replicas);
 
 function pool(name: string, target: string): Json {
   return {
