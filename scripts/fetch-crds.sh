@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches the pinned third-party CRDs (LWS, KubeRay, AIBrix, Grove, KServe, Dynamo) into a cache outside
+# Fetches the pinned third-party CRDs (LWS, KubeRay, AIBrix, Grove, KServe, Dynamo, Kueue) into a cache outside
 # the clone:
 #   ${KVPA_CACHE:-$HOME/.cache/kvpa}/crds/<pin set>/<project>/<file>.yaml
 # The list, the pins and the SHA-256 of every file are in scripts/fetch-crds.tsv; the pin set is named by

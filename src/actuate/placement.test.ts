@@ -120,6 +120,6 @@ describe('cluster room', () => {
         ],
         'nvidia.com/gpu',
       ),
-    ).toEqual([{ name: 'gpus', freeGpus: 16 }]);
+    ).toEqual([{ kind: 'ResourceQuota', name: 'gpus', freeGpus: 16 }]);
   });
 });

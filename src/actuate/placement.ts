@@ -9,6 +9,8 @@ import type { GroupShape, NodeSelectorRequirement, PodShape, Toleration } from '
 import { LWS_LABELS } from './readiness.ts';
 
 export const DEFAULT_GPU_RESOURCE = 'nvidia.com/gpu';
+/** The label that puts a workload in a Kueue LocalQueue (https://kueue.sigs.k8s.io/docs/concepts/local_queue/). */
+export const KUEUE_QUEUE_LABEL = 'kueue.x-k8s.io/queue-name';
 /** Extended resources that are GPUs: nvidia.com/gpu, amd.com/gpu, gpu.intel.com/i915, … */
 const GPU_NAME = /(^|[./])(gpu|i915|xe)$/;
 

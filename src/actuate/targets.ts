@@ -28,7 +28,7 @@ import {
   scalePatch,
   selectorOf,
 } from './kube.ts';
-import { type LwsTemplateLike, lwsGroupShape, lwsPendingGroups } from './placement.ts';
+import { KUEUE_QUEUE_LABEL, type LwsTemplateLike, lwsGroupShape, lwsPendingGroups } from './placement.ts';
 import {
   capacityGroups,
   fleetGroups,
@@ -255,6 +255,7 @@ class LeaderWorkerSetTarget extends CustomScaleTarget {
     const groupSize = lws.spec?.leaderWorkerTemplate?.size ?? 1;
     const pods = await listPods(this.clients, this.namespace, `${LWS_LABELS.name}=${this.ref.name}`);
     const groups = lwsGroups(specGroups, groupSize, pods);
+    const queue = lws.metadata?.labels?.[KUEUE_QUEUE_LABEL];
     const state: TargetState = {
       specGroups,
       readyGroups: capacityGroups(groups, specGroups),
@@ -263,6 +264,7 @@ class LeaderWorkerSetTarget extends CustomScaleTarget {
       drain: lwsDrainView(this.namespace, pods),
       placement: {
         group: lwsGroupShape(lws.spec?.leaderWorkerTemplate),
+        ...(queue !== undefined ? { kueueQueue: queue } : {}),
         ...lwsPendingGroups(specGroups, groupSize, pods),
       },
     };

@@ -45,7 +45,11 @@ export interface TargetState {
    * Present for kinds whose group shape is known (LWS: its pod templates): one group's pods as the scheduler
    * filters them, and the requested groups not placed yet, so kvpa can check that a scale-up can land.
    */
-  readonly placement?: { readonly group: GroupShape } & PendingGroups;
+  readonly placement?: {
+    readonly group: GroupShape;
+    /** The Kueue LocalQueue the workload is queued in (its kueue.x-k8s.io/queue-name label), if any. */
+    readonly kueueQueue?: string;
+  } & PendingGroups;
 }
 
 export interface ScaleTarget {

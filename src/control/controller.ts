@@ -84,7 +84,11 @@ export interface ControllerOptions {
   readonly annotationsFor?: (pa: RawPodAutoscaler, spec: PodAutoscalerSpec) => AnnotationSink | null;
   readonly observer?: ControllerObserver;
   /** The cluster's free room for a GPU resource (nodes, bound pods, the namespace's quotas); default: the API server. */
-  readonly clusterRoom?: (namespace: string, gpuResource: string) => Promise<ClusterRoom>;
+  readonly clusterRoom?: (
+    namespace: string,
+    gpuResource: string,
+    kueueQueue?: string,
+  ) => Promise<ClusterRoom>;
 }
 
 /** Hooks for the controller's own metrics (report/metrics.ts); all optional. */
@@ -1013,7 +1017,7 @@ export class Controller {
       return { decision, shortfall: null };
     const namespace = a.raw.metadata?.namespace ?? 'default';
     try {
-      const room = await this.clusterRoom(namespace, placement.group.gpuResource);
+      const room = await this.clusterRoom(namespace, placement.group.gpuResource, placement.kueueQueue);
       const seen = observePlacement(placement.group, room.nodes, room.quotas, placement, p.pool.maxReplicas);
       return applyPlacement(decision, requested, seen, check);
     } catch (err) {
@@ -1029,14 +1033,18 @@ export class Controller {
    * The room is read fresh for every pool that asks for more: a cached read would not show the groups a write
    * a moment ago has just placed, and the same free GPUs would be offered twice.
    */
-  private clusterRoom(namespace: string, gpuResource: string): Promise<ClusterRoom> {
+  private clusterRoom(namespace: string, gpuResource: string, kueueQueue?: string): Promise<ClusterRoom> {
     const read =
       this.options.clusterRoom ??
-      ((ns: string, resource: string) => {
+      ((ns: string, resource: string, queue?: string) => {
         this.roomClients ??= kubeClients(this.options.kubeConfig);
-        return readClusterRoom(this.roomClients, ns, resource);
+        return readClusterRoom(this.roomClients, ns, resource, queue);
       });
-    return withDeadline(read(namespace, gpuResource), ROOM_DEADLINE_MS, 'reading the cluster capacity');
+    return withDeadline(
+      read(namespace, gpuResource, kueueQueue),
+      ROOM_DEADLINE_MS,
+      'reading the cluster capacity',
+    );
   }
 
   /**

@@ -126,7 +126,7 @@ describe('observePlacement', () => {
     const p = observePlacement(
       group16,
       nodes,
-      [{ name: 'gpu-quota', freeGpus: 40 }],
+      [{ kind: 'ResourceQuota', name: 'gpu-quota', freeGpus: 40 }],
       { unplacedGroups: 0, unschedulableGroups: 0 },
       10,
     );

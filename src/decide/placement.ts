@@ -65,6 +65,8 @@ export interface NodeRoom {
 }
 
 export interface QuotaRoom {
+  /** A namespace's ResourceQuota, or the Kueue ClusterQueue behind the workload's LocalQueue. */
+  readonly kind: 'ResourceQuota' | 'ClusterQueue';
   readonly name: string;
   /** hard − used of requests.<gpuResource>. */
   readonly freeGpus: number;
@@ -180,7 +182,7 @@ export function observePlacement(
   const quotaParts: string[] = [];
   for (const q of quotas) {
     const byQuota = perGroup > 0 ? Math.max(0, Math.floor(q.freeGpus / perGroup)) : limit;
-    quotaParts.push(`ResourceQuota ${q.name} leaves ${q.freeGpus} ${group.gpuResource}`);
+    quotaParts.push(`${q.kind} ${q.name} leaves ${q.freeGpus} ${group.gpuResource}`);
     if (byQuota < fit) {
       fit = byQuota;
       limitedBy = 'quota';

@@ -82,18 +82,88 @@ export function quotaRooms(quotas: readonly V1ResourceQuota[], gpuResource: stri
     const key = keys.find((k) => hard[k] !== undefined);
     if (key === undefined) continue;
     const usedNow = deviceCount(q.status?.used?.[key]);
-    out.push({ name: q.metadata?.name ?? '', freeGpus: deviceCount(hard[key]) - usedNow });
+    out.push({
+      kind: 'ResourceQuota',
+      name: q.metadata?.name ?? '',
+      freeGpus: deviceCount(hard[key]) - usedNow,
+    });
   }
   return out;
 }
 
-/** Reads nodes, bound pods (cluster-wide) and the namespace's quotas. Throws with what failed. */
+const KUEUE = { group: 'kueue.x-k8s.io', version: 'v1beta2' } as const;
+
+interface ClusterQueueLike {
+  metadata?: { name?: string };
+  spec?: {
+    resourceGroups?: {
+      flavors?: { name?: string; resources?: { name?: string; nominalQuota?: string | number }[] }[];
+    }[];
+  };
+  status?: { flavorsUsage?: { name?: string; resources?: { name?: string; total?: string | number }[] }[] };
+}
+
+/**
+ * What a ClusterQueue leaves of `gpuResource`: Σ over its flavors of nominalQuota less Σ of what admitted
+ * workloads use (status.flavorsUsage). Borrowing from a cohort is not counted: it is not guaranteed.
+ */
+export function clusterQueueRoom(cq: ClusterQueueLike, gpuResource: string): QuotaRoom | null {
+  const count = (q: string | number | undefined) => (typeof q === 'number' ? Math.floor(q) : deviceCount(q));
+  let nominal = 0;
+  let governs = false;
+  for (const g of cq.spec?.resourceGroups ?? []) {
+    for (const f of g.flavors ?? []) {
+      for (const r of f.resources ?? []) {
+        if (r.name !== gpuResource) continue;
+        governs = true;
+        nominal += count(r.nominalQuota);
+      }
+    }
+  }
+  if (!governs) return null;
+  let used = 0;
+  for (const f of cq.status?.flavorsUsage ?? []) {
+    for (const r of f.resources ?? []) if (r.name === gpuResource) used += count(r.total);
+  }
+  return { kind: 'ClusterQueue', name: cq.metadata?.name ?? '', freeGpus: nominal - used };
+}
+
+/** The ClusterQueue behind LocalQueue `queue` of `namespace`, as room for `gpuResource` (null: it does not limit it). */
+export async function readKueueRoom(
+  clients: KubeClients,
+  namespace: string,
+  queue: string,
+  gpuResource: string,
+): Promise<QuotaRoom | null> {
+  const read = async <T>(what: string, call: () => Promise<unknown>): Promise<T> => {
+    try {
+      return (await call()) as T;
+    } catch (err) {
+      throw new Error(`reading the Kueue ${what} failed: ${apiErrorMessage(err)}`, { cause: err });
+    }
+  };
+  const local = await read<{ spec?: { clusterQueue?: string } }>(`LocalQueue ${namespace}/${queue}`, () =>
+    clients.custom.getNamespacedCustomObject({ ...KUEUE, plural: 'localqueues', namespace, name: queue }),
+  );
+  const name = local.spec?.clusterQueue;
+  if (!name) throw new Error(`the Kueue LocalQueue ${namespace}/${queue} names no clusterQueue`);
+  const cq = await read<ClusterQueueLike>(`ClusterQueue ${name}`, () =>
+    clients.custom.getClusterCustomObject({ ...KUEUE, plural: 'clusterqueues', name }),
+  );
+  return clusterQueueRoom(cq, gpuResource);
+}
+
+/**
+ * Reads nodes, bound pods (cluster-wide), the namespace's quotas and, for a workload in a Kueue LocalQueue, its
+ * ClusterQueue. Throws with what failed.
+ */
 export async function readClusterRoom(
   clients: KubeClients,
   namespace: string,
   gpuResource: string,
+  kueueQueue?: string,
 ): Promise<ClusterRoom> {
-  const [nodes, pods, quotas] = await Promise.all([
+  const [nodes, pods, quotas, kueue] = await Promise.all([
     paged('nodes', MAX_NODES, (cont) =>
       clients.core.listNode({ limit: PAGE, ...(cont !== undefined ? { _continue: cont } : {}) }),
     ),
@@ -111,6 +181,8 @@ export async function readClusterRoom(
         ...(cont !== undefined ? { _continue: cont } : {}),
       }),
     ),
+    kueueQueue !== undefined ? readKueueRoom(clients, namespace, kueueQueue, gpuResource) : null,
   ]);
-  return { nodes: nodeRooms(nodes, pods, gpuResource), quotas: quotaRooms(quotas, gpuResource) };
+  const rooms = quotaRooms(quotas, gpuResource);
+  return { nodes: nodeRooms(nodes, pods, gpuResource), quotas: kueue === null ? rooms : [...rooms, kueue] };
 }

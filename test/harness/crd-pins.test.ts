@@ -8,14 +8,14 @@ import { readThirdPartyCrdPins, repoRoot } from './cluster.ts';
 describe('third-party CRD pins (scripts/fetch-crds.tsv)', () => {
   const pins = readThirdPartyCrdPins();
 
-  it('lists 14 CRDs, each from module@vX.Y.Z or from the repository, with a 64-hex SHA-256', () => {
-    expect(pins).toHaveLength(14);
+  it('lists 16 CRDs, each from module@vX.Y.Z or from the repository, with a 64-hex SHA-256', () => {
+    expect(pins).toHaveLength(16);
     for (const pin of pins) {
       expect(pin.source, pin.file).toMatch(/^(repo|[a-z0-9./-]+@v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?)$/);
       expect(pin.sha256, pin.file).toMatch(/^[0-9a-f]{64}$/);
       expect(pin.file, pin.file).toMatch(/^[a-z]+\/[a-z0-9._-]+\.yaml$/);
     }
-    expect(new Set(pins.map((p) => p.file)).size).toBe(14);
+    expect(new Set(pins.map((p) => p.file)).size).toBe(16);
   });
 
   it('the 2 copies kept in scripts/crds have the committed SHA-256', () => {
@@ -32,7 +32,7 @@ describe('third-party CRD pins (scripts/fetch-crds.tsv)', () => {
     }
   });
 
-  it('scale paths parse: 8 CRDs have .spec.replicas / .status.replicas / a selector, 6 have none', () => {
+  it('scale paths parse: 8 CRDs have .spec.replicas / .status.replicas / a selector, 8 have none', () => {
     const scaled = pins.filter((p) => p.scale !== undefined);
     expect(scaled).toHaveLength(8);
     for (const pin of scaled) {
