@@ -30,10 +30,16 @@ import {
 } from '../api/podautoscaler.ts';
 import type { Policy } from '../api/policy.ts';
 import { poolRunnerFor, type ResolvedPool, resolveAll } from '../api/resolve.ts';
-import { type CoupledWrite, planWrites, type RatioBand, reconcileBand } from '../decide/coupling.ts';
+import {
+  type CoupledWrite,
+  planWrites,
+  type RatioBand,
+  reconcileBand,
+  type WritePlan,
+} from '../decide/coupling.ts';
 import { type DrainRecord, requestedForDecision } from '../decide/drain.ts';
 import { withStage } from '../decide/kpa.ts';
-import { applyPlacement, type CapacityShortfall, groupGpus, observePlacement } from '../decide/placement.ts';
+import { applyPlacement, type CapacityShortfall, needsRoom, observePlacement } from '../decide/placement.ts';
 import { groupsToWrite, type PoolRunner } from '../decide/pool-runner.ts';
 import type { Decision } from '../decide/types.ts';
 import { type ClusterRoom, readClusterRoom } from '../observe/cluster-room.ts';
@@ -718,53 +724,58 @@ export class Controller {
         prefill: this.writes(prefill, mode) ? (desiredP ?? current.prefill) : current.prefill,
         decode: this.writes(decode, mode) ? (desiredD ?? current.decode) : current.decode,
       };
-      if (prefill.target.jointKey !== undefined && prefill.target.jointKey === decode.target.jointKey) {
-        // Both pools live in one object (StormService roles): one patch, one resourceVersion, no order needed.
-        await this.writePairAtOnce(a, pair, { prefill: pt, decode: dt }, target, nowIso);
-        return [
-          ...this.finishPool(a, prefill, mode, nowSeconds, nowIso, pt),
-          ...this.finishPool(a, decode, mode, nowSeconds, nowIso, dt),
-        ];
-      }
-      const plan = planWrites(band, current, target);
-      if (plan.writes.length > 0)
-        this.options.logger.info(
-          { autoscaler: a.key, writes: plan.writes, reason: plan.reason },
-          'coupled writes',
-        );
       const ticks = { prefill: pt, decode: dt };
-      const runtimes = { prefill, decode };
-      let first: CoupledWrite | null = null;
-      for (const w of plan.writes) {
-        const t = ticks[w.pool];
-        const r = runtimes[w.pool];
-        if (t.state === null) break;
-        const result = await this.writeTarget(a, r, t.state, w.to, nowIso);
-        if (result.kind === 'wrote') {
-          t.wrote = { from: w.from, to: w.to };
-          t.state = { ...t.state, specGroups: w.to };
-          first ??= w;
-          continue;
-        }
-        t.writeError = result.message;
-        if (first !== null && plan.compensate) {
-          const undone = await this.compensate(a, runtimes[first.pool], first, nowIso);
-          const f = ticks[first.pool];
-          if (undone === null) {
-            f.wrote = null;
-            if (f.state !== null) f.state = { ...f.state, specGroups: first.from };
-            t.writeError += `; ${first.pool}'s write ${first.from} → ${first.to} was undone to keep the band`;
-          } else {
-            t.writeError += `; undoing ${first.pool}'s write ${first.from} → ${first.to} failed too: ${undone}`;
-          }
-        }
-        break;
-      }
+      // Both pools in one object (StormService roles): one patch, one resourceVersion, no order needed.
+      if (prefill.target.jointKey !== undefined && prefill.target.jointKey === decode.target.jointKey)
+        await this.writePairAtOnce(a, pair, ticks, target, nowIso);
+      else await this.writeInOrder(a, pair, ticks, planWrites(band, current, target), nowIso);
     }
     return [
       ...this.finishPool(a, prefill, mode, nowSeconds, nowIso, pt),
       ...this.finishPool(a, decode, mode, nowSeconds, nowIso, dt),
     ];
+  }
+
+  /**
+   * The plan's writes one after another; a failed write stops the rest, and when the plan says the first write
+   * alone may leave the band, that write is undone.
+   */
+  private async writeInOrder(
+    a: AutoscalerRuntime,
+    pair: CoupledRuntimes,
+    ticks: { readonly prefill: PoolTick; readonly decode: PoolTick },
+    plan: WritePlan,
+    nowIso: string,
+  ): Promise<void> {
+    if (plan.writes.length > 0)
+      this.options.logger.info(
+        { autoscaler: a.key, writes: plan.writes, reason: plan.reason },
+        'coupled writes',
+      );
+    let first: CoupledWrite | null = null;
+    for (const w of plan.writes) {
+      const t = ticks[w.pool];
+      if (t.state === null) return;
+      const result = await this.writeTarget(a, pair[w.pool], t.state, w.to, nowIso);
+      if (result.kind === 'wrote') {
+        t.wrote = { from: w.from, to: w.to };
+        t.state = { ...t.state, specGroups: w.to };
+        first ??= w;
+        continue;
+      }
+      t.writeError = result.message;
+      if (first === null || !plan.compensate) return;
+      const undone = await this.compensate(a, pair[first.pool], first, nowIso);
+      const f = ticks[first.pool];
+      if (undone !== null) {
+        t.writeError += `; undoing ${first.pool}'s write ${first.from} → ${first.to} failed too: ${undone}`;
+        return;
+      }
+      f.wrote = null;
+      if (f.state !== null) f.state = { ...f.state, specGroups: first.from };
+      t.writeError += `; ${first.pool}'s write ${first.from} → ${first.to} was undone to keep the band`;
+      return;
+    }
   }
 
   /** The pair's counts in one patch of their shared object, guarded by the resourceVersion both reads saw. */
@@ -1011,10 +1022,7 @@ export class Controller {
     placement: NonNullable<TargetState['placement']>,
   ): Promise<{ decision: Decision; shortfall: CapacityShortfall | null }> {
     const check = p.pool.capacityCheck === 'AskAnyway' ? 'AskAnyway' : 'Enforce';
-    // GPUs are what kvpa counts: a group that requests none (a CPU-only test workload) is not checked.
-    if (groupGpus(placement.group) === 0) return { decision, shortfall: null };
-    if (decision.desiredGroups <= requested && placement.unschedulableGroups === 0)
-      return { decision, shortfall: null };
+    if (!needsRoom(decision, requested, placement)) return { decision, shortfall: null };
     const namespace = a.raw.metadata?.namespace ?? 'default';
     try {
       const room = await this.clusterRoom(namespace, placement.group.gpuResource, placement.kueueQueue);

@@ -209,6 +209,19 @@ export function placementCeiling(requested: number, p: PlacementObservation): nu
   return requested - p.unplacedGroups + p.fitGroups;
 }
 
+/**
+ * Whether a decision needs the cluster's room read: a scale-up, or requested groups the scheduler cannot place.
+ * GPUs are what the check counts, so a group that requests none (a CPU-only workload) is never checked.
+ */
+export function needsRoom(
+  decision: Decision,
+  requested: number,
+  placement: { readonly group: GroupShape; readonly unschedulableGroups: number },
+): boolean {
+  if (groupGpus(placement.group) === 0) return false;
+  return decision.desiredGroups > requested || placement.unschedulableGroups > 0;
+}
+
 /** A scale-up the cluster cannot take in full: what was wanted, what can land, and what was asked. */
 export interface CapacityShortfall {
   readonly wantGroups: number;

@@ -24,14 +24,17 @@ export interface ClusterRoom {
 async function paged<T>(
   what: string,
   max: number,
-  call: (cont: string | undefined) => Promise<{ items: T[]; metadata?: { _continue?: string } }>,
+  call: (page: {
+    limit: number;
+    _continue?: string;
+  }) => Promise<{ items: T[]; metadata?: { _continue?: string } }>,
 ): Promise<T[]> {
   const out: T[] = [];
   let cont: string | undefined;
   do {
     let page: Awaited<ReturnType<typeof call>>;
     try {
-      page = await call(cont);
+      page = await call({ limit: PAGE, ...(cont !== undefined ? { _continue: cont } : {}) });
     } catch (err) {
       throw new Error(`listing ${what} failed: ${apiErrorMessage(err)}`, { cause: err });
     }
@@ -164,22 +167,15 @@ export async function readClusterRoom(
   kueueQueue?: string,
 ): Promise<ClusterRoom> {
   const [nodes, pods, quotas, kueue] = await Promise.all([
-    paged('nodes', MAX_NODES, (cont) =>
-      clients.core.listNode({ limit: PAGE, ...(cont !== undefined ? { _continue: cont } : {}) }),
-    ),
-    paged('bound pods', MAX_PODS, (cont) =>
+    paged('nodes', MAX_NODES, (page) => clients.core.listNode(page)),
+    paged('bound pods', MAX_PODS, (page) =>
       clients.core.listPodForAllNamespaces({
-        limit: PAGE,
+        ...page,
         fieldSelector: 'spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed',
-        ...(cont !== undefined ? { _continue: cont } : {}),
       }),
     ),
-    paged(`resourcequotas in ${namespace}`, 1000, (cont) =>
-      clients.core.listNamespacedResourceQuota({
-        namespace,
-        limit: PAGE,
-        ...(cont !== undefined ? { _continue: cont } : {}),
-      }),
+    paged(`resourcequotas in ${namespace}`, 1000, (page) =>
+      clients.core.listNamespacedResourceQuota({ ...page, namespace }),
     ),
     kueueQueue !== undefined ? readKueueRoom(clients, namespace, kueueQueue, gpuResource) : null,
   ]);
