@@ -6,7 +6,7 @@
 # the first 12 hex digits of that file's SHA-256, so a changed pin never reuses an old directory.
 # Modules come from the Go module proxy through `go mod download`, which checks each zip against the
 # checksum database (sum.golang.org; verification is never turned off), and the module's h1: hash must
-# also equal the one committed in scripts/fetch-crds.go.sum (go.sum format). Two files the proxy cannot serve
+# also equal the one committed in scripts/fetch-crds.go.sum (go.sum format). Three files the proxy cannot serve
 # are kept in scripts/crds (see its README) and copied from there, checked the same way.
 # Idempotent: when the pin set is complete and every sum matches, it only prints the directory. Progress
 # goes to stderr; the only stdout line is the directory, so callers can do DIR=$(bash scripts/fetch-crds.sh).

@@ -6,7 +6,7 @@
  */
 import type { V1Container, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import type { GroupShape, NodeSelectorRequirement, PodShape, Toleration } from '../decide/placement.ts';
-import { LWS_LABELS } from './readiness.ts';
+import { LWS_LABELS } from './kinds/lws.ts';
 
 export const DEFAULT_GPU_RESOURCE = 'nvidia.com/gpu';
 /** The label that puts a workload in a Kueue LocalQueue (https://kueue.sigs.k8s.io/docs/concepts/local_queue/). */

@@ -1,23 +1,14 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { applyGroups } from './apply.ts';
+import { fleetGroups, type RayClusterLike, rayClusterReady } from './kinds/aibrix-fleet.ts';
+import { statefulSetGroups } from './kinds/apps.ts';
+import { groveGroupSize, groveGroups, leaderClique, type PodCliqueLike } from './kinds/grove.ts';
+import { rayWorkerGroups } from './kinds/kuberay.ts';
+import { lwsGroups } from './kinds/lws.ts';
+import { stormRoleGroups, stormRoleReady } from './kinds/storm-service.ts';
 import { listElementReplicasPatch, scalePatch } from './kube.ts';
-import {
-  capacityGroups,
-  fleetGroups,
-  groveGroupSize,
-  groveGroups,
-  isPodReady,
-  leaderClique,
-  lwsGroups,
-  type PodCliqueLike,
-  type RayClusterLike,
-  rayClusterReady,
-  rayWorkerGroups,
-  statefulSetGroups,
-  stormRoleGroups,
-  stormRoleReady,
-} from './readiness.ts';
+import { capacityGroups, isPodReady } from './readiness.ts';
 import { labelSelectorString } from './targets.ts';
 import { ConflictError, type ScaleTarget, type TargetState } from './types.ts';
 

@@ -11,8 +11,9 @@
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { LWS_LABELS } from './kinds/lws.ts';
 import { apiErrorMessage, FIELD_MANAGER, httpStatusOf, type KubeClients } from './kube.ts';
-import { conditionTrue, isPodRunning, LWS_LABELS } from './readiness.ts';
+import { conditionTrue, isPodRunning } from './readiness.ts';
 import type { HeadPod } from './types.ts';
 
 export const SERVING_CONDITION = 'kvpa.io/serving';

@@ -1,7 +1,7 @@
 /**
  * The one interface every scale target implements. kvpa scales whole replica groups (a leader plus
  * its workers) through the workload's own API and never touches individual pods.
- * Each kind's paths and readiness rules are in targets.ts and readiness.ts, with their upstream sources.
+ * Each kind's paths and readiness rules are in its module under kinds/, with their upstream sources.
  */
 import type { ScaleTargetRef } from '../api/podautoscaler.ts';
 import type { GroupShape } from '../decide/placement.ts';
@@ -50,6 +50,24 @@ export interface TargetState {
     /** The Kueue LocalQueue the workload is queued in (its kueue.x-k8s.io/queue-name label), if any. */
     readonly kueueQueue?: string;
   } & PendingGroups;
+  /** Why kvpa must not write this target now; absent when it may. */
+  readonly refusal?: TargetRefusal;
+  /**
+   * The workload's own bounds on the count, which it clamps any write to without saying so (KubeRay's
+   * worker-group minReplicas/maxReplicas): kvpa keeps its decisions inside them.
+   */
+  readonly workloadBounds?: { readonly minGroups: number; readonly maxGroups: number };
+  /** Field managers other than kvpa that own the count, latest first (from the object's managedFields). */
+  readonly countManagers?: readonly string[];
+}
+
+/**
+ * A target kvpa reads but must not write: another owner resets the count (OwnerConflict), or the
+ * workload is set up in a way kvpa cannot scale correctly (UnsupportedTarget). The message names the fix.
+ */
+export interface TargetRefusal {
+  readonly reason: 'OwnerConflict' | 'UnsupportedTarget';
+  readonly message: string;
 }
 
 export interface ScaleTarget {

@@ -1,4 +1,4 @@
-// scripts/fetch-crds.tsv as committed: well-formed pins, and the two in-repo copies match their sums.
+// scripts/fetch-crds.tsv as committed: well-formed pins, and the three in-repo files match their sums.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,19 +8,20 @@ import { readThirdPartyCrdPins, repoRoot } from './cluster.ts';
 describe('third-party CRD pins (scripts/fetch-crds.tsv)', () => {
   const pins = readThirdPartyCrdPins();
 
-  it('lists 16 CRDs, each from module@vX.Y.Z or from the repository, with a 64-hex SHA-256', () => {
-    expect(pins).toHaveLength(16);
+  it('lists 17 CRDs, each from module@vX.Y.Z or from the repository, with a 64-hex SHA-256', () => {
+    expect(pins).toHaveLength(17);
     for (const pin of pins) {
       expect(pin.source, pin.file).toMatch(/^(repo|[a-z0-9./-]+@v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?)$/);
       expect(pin.sha256, pin.file).toMatch(/^[0-9a-f]{64}$/);
       expect(pin.file, pin.file).toMatch(/^[a-z]+\/[a-z0-9._-]+\.yaml$/);
     }
-    expect(new Set(pins.map((p) => p.file)).size).toBe(16);
+    expect(new Set(pins.map((p) => p.file)).size).toBe(17);
   });
 
-  it('the 2 copies kept in scripts/crds have the committed SHA-256', () => {
+  it('the 3 files kept in scripts/crds have the committed SHA-256', () => {
     const copies = pins.filter((p) => p.source === 'repo');
     expect(copies.map((p) => p.file).sort()).toEqual([
+      'dynamo/nvidia.com_dynamographdeployments.yaml',
       'dynamo/nvidia.com_dynamographdeploymentscalingadapters.yaml',
       'lws/disaggregatedset.x-k8s.io_disaggregatedsetrolescalers.yaml',
     ]);
@@ -32,7 +33,7 @@ describe('third-party CRD pins (scripts/fetch-crds.tsv)', () => {
     }
   });
 
-  it('scale paths parse: 8 CRDs have .spec.replicas / .status.replicas / a selector, 8 have none', () => {
+  it('scale paths parse: 8 CRDs have .spec.replicas / .status.replicas / a selector, 9 have none', () => {
     const scaled = pins.filter((p) => p.scale !== undefined);
     expect(scaled).toHaveLength(8);
     for (const pin of scaled) {

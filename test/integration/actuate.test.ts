@@ -54,7 +54,12 @@ interface KindCase {
   objectPath: string;
   /** Where the group count lives in the object (the only field a write may change). */
   countPath: (string | number)[];
-  expected: Omit<TargetState, 'resourceVersion' | 'drain' | 'placement'>;
+  expected: Omit<
+    TargetState,
+    'resourceVersion' | 'drain' | 'placement' | 'countManagers' | 'workloadBounds' | 'refusal'
+  >;
+  /** The workload's own bounds on the count (KubeRay), absent for kinds without them. */
+  expectedBounds?: TargetState['workloadBounds'];
   /** Heads as `groupKey:ready[:surge]`, sorted. */
   expectedHeads: string[];
   /** Group keys in the order the workload removes them; absent for kinds kvpa does not drain. */
@@ -103,8 +108,11 @@ async function exerciseContract(c: KindCase): Promise<void> {
   // Read: spec, capacity (no surge, no partly-ready groups), size; heads with per-group readiness.
   const state = await target.read();
   const initial = await api.get(c.objectPath);
-  const { drain, placement, ...counts } = state;
+  const { drain, placement, countManagers, workloadBounds, refusal, ...counts } = state;
   expect({ ...counts, resourceVersion: undefined }).toEqual({ ...c.expected, resourceVersion: undefined });
+  expect(refusal, 'a plain target is not refused').toBeUndefined();
+  expect(workloadBounds).toEqual(c.expectedBounds);
+  expect(countManagers ?? [], 'kvpa never names itself as another owner').not.toContain('kvpa');
   // Kinds that know their victims give the removal order: groups first removed first.
   expect(drain?.order.map((g) => g.key)).toEqual(c.expectedRemovalOrder);
   expect(
@@ -474,37 +482,113 @@ describe('ScaleTarget adapters on the real API server', () => {
     });
   });
 
-  it('DynamoGraphDeploymentScalingAdapter: readiness from the Grove PCSG it drives', async () => {
+  it('DynamoGraphDeploymentScalingAdapter: readiness from the PCSG its DGD status names (a shortened name)', async () => {
     const base = customPath('nvidia.com', 'v1alpha1', ns, 'dynamographdeploymentscalingadapters');
     await api.create(base, {
       apiVersion: 'nvidia.com/v1alpha1',
       kind: 'DynamoGraphDeploymentScalingAdapter',
-      metadata: { name: 'dgd1-decode' },
-      spec: { replicas: 2, dgdRef: { name: 'dgd1', serviceName: 'Decode' } },
+      metadata: { name: 'dgd1-vllmdecodeworker' },
+      spec: { replicas: 2, dgdRef: { name: 'dgd1', serviceName: 'VllmDecodeWorker' } },
     });
-    await api.setStatus(`${base}/dgd1-decode`, {
+    await api.setStatus(`${base}/dgd1-vllmdecodeworker`, {
       replicas: 2,
-      selector: 'nvidia.com/dynamo-component=Decode',
+      selector: 'nvidia.com/dynamo-component=VllmDecodeWorker',
     });
-    await pcsgObject('dgd1-0-decode', 2, ['decode-ldr', 'decode-wkr']);
-    await groveReplica('dgd1-0-decode', 0, [
-      { name: 'decode-ldr', replicas: 1, ready: 1 },
-      { name: 'decode-wkr', replicas: 1, ready: 1 },
+    // The operator shortened the PodCliqueSet name (name[:budget-5]-<hash>): building `dgd1-0-…` finds nothing.
+    const pcsg = 'dgd1-a3f9-0-vllmdecodeworker';
+    const dgdBase = customPath('nvidia.com', 'v1alpha1', ns, 'dynamographdeployments');
+    await api.create(dgdBase, {
+      apiVersion: 'nvidia.com/v1alpha1',
+      kind: 'DynamoGraphDeployment',
+      metadata: { name: 'dgd1' },
+      spec: { services: { VllmDecodeWorker: { replicas: 2 } } },
+    });
+    await api.setStatus(`${dgdBase}/dgd1`, {
+      state: 'pending',
+      services: {
+        VllmDecodeWorker: {
+          componentKind: 'PodCliqueScalingGroup',
+          componentNames: [pcsg],
+          replicas: 2,
+          updatedReplicas: 2,
+          availableReplicas: 2,
+        },
+      },
+    });
+    await pcsgObject(pcsg, 2, ['vllmdecodeworker-ldr', 'vllmdecodeworker-wkr']);
+    await groveReplica(pcsg, 0, [
+      { name: 'vllmdecodeworker-ldr', replicas: 1, ready: 1 },
+      { name: 'vllmdecodeworker-wkr', replicas: 1, ready: 1 },
     ]);
-    await groveReplica('dgd1-0-decode', 1, [
-      { name: 'decode-ldr', replicas: 1, ready: 1 },
-      { name: 'decode-wkr', replicas: 1, ready: 0 },
+    await groveReplica(pcsg, 1, [
+      { name: 'vllmdecodeworker-ldr', replicas: 1, ready: 1 },
+      { name: 'vllmdecodeworker-wkr', replicas: 1, ready: 0 },
     ]);
     await exerciseContract({
       ref: {
         apiVersion: 'nvidia.com/v1alpha1',
         kind: 'DynamoGraphDeploymentScalingAdapter',
-        name: 'dgd1-decode',
+        name: 'dgd1-vllmdecodeworker',
       },
-      objectPath: `${base}/dgd1-decode`,
+      objectPath: `${base}/dgd1-vllmdecodeworker`,
       countPath: ['spec', 'replicas'],
       expected: { specGroups: 2, readyGroups: 1, groupSize: 2 },
       expectedHeads: ['0:ready', '1:unready'],
+    });
+  });
+
+  it('DynamoGraphDeploymentScalingAdapter on an LWS backend: the LWS rule over the names in DGD status', async () => {
+    const base = customPath('nvidia.com', 'v1alpha1', ns, 'dynamographdeploymentscalingadapters');
+    await api.create(base, {
+      apiVersion: 'nvidia.com/v1alpha1',
+      kind: 'DynamoGraphDeploymentScalingAdapter',
+      metadata: { name: 'dgd2-prefill' },
+      spec: { replicas: 2, dgdRef: { name: 'dgd2', serviceName: 'Prefill' } },
+    });
+    await api.setStatus(`${base}/dgd2-prefill`, {
+      replicas: 2,
+      selector: 'nvidia.com/dynamo-component=Prefill',
+    });
+    const dgdBase = customPath('nvidia.com', 'v1alpha1', ns, 'dynamographdeployments');
+    await api.create(dgdBase, {
+      apiVersion: 'nvidia.com/v1alpha1',
+      kind: 'DynamoGraphDeployment',
+      metadata: { name: 'dgd2' },
+      spec: {},
+    });
+    // Mid-rollout: old and new LWS both named; each is judged by the LWS rule, the sum capped at spec.
+    await api.setStatus(`${dgdBase}/dgd2`, {
+      state: 'pending',
+      services: {
+        Prefill: {
+          componentKind: 'LeaderWorkerSet',
+          componentNames: ['dgd2-prefill-old', 'dgd2-prefill-new'],
+          replicas: 2,
+          updatedReplicas: 1,
+          readyReplicas: 2,
+        },
+      },
+    });
+    await api.create(
+      customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets'),
+      lwsObject('dgd2-prefill-old', 1, 2),
+    );
+    await api.create(
+      customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets'),
+      lwsObject('dgd2-prefill-new', 1, 2),
+    );
+    await lwsGroupPods('dgd2-prefill-old', 0, 2);
+    await lwsGroupPods('dgd2-prefill-new', 0, 2, true); // one worker unready
+    await exerciseContract({
+      ref: {
+        apiVersion: 'nvidia.com/v1alpha1',
+        kind: 'DynamoGraphDeploymentScalingAdapter',
+        name: 'dgd2-prefill',
+      },
+      objectPath: `${base}/dgd2-prefill`,
+      countPath: ['spec', 'replicas'],
+      expected: { specGroups: 2, readyGroups: 1, groupSize: 2 },
+      expectedHeads: ['dgd2-prefill-new/0:unready', 'dgd2-prefill-old/0:ready'],
     });
   });
 
@@ -609,6 +693,7 @@ describe('ScaleTarget adapters on the real API server', () => {
       objectPath: `${base}/rc-a`,
       countPath: ['spec', 'workerGroupSpecs', 1, 'replicas'],
       expected: { specGroups: 2, readyGroups: 1, groupSize: 2 },
+      expectedBounds: { minGroups: 0, maxGroups: 8 },
       expectedHeads: ['rc-a-gpu-r1:ready', 'rc-a-gpu-r2:unready'],
     });
   });

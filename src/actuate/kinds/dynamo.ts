@@ -1,0 +1,215 @@
+/**
+ * NVIDIA Dynamo DynamoGraphDeploymentScalingAdapter (ai-dynamo/dynamo deploy/operator): the /scale of one
+ * component (or experimental component group) of a DynamoGraphDeployment. The adapter's status.replicas
+ * copies spec, so readiness comes from the DGD's own status, per component: `status.components[c]` in
+ * v1beta1 and `status.services[c]` in v1alpha1 (api/v1beta1/common.go ComponentReplicaStatus), which names
+ * the resources behind it (`componentKind`, `componentNames[]`: old and new during a rollout) and counts
+ * `readyReplicas`. Names are read, never built: the operator shortens long PodCliqueSet names with a hash.
+ */
+import type { V1Pod } from '@kubernetes/client-node';
+import type { ScaleTargetRef } from '../../api/podautoscaler.ts';
+import { httpStatusOf, type KubeClients, listPods } from '../kube.ts';
+import { capacityGroups, type GroupView, isPodReady } from '../readiness.ts';
+import type { HeadPod, TargetState } from '../types.ts';
+import {
+  CustomScaleTarget,
+  headsOf,
+  type KindModule,
+  managersOf,
+  type ObjectMeta,
+  requireResourceVersion,
+} from './base.ts';
+import { type GroveObservation, observeGrove, PCSG_GVR, type PcsgLike } from './grove.ts';
+import { LWS_GVR, LWS_LABELS, lwsGroups } from './lws.ts';
+
+interface DgdsaLike {
+  metadata?: ObjectMeta;
+  spec?: {
+    replicas?: number;
+    dgdRef?: { name?: string; serviceName?: string; componentName?: string; componentGroupName?: string };
+  };
+  status?: { selector?: string };
+}
+
+export interface ComponentStatusLike {
+  componentKind?: string;
+  componentNames?: string[];
+  replicas?: number;
+  readyReplicas?: number;
+  availableReplicas?: number;
+}
+
+export interface DgdLike {
+  spec?: { experimental?: { componentGroups?: { name?: string; components?: { name?: string }[] }[] } };
+  status?: {
+    components?: Record<string, ComponentStatusLike>;
+    services?: Record<string, ComponentStatusLike>;
+  };
+}
+
+/**
+ * The status entry of the adapter's target: the component's own entry; for a component group, an entry
+ * under the group's name, else the first member component's (a group renders as one PCSG, so its
+ * members share it). v1beta1's `components` and v1alpha1's `services` are the same map.
+ */
+export function componentStatusOf(
+  dgd: DgdLike,
+  component: string | undefined,
+  group: string | undefined,
+): ComponentStatusLike | undefined {
+  const entries = dgd.status?.components ?? dgd.status?.services ?? {};
+  if (group !== undefined) {
+    if (entries[group] !== undefined) return entries[group];
+    const members = dgd.spec?.experimental?.componentGroups?.find((g) => g.name === group)?.components ?? [];
+    for (const m of members)
+      if (m.name !== undefined && entries[m.name] !== undefined) return entries[m.name];
+    return undefined;
+  }
+  return component === undefined ? undefined : entries[component];
+}
+
+interface Observation {
+  readonly groups: GroupView[];
+  /** Ready groups that are capacity, before the cap at the adapter's spec. */
+  readonly ready: number;
+  readonly groupSize: number | null;
+}
+
+export class DynamoScalingAdapterTarget extends CustomScaleTarget {
+  private async observe(withHeads: boolean): Promise<{ state: TargetState; groups: GroupView[] }> {
+    const adapter = await this.getObject<DgdsaLike>();
+    const specGroups = adapter.spec?.replicas ?? 0;
+    const ref = adapter.spec?.dgdRef;
+    const component = ref?.componentName ?? ref?.serviceName;
+    const group = ref?.componentGroupName;
+    if (!ref?.name || (component === undefined && group === undefined)) {
+      throw new Error(
+        `DynamoGraphDeploymentScalingAdapter ${this.namespace}/${this.ref.name} has no spec.dgdRef.name and ` +
+          'componentName/serviceName/componentGroupName: point scaleTargetRef at an adapter the Dynamo operator created',
+      );
+    }
+    const dgd = await this.readDgd(ref.name);
+    const entry = dgd === undefined ? undefined : componentStatusOf(dgd, component, group);
+    // No DGD or no status yet: 0 ready, an honest "unknown" that blocks scale-down on readiness.
+    const seen: Observation =
+      entry === undefined
+        ? { groups: [], ready: 0, groupSize: null }
+        : await this.observeEntry(entry, adapter.status?.selector, withHeads);
+    const state: TargetState = {
+      specGroups,
+      readyGroups: Math.min(seen.ready, specGroups),
+      groupSize: seen.groupSize,
+      resourceVersion: requireResourceVersion(this.ref, this.namespace, adapter.metadata),
+      countManagers: managersOf(adapter.metadata, ['f:spec', 'f:replicas']),
+    };
+    return { state, groups: seen.groups };
+  }
+
+  /** The DGD at the adapter's own API version (v1beta1 adapters point at v1beta1 DGDs); undefined: gone. */
+  private async readDgd(name: string): Promise<DgdLike | undefined> {
+    try {
+      return (await this.clients.custom.getNamespacedCustomObject({
+        group: this.gvr.group,
+        version: this.gvr.version,
+        plural: 'dynamographdeployments',
+        namespace: this.namespace,
+        name,
+      })) as DgdLike;
+    } catch (err) {
+      if (httpStatusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Groups behind one status entry. PCSG and LWS are multi-node: every named resource (old and new during
+   * a rollout) is judged by its own kind's group rule. PodClique and Deployment are one pod per replica:
+   * the entry's readyReplicas is the count, and the adapter's status.selector finds the pods.
+   */
+  private async observeEntry(
+    entry: ComponentStatusLike,
+    selector: string | undefined,
+    withHeads: boolean,
+  ): Promise<Observation> {
+    const names = entry.componentNames ?? [];
+    if (entry.componentKind === 'PodCliqueScalingGroup' || entry.componentKind === 'LeaderWorkerSet') {
+      const parts = await Promise.all(
+        names.map((n) =>
+          entry.componentKind === 'LeaderWorkerSet' ? this.observeLws(n) : this.observePcsg(n, withHeads),
+        ),
+      );
+      const groups = parts.flatMap((p, i) =>
+        p.groups.map((g) => (names.length > 1 ? { ...g, key: `${names[i]}/${g.key}` } : g)),
+      );
+      return {
+        groups,
+        ready: parts.reduce((sum, p) => sum + p.ready, 0),
+        groupSize: parts.find((p) => p.groupSize !== null)?.groupSize ?? null,
+      };
+    }
+    const ready = entry.readyReplicas ?? entry.availableReplicas ?? 0;
+    const pods: V1Pod[] = withHeads && selector ? await listPods(this.clients, this.namespace, selector) : [];
+    const groups = pods.map((pod) => ({
+      key: pod.metadata?.name ?? '',
+      ready: isPodReady(pod),
+      surge: false,
+      head: pod,
+    }));
+    return { groups, ready, groupSize: 1 };
+  }
+
+  private async observePcsg(name: string, withHeads: boolean): Promise<Observation> {
+    let pcsg: PcsgLike;
+    try {
+      pcsg = (await this.clients.custom.getNamespacedCustomObject({
+        ...PCSG_GVR,
+        namespace: this.namespace,
+        name,
+      })) as PcsgLike;
+    } catch (err) {
+      if (httpStatusOf(err) === 404) return { groups: [], ready: 0, groupSize: null };
+      throw err;
+    }
+    const grove: GroveObservation = await observeGrove(this.clients, this.namespace, pcsg, withHeads);
+    return {
+      groups: grove.groups,
+      ready: capacityGroups(grove.groups, grove.specReplicas),
+      groupSize: grove.groupSize,
+    };
+  }
+
+  private async observeLws(name: string): Promise<Observation> {
+    let lws: { spec?: { replicas?: number; leaderWorkerTemplate?: { size?: number } } };
+    try {
+      lws = (await this.clients.custom.getNamespacedCustomObject({
+        ...LWS_GVR,
+        namespace: this.namespace,
+        name,
+      })) as typeof lws;
+    } catch (err) {
+      if (httpStatusOf(err) === 404) return { groups: [], ready: 0, groupSize: null };
+      throw err;
+    }
+    const spec = lws.spec?.replicas ?? 1;
+    const size = lws.spec?.leaderWorkerTemplate?.size ?? 1;
+    const pods = await listPods(this.clients, this.namespace, `${LWS_LABELS.name}=${name}`);
+    const groups = lwsGroups(spec, size, pods);
+    return { groups, ready: capacityGroups(groups, spec), groupSize: size };
+  }
+
+  async read(): Promise<TargetState> {
+    return (await this.observe(false)).state;
+  }
+
+  async heads(): Promise<HeadPod[]> {
+    return headsOf(this.namespace, (await this.observe(true)).groups);
+  }
+}
+
+export const dynamoScalingAdapter: KindModule = {
+  kind: 'DynamoGraphDeploymentScalingAdapter',
+  plural: 'dynamographdeploymentscalingadapters',
+  exampleVersion: 'v1alpha1',
+  create: (clients: KubeClients, namespace, ref: ScaleTargetRef, gvr) =>
+    new DynamoScalingAdapterTarget(clients, namespace, ref, gvr),
+};

@@ -1,0 +1,181 @@
+/**
+ * KubeRay RayCluster worker group (ray-project/kuberay): the count is spec.workerGroupSpecs[groupName]
+ * .replicas, each replica numOfHosts pods; there is no /scale, so one list element is patched.
+ */
+import type { V1Pod } from '@kubernetes/client-node';
+import type { ScaleTargetRef } from '../../api/podautoscaler.ts';
+import { type Gvr, type KubeClients, listPods, selectorOf } from '../kube.ts';
+import { capacityGroups, type GroupView, intLabel, isPodReady, podLabel } from '../readiness.ts';
+import type { HeadPod, TargetRefusal, TargetState } from '../types.ts';
+import { headsOf, type KindModule, ListElementTarget, managersOf, type ObjectMeta } from './base.ts';
+
+export const RAY_LABELS = {
+  cluster: 'ray.io/cluster',
+  nodeType: 'ray.io/node-type',
+  group: 'ray.io/group',
+  replicaName: 'ray.io/worker-group-replica-name',
+  hostIndex: 'ray.io/replica-host-index',
+} as const;
+
+/**
+ * Worker-group replicas from pods. RayCluster status only has cluster-wide pod counts, so we count
+ * pods labelled ray.io/group=<g>: with numOfHosts 1 each pod is a group; with numOfHosts > 1 pods are
+ * grouped by ray.io/worker-group-replica-name and a replica is ready iff all numOfHosts hosts are Ready.
+ * Head of a multi-host replica = host index 0 (the lowest-named pod if the index label is missing).
+ */
+export function rayWorkerGroups(numOfHosts: number, pods: readonly V1Pod[]): GroupView[] {
+  if (numOfHosts <= 1) {
+    return pods.map((pod) => ({
+      key: pod.metadata?.name ?? '',
+      ready: isPodReady(pod),
+      surge: false,
+      head: pod,
+    }));
+  }
+  const byReplica = new Map<string, V1Pod[]>();
+  for (const pod of pods) {
+    const replica = podLabel(pod, RAY_LABELS.replicaName);
+    if (replica === undefined) continue; // not a multi-host pod: can't be placed in a group
+    byReplica.set(replica, [...(byReplica.get(replica) ?? []), pod]);
+  }
+  return [...byReplica].map(([replica, members]) => {
+    const sorted = [...members].sort(
+      (a, b) =>
+        (intLabel(a, RAY_LABELS.hostIndex) ?? Number.MAX_SAFE_INTEGER) -
+          (intLabel(b, RAY_LABELS.hostIndex) ?? Number.MAX_SAFE_INTEGER) ||
+        (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''),
+    );
+    const readyHosts = members.filter(isPodReady).length;
+    return { key: replica, ready: readyHosts === numOfHosts, surge: false, head: sorted[0] };
+  });
+}
+
+interface WorkerGroupSpecLike {
+  groupName?: string;
+  replicas?: number;
+  minReplicas?: number;
+  maxReplicas?: number;
+  numOfHosts?: number;
+}
+
+interface RayClusterObj {
+  metadata?: ObjectMeta;
+  spec?: {
+    enableInTreeAutoscaling?: boolean;
+    workerGroupSpecs?: (WorkerGroupSpecLike & Record<string, unknown>)[];
+  };
+}
+
+/**
+ * What KubeRay's setup forbids: with enableInTreeAutoscaling the Ray autoscaler owns every worker
+ * group's count; a multi-host group (numOfHosts > 1) whose pods lack the replica label cannot be judged
+ * per replica (the labels come with the RayMultiHostIndexing gate: alpha and off in KubeRay 1.5, beta
+ * and on from 1.6; ray-project/kuberay ray-operator/pkg/features/features.go).
+ */
+export function rayClusterRefusal(
+  cluster: string,
+  inTreeAutoscaling: boolean,
+  numOfHosts: number,
+  pods: readonly V1Pod[],
+): TargetRefusal | undefined {
+  if (inTreeAutoscaling) {
+    return {
+      reason: 'OwnerConflict',
+      message:
+        `RayCluster ${cluster} sets spec.enableInTreeAutoscaling: true, so the Ray autoscaler owns the worker ` +
+        'count; set it to false (or remove it) for kvpa to scale this group',
+    };
+  }
+  if (numOfHosts > 1 && pods.some((p) => podLabel(p, RAY_LABELS.replicaName) === undefined)) {
+    return {
+      reason: 'UnsupportedTarget',
+      message:
+        `RayCluster ${cluster}: the worker group has numOfHosts ${numOfHosts} but its pods carry no ` +
+        `${RAY_LABELS.replicaName} label, so no replica can be judged ready; use KubeRay ≥ 1.6 or enable ` +
+        'its RayMultiHostIndexing feature gate',
+    };
+  }
+  return undefined;
+}
+
+/**
+ * KubeRay clamps a worker group's count to [minReplicas, maxReplicas] without a word
+ * (GetWorkerGroupDesiredReplicas, ray-operator/controllers/ray/utils/util.go): kvpa keeps inside them.
+ * minReplicas defaults to 0 and maxReplicas to 2147483647 (raycluster_types.go).
+ */
+export function workerGroupBounds(group: WorkerGroupSpecLike | undefined): {
+  minGroups: number;
+  maxGroups: number;
+} {
+  const minGroups = group?.minReplicas ?? 0;
+  const maxGroups = group?.maxReplicas ?? 2_147_483_647;
+  return { minGroups, maxGroups: Math.max(minGroups, maxGroups) };
+}
+
+/**
+ * A KubeRay worker group: spec.workerGroupSpecs[groupName].replicas counts replicas of numOfHosts pods.
+ * RayCluster status has only cluster-wide pod counts, so readiness is counted from pods (rayWorkerGroups).
+ */
+export class RayClusterWorkerGroupTarget extends ListElementTarget<RayClusterObj> {
+  constructor(clients: KubeClients, namespace: string, ref: ScaleTargetRef, gvr: Gvr) {
+    if (!ref.workerGroupName) {
+      throw new Error(`scaleTargetRef of RayCluster ${namespace}/${ref.name} needs workerGroupName`);
+    }
+    super(clients, namespace, ref, gvr, '/spec/workerGroupSpecs', 'groupName', ref.workerGroupName);
+  }
+
+  protected elements(obj: RayClusterObj) {
+    return obj.spec?.workerGroupSpecs;
+  }
+
+  private async observe(): Promise<{ state: TargetState; groups: GroupView[] }> {
+    const { obj, index, resourceVersion } = await this.getWithIndex();
+    const group = obj.spec?.workerGroupSpecs?.[index];
+    const specGroups = group?.replicas ?? 0;
+    const numOfHosts = group?.numOfHosts ?? 1;
+    const pods = await listPods(
+      this.clients,
+      this.namespace,
+      selectorOf({
+        [RAY_LABELS.cluster]: this.ref.name,
+        [RAY_LABELS.nodeType]: 'worker',
+        [RAY_LABELS.group]: this.elementName,
+      }),
+    );
+    const groups = rayWorkerGroups(numOfHosts, pods);
+    const refusal = rayClusterRefusal(
+      this.ref.name,
+      obj.spec?.enableInTreeAutoscaling === true,
+      numOfHosts,
+      pods,
+    );
+    return {
+      state: {
+        specGroups,
+        readyGroups: capacityGroups(groups, specGroups),
+        groupSize: numOfHosts,
+        resourceVersion,
+        workloadBounds: workerGroupBounds(group),
+        countManagers: managersOf(obj.metadata, ['f:spec', 'f:workerGroupSpecs']),
+        ...(refusal !== undefined ? { refusal } : {}),
+      },
+      groups,
+    };
+  }
+
+  async read(): Promise<TargetState> {
+    return (await this.observe()).state;
+  }
+
+  async heads(): Promise<HeadPod[]> {
+    return headsOf(this.namespace, (await this.observe()).groups);
+  }
+}
+
+export const rayClusterWorkerGroup: KindModule = {
+  kind: 'RayCluster',
+  plural: 'rayclusters',
+  exampleVersion: 'v1',
+  create: (clients, namespace, ref: ScaleTargetRef, gvr) =>
+    new RayClusterWorkerGroupTarget(clients, namespace, ref, gvr),
+};
