@@ -687,6 +687,13 @@ export const PoolStatusSchema = z.strictObject({
     .describe(
       'Why this pool scales down without draining (no readiness gate, a kind without a known victim).',
     ),
+  ownerConflict: z
+    .string()
+    .max(2000)
+    .optional()
+    .describe(
+      "Set when another writer kept reverting kvpa's writes: who, and the fix. kvpa does not write this pool until the PodAutoscaler's spec changes.",
+    ),
   dryRunLedger: z
     .strictObject({
       since: z.iso.datetime(),

@@ -21,6 +21,7 @@ import {
   type HeadPod,
   type ScaleTarget,
   TargetNotFoundError,
+  type TargetRefusal,
   type TargetState,
 } from '../actuate/types.ts';
 import {
@@ -42,6 +43,7 @@ import { withStage } from '../decide/kpa.ts';
 import { applyPlacement, type CapacityShortfall, needsRoom, observePlacement } from '../decide/placement.ts';
 import { groupsToWrite, type PoolRunner } from '../decide/pool-runner.ts';
 import type { Decision } from '../decide/types.ts';
+import { applyWorkloadBounds } from '../decide/workload-bounds.ts';
 import { type ClusterRoom, readClusterRoom } from '../observe/cluster-room.ts';
 import type { AnnotationEvent } from '../report/grafana.ts';
 import { withDeadline } from './deadline.ts';
@@ -139,6 +141,12 @@ interface PoolRuntime {
   failure: string | null;
   /** A drain in progress (src/decide/drain.ts), resumed from status after a restart. */
   drain: DrainRecord | null;
+  /** Times (s) another writer changed the count kvpa wrote: two within REVERT_WINDOW_HOLDS holds latch a conflict. */
+  reverts: number[];
+  /** The latched conflict with another owner of the count (kept in status); null while kvpa may write. */
+  ownerConflict: string | null;
+  /** The target's refusal at the last read (TargetRefusal), or null. */
+  refusal: TargetRefusal | null;
   drainRun: DrainRun | null;
 }
 
@@ -178,6 +186,8 @@ interface CoupledRuntimes {
 }
 
 const CONFLICT_ATTEMPTS = 3;
+/** Two reverts of kvpa's writes within this many override holds latch an owner conflict. */
+const REVERT_WINDOW_HOLDS = 4;
 const ROOM_DEADLINE_MS = 20_000;
 const POOL_DEADLINE_SECONDS = 30;
 /** Status and Event writes of one PodAutoscaler, after its pools. */
@@ -314,6 +324,11 @@ export class Controller {
       const old = previous?.pools.get(pool.name);
       // An unchanged pool keeps its windows and panic state across unrelated spec edits.
       if (old !== undefined && JSON.stringify(old.pool) === JSON.stringify(pool)) {
+        // Any spec change is the user's answer to a latched conflict: try writing again.
+        if (previous?.generation !== generation) {
+          old.ownerConflict = null;
+          old.reverts = [];
+        }
         runtimes.set(pool.name, old);
         continue;
       }
@@ -352,6 +367,13 @@ export class Controller {
             ? old.drain
             : drainRecordOf(raw.status?.pools?.find((s) => s.name === pool.name)?.drain),
         drainRun: null,
+        // A changed spec is the user's answer to a conflict: start clean. A restart resumes it.
+        reverts: [],
+        ownerConflict:
+          old !== undefined
+            ? null
+            : (raw.status?.pools?.find((s) => s.name === pool.name)?.ownerConflict ?? null),
+        refusal: null,
       });
     }
     let annotations: AnnotationSink | null = null;
@@ -837,9 +859,9 @@ export class Controller {
     }
   }
 
-  /** Whether kvpa writes this pool now: Apply mode, and no other writer's hold. */
+  /** Whether kvpa writes this pool now: Apply mode, no other writer's hold, no conflict, no refusal. */
   private writes(p: PoolRuntime, mode: 'Apply' | 'DryRun'): boolean {
-    return mode === 'Apply' && p.overriddenMessage === null;
+    return mode === 'Apply' && heldBy(p) === null;
   }
 
   /** Reads the target, notices another writer, and decides (with the placement stage). Never throws. */
@@ -861,6 +883,7 @@ export class Controller {
       return tick;
     }
     const state = tick.state;
+    p.refusal = state.refusal ?? null;
     if (attempt === 1) {
       try {
         p.heads = await p.target.heads();
@@ -878,6 +901,12 @@ export class Controller {
       p.overrideUntilSeconds = nowSeconds + this.overrideHold();
       p.overriddenMessage = tick.overriddenNow;
       p.lastWritten = null;
+      p.reverts = [...p.reverts, nowSeconds].filter(
+        (t) => nowSeconds - t <= REVERT_WINDOW_HOLDS * this.overrideHold(),
+      );
+      if (p.reverts.length >= 2 && p.ownerConflict === null) {
+        p.ownerConflict = revertConflict(a.key, p, state);
+      }
     }
     if (nowSeconds >= p.overrideUntilSeconds) p.overriddenMessage = null;
 
@@ -899,6 +928,10 @@ export class Controller {
       tick.decision = placed.decision;
       tick.shortfall = placed.shortfall;
     }
+    if (state.workloadBounds !== undefined) {
+      const owner = `${p.pool.scaleTargetRef.kind} ${p.pool.scaleTargetRef.name}`;
+      tick.decision = applyWorkloadBounds(tick.decision, state.workloadBounds, owner);
+    }
     return tick;
   }
 
@@ -914,7 +947,7 @@ export class Controller {
     if (state.drain === undefined) return groupsToWrite(decision, state.specGroups);
     const log = this.options.logger;
     p.drainRun = await runDrain({
-      mode: p.overriddenMessage === null ? mode : 'DryRun',
+      mode: heldBy(p) === null ? mode : 'DryRun',
       nowSeconds,
       state: { ...state, drain: state.drain },
       decision,
@@ -981,6 +1014,8 @@ export class Controller {
       drain: drainStatus(p.drain, p.drainRun?.outcome ?? null),
       drainUnavailable: p.drainRun?.unavailable ?? null,
       shortfall,
+      blocked: blockedOf(p),
+      ownerConflict: p.ownerConflict,
     };
     p.facts = facts;
     this.options.observer?.pool?.(a.key, p.pool.name, facts, decision);
@@ -1004,6 +1039,7 @@ export class Controller {
               unavailable: p.drainRun.unavailable,
             },
       shortfall,
+      blocked: blockedOf(p),
     });
     p.memory = memory;
     this.annotate(a, p, mode, nowSeconds, events, decision, wrote?.from ?? specGroups);
@@ -1189,6 +1225,32 @@ export class Controller {
 }
 
 /** A runtime that scales nothing and reports why (Ready=False, InvalidSpec, one Event). */
+/** Why kvpa does not write this pool: the target's refusal, else a latched conflict; null when it may. */
+function blockedOf(p: PoolRuntime): TargetRefusal | null {
+  if (p.refusal !== null) return p.refusal;
+  return p.ownerConflict === null ? null : { reason: 'OwnerConflict', message: p.ownerConflict };
+}
+
+/** What holds kvpa's writes to this pool (refusal, conflict, another writer's hold); null when none. */
+function heldBy(p: PoolRuntime): string | null {
+  return blockedOf(p)?.message ?? p.overriddenMessage;
+}
+
+/**
+ * The conflict message after repeated reverts: the other field manager that owns the count (from
+ * managedFields), and the fixes users reach for (KServe's replicas fields, a Dynamo Planner left on).
+ */
+function revertConflict(key: string, p: PoolRuntime, state: TargetState): string {
+  const ref = p.pool.scaleTargetRef;
+  const manager = state.countManagers?.[0];
+  const who = manager !== undefined ? `field manager "${manager}"` : 'another writer';
+  return (
+    `${who} reverted kvpa's writes to ${ref.kind} ${ref.name} ${p.reverts.length} times; kvpa stops writing ` +
+    `this pool. Stop the other owner (e.g. remove spec.replicas from a KServe LLMInferenceService, turn off a ` +
+    `Dynamo Planner or an HPA on the same target), then change PodAutoscaler ${key}'s spec (any field) to resume`
+  );
+}
+
 function invalidRuntime(
   raw: RawPodAutoscaler,
   generation: number,

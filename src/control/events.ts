@@ -25,7 +25,9 @@ export type EventReason =
   | 'DrainTimedOut'
   | 'DrainCancelled'
   | 'DrainUnavailable'
-  | 'InsufficientCapacity';
+  | 'InsufficientCapacity'
+  | 'OwnerConflict'
+  | 'UnsupportedTarget';
 
 export interface PoolEvent {
   readonly type: 'Normal' | 'Warning';
@@ -48,6 +50,8 @@ export interface PoolMemory {
   readonly drainUnavailable: string;
   /** Dedup key of the InsufficientCapacity last raised ('' while every ask can land). */
   readonly capacityShortfall?: string;
+  /** Dedup key of the OwnerConflict/UnsupportedTarget last raised ('' while kvpa may write). */
+  readonly blocked?: string;
 }
 
 export const FRESH_MEMORY: PoolMemory = {
@@ -83,6 +87,11 @@ export interface TickOutcome {
   readonly drain?: DrainTick | null;
   /** A scale-up the cluster cannot place in full (src/decide/placement.ts), or null. */
   readonly shortfall?: CapacityShortfall | null;
+  /** Why kvpa does not write this pool's target (another owner of the count, an unsupported setup), or null. */
+  readonly blocked?: {
+    readonly reason: 'OwnerConflict' | 'UnsupportedTarget';
+    readonly message: string;
+  } | null;
 }
 
 /** A message with its numbers masked (ages, counts, versions): the same fault keeps the same key. */
@@ -161,9 +170,16 @@ export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEv
       message: `${t.pool}: ${shortfall.detail}`,
     });
   }
+  // Raised once per cause, with its numbers masked, while kvpa keeps away from the target.
+  const blocked = t.blocked ?? null;
+  const blockedKey = blocked === null ? '' : `${blocked.reason}|${stableKey(blocked.message)}`;
+  if (blocked !== null && blockedKey !== (memory.blocked ?? '')) {
+    events.push({ type: 'Warning', reason: blocked.reason, message: `${t.pool}: ${blocked.message}` });
+  }
   return {
     events,
     memory: {
+      blocked: blockedKey,
       inPanic: d?.inPanic ?? memory.inPanic,
       missingSignals: missingNow,
       failedRescale: failedKey,

@@ -31,6 +31,13 @@ export interface PoolFacts {
   readonly drainUnavailable: string | null;
   /** A scale-up the cluster cannot place in full this tick; null when every ask can land or unchecked. */
   readonly shortfall?: CapacityShortfall | null;
+  /** Why kvpa does not write this pool's target, or null when it may (see TargetRefusal). */
+  readonly blocked?: {
+    readonly reason: 'OwnerConflict' | 'UnsupportedTarget';
+    readonly message: string;
+  } | null;
+  /** The latched revert conflict, kept in status so a restarted controller does not fight again. */
+  readonly ownerConflict?: string | null;
 }
 
 export interface ReconcileFacts {
@@ -49,6 +56,7 @@ const LIMIT_REASONS: Partial<Record<StageName, string>> = {
   missingData: 'HeldOnMissingData',
   placement: 'InsufficientCapacity',
   coupling: 'CouplingBand',
+  workloadBounds: 'WorkloadBounds',
 };
 
 const STATE_REASONS: Record<string, string> = {
@@ -156,29 +164,40 @@ export function computeStatus(
           `${missingSignals.map((m) => `${m.pool}/${m.signal}: ${m.state}${m.detail ? ` (${m.detail})` : ''}`).join('; ')}; pools hold (no scale-down) until signals return`,
         );
 
+  const blocked = facts.pools.flatMap((p) => (p.blocked ? [{ pool: p.name, b: p.blocked }] : []));
+  const blockedText = (list: typeof blocked) => list.map(({ pool, b }) => `${pool}: ${b.message}`).join('; ');
+  const firstBlocked = blocked[0];
+  const conflicts = blocked.filter(({ b }) => b.reason === 'OwnerConflict');
+  const ownerConflict =
+    conflicts.length > 0
+      ? c('OwnerConflict', true, 'OwnerConflict', `kvpa does not write: ${blockedText(conflicts)}`)
+      : c('OwnerConflict', false, 'NoOtherOwner', 'no other owner resets the group count');
+
   const active =
-    missingTargets.length > 0
-      ? c(
-          'ScalingActive',
-          false,
-          'TargetNotFound',
-          `cannot scale ${missingTargets.join(', ')}: target not found`,
-        )
-      : undecidable.length > 0
+    firstBlocked !== undefined
+      ? c('ScalingActive', false, firstBlocked.b.reason, `not writing ${blockedText(blocked)}`)
+      : missingTargets.length > 0
         ? c(
             'ScalingActive',
             false,
-            'FailedRescale',
-            `cannot decide ${undecidable.map((p) => `${p.name} (${p.writeError})`).join('; ')}`,
+            'TargetNotFound',
+            `cannot scale ${missingTargets.join(', ')}: target not found`,
           )
-        : noUsable.length > 0
+        : undecidable.length > 0
           ? c(
               'ScalingActive',
               false,
-              'NoUsableSignal',
-              `no usable signal for ${noUsable.join(', ')}: holding the previous decision`,
+              'FailedRescale',
+              `cannot decide ${undecidable.map((p) => `${p.name} (${p.writeError})`).join('; ')}`,
             )
-          : c('ScalingActive', true, 'ValidDecisions', 'every pool decided from its signals');
+          : noUsable.length > 0
+            ? c(
+                'ScalingActive',
+                false,
+                'NoUsableSignal',
+                `no usable signal for ${noUsable.join(', ')}: holding the previous decision`,
+              )
+            : c('ScalingActive', true, 'ValidDecisions', 'every pool decided from its signals');
 
   const short = facts.pools.flatMap((p) => (p.shortfall ? [{ pool: p.name, s: p.shortfall }] : []));
   const firstLimit = limited[0];
@@ -238,7 +257,7 @@ export function computeStatus(
           `${p.name} ${p.readyGroups ?? '?'}/${facts.mode === 'DryRun' ? p.recommendedGroups : p.desiredGroups}`,
       )
       .join(' '),
-    conditions: [ready, metrics, active, scalingLimited, dryRun, override],
+    conditions: [ready, metrics, active, scalingLimited, dryRun, override, ownerConflict],
     pools,
   };
 }
@@ -294,6 +313,7 @@ function poolStatus(p: PoolFacts): PoolStatus {
         }
       : {}),
     ...(p.ledger !== null ? { dryRunLedger: p.ledger } : {}),
+    ...(p.ownerConflict ? { ownerConflict: p.ownerConflict } : {}),
   };
 }
 

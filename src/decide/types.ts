@@ -164,7 +164,9 @@ export type StageName =
   /** After the pool's own pipeline: the ask limited to the whole groups the cluster can place. */
   | 'placement'
   /** After both pools decided: the pair moved into the prefill/decode ratio band. */
-  | 'coupling';
+  | 'coupling'
+  /** Last: the count kept inside the workload's own bounds, which it would clamp a write to silently. */
+  | 'workloadBounds';
 
 export interface StageRecord {
   readonly stage: StageName;
