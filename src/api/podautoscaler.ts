@@ -199,10 +199,30 @@ export const metricRules: readonly CrossFieldRule<MetricSpec>[] = [
     check: (m) => m.type === 'promql' || (m.query === undefined && m.kind === undefined),
   },
   {
+    // The pattern only: whether a perGroup query keeps `pod` depends on what PromQL aggregates, which
+    // needs a PromQL parser; the source checks the answer against the label rule instead.
+    cel: "!has(self.query) || self.query.matches(r'\\S')",
+    message: 'query of a promql metric must not be blank: give an instant-vector PromQL query',
+    fieldPath: '.query',
+    check: (m) => m.query === undefined || /\S/.test(m.query),
+  },
+  {
     cel: "!has(self.measureCapacity) || self.type == 'promptTokens' || self.type == 'generationTokens'",
     message: 'measureCapacity applies only to types promptTokens and generationTokens: remove it',
     fieldPath: '.measureCapacity',
     check: (m) => m.measureCapacity === undefined || WORK_METRIC_TYPES.includes(m.type),
+  },
+];
+
+/** The signal name of a metric in CEL, as signalName gives it (a promql metric without a name fails another rule). */
+const CEL_SIGNAL_NAME = (v: string) => `(${v}.type == 'promql' && has(${v}.name) ? ${v}.name : ${v}.type)`;
+
+export const metricListRules: readonly CrossFieldRule<MetricSpec[]>[] = [
+  {
+    cel: `self.all(m, self.exists_one(n, ${CEL_SIGNAL_NAME('n')} == ${CEL_SIGNAL_NAME('m')}))`,
+    message:
+      "each metric of a pool needs its own signal name (its type, or a promql metric's name): two metrics of one name would share one window",
+    check: (ms) => new Set(ms.map(signalName)).size === ms.length,
   },
 ];
 
@@ -255,10 +275,10 @@ export const MissingDataSchema = z
 
 /** Fields shared by a pool and a policy preset: how a pool scales, not what it scales. */
 export const behaviorShape = {
-  metrics: z
-    .array(withRules(MetricSpecSchema, metricRules))
-    .min(1)
-    .max(MAX_METRICS)
+  metrics: withRules(
+    z.array(withRules(MetricSpecSchema, metricRules)).min(1).max(MAX_METRICS),
+    metricListRules,
+  )
     .optional()
     .describe('Scaling signals; the largest want wins.'),
   stableWindowSeconds: int32(

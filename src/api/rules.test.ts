@@ -10,6 +10,7 @@ import {
   httpUrlRules,
   type MetricSpec,
   type MetricsSource,
+  metricListRules,
   metricRules,
   metricsSourceRules,
   type PodAutoscalerSpec,
@@ -56,7 +57,7 @@ const metric: fc.Arbitrary<MetricSpec> = fc
   .record({
     type: fc.constantFrom('kvCacheUtilization', 'queueDepth', 'runningRequests', 'promql' as const),
     target: fc.oneof(fc.double({ min: 0.01, max: 3, noNaN: true }), fc.constantFrom(1, 0.7, 1.0000001)),
-    query: opt(fc.constant('sum(x)')),
+    query: opt(fc.constantFrom('sum(x)', 'sum(x)', ' ', '\n\t')),
     name: opt(fc.constant('x')),
     kind: opt(fc.constantFrom('perGroup', 'total' as const)),
   })
@@ -127,6 +128,8 @@ describe('CEL and TypeScript say the same for every cross-field rule', () => {
     agree(scaleTargetRules, targetRef));
   it('metrics: KV targets are fractions; promql needs query, name and kind; only promql has query/kind', () =>
     agree(metricRules, metric));
+  it("metric lists: each metric's signal name is unique in its pool", () =>
+    agree(metricListRules, fc.array(metric, { minLength: 1, maxLength: 4 })));
   it('pools: min ≤ max, fallback floor ≤ max', () => agree(poolRules, pool));
   it('metricsSource: exactly one of prometheus or pods', () => agree(metricsSourceRules, source));
   it('URLs: http(s) only, no user:pass@, no whitespace or backslash', () => agree(httpUrlRules, url));

@@ -24,7 +24,11 @@ describe('kvpa validate', () => {
     const r = await run('validate', ...files);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
-    expect(r.out.split('\n')).toHaveLength(files.length);
+    // One ok line per file, and the label rule of kuberay.yaml's promql metric.
+    expect(r.out.split('\n')).toHaveLength(files.length + 1);
+    expect(r.out).toContain(
+      'deepseek-r1-ray/decode promql preemptionRate: a perGroup promql query must return one series per group head pod, keeping its namespace and pod labels',
+    );
   });
 
   it('reports each schema error with file:line:column, the field path and a hint, and exits 1', async () => {

@@ -14,6 +14,7 @@ import {
   readDocuments,
 } from '../api/documents.ts';
 import { resolveAll } from '../api/resolve.ts';
+import { promqlLabelRule } from '../observe/prometheus-promql.ts';
 import { EXIT, type Output, parseFlags, stringFlag, UsageError } from './shell.ts';
 
 export const VALIDATE_USAGE = `Usage: kvpa validate [--policies DIR] [--explain] FILE...
@@ -72,7 +73,9 @@ export async function runValidate(argv: readonly string[], io: Output): Promise<
   for (const e of errors) io.err(formatError(e));
   const bad = new Set(errors.map((e) => e.file));
   for (const d of documents) {
-    if (!bad.has(d.file)) io.out(`ok  ${d.file}: ${d.kind} ${d.value.metadata.name}`);
+    if (bad.has(d.file)) continue;
+    io.out(`ok  ${d.file}: ${d.kind} ${d.value.metadata.name}`);
+    if (d.kind === 'PodAutoscaler') for (const note of promqlNotes(d, policies)) io.out(note);
   }
   if (errors.length > 0) {
     io.err(
@@ -81,6 +84,24 @@ export async function runValidate(argv: readonly string[], io: Output): Promise<
     return EXIT.failed;
   }
   return EXIT.ok;
+}
+
+/**
+ * What admission cannot check about a promql metric: the labels its answer must keep (the source
+ * checks every answer against this rule; an answer that breaks it gives no value, and the pool holds).
+ */
+function promqlNotes(
+  d: ParsedDocument & { kind: 'PodAutoscaler' },
+  policies: Parameters<typeof resolveAll>[1],
+): string[] {
+  const notes: string[] = [];
+  for (const p of resolveAll(d.value.spec, policies).pools) {
+    for (const m of p.metrics) {
+      if (m.type !== 'promql' || m.kind === undefined) continue;
+      notes.push(`    ${d.value.metadata.name}/${p.name} promql ${m.name ?? ''}: ${promqlLabelRule(m.kind)}`);
+    }
+  }
+  return notes;
 }
 
 function explain(

@@ -147,13 +147,19 @@ const SCRAPE_SLOTS = 16;
 
 /**
  * Which requests may share one call to the source: pools of the same Prometheus (address and timeout)
- * are batched, one query per signal kind for all of them; each direct-scrape pool is its own call.
- * Pools that share no endpoint never wait on each other.
+ * are batched, one query per signal kind for all of them; each direct-scrape pool is its own call, and
+ * so is each Prometheus pool with a promql metric: its query is the tenant's own and may be slow, and a
+ * call still running makes the controller skip its pools' next samples, so a slow query of one pool
+ * must not hold a call other pools ride in. Pools that share no call never wait on each other.
  */
 export function endpointKeyOf(request: PoolSignalRequest): string {
   const { prometheus } = request.metricsSource;
-  if (prometheus !== undefined)
-    return `prometheus ${prometheus.address} ${prometheus.queryTimeoutSeconds ?? ''}`;
+  if (prometheus !== undefined) {
+    const shared = `prometheus ${prometheus.address} ${prometheus.queryTimeoutSeconds ?? ''}`;
+    return request.pool.metrics.some((m) => m.type === 'promql')
+      ? `${shared} promql ${request.poolKey}`
+      : shared;
+  }
   return `pods ${request.poolKey}`;
 }
 

@@ -16,6 +16,7 @@ import {
   type SignalKind,
   signalKindOf,
 } from './prometheus-join.ts';
+import { promqlMetricOf } from './prometheus-promql.ts';
 import {
   DEFAULT_STALE_AFTER_SECONDS,
   type PoolTick,
@@ -101,8 +102,29 @@ export function registrationOf(request: ControlPoolRequest): PoolRegistration {
   };
 }
 
-/** One PoolSample per metric of the pool, in the pool's metric order. */
-export function poolSamples(request: ControlPoolRequest, tick: TickResult): ControlPoolSample[] {
+/** A gated signal as the controller's sample: a total iff ok, silent groups when some were estimated. */
+export function gateSample(name: string, gate: GateResult): ControlPoolSample {
+  if (gate.state !== 'ok' || gate.poolTotal === undefined)
+    return { name, state: gate.state, detail: gate.detail };
+  const silentGroups = gate.estimatedGroups ?? 0;
+  return {
+    name,
+    state: 'ok',
+    total: gate.poolTotal,
+    ...(silentGroups > 0 ? { silentGroups } : {}),
+    detail: gate.detail,
+  };
+}
+
+/**
+ * One PoolSample per metric of the pool, in the pool's metric order: batched kinds from the tick,
+ * promql metrics from their own query's verdict (`promql`, keyed by signal name).
+ */
+export function poolSamples(
+  request: ControlPoolRequest,
+  tick: TickResult,
+  promql: ReadonlyMap<string, GateResult> = new Map(),
+): ControlPoolSample[] {
   const poolTick = tick.pools.get(request.poolKey);
   const signals = poolTick?.signals;
   const latency = poolTick === undefined ? undefined : poolLatency(request, poolTick, tick.atSeconds);
@@ -111,12 +133,13 @@ export function poolSamples(request: ControlPoolRequest, tick: TickResult): Cont
   return request.pool.metrics.map((m): ControlPoolSample => {
     const kind = signalKindOf(m);
     if (kind === null) {
-      return withLatency({
-        name: signalName(m),
-        state: 'error',
-        detail:
-          'promql metrics are not served by the batched Prometheus source (one query per pool would defeat batching)',
-      });
+      const name = signalName(m);
+      const gate = promql.get(name);
+      return withLatency(
+        gate !== undefined
+          ? gateSample(name, gate)
+          : { name, state: 'error', detail: `${name}: no result from the Prometheus source` },
+      );
     }
     const gate = signals?.get(kind);
     if (!gate)
@@ -125,17 +148,8 @@ export function poolSamples(request: ControlPoolRequest, tick: TickResult): Cont
         state: 'error',
         detail: `${kind}: no result from the Prometheus source`,
       });
-    if (gate.state !== 'ok' || gate.poolTotal === undefined) {
-      return withLatency({ name: kind, state: gate.state, detail: gate.detail });
-    }
-    const silentGroups = gate.estimatedGroups ?? 0;
-    const sample: ControlPoolSample = {
-      name: kind,
-      state: 'ok',
-      total: gate.poolTotal,
-      ...(silentGroups > 0 ? { silentGroups } : {}),
-      detail: gate.detail,
-    };
+    const sample = gateSample(kind, gate);
+    if (sample.state !== 'ok') return withLatency(sample);
     if (kind !== 'promptTokens' && kind !== 'generationTokens') return withLatency(sample);
     return withLatency(workSample(sample, gate, signals?.get('queueDepth'), signals?.get(WORK_KINDS[kind])));
   });
@@ -252,14 +266,39 @@ function quantileOf(
 export class PrometheusPoolSignals {
   constructor(readonly source: PrometheusSignalSource) {}
 
-  /** Never throws: the source turns failures into per-signal states. */
+  /**
+   * Never throws: the source turns failures into per-signal states. The batched kinds of all pools go
+   * in one tick; each promql metric of each pool is its own instant query, run alongside it.
+   */
   async sample(
     requests: readonly ControlPoolRequest[],
     nowSeconds: number,
   ): Promise<Map<string, ControlPoolSample[]>> {
-    const tick = await this.source.tick(requests.map(registrationOf), nowSeconds);
+    const [tick, promql] = await Promise.all([
+      this.source.tick(requests.map(registrationOf), nowSeconds),
+      Promise.all(requests.map((r) => this.promql(r, nowSeconds))),
+    ]);
     const out = new Map<string, ControlPoolSample[]>();
-    for (const r of requests) out.set(r.poolKey, poolSamples(r, tick));
+    requests.forEach((r, i) => {
+      out.set(r.poolKey, poolSamples(r, tick, promql[i]));
+    });
+    return out;
+  }
+
+  /** The verdict of each promql metric of one pool, by signal name. */
+  private async promql(request: ControlPoolRequest, nowSeconds: number): Promise<Map<string, GateResult>> {
+    const metrics = request.pool.metrics.flatMap((m) => {
+      const p = promqlMetricOf(m);
+      return p === null ? [] : [p];
+    });
+    const out = new Map<string, GateResult>();
+    if (metrics.length === 0) return out;
+    const registration = registrationOf(request);
+    const gates = await Promise.all(metrics.map((m) => this.source.promql(registration, m, nowSeconds)));
+    metrics.forEach((m, i) => {
+      const gate = gates[i];
+      if (gate !== undefined) out.set(m.name, gate);
+    });
     return out;
   }
 

@@ -36,7 +36,7 @@ export function isHistogramKind(kind: SignalKind): kind is HistogramKind {
 
 /**
  * The batched kind that serves an API metric; null for `promql`, whose free-form query cannot be
- * merged with other pools' and is not served by this source.
+ * merged with other pools': it runs as its own query (prometheus-promql.ts).
  */
 export function signalKindOf(metric: MetricSpec): SignalKind | null {
   switch (metric.type) {

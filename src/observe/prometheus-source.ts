@@ -36,6 +36,12 @@ import {
   type SignalKind,
 } from './prometheus-join.ts';
 import {
+  judgePromqlPerGroup,
+  judgePromqlTotal,
+  type PromqlMetric,
+  promqlLabelRule,
+} from './prometheus-promql.ts';
+import {
   combineRanks,
   type GateCounts,
   type GateResult,
@@ -312,6 +318,46 @@ export class PrometheusSignalSource {
       out.set(pool.poolKey, { poolKey: pool.poolKey, dialect, signals, histograms });
     }
     return { atSeconds: nowSeconds, queries, pools: out, errors, nonHeadSeries };
+  }
+
+  /**
+   * One promql metric of one pool: the user's query, run as written as one instant query with the same
+   * deadline, answer cap and evaluation timeout as the batched ones, judged by prometheus-promql.ts.
+   * Never throws: a failed query (a parse error, say) is state `error` with Prometheus's own text.
+   */
+  async promql(
+    pool: PoolRegistration,
+    metric: PromqlMetric,
+    nowSeconds: number = Date.now() / 1000,
+  ): Promise<GateResult> {
+    let samples: PromSample[];
+    try {
+      const raw = await this.logged('query', () =>
+        this.client.instant(metric.query, nowSeconds, this.promTimeout()),
+      );
+      if (raw.resultType !== 'vector') throw new Error(`expected an instant vector, got ${raw.resultType}`);
+      samples = decodeVector(raw);
+    } catch (err) {
+      return {
+        signal: metric.name,
+        state: 'error',
+        counts: emptyCounts(pool),
+        detail: `${metric.name}: Prometheus query failed: ${tenantError(err)}; ${promqlLabelRule(metric.kind)}`,
+      };
+    }
+    const gate =
+      metric.kind === 'total'
+        ? judgePromqlTotal(metric, samples, pool)
+        : judgePromqlPerGroup(
+            metric,
+            samples,
+            pool,
+            nowSeconds,
+            pool.staleAfterSeconds ?? DEFAULT_STALE_AFTER_SECONDS,
+            pool.minQuorumPercentage ?? DEFAULT_MIN_QUORUM_PERCENTAGE,
+          );
+    this.rejections.add(pool.poolKey, gate);
+    return gate;
   }
 
   /**

@@ -16,6 +16,18 @@
 import type { SignalReading, SignalState } from '../decide/types.ts';
 import { COUNT_MAX, type RankRule, type RankSample, type ValueRange } from './prometheus-join.ts';
 
+/**
+ * The range of a value: an engine metric's (ValueRange), or `promql`, a user query's value in
+ * [0, PROMQL_VALUE_MAX]: it has no physical unit to bound it, only the sums to keep finite.
+ */
+export type GateRange = ValueRange | 'promql';
+
+/**
+ * The ceiling of one promql value: 1000× the largest target the API accepts (1e9), so any usable value
+ * still means a finite want, and sums over groups and window buckets stay far from Infinity.
+ */
+export const PROMQL_VALUE_MAX = 1e12;
+
 export interface GateGroup {
   readonly groupKey: string;
   readonly ready: boolean;
@@ -25,7 +37,7 @@ export interface GateGroup {
 
 export interface GateInput {
   readonly signal: string;
-  readonly range: ValueRange;
+  readonly range: GateRange;
   readonly rankRule: RankRule;
   readonly nowSeconds: number;
   readonly staleAfterSeconds: number;
@@ -64,10 +76,12 @@ export interface GateResult {
 export const KV_FRACTION_MAX = 1;
 
 /** Why one rank value is unusable, or null when it is fine. */
-export function rejectValue(value: number, range: ValueRange): string | null {
+export function rejectValue(value: number, range: GateRange): string | null {
   if (Number.isNaN(value)) return 'NaN';
   if (!Number.isFinite(value)) return `${value > 0 ? '+' : '-'}Inf`;
   if (value < 0) return `${value} < 0`;
+  if (range === 'promql' && value > PROMQL_VALUE_MAX)
+    return `${fmt(value)} > ${PROMQL_VALUE_MAX} (too large to scale on)`;
   if (range === 'count' && value > COUNT_MAX)
     return `${fmt(value)} > ${COUNT_MAX} (no engine holds that many)`;
   if (range === 'fraction' && value > KV_FRACTION_MAX) {

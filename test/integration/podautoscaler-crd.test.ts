@@ -85,6 +85,24 @@ describe('PodAutoscaler CRD in a real API server', () => {
     expect(msg).toContain('spec.pools[0].metrics[0].target');
   });
 
+  it('rejects a blank promql query, and two metrics of one signal name', async () => {
+    const promql = { type: 'promql', name: 'load', kind: 'perGroup', target: 1 };
+    const blank = await rejection(
+      withPool(example('kuberay.yaml'), 'bad-blank-query', { metrics: [{ ...promql, query: '  ' }] }),
+    );
+    expect(blank).toContain('spec.pools[0].metrics[0].query');
+    expect(blank).toContain('must not be blank');
+    const twice = await rejection(
+      withPool(example('kuberay.yaml'), 'bad-same-name', {
+        metrics: [
+          { ...promql, query: 'x' },
+          { ...promql, query: 'y' },
+        ],
+      }),
+    );
+    expect(twice).toContain('its own signal name');
+  });
+
   it('rejects two pools scaling the same target', async () => {
     const body = example('kserve-deepseek-r1.yaml');
     const pools = body.spec.pools as Record<string, unknown>[];

@@ -8,7 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicies } from '../../src/api/documents.ts';
 import type { PodAutoscalerSpec } from '../../src/api/podautoscaler.ts';
-import { resolveAll } from '../../src/api/resolve.ts';
+import { poolRunnerFor, type ResolvedPool, resolveAll } from '../../src/api/resolve.ts';
+import { endpointKeyOf, type PoolSignalRequest } from '../../src/control/signals.ts';
 import { RoutingSignalSource } from '../../src/control/sources.ts';
 import { decide, initialState } from '../../src/decide/kpa.ts';
 import { SignalWindows } from '../../src/decide/signal-windows.ts';
@@ -351,7 +352,9 @@ describe('Prometheus source against a real Prometheus', () => {
     expect(kv).toMatchObject({ name: 'kvCacheUtilization', state: 'ok' });
     expect(kv?.total).toBeCloseTo(0.4, 9); // dp-0 only: mean(0.2, 0.6)
     expect(queue).toMatchObject({ name: 'queueDepth', state: 'ok', total: 7 });
-    expect(custom).toMatchObject({ name: 'custom', state: 'error' });
+    // `up` is one series per target: a total query must return exactly one, so no value (never 0).
+    expect(custom).toMatchObject({ name: 'custom', state: 'outOfRange' });
+    expect(custom?.detail).toContain('exactly one series');
   }, 15_000);
 
   it('a query Prometheus rejects (HTTP 400) is state error with its message, not an exception', async () => {
@@ -448,4 +451,166 @@ describe('Prometheus source against a real Prometheus', () => {
     );
     expect(direct.size).toBe(0);
   }, 30_000);
+});
+
+/** A Prometheus-sourced Apply pool of LeaderWorkerSet `name`, resolved with the default policy. */
+function resolvedPool(name: string, metrics: PodAutoscalerSpec['pools'][number]['metrics']): ResolvedPool {
+  const { pools, errors } = resolveAll(
+    {
+      mode: 'Apply',
+      policyRef: { name: 'default' },
+      metricsSource: { prometheus: { address: 'http://127.0.0.1:9' } },
+      pools: [
+        {
+          name: 'decode',
+          scaleTargetRef: { apiVersion: 'leaderworkerset.x-k8s.io/v1', kind: 'LeaderWorkerSet', name },
+          maxReplicas: 8,
+          metrics,
+        },
+      ],
+    } as PodAutoscalerSpec,
+    loadPolicies().policies,
+  );
+  const resolved = pools[0];
+  if (resolved === undefined) throw new Error(`the test pool did not resolve: ${JSON.stringify(errors)}`);
+  return resolved;
+}
+
+function promqlRequest(
+  poolKey: string,
+  namespace: string,
+  headPods: string[],
+  metrics: PodAutoscalerSpec['pools'][number]['metrics'],
+): PoolSignalRequest {
+  return {
+    poolKey,
+    namespace,
+    pool: resolvedPool(poolKey.replaceAll('/', '-'), metrics),
+    heads: headPods.map((name) => ({ namespace, name, groupKey: name, groupReady: true, surge: false })),
+    metricsSource: { prometheus: { address: prom.url, queryTimeoutSeconds: 5 } },
+  };
+}
+
+describe('promql metrics against a real Prometheus', () => {
+  const waiting = (ns: string) => `vllm:num_requests_waiting{namespace="${ns}"}`;
+
+  it('a perGroup query gives per-group values joined to head pods, and the pool scales on them', async () => {
+    const request = promqlRequest(
+      'ns-q/pa/decode',
+      'ns-q',
+      ['q-0', 'q-1'],
+      [
+        {
+          type: 'promql',
+          name: 'waiting',
+          kind: 'perGroup',
+          // The head pods' queues plus a worker-free namespace: one series per (namespace, pod).
+          query: `max by (namespace, pod) (${waiting('ns-q')})`,
+          target: 2,
+        },
+      ],
+    );
+    const routing = new RoutingSignalSource();
+    const runner = poolRunnerFor(request.pool);
+    let decision: ReturnType<typeof runner.decide> | undefined;
+    const start = Math.floor(Date.now() / 1000);
+    for (let t = start; t < start + 3; t++) {
+      const samples = (await routing.sample([request], t)).get(request.poolKey) ?? [];
+      const [sample] = samples;
+      expect(sample).toMatchObject({ name: 'waiting', state: 'ok', total: 10 });
+      runner.record(samples, t);
+      decision = runner.decide(t, 2, 2, samples);
+    }
+    // 4 + 6 waiting against 2 per group: 5 groups wanted, from 2 ready.
+    expect(decision?.desiredGroups).toBeGreaterThan(2);
+  }, 20_000);
+
+  it('a total query is the pool total', async () => {
+    const request = promqlRequest(
+      'ns-q/pa/total',
+      'ns-q',
+      ['q-0', 'q-1'],
+      [{ type: 'promql', name: 'queued', kind: 'total', query: `sum(${waiting('ns-q')})`, target: 4 }],
+    );
+    const [sample] = (await new RoutingSignalSource().sample([request], Date.now() / 1000)).get(
+      request.poolKey,
+    ) ?? [undefined];
+    expect(sample).toMatchObject({ name: 'queued', state: 'ok', total: 10 });
+  }, 15_000);
+
+  it('a perGroup query that aggregates the pod label away is noData naming the rule', async () => {
+    const request = promqlRequest(
+      'ns-q/pa/nopod',
+      'ns-q',
+      ['q-0', 'q-1'],
+      [
+        {
+          type: 'promql',
+          name: 'waiting',
+          kind: 'perGroup',
+          query: `sum by (namespace) (${waiting('ns-q')})`,
+          target: 2,
+        },
+      ],
+    );
+    const [sample] = (await new RoutingSignalSource().sample([request], Date.now() / 1000)).get(
+      request.poolKey,
+    ) ?? [undefined];
+    expect(sample?.state).toBe('noData');
+    expect(sample?.total).toBeUndefined();
+    expect(sample?.detail).toContain('without namespace and pod labels');
+    expect(sample?.detail).toContain('keeping its namespace and pod labels');
+    // And the decision holds: a signal with no value never scales down.
+    const runner = poolRunnerFor(request.pool);
+    const now = Date.now() / 1000;
+    runner.start(now - 120, 2, 2);
+    expect(runner.decide(now, 2, 2, sample ? [sample] : []).desiredGroups).toBe(2);
+  }, 15_000);
+
+  it("one pool's broken promql query leaves other pools, and its own batched kinds, untouched", async () => {
+    const broken = promqlRequest(
+      'ns-dp/pa/broken',
+      'ns-dp',
+      ['dp-0', 'dp-1'],
+      [
+        { type: 'kvCacheUtilization', target: 0.7 },
+        { type: 'promql', name: 'bad', kind: 'perGroup', query: 'max by (namespace, pod) (rate(', target: 1 },
+      ],
+    );
+    const healthy = promqlRequest(
+      'ns-q/pa/healthy',
+      'ns-q',
+      ['q-0', 'q-1'],
+      [
+        { type: 'queueDepth', target: 4 },
+        {
+          type: 'promql',
+          name: 'waiting',
+          kind: 'perGroup',
+          query: `max by (namespace, pod) (${waiting('ns-q')})`,
+          target: 2,
+        },
+      ],
+    );
+    const batchedOnly = promqlRequest(
+      'ns-old/pa/plain',
+      'ns-old',
+      ['old-0'],
+      [{ type: 'queueDepth', target: 4 }],
+    );
+    // The controller makes one source call per endpoint key: a promql pool never shares its call.
+    const keys = new Set([broken, healthy, batchedOnly].map(endpointKeyOf));
+    expect(keys.size).toBe(3);
+    // Even in one call (the pools' queries side by side), the broken query is its own pool's error.
+    const out = await new RoutingSignalSource().sample([broken, healthy, batchedOnly], Date.now() / 1000);
+    const [kv, bad] = out.get(broken.poolKey) ?? [];
+    expect(kv).toMatchObject({ name: 'kvCacheUtilization', state: 'ok' });
+    expect(bad?.state).toBe('error');
+    expect(bad?.detail).toMatch(/parse error/);
+    expect(out.get(healthy.poolKey)).toMatchObject([
+      { name: 'queueDepth', state: 'ok', total: 10 },
+      { name: 'waiting', state: 'ok', total: 10 },
+    ]);
+    expect(out.get(batchedOnly.poolKey)).toMatchObject([{ name: 'queueDepth', state: 'ok', total: 2 }]);
+  }, 15_000);
 });
