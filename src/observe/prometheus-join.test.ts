@@ -46,6 +46,12 @@ describe('buildQuery', () => {
     expect(q).toContain('min by (namespace, pod) (timestamp(');
   });
 
+  it('reads SGLang queue totals only (priority=""), one series per pod and DP rank', () => {
+    const q = buildQuery('queueDepth', { namespaces: ['a'], rateWindowSeconds: 60 });
+    expect(q).toContain('namespace=~"a",priority=""');
+    expect(q).toContain('max by (__name__, namespace, pod, engine, dp_rank)');
+  });
+
   it('reads counters as a rate', () => {
     const q = buildQuery('preemptionRate', { namespaces: ['a'], rateWindowSeconds: 120 });
     expect(q).toContain('rate(vllm:num_preemptions_total{namespace=~"a"}[120s])');

@@ -288,12 +288,19 @@ export function kindNames(kind: SignalKind): string[] {
  * reports the evaluation time, and `timestamp()` keeps the scrape time only when applied straight to
  * a selector, hence the second half. `max by` collapses labels that are not ranks (model_name,
  * tp_rank, a pod scraped by two jobs): those are copies of one scheduler's state, not more load.
+ * For SGLang the same `max by` keeps one series per `dp_rank` over its `tp_rank`, `pp_rank` and
+ * `moe_ep_rank` copies (the rule and its source: sglangSchedulerSeries in engine-metrics.ts).
  */
 export function buildQuery(kind: SignalKind, scope: QueryScope): string {
   const spec = SIGNAL_KINDS[kind];
   const names = kindNames(kind);
   const ns = scope.namespaces.map(escapeRegex).sort().join('|');
+  // SGLang with priority scheduling writes each queue's total under `priority=""` and one series per
+  // priority beside it (sgl-project/sglang python/sglang/srt/observability/metrics_collector.py
+  // `_log_gauge_queue_count`): only the totals are read. `priority=""` also matches series without
+  // the label, so no other engine's series is lost. Only the gauges (level kinds) carry it.
   const matchers = [`namespace=~"${escapeString(ns)}"`];
+  if (spec.shape === 'level') matchers.push('priority=""');
   if (scope.extraMatchers) matchers.push(scope.extraMatchers);
   const m = matchers.join(',');
   const sampleNames = spec.shape === 'buckets' ? names.map((n) => `${n}_bucket`) : names;

@@ -26,6 +26,8 @@ export interface PodScript {
   readonly timestampMs?: number;
   /** Answer 503, as a dead pod's endpoint would fail the scrape. */
   readonly down?: boolean;
+  /** Serve this fixture file (test/fixtures/metrics/) verbatim; `ranks` and `dialect` are then unused. */
+  readonly verbatim?: string;
 }
 
 const FIXTURE: Record<ExporterDialect, string> = {
@@ -75,6 +77,7 @@ function withRank(labels: string, dialect: 'vllm' | 'sglang', rank: number, rank
 
 /** The exposition text one pod serves. Pure apart from reading the fixture file. */
 export function renderPodText(script: PodScript): string {
+  if (script.verbatim !== undefined) return fixture(script.verbatim);
   const family = script.dialect === 'sglang' ? 'sglang' : 'vllm';
   const scripted = SCRIPTED[family];
   const out: string[] = [];

@@ -19,6 +19,7 @@ import { feedWindows, PrometheusSignalSource } from '../../src/observe/prometheu
 import { toSignalReading } from '../../src/observe/quality.ts';
 import { type EngineExporter, type PodScript, startEngineExporter } from '../harness/engine-exporter.ts';
 import { type PrometheusHarness, type ScrapeTarget, startPrometheus } from '../harness/prometheus.ts';
+import { FIXTURES } from '../observe/metric-fixtures.ts';
 
 const LWS_LEADER = { 'leaderworkerset.sigs.k8s.io/worker-index': '0' };
 const LWS_WORKER = { 'leaderworkerset.sigs.k8s.io/worker-index': '1' };
@@ -82,6 +83,12 @@ function pods(): Pod[] {
           { kv: 0.2, waiting: 1, running: 62 },
         ],
       },
+    },
+    {
+      namespace: 'ns-sgp',
+      pod: 'sgp-0',
+      labels: LWS_LEADER,
+      script: { dialect: 'sglang', ranks: [], verbatim: FIXTURES.sglangDpPriority },
     },
     { namespace: 'ns-q', pod: 'q-0', labels: LWS_LEADER, script: vllm(0.3, 4) },
     { namespace: 'ns-q', pod: 'q-1', labels: LWS_LEADER, script: vllm(0.5, 6) },
@@ -229,6 +236,18 @@ describe('Prometheus source against a real Prometheus', () => {
     const wrong = tick.pools.get('ns-dp/pa/wrong-engine')?.signals.get('kvCacheUtilization');
     expect(wrong?.state).toBe('noData');
     expect(wrong?.detail).toContain('dp-0: vllm:kv_cache_usage_perc');
+  }, 15_000);
+
+  it('SGLang with priority scheduling and DP attention: each queue counted once (real Prometheus)', async () => {
+    const p = pool('ns-sgp', 'decode', ['sgp-0'], {
+      engine: 'sglang',
+      signals: ['kvCacheUtilization', 'queueDepth', 'runningRequests'],
+    });
+    const s = (await source.tick([p])).pools.get(p.poolKey)?.signals;
+    // Totals under priority="" of dp_rank 0 and 1; every series summed would be 14 and 26.
+    expect(s?.get('queueDepth')).toMatchObject({ state: 'ok', poolTotal: 7 });
+    expect(s?.get('runningRequests')).toMatchObject({ state: 'ok', poolTotal: 13 });
+    expect(s?.get('kvCacheUtilization')?.poolTotal).toBeCloseTo(0.3, 9);
   }, 15_000);
 
   it('judges quorum over ready groups and names the missing ones', async () => {
