@@ -77,13 +77,45 @@ describe('extraction from the real fixtures', () => {
     expect(okValue(s.requestsRunning)).toBe(8);
     expect(s.requestsWaiting).toEqual({
       state: 'missing',
-      reason: 'no sample of vllm:num_requests_waiting in the scrape',
+      reason: 'no sample of vllm:num_requests_waiting_by_reason or vllm:num_requests_waiting in the scrape',
     });
     expect(s.kvCacheUsageFraction).toEqual({
       state: 'missing',
       reason: 'no sample of vllm:kv_cache_usage_perc or vllm:gpu_cache_usage_perc in the scrape',
     });
     expect(s.preemptionsTotal.state).toBe('missing');
+  });
+});
+
+describe('vLLM waiting by reason', () => {
+  const byReason = (capacity: readonly number[], deferred: readonly number[]) =>
+    [
+      '# HELP vllm:num_requests_waiting_by_reason Number of waiting requests by reason.',
+      '# TYPE vllm:num_requests_waiting_by_reason gauge',
+      ...capacity.flatMap((c, rank) => [
+        `vllm:num_requests_waiting_by_reason{engine="${rank}",model_name="m",reason="capacity"} ${formatValue(c)}`,
+        `vllm:num_requests_waiting_by_reason{engine="${rank}",model_name="m",reason="deferred"} ${formatValue(deferred[rank] ?? 0)}`,
+      ]),
+    ].join('\n');
+
+  it('reads the capacity waits only where the split is exported (a P/D decode pod)', () => {
+    const text = `${withRanks(capture, 'vllm:num_requests_waiting', [7, 4])}\n${byReason([2, 1], [5, 3])}\n`;
+    const w = signals(text).requestsWaiting;
+    expect(w).toMatchObject({ state: 'ok', value: 3, metric: 'vllm:num_requests_waiting_by_reason' });
+    expect(w.state === 'ok' && w.ranks.map((r) => r.labels.reason)).toEqual(['capacity', 'capacity']);
+  });
+
+  it('falls back to vllm:num_requests_waiting without the split', () => {
+    expect(signals(capture).requestsWaiting).toMatchObject({
+      state: 'ok',
+      value: 0,
+      metric: 'vllm:num_requests_waiting',
+    });
+  });
+
+  it('a bad capacity value is outOfRange, not a fallback to the total', () => {
+    const text = `${capture}\n${byReason([-1], [2])}\n`;
+    expect(signals(text).requestsWaiting.state).toBe('outOfRange');
   });
 });
 

@@ -6,6 +6,9 @@
 //   percent usage"); its pre-0.9 name is `vllm:gpu_cache_usage_perc`. The new name wins when
 //   both are present.
 // - Every V1 series carries `engine="<DP rank>"`: one pod serves one series per rank.
+// - Waiting: `vllm:num_requests_waiting_by_reason{reason="capacity"}` where exported (on a P/D
+//   decode pod the `deferred` waits are KV transfers, not capacity demand), else
+//   `vllm:num_requests_waiting`.
 // - SGLang: `sglang:token_usage` (KV fraction), `sglang:num_queue_reqs`, `sglang:num_running_reqs`.
 //   Newer releases register them in python/sglang/srt/observability/metrics_collector.py with the
 //   labels `model_name, engine_type, tp_rank, pp_rank, moe_ep_rank` (+ `priority`, `dp_rank`); see
@@ -15,7 +18,7 @@
 
 import type { HistogramSnapshot } from '../decide/histogram.ts';
 import type { Labels, ParseError, ParseResult, Sample } from './exposition.ts';
-import { COUNT_MAX } from './prometheus-join.ts';
+import { COUNT_MAX, VLLM_CAPACITY_WAITING } from './prometheus-join.ts';
 
 export type EngineDialect = 'vllm' | 'sglang';
 export type DialectSetting = EngineDialect | 'auto';
@@ -124,7 +127,12 @@ const VLLM_KV_NAMES = ['vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc'] 
 const VLLM_SPECS: Specs = {
   kvCacheUsageFraction: { names: VLLM_KV_NAMES, range: 'fraction', aggregate: 'mean' },
   kvCacheUsageMaxFraction: { names: VLLM_KV_NAMES, range: 'fraction', aggregate: 'max' },
-  requestsWaiting: { names: ['vllm:num_requests_waiting'], range: 'count', aggregate: 'sum' },
+  requestsWaiting: {
+    names: [VLLM_CAPACITY_WAITING.name, 'vllm:num_requests_waiting'],
+    range: 'count',
+    aggregate: 'sum',
+    select: vllmCapacityWaiting,
+  },
   requestsRunning: { names: ['vllm:num_requests_running'], range: 'count', aggregate: 'sum' },
   preemptionsTotal: { names: ['vllm:num_preemptions_total'], range: 'counter', aggregate: 'sum' },
 };
@@ -171,6 +179,15 @@ export function sglangSchedulerSeries(samples: readonly Sample[]): Sample[] {
     if (!prior || before(s, prior)) best.set(key, s);
   }
   return [...best.values()];
+}
+
+/**
+ * The waiting series that mean demand: of `vllm:num_requests_waiting_by_reason`, the `capacity` ones
+ * only (VLLM_CAPACITY_WAITING says why); every series of the other names.
+ */
+export function vllmCapacityWaiting(samples: readonly Sample[]): readonly Sample[] {
+  const { name, label, value } = VLLM_CAPACITY_WAITING;
+  return samples.filter((s) => s.name !== name || s.labels[label] === value);
 }
 
 const SGLANG_SPECS: Specs = {

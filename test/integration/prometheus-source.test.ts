@@ -90,6 +90,13 @@ function pods(): Pod[] {
       labels: LWS_LEADER,
       script: { dialect: 'sglang', ranks: [], verbatim: FIXTURES.sglangDpPriority },
     },
+    // A P/D decode pod: of 9 waiting, 6 wait on KV transfer (deferred), 3 on capacity.
+    {
+      namespace: 'ns-pd',
+      pod: 'pd-0',
+      labels: LWS_LEADER,
+      script: { dialect: 'vllm', ranks: [{ kv: 0.5, waiting: 9, running: 4, waitingDeferred: 6 }] },
+    },
     { namespace: 'ns-q', pod: 'q-0', labels: LWS_LEADER, script: vllm(0.3, 4) },
     { namespace: 'ns-q', pod: 'q-1', labels: LWS_LEADER, script: vllm(0.5, 6) },
     // q-2 is registered as a head but never scraped: its group is missing.
@@ -248,6 +255,25 @@ describe('Prometheus source against a real Prometheus', () => {
     expect(s?.get('queueDepth')).toMatchObject({ state: 'ok', poolTotal: 7 });
     expect(s?.get('runningRequests')).toMatchObject({ state: 'ok', poolTotal: 13 });
     expect(s?.get('kvCacheUtilization')?.poolTotal).toBeCloseTo(0.3, 9);
+  }, 15_000);
+
+  it('vLLM waiting by reason: the queue is the capacity waits; without the split, all waits', async () => {
+    const pd = pool('ns-pd', 'decode', ['pd-0'], { signals: ['queueDepth'] });
+    const plain = pool('ns-q', 'plain', ['q-0'], { signals: ['queueDepth'] });
+    const tick = await source.tick([pd, plain]);
+    expect(tick.pools.get(pd.poolKey)?.signals.get('queueDepth')).toMatchObject({
+      state: 'ok',
+      poolTotal: 3,
+    });
+    expect(tick.pools.get(plain.poolKey)?.signals.get('queueDepth')).toMatchObject({
+      state: 'ok',
+      poolTotal: 4,
+    });
+    // A restart backfill reads the same series.
+    const now = Math.floor(Date.now() / 1000) - 1;
+    const replay = (await source.backfill(pd, now - 2, now)).signals.get('queueDepth');
+    expect(replay?.samples.length).toBeGreaterThan(0);
+    for (const sample of replay?.samples ?? []) expect(sample.poolTotal).toBe(3);
   }, 15_000);
 
   it('judges quorum over ready groups and names the missing ones', async () => {
