@@ -77,13 +77,45 @@ describe('extraction from the real fixtures', () => {
     expect(okValue(s.requestsRunning)).toBe(8);
     expect(s.requestsWaiting).toEqual({
       state: 'missing',
-      reason: 'no sample of vllm:num_requests_waiting in the scrape',
+      reason: 'no sample of vllm:num_requests_waiting_by_reason or vllm:num_requests_waiting in the scrape',
     });
     expect(s.kvCacheUsageFraction).toEqual({
       state: 'missing',
       reason: 'no sample of vllm:kv_cache_usage_perc or vllm:gpu_cache_usage_perc in the scrape',
     });
     expect(s.preemptionsTotal.state).toBe('missing');
+  });
+});
+
+describe('vLLM waiting by reason', () => {
+  const byReason = (capacity: readonly number[], deferred: readonly number[]) =>
+    [
+      '# HELP vllm:num_requests_waiting_by_reason Number of waiting requests by reason.',
+      '# TYPE vllm:num_requests_waiting_by_reason gauge',
+      ...capacity.flatMap((c, rank) => [
+        `vllm:num_requests_waiting_by_reason{engine="${rank}",model_name="m",reason="capacity"} ${formatValue(c)}`,
+        `vllm:num_requests_waiting_by_reason{engine="${rank}",model_name="m",reason="deferred"} ${formatValue(deferred[rank] ?? 0)}`,
+      ]),
+    ].join('\n');
+
+  it('reads the capacity waits only where the split is exported (a P/D decode pod)', () => {
+    const text = `${withRanks(capture, 'vllm:num_requests_waiting', [7, 4])}\n${byReason([2, 1], [5, 3])}\n`;
+    const w = signals(text).requestsWaiting;
+    expect(w).toMatchObject({ state: 'ok', value: 3, metric: 'vllm:num_requests_waiting_by_reason' });
+    expect(w.state === 'ok' && w.ranks.map((r) => r.labels.reason)).toEqual(['capacity', 'capacity']);
+  });
+
+  it('falls back to vllm:num_requests_waiting without the split', () => {
+    expect(signals(capture).requestsWaiting).toMatchObject({
+      state: 'ok',
+      value: 0,
+      metric: 'vllm:num_requests_waiting',
+    });
+  });
+
+  it('a bad capacity value is outOfRange, not a fallback to the total', () => {
+    const text = `${capture}\n${byReason([-1], [2])}\n`;
+    expect(signals(text).requestsWaiting.state).toBe('outOfRange');
   });
 });
 
@@ -148,6 +180,62 @@ describe('data-parallel ranks (engine label)', () => {
     const s = signals(lines.join('\n'));
     expect(okValue(s.kvCacheUsageFraction)).toBeCloseTo(0.5, 12);
     expect(okValue(s.kvCacheUsageMaxFraction)).toBe(0.72);
+  });
+
+  it('SGLang with priority scheduling and DP attention: each queue counted once per DP rank', () => {
+    const s = signals(readMetricsFixture(FIXTURES.sglangDpPriority));
+    expect(s.dialect).toBe('sglang');
+    // Totals under priority="" only: 5 + 2 waiting, 7 + 6 running (summing every series gives 14 and 26).
+    expect(okValue(s.requestsWaiting)).toBe(7);
+    expect(okValue(s.requestsRunning)).toBe(13);
+    expect(okValue(s.kvCacheUsageFraction)).toBeCloseTo(0.3, 12);
+    const waiting = s.requestsWaiting;
+    expect(waiting.state === 'ok' && waiting.ranks.map((r) => [r.labels.dp_rank, r.labels.priority])).toEqual(
+      [
+        ['0', ''],
+        ['1', ''],
+      ],
+    );
+    expect(
+      okValue(
+        signals(readMetricsFixture(FIXTURES.sglangDpPriority), { dialect: 'sglang', expectedRanks: 2 })
+          .requestsWaiting,
+      ),
+    ).toBe(7);
+  });
+
+  it('SGLang: TP and PP peers are copies; the lowest pp_rank, then tp_rank, of each DP rank is read', () => {
+    const text = readMetricsFixture(FIXTURES.sglangDpPriority);
+    const copy = (line: string, tp: string, pp: string, value: string) =>
+      line
+        .replace(/tp_rank="\d+"/, `tp_rank="${tp}"`)
+        .replace(/pp_rank="\d+"/, `pp_rank="${pp}"`)
+        .replace(/ \S+$/, ` ${value}`);
+    const lines = text.split('\n');
+    const dp0Total = lines.find(
+      (l) => l.startsWith('sglang:num_queue_reqs{dp_rank="0"') && l.includes('priority=""'),
+    );
+    if (dp0Total === undefined) throw new Error('fixture lacks the dp_rank 0 queue total');
+    // --enable-metrics-for-all-schedulers (tp_rank 1) and a second pipeline stage (pp_rank 1), listed first.
+    const i = lines.indexOf(dp0Total);
+    lines.splice(
+      i,
+      0,
+      copy(dp0Total, '1', '0', '40.0'),
+      copy(dp0Total, '0', '1', '50.0'),
+      copy(dp0Total, '1', '1', '60.0'),
+    );
+    const s = signals(lines.join('\n'));
+    expect(okValue(s.requestsWaiting)).toBe(7);
+    const w = s.requestsWaiting;
+    expect(w.state === 'ok' && w.ranks.map((r) => `${r.labels.tp_rank}/${r.labels.pp_rank}`)).toEqual([
+      '0/0',
+      '2/0',
+    ]);
+  });
+
+  it('SGLang: the older label set (no priority, tp_rank) reads as before', () => {
+    expect(okValue(signals(sglang).requestsWaiting)).toBe(2826);
   });
 
   it('property: for in-range ranks, mean lies within [min, max] and the sum is exact', () => {

@@ -6,13 +6,19 @@
 //   percent usage"); its pre-0.9 name is `vllm:gpu_cache_usage_perc`. The new name wins when
 //   both are present.
 // - Every V1 series carries `engine="<DP rank>"`: one pod serves one series per rank.
+// - Waiting: `vllm:num_requests_waiting_by_reason{reason="capacity"}` where exported (on a P/D
+//   decode pod the `deferred` waits are KV transfers, not capacity demand), else
+//   `vllm:num_requests_waiting`.
 // - SGLang: `sglang:token_usage` (KV fraction), `sglang:num_queue_reqs`, `sglang:num_running_reqs`.
+//   Newer releases register them in python/sglang/srt/observability/metrics_collector.py with the
+//   labels `model_name, engine_type, tp_rank, pp_rank, moe_ep_rank` (+ `priority`, `dp_rank`); see
+//   sglangSchedulerSeries for which of those series are copies.
 // Quality gate: a value that is NaN, ±Inf or outside its range is rejected with a reason and
 // never replaced by 0; a metric that is absent is `missing`, never 0 (keda#3065).
 
 import type { HistogramSnapshot } from '../decide/histogram.ts';
 import type { Labels, ParseError, ParseResult, Sample } from './exposition.ts';
-import { COUNT_MAX } from './prometheus-join.ts';
+import { COUNT_MAX, VLLM_CAPACITY_WAITING } from './prometheus-join.ts';
 
 export type EngineDialect = 'vllm' | 'sglang';
 export type DialectSetting = EngineDialect | 'auto';
@@ -93,6 +99,11 @@ interface SignalSpec {
   readonly aggregate: Aggregate;
   /** Why an engine has no such metric (names empty). */
   readonly absentReason?: string;
+  /**
+   * The series of one sample name that carry the signal, one per DP rank (default: all of them).
+   * Applied before the name is judged present, so a name with no selected series falls back.
+   */
+  readonly select?: (samples: readonly Sample[]) => readonly Sample[];
 }
 
 /** The gauge and preemption signals; the work counters are read by extractEngineWork. */
@@ -116,16 +127,94 @@ const VLLM_KV_NAMES = ['vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc'] 
 const VLLM_SPECS: Specs = {
   kvCacheUsageFraction: { names: VLLM_KV_NAMES, range: 'fraction', aggregate: 'mean' },
   kvCacheUsageMaxFraction: { names: VLLM_KV_NAMES, range: 'fraction', aggregate: 'max' },
-  requestsWaiting: { names: ['vllm:num_requests_waiting'], range: 'count', aggregate: 'sum' },
+  requestsWaiting: {
+    names: [VLLM_CAPACITY_WAITING.name, 'vllm:num_requests_waiting'],
+    range: 'count',
+    aggregate: 'sum',
+    select: vllmCapacityWaiting,
+  },
   requestsRunning: { names: ['vllm:num_requests_running'], range: 'count', aggregate: 'sum' },
   preemptionsTotal: { names: ['vllm:num_preemptions_total'], range: 'counter', aggregate: 'sum' },
 };
 
+/** Labels of an SGLang scheduler series that tell copies of one DP rank's state apart. */
+const SGLANG_COPY_LABELS = ['tp_rank', 'pp_rank', 'moe_ep_rank'] as const;
+
+function rankNumber(labels: Labels, name: string): number {
+  const n = Number(labels[name] ?? '0');
+  return Number.isFinite(n) ? n : Number.POSITIVE_INFINITY;
+}
+
+/**
+ * One series per DP rank from SGLang's scheduler gauges (sgl-project/sglang
+ * python/sglang/srt/observability/metrics_collector.py, `SchedulerMetricsCollector.init_new` and
+ * `_log_gauge_queue_count`; python/sglang/srt/managers/scheduler.py `recv_requests`):
+ * - `priority`: with priority scheduling the total is written under `priority=""` AND each priority
+ *   under `priority="<p>"`, so summing every series counts the queue twice. Only series without the
+ *   label or with `priority=""` are kept.
+ * - `tp_rank`: metrics are enabled on the attention-TP leader (`attn_tp_rank == 0`), one per DP rank
+ *   (all ranks with `--enable-metrics-for-all-schedulers`); TP peers hold copies of one scheduler's
+ *   state. The lowest `tp_rank` of each DP rank is kept: that is the attention-TP leader.
+ * - `pp_rank`: each pipeline stage runs a scheduler whose requests are those the previous stage
+ *   forwarded (`point_to_point_pyobj` from `pp_rank - 1`), so stages hold the same queue: copies,
+ *   not more load. The lowest `pp_rank` (stage 0, fed by the tokenizer) is kept.
+ * - `moe_ep_rank` follows the TP rank and is collapsed with it. `dp_rank` and every other label stay
+ *   (the sum runs over them).
+ */
+export function sglangSchedulerSeries(samples: readonly Sample[]): Sample[] {
+  const best = new Map<string, Sample>();
+  for (const s of samples) {
+    const priority = s.labels.priority;
+    if (priority !== undefined && priority !== '') continue;
+    const key = Object.keys(s.labels)
+      .filter((k) => !(SGLANG_COPY_LABELS as readonly string[]).includes(k))
+      .sort()
+      .map((k) => `${k}=${JSON.stringify(s.labels[k])}`)
+      .join(',');
+    const prior = best.get(key);
+    const before = (a: Sample, b: Sample) => {
+      const pp = rankNumber(a.labels, 'pp_rank') - rankNumber(b.labels, 'pp_rank');
+      return pp !== 0 ? pp < 0 : rankNumber(a.labels, 'tp_rank') < rankNumber(b.labels, 'tp_rank');
+    };
+    if (!prior || before(s, prior)) best.set(key, s);
+  }
+  return [...best.values()];
+}
+
+/**
+ * The waiting series that mean demand: of `vllm:num_requests_waiting_by_reason`, the `capacity` ones
+ * only (VLLM_CAPACITY_WAITING says why); every series of the other names.
+ */
+export function vllmCapacityWaiting(samples: readonly Sample[]): readonly Sample[] {
+  const { name, label, value } = VLLM_CAPACITY_WAITING;
+  return samples.filter((s) => s.name !== name || s.labels[label] === value);
+}
+
 const SGLANG_SPECS: Specs = {
-  kvCacheUsageFraction: { names: ['sglang:token_usage'], range: 'fraction', aggregate: 'mean' },
-  kvCacheUsageMaxFraction: { names: ['sglang:token_usage'], range: 'fraction', aggregate: 'max' },
-  requestsWaiting: { names: ['sglang:num_queue_reqs'], range: 'count', aggregate: 'sum' },
-  requestsRunning: { names: ['sglang:num_running_reqs'], range: 'count', aggregate: 'sum' },
+  kvCacheUsageFraction: {
+    names: ['sglang:token_usage'],
+    range: 'fraction',
+    aggregate: 'mean',
+    select: sglangSchedulerSeries,
+  },
+  kvCacheUsageMaxFraction: {
+    names: ['sglang:token_usage'],
+    range: 'fraction',
+    aggregate: 'max',
+    select: sglangSchedulerSeries,
+  },
+  requestsWaiting: {
+    names: ['sglang:num_queue_reqs'],
+    range: 'count',
+    aggregate: 'sum',
+    select: sglangSchedulerSeries,
+  },
+  requestsRunning: {
+    names: ['sglang:num_running_reqs'],
+    range: 'count',
+    aggregate: 'sum',
+    select: sglangSchedulerSeries,
+  },
   preemptionsTotal: {
     names: [],
     range: 'counter',
@@ -234,7 +323,8 @@ function extractSignal(
 ): SignalValue {
   if (spec.names.length === 0) return { state: 'missing', reason: spec.absentReason ?? 'not exported' };
   for (const metric of spec.names) {
-    const all = index.get(metric) ?? [];
+    const indexed = index.get(metric) ?? [];
+    const all = spec.select ? spec.select(indexed) : indexed;
     if (all.length === 0) continue; // fall back to the next (older) name
     const series =
       options.modelName === undefined ? all : all.filter((s) => s.labels.model_name === options.modelName);

@@ -46,6 +46,20 @@ describe('buildQuery', () => {
     expect(q).toContain('min by (namespace, pod) (timestamp(');
   });
 
+  it('reads SGLang queue totals only (priority=""), one series per pod and DP rank', () => {
+    const q = buildQuery('queueDepth', { namespaces: ['a'], rateWindowSeconds: 60 });
+    expect(q).toContain('namespace=~"a",priority=""');
+    expect(q).toContain('max by (__name__, namespace, pod, engine, dp_rank)');
+  });
+
+  it('reads vLLM capacity waits beside the total, each selector timestamped on its own', () => {
+    const q = buildQuery('queueDepth', { namespaces: ['a'], rateWindowSeconds: 60 });
+    expect(q).toContain(
+      'vllm:num_requests_waiting_by_reason{namespace=~"a",priority="",reason="capacity"} or {__name__=~"vllm:num_requests_waiting|sglang:num_queue_reqs"',
+    );
+    expect(q).toContain('timestamp(vllm:num_requests_waiting_by_reason{');
+  });
+
   it('reads counters as a rate', () => {
     const q = buildQuery('preemptionRate', { namespaces: ['a'], rateWindowSeconds: 120 });
     expect(q).toContain('rate(vllm:num_preemptions_total{namespace=~"a"}[120s])');
@@ -112,6 +126,33 @@ describe('attribute', () => {
     expect(auto?.groups.get('lws-1')?.dialect).toBe('vllmLegacy');
     const sglang = attribute('kvCacheUtilization', samples, buildHeadIndex([pool({ engine: 'sglang' })]));
     expect(sglang.pools.size).toBe(0);
+  });
+
+  it('prefers the capacity waits of vLLM where a pod exports them, ignoring the deferred ones', () => {
+    const index = buildHeadIndex([pool({ signals: ['queueDepth'] })]);
+    const by = 'vllm:num_requests_waiting_by_reason';
+    const { pools } = attribute(
+      'queueDepth',
+      [
+        value('lws-0', 'vllm:num_requests_waiting', 9, { engine: '0' }),
+        value('lws-0', by, 3, { engine: '0', reason: 'capacity' }),
+        value('lws-0', by, 6, { engine: '0', reason: 'deferred' }),
+        ts('lws-0', 100),
+        value('lws-1', 'vllm:num_requests_waiting', 4, { engine: '0' }),
+        ts('lws-1', 100),
+      ],
+      index,
+    );
+    const groups = pools.get('ns1/pa/decode')?.groups;
+    expect(groups?.get('lws-0')).toMatchObject({
+      metric: by,
+      dialect: 'vllm',
+      ranks: [{ rank: '0', value: 3 }],
+    });
+    expect(groups?.get('lws-1')).toMatchObject({
+      metric: 'vllm:num_requests_waiting',
+      ranks: [{ value: 4 }],
+    });
   });
 
   it('keeps pools apart when pod names repeat across namespaces', () => {

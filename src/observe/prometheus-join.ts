@@ -87,7 +87,31 @@ export interface SignalKindSpec {
   readonly shape: 'level' | 'rate' | 'ratio' | 'buckets';
   /** For `ratio`: the denominator's name per dialect (null: no ratio for that dialect). */
   readonly per?: Readonly<Record<EngineDialect, string | null>>;
+  /**
+   * For `level`: a series that wins over `names[dialect]` on a pod that exports it, read only where
+   * `label` is `value`; a pod without it is read under `names[dialect]`.
+   */
+  readonly preferred?: Readonly<Partial<Record<EngineDialect, PreferredSeries>>>;
 }
+
+export interface PreferredSeries {
+  readonly name: string;
+  readonly label: string;
+  readonly value: string;
+}
+
+/**
+ * vLLM's waiting queue split by reason (vllm-project/vllm vllm/v1/metrics/loggers.py,
+ * `vllm:num_requests_waiting_by_reason`, labels model_name, engine, reason): `capacity` waits for
+ * scheduling capacity; `deferred` waits on transient constraints (LoRA budget, KV transfer, blocked
+ * status), which on a P/D decode pod is the KV transfer, not demand for more capacity. The sum of
+ * both equals `vllm:num_requests_waiting`, the fallback for versions without the split.
+ */
+export const VLLM_CAPACITY_WAITING: PreferredSeries = {
+  name: 'vllm:num_requests_waiting_by_reason',
+  label: 'reason',
+  value: 'capacity',
+};
 
 export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
   kvCacheUtilization: {
@@ -107,6 +131,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllmLegacy: 'vllm:num_requests_waiting',
       sglang: 'sglang:num_queue_reqs',
     },
+    preferred: { vllm: VLLM_CAPACITY_WAITING, vllmLegacy: VLLM_CAPACITY_WAITING },
     rankRule: 'sum',
     range: 'count',
     counterRate: false,
@@ -276,7 +301,27 @@ export function escapeString(s: string): string {
 }
 
 export function kindNames(kind: SignalKind): string[] {
-  return [...new Set(Object.values(SIGNAL_KINDS[kind].names).filter((n): n is string => n !== null))];
+  const spec = SIGNAL_KINDS[kind];
+  const preferred = Object.values(spec.preferred ?? {}).map((p) => p.name);
+  return [...new Set([...preferred, ...Object.values(spec.names).filter((n): n is string => n !== null)])];
+}
+
+/** The preferred series of a kind (deduplicated by name), each with its label matcher. */
+function preferredSeries(kind: SignalKind): PreferredSeries[] {
+  const byName = new Map<string, PreferredSeries>();
+  for (const p of Object.values(SIGNAL_KINDS[kind].preferred ?? {})) byName.set(p.name, p);
+  return [...byName.values()];
+}
+
+/**
+ * False for a series of a preferred name whose label holds another value. The query's matcher selects
+ * the value and its `max by` then drops the label, so an absent label is the selected one.
+ */
+function readsSeries(kind: SignalKind, metric: string, labels: Readonly<Record<string, string>>): boolean {
+  for (const p of preferredSeries(kind)) {
+    if (p.name === metric) return labels[p.label] === undefined || labels[p.label] === p.value;
+  }
+  return true;
 }
 
 /**
@@ -288,19 +333,31 @@ export function kindNames(kind: SignalKind): string[] {
  * reports the evaluation time, and `timestamp()` keeps the scrape time only when applied straight to
  * a selector, hence the second half. `max by` collapses labels that are not ranks (model_name,
  * tp_rank, a pod scraped by two jobs): those are copies of one scheduler's state, not more load.
+ * For SGLang the same `max by` keeps one series per `dp_rank` over its `tp_rank`, `pp_rank` and
+ * `moe_ep_rank` copies (the rule and its source: sglangSchedulerSeries in engine-metrics.ts).
  */
 export function buildQuery(kind: SignalKind, scope: QueryScope): string {
   const spec = SIGNAL_KINDS[kind];
   const names = kindNames(kind);
   const ns = scope.namespaces.map(escapeRegex).sort().join('|');
+  // SGLang with priority scheduling writes each queue's total under `priority=""` and one series per
+  // priority beside it (sgl-project/sglang python/sglang/srt/observability/metrics_collector.py
+  // `_log_gauge_queue_count`): only the totals are read. `priority=""` also matches series without
+  // the label, so no other engine's series is lost. Only the gauges (level kinds) carry it.
   const matchers = [`namespace=~"${escapeString(ns)}"`];
+  if (spec.shape === 'level') matchers.push('priority=""');
   if (scope.extraMatchers) matchers.push(scope.extraMatchers);
   const m = matchers.join(',');
-  const sampleNames = spec.shape === 'buckets' ? names.map((n) => `${n}_bucket`) : names;
-  const selector =
+  const preferred = spec.shape === 'level' ? preferredSeries(kind) : [];
+  const plainNames = names.filter((n) => !preferred.some((p) => p.name === n));
+  const sampleNames = spec.shape === 'buckets' ? plainNames.map((n) => `${n}_bucket`) : plainNames;
+  const plain =
     sampleNames.length === 1
       ? `${sampleNames[0]}{${m}}`
       : `{__name__=~"${escapeString(sampleNames.map(escapeRegex).join('|'))}",${m}}`;
+  // A preferred series has its own label matcher, so it is a selector of its own, joined with `or`.
+  const selectors = [...preferred.map((p) => `${p.name}{${m},${p.label}="${escapeString(p.value)}"}`), plain];
+  const selector = selectors.join(' or ');
   const by = ['namespace', 'pod', ...RANK_LABELS].join(', ');
   const w = `[${scope.rateWindowSeconds}s]`;
   // rate() drops __name__; each name's vector is tagged with `kvpa_metric` so the dialect stays known
@@ -339,7 +396,8 @@ export function buildQuery(kind: SignalKind, scope: QueryScope): string {
         .join(' or ');
       break;
   }
-  const ts = `min by (namespace, pod) (timestamp(${selector}))`;
+  // timestamp() keeps the scrape time only applied straight to a selector: one per selector.
+  const ts = `min by (namespace, pod) (${selectors.map((x) => `timestamp(${x})`).join(' or ')})`;
   return `label_replace(${value}, "${FIELD_LABEL}", "value", "", "") or label_replace(${ts}, "${FIELD_LABEL}", "ts", "", "")`;
 }
 
@@ -455,8 +513,9 @@ function rankOf(labels: Readonly<Record<string, string>>): string {
 }
 
 export function dialectOf(kind: SignalKind, metric: string, setting: EngineSetting): EngineDialect | null {
-  const names = SIGNAL_KINDS[kind].names;
-  for (const d of DIALECT_PREFERENCE[setting]) if (names[d] === metric) return d;
+  const spec = SIGNAL_KINDS[kind];
+  for (const d of DIALECT_PREFERENCE[setting])
+    if (spec.names[d] === metric || spec.preferred?.[d]?.name === metric) return d;
   return null;
 }
 
@@ -517,6 +576,7 @@ export function attribute(
       // A histogram's "ranks" are its buckets (summed over the pod's ranks in the query).
       const rank = buckets ? (s.labels.le ?? '') : rankOf(s.labels);
       const metric = s.labels.__name__ ?? s.labels[METRIC_LABEL] ?? fallbackName;
+      if (!readsSeries(kind, metric, s.labels)) continue;
       let ranks = acc.values.get(metric);
       if (!ranks) {
         ranks = new Map();
@@ -571,10 +631,12 @@ function pickDialect(
   setting: EngineSetting,
   acc: PodAcc,
 ): { metric: string; dialect: EngineDialect; ranks: Map<string, number> } | null {
+  const spec = SIGNAL_KINDS[kind];
   for (const d of DIALECT_PREFERENCE[setting]) {
-    const name = SIGNAL_KINDS[kind].names[d];
-    const ranks = name !== null ? acc.values.get(name) : undefined;
-    if (name !== null && ranks) return { metric: name, dialect: d, ranks };
+    for (const name of [spec.preferred?.[d]?.name ?? null, spec.names[d]]) {
+      const ranks = name !== null ? acc.values.get(name) : undefined;
+      if (name !== null && ranks) return { metric: name, dialect: d, ranks };
+    }
   }
   return null;
 }

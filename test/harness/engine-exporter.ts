@@ -17,6 +17,11 @@ export interface RankValues {
   readonly waiting: number;
   readonly running: number;
   readonly preemptionsTotal?: number;
+  /**
+   * vLLM only: of `waiting`, the requests deferred (KV transfer, LoRA budget). When set on any rank,
+   * `vllm:num_requests_waiting_by_reason` is printed with `capacity` = waiting − deferred and `deferred`.
+   */
+  readonly waitingDeferred?: number;
 }
 
 export interface PodScript {
@@ -26,6 +31,8 @@ export interface PodScript {
   readonly timestampMs?: number;
   /** Answer 503, as a dead pod's endpoint would fail the scrape. */
   readonly down?: boolean;
+  /** Serve this fixture file (test/fixtures/metrics/) verbatim; `ranks` and `dialect` are then unused. */
+  readonly verbatim?: string;
 }
 
 const FIXTURE: Record<ExporterDialect, string> = {
@@ -75,6 +82,7 @@ function withRank(labels: string, dialect: 'vllm' | 'sglang', rank: number, rank
 
 /** The exposition text one pod serves. Pure apart from reading the fixture file. */
 export function renderPodText(script: PodScript): string {
+  if (script.verbatim !== undefined) return fixture(script.verbatim);
   const family = script.dialect === 'sglang' ? 'sglang' : 'vllm';
   const scripted = SCRIPTED[family];
   const out: string[] = [];
@@ -89,6 +97,22 @@ export function renderPodText(script: PodScript): string {
     script.ranks.forEach((values, rank) => {
       const v = values[field] ?? 0;
       out.push(`${m[1]}{${withRank(m[2] ?? '', family, rank, script.ranks.length)}} ${formatValue(v)}`);
+    });
+  }
+  if (family === 'vllm' && script.ranks.some((r) => r.waitingDeferred !== undefined)) {
+    // Registered beside vllm:num_requests_waiting with the extra `reason` label (vllm/v1/metrics/loggers.py).
+    const name = 'vllm:num_requests_waiting_by_reason';
+    out.push(`# HELP ${name} Number of waiting requests by reason.`, `# TYPE ${name} gauge`);
+    script.ranks.forEach((r, rank) => {
+      const deferred = r.waitingDeferred ?? 0;
+      for (const [reason, v] of [
+        ['capacity', r.waiting - deferred],
+        ['deferred', deferred],
+      ] as const) {
+        out.push(
+          `${name}{engine="${rank}",model_name="meta-llama/Llama-3.1-8B-Instruct",reason="${reason}"} ${formatValue(v)}`,
+        );
+      }
     });
   }
   let text = out.join('\n');

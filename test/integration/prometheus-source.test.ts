@@ -20,6 +20,7 @@ import { feedWindows, PrometheusSignalSource } from '../../src/observe/prometheu
 import { toSignalReading } from '../../src/observe/quality.ts';
 import { type EngineExporter, type PodScript, startEngineExporter } from '../harness/engine-exporter.ts';
 import { type PrometheusHarness, type ScrapeTarget, startPrometheus } from '../harness/prometheus.ts';
+import { FIXTURES } from '../observe/metric-fixtures.ts';
 
 const LWS_LEADER = { 'leaderworkerset.sigs.k8s.io/worker-index': '0' };
 const LWS_WORKER = { 'leaderworkerset.sigs.k8s.io/worker-index': '1' };
@@ -83,6 +84,19 @@ function pods(): Pod[] {
           { kv: 0.2, waiting: 1, running: 62 },
         ],
       },
+    },
+    {
+      namespace: 'ns-sgp',
+      pod: 'sgp-0',
+      labels: LWS_LEADER,
+      script: { dialect: 'sglang', ranks: [], verbatim: FIXTURES.sglangDpPriority },
+    },
+    // A P/D decode pod: of 9 waiting, 6 wait on KV transfer (deferred), 3 on capacity.
+    {
+      namespace: 'ns-pd',
+      pod: 'pd-0',
+      labels: LWS_LEADER,
+      script: { dialect: 'vllm', ranks: [{ kv: 0.5, waiting: 9, running: 4, waitingDeferred: 6 }] },
     },
     { namespace: 'ns-q', pod: 'q-0', labels: LWS_LEADER, script: vllm(0.3, 4) },
     { namespace: 'ns-q', pod: 'q-1', labels: LWS_LEADER, script: vllm(0.5, 6) },
@@ -230,6 +244,37 @@ describe('Prometheus source against a real Prometheus', () => {
     const wrong = tick.pools.get('ns-dp/pa/wrong-engine')?.signals.get('kvCacheUtilization');
     expect(wrong?.state).toBe('noData');
     expect(wrong?.detail).toContain('dp-0: vllm:kv_cache_usage_perc');
+  }, 15_000);
+
+  it('SGLang with priority scheduling and DP attention: each queue counted once (real Prometheus)', async () => {
+    const p = pool('ns-sgp', 'decode', ['sgp-0'], {
+      engine: 'sglang',
+      signals: ['kvCacheUtilization', 'queueDepth', 'runningRequests'],
+    });
+    const s = (await source.tick([p])).pools.get(p.poolKey)?.signals;
+    // Totals under priority="" of dp_rank 0 and 1; every series summed would be 14 and 26.
+    expect(s?.get('queueDepth')).toMatchObject({ state: 'ok', poolTotal: 7 });
+    expect(s?.get('runningRequests')).toMatchObject({ state: 'ok', poolTotal: 13 });
+    expect(s?.get('kvCacheUtilization')?.poolTotal).toBeCloseTo(0.3, 9);
+  }, 15_000);
+
+  it('vLLM waiting by reason: the queue is the capacity waits; without the split, all waits', async () => {
+    const pd = pool('ns-pd', 'decode', ['pd-0'], { signals: ['queueDepth'] });
+    const plain = pool('ns-q', 'plain', ['q-0'], { signals: ['queueDepth'] });
+    const tick = await source.tick([pd, plain]);
+    expect(tick.pools.get(pd.poolKey)?.signals.get('queueDepth')).toMatchObject({
+      state: 'ok',
+      poolTotal: 3,
+    });
+    expect(tick.pools.get(plain.poolKey)?.signals.get('queueDepth')).toMatchObject({
+      state: 'ok',
+      poolTotal: 4,
+    });
+    // A restart backfill reads the same series.
+    const now = Math.floor(Date.now() / 1000) - 1;
+    const replay = (await source.backfill(pd, now - 2, now)).signals.get('queueDepth');
+    expect(replay?.samples.length).toBeGreaterThan(0);
+    for (const sample of replay?.samples ?? []) expect(sample.poolTotal).toBe(3);
   }, 15_000);
 
   it('judges quorum over ready groups and names the missing ones', async () => {

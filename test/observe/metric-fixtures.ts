@@ -11,6 +11,7 @@ export const FIXTURES = {
   vllmEngineLabel: 'vllm-v1-engine-label.txt',
   vllmDocsInvalid: 'vllm-v1-docs-design-example.txt',
   sglangDocs: 'sglang-docs-production-metrics.txt',
+  sglangDpPriority: 'sglang-dp-priority.txt',
 } as const;
 
 export function readMetricsFixture(file: string): string {
