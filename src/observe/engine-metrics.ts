@@ -1,4 +1,4 @@
-// Extracts kvpa's per-pod engine signals from a parsed `/metrics` page (vLLM or SGLang).
+// Extracts kvpa's per-pod engine signals from a parsed `/metrics` page (vLLM, SGLang or TensorRT-LLM).
 //
 // The contract comes from vLLM's metric registration (vllm-project/vllm vllm/v1/metrics/loggers.py) and
 // SGLang's (sgl-project/sglang python/sglang/srt/metrics/collector.py):
@@ -13,6 +13,12 @@
 //   Newer releases register them in python/sglang/srt/observability/metrics_collector.py with the
 //   labels `model_name, engine_type, tp_rank, pp_rank, moe_ep_rank` (+ `priority`, `dp_rank`); see
 //   sglangSchedulerSeries for which of those series are copies.
+// - TensorRT-LLM (NVIDIA/TensorRT-LLM tensorrt_llm/metrics/collector.py, `MetricsCollector`):
+//   `trtllm_kv_cache_utilization` = usedNumBlocks / maxNumBlocks (a fraction 0–1),
+//   `trtllm_num_requests_waiting` (numQueuedRequests), `trtllm_num_requests_running`
+//   (numActiveRequests), with the server's labels (e.g. model_name, engine_type) and no rank label.
+//   They need `enable_iter_perf_stats`. Dynamo's TRT-LLM worker passes them through on its system
+//   port under the same `trtllm_` names (older Dynamo releases renamed them `trtllm:…`, not read).
 // Quality gate: a value that is NaN, ±Inf or outside its range is rejected with a reason and
 // never replaced by 0; a metric that is absent is `missing`, never 0 (keda#3065).
 
@@ -20,8 +26,10 @@ import type { HistogramSnapshot } from '../decide/histogram.ts';
 import type { Labels, ParseError, ParseResult, Sample } from './exposition.ts';
 import { COUNT_MAX, VLLM_CAPACITY_WAITING } from './prometheus-join.ts';
 
-export type EngineDialect = 'vllm' | 'sglang';
+export type EngineDialect = 'vllm' | 'sglang' | 'trtllm';
 export type DialectSetting = EngineDialect | 'auto';
+
+const DIALECTS: readonly EngineDialect[] = ['vllm', 'sglang', 'trtllm'];
 
 export interface RankValue {
   readonly labels: Labels;
@@ -223,7 +231,24 @@ const SGLANG_SPECS: Specs = {
   },
 };
 
-const SPECS: Readonly<Record<EngineDialect, Specs>> = { vllm: VLLM_SPECS, sglang: SGLANG_SPECS };
+const TRTLLM_SPECS: Specs = {
+  kvCacheUsageFraction: { names: ['trtllm_kv_cache_utilization'], range: 'fraction', aggregate: 'mean' },
+  kvCacheUsageMaxFraction: { names: ['trtllm_kv_cache_utilization'], range: 'fraction', aggregate: 'max' },
+  requestsWaiting: { names: ['trtllm_num_requests_waiting'], range: 'count', aggregate: 'sum' },
+  requestsRunning: { names: ['trtllm_num_requests_running'], range: 'count', aggregate: 'sum' },
+  preemptionsTotal: {
+    names: [],
+    range: 'counter',
+    aggregate: 'sum',
+    absentReason: 'TensorRT-LLM exports no preemption counter',
+  },
+};
+
+const SPECS: Readonly<Record<EngineDialect, Specs>> = {
+  vllm: VLLM_SPECS,
+  sglang: SGLANG_SPECS,
+  trtllm: TRTLLM_SPECS,
+};
 const SIGNALS: readonly GaugeSignal[] = [
   'kvCacheUsageFraction',
   'kvCacheUsageMaxFraction',
@@ -245,6 +270,13 @@ function indexSamples(parsed: ParseResult): Map<string, Sample[]> {
   return index;
 }
 
+/** How each dialect's names begin, for messages. */
+const DIALECT_PREFIXES: Readonly<Record<EngineDialect, string>> = {
+  vllm: 'vllm:',
+  sglang: 'sglang:',
+  trtllm: 'trtllm_',
+};
+
 function coreNames(dialect: EngineDialect): string[] {
   const specs = SPECS[dialect];
   return [...new Set(SIGNALS.flatMap((s) => specs[s].names))];
@@ -259,17 +291,19 @@ export function detectDialect(
 ): { dialect: EngineDialect; reason?: undefined } | { dialect: undefined; reason: string } {
   const index = indexSamples(parsed);
   const has = (d: EngineDialect) => coreNames(d).some((n) => (index.get(n)?.length ?? 0) > 0);
-  const vllm = has('vllm');
-  const sglang = has('sglang');
-  if (vllm && sglang) {
+  const found = DIALECTS.filter(has);
+  const [only] = found;
+  if (found.length === 1 && only !== undefined) return { dialect: only };
+  if (found.length > 1) {
     return {
       dialect: undefined,
-      reason: 'both vllm: and sglang: signals are present; configure the dialect',
+      reason: `${found.map((d) => DIALECT_PREFIXES[d]).join(' and ')} signals are present; configure the dialect`,
     };
   }
-  if (vllm) return { dialect: 'vllm' };
-  if (sglang) return { dialect: 'sglang' };
-  return { dialect: undefined, reason: 'no vllm: or sglang: engine signal in the scrape' };
+  return {
+    dialect: undefined,
+    reason: `no ${DIALECTS.map((d) => DIALECT_PREFIXES[d]).join(', ')} engine signal in the scrape`,
+  };
 }
 
 /** Why one value fails its range, or `undefined` when it passes. */
@@ -473,6 +507,14 @@ const WORK_NAMES: Readonly<
     promptRequestsTotal: ['sglang:num_requests_total'],
     generationRequestsTotal: ['sglang:num_requests_total'],
   },
+  // Counted when a request finishes; finished requests are `trtllm_request_success_total` summed over
+  // its `finished_reason` series.
+  trtllm: {
+    promptTokensTotal: ['trtllm_prompt_tokens_total'],
+    generationTokensTotal: ['trtllm_generation_tokens_total'],
+    promptRequestsTotal: ['trtllm_request_success_total'],
+    generationRequestsTotal: ['trtllm_request_success_total'],
+  },
 };
 
 const HISTOGRAM_NAMES: Readonly<Record<EngineDialect, { ttft: readonly string[]; itl: readonly string[] }>> =
@@ -484,6 +526,10 @@ const HISTOGRAM_NAMES: Readonly<Record<EngineDialect, { ttft: readonly string[];
     sglang: {
       ttft: ['sglang:time_to_first_token_seconds'],
       itl: ['sglang:time_per_output_token_seconds'],
+    },
+    trtllm: {
+      ttft: ['trtllm_time_to_first_token_seconds'],
+      itl: ['trtllm_time_per_output_token_seconds'],
     },
   };
 

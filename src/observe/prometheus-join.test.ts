@@ -55,7 +55,7 @@ describe('buildQuery', () => {
   it('reads vLLM capacity waits beside the total, each selector timestamped on its own', () => {
     const q = buildQuery('queueDepth', { namespaces: ['a'], rateWindowSeconds: 60 });
     expect(q).toContain(
-      'vllm:num_requests_waiting_by_reason{namespace=~"a",priority="",reason="capacity"} or {__name__=~"vllm:num_requests_waiting|sglang:num_queue_reqs"',
+      'vllm:num_requests_waiting_by_reason{namespace=~"a",priority="",reason="capacity"} or {__name__=~"vllm:num_requests_waiting|sglang:num_queue_reqs',
     );
     expect(q).toContain('timestamp(vllm:num_requests_waiting_by_reason{');
   });

@@ -8,7 +8,7 @@
  * No I/O here, so the join can be tested and benchmarked on synthetic results of any size.
  */
 
-import type { MetricSpec } from '../api/podautoscaler.ts';
+import type { EngineSetting as ApiEngineSetting, MetricSpec } from '../api/podautoscaler.ts';
 
 /**
  * Signals the Prometheus source can read. `kvCacheUtilization`, `queueDepth`, `runningRequests`,
@@ -47,11 +47,14 @@ export function signalKindOf(metric: MetricSpec): SignalKind | null {
   }
 }
 
-/** A resolved metric dialect. `vllmLegacy` = vLLM before 0.9, with `vllm:gpu_cache_usage_perc`. */
-export type EngineDialect = 'vllm' | 'vllmLegacy' | 'sglang';
+/**
+ * A resolved metric dialect. `vllmLegacy` = vLLM before 0.9, with `vllm:gpu_cache_usage_perc`;
+ * `trtllm` = TensorRT-LLM's `trtllm_*` series (NVIDIA/TensorRT-LLM tensorrt_llm/metrics/collector.py).
+ */
+export type EngineDialect = 'vllm' | 'vllmLegacy' | 'sglang' | 'trtllm';
 
 /** The pool's `engine` field: a dialect family, or detect it from the names a pod exports. */
-export type EngineSetting = 'auto' | 'vllm' | 'sglang';
+export type EngineSetting = ApiEngineSetting;
 
 /**
  * How the data-parallel ranks of one pod (one series per `engine` label for vLLM, per `dp_rank` for
@@ -119,6 +122,8 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:kv_cache_usage_perc',
       vllmLegacy: 'vllm:gpu_cache_usage_perc',
       sglang: 'sglang:token_usage',
+      // usedNumBlocks / maxNumBlocks of the KV cache stats: a fraction 0–1.
+      trtllm: 'trtllm_kv_cache_utilization',
     },
     rankRule: 'mean',
     range: 'fraction',
@@ -130,6 +135,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:num_requests_waiting',
       vllmLegacy: 'vllm:num_requests_waiting',
       sglang: 'sglang:num_queue_reqs',
+      trtllm: 'trtllm_num_requests_waiting',
     },
     preferred: { vllm: VLLM_CAPACITY_WAITING, vllmLegacy: VLLM_CAPACITY_WAITING },
     rankRule: 'sum',
@@ -142,6 +148,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:num_requests_running',
       vllmLegacy: 'vllm:num_requests_running',
       sglang: 'sglang:num_running_reqs',
+      trtllm: 'trtllm_num_requests_running',
     },
     rankRule: 'sum',
     range: 'count',
@@ -150,7 +157,12 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
   },
   preemptionRate: {
     // V0 and V1 share the sample name; SGLang's retraction metrics are gauges, not preemptions.
-    names: { vllm: 'vllm:num_preemptions_total', vllmLegacy: 'vllm:num_preemptions_total', sglang: null },
+    names: {
+      vllm: 'vllm:num_preemptions_total',
+      vllmLegacy: 'vllm:num_preemptions_total',
+      sglang: null,
+      trtllm: null,
+    },
     rankRule: 'sum',
     range: 'count',
     counterRate: true,
@@ -164,6 +176,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:prompt_tokens_total',
       vllmLegacy: 'vllm:prompt_tokens_total',
       sglang: 'sglang:prompt_tokens_total',
+      trtllm: 'trtllm_prompt_tokens_total',
     },
     rankRule: 'sum',
     range: 'count',
@@ -175,6 +188,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:generation_tokens_total',
       vllmLegacy: 'vllm:generation_tokens_total',
       sglang: 'sglang:generation_tokens_total',
+      trtllm: 'trtllm_generation_tokens_total',
     },
     rankRule: 'sum',
     range: 'count',
@@ -189,11 +203,13 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:request_prompt_tokens_sum',
       vllmLegacy: 'vllm:request_prompt_tokens_sum',
       sglang: 'sglang:prompt_tokens_total',
+      trtllm: 'trtllm_prompt_tokens_total',
     },
     per: {
       vllm: 'vllm:request_prompt_tokens_count',
       vllmLegacy: 'vllm:request_prompt_tokens_count',
       sglang: 'sglang:num_requests_total',
+      trtllm: 'trtllm_request_success_total',
     },
     rankRule: 'sum',
     range: 'count',
@@ -205,11 +221,13 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:request_generation_tokens_sum',
       vllmLegacy: 'vllm:request_generation_tokens_sum',
       sglang: 'sglang:generation_tokens_total',
+      trtllm: 'trtllm_generation_tokens_total',
     },
     per: {
       vllm: 'vllm:request_generation_tokens_count',
       vllmLegacy: 'vllm:request_generation_tokens_count',
       sglang: 'sglang:num_requests_total',
+      trtllm: 'trtllm_request_success_total',
     },
     rankRule: 'sum',
     range: 'count',
@@ -224,6 +242,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:time_to_first_token_seconds',
       vllmLegacy: 'vllm:time_to_first_token_seconds',
       sglang: 'sglang:time_to_first_token_seconds',
+      trtllm: 'trtllm_time_to_first_token_seconds',
     },
     rankRule: 'sum',
     range: 'count',
@@ -235,6 +254,8 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:inter_token_latency_seconds',
       vllmLegacy: 'vllm:time_per_output_token_seconds',
       sglang: 'sglang:time_per_output_token_seconds',
+      // Per request: (last token − first token) / (tokens − 1), as vLLM's time_per_output_token.
+      trtllm: 'trtllm_time_per_output_token_seconds',
     },
     rankRule: 'sum',
     range: 'count',
@@ -247,10 +268,26 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
 export const DIALECT_PREFERENCE: Readonly<Record<EngineSetting, readonly EngineDialect[]>> = {
   vllm: ['vllm', 'vllmLegacy'],
   sglang: ['sglang'],
-  auto: ['vllm', 'vllmLegacy', 'sglang'],
+  trtllm: ['trtllm'],
+  auto: ['vllm', 'vllmLegacy', 'sglang', 'trtllm'],
 };
 
-/** Labels that name a data-parallel rank: vLLM's `engine`, SGLang's `dp_rank` (verify on the deployed version). */
+/** The `engine` setting a resolved dialect belongs to. */
+export function familyOf(dialect: EngineDialect): Exclude<EngineSetting, 'auto'> {
+  return dialect === 'vllmLegacy' ? 'vllm' : dialect;
+}
+
+/** The engine's name in messages. */
+export const ENGINE_TITLES: Readonly<Record<Exclude<EngineSetting, 'auto'>, string>> = {
+  vllm: 'vLLM',
+  sglang: 'SGLang',
+  trtllm: 'TensorRT-LLM',
+};
+
+/**
+ * Labels that name a data-parallel rank: vLLM's `engine`, SGLang's `dp_rank` (verify on the deployed
+ * version). TensorRT-LLM's series carry none: its OpenAI server reports one set per server.
+ */
 export const RANK_LABELS = ['engine', 'dp_rank'] as const;
 
 export interface HeadPod {

@@ -12,6 +12,7 @@ export const FIXTURES = {
   vllmDocsInvalid: 'vllm-v1-docs-design-example.txt',
   sglangDocs: 'sglang-docs-production-metrics.txt',
   sglangDpPriority: 'sglang-dp-priority.txt',
+  trtllm: 'trtllm-openai-server.txt',
 } as const;
 
 export function readMetricsFixture(file: string): string {
