@@ -347,7 +347,7 @@ export const BehaviorSchema = z.strictObject(behaviorShape).describe('How a pool
 export type Behavior = z.infer<typeof BehaviorSchema>;
 
 /** The pool's `engine` field: a metric dialect, or `auto` to detect it per pod. */
-export const ENGINE_SETTINGS = ['auto', 'vllm', 'sglang', 'trtllm'] as const;
+export const ENGINE_SETTINGS = ['auto', 'vllm', 'sglang', 'trtllm', 'dynamo'] as const;
 export type EngineSetting = (typeof ENGINE_SETTINGS)[number];
 
 export const PoolSpecSchema = z
@@ -364,7 +364,7 @@ export const PoolSpecSchema = z
       .enum(ENGINE_SETTINGS)
       .optional()
       .describe(
-        'Metric dialect of the engine (vllm, sglang, trtllm for TensorRT-LLM); auto detects it from the metric names.',
+        "Metric dialect of the engine (vllm, sglang, trtllm for TensorRT-LLM, dynamo for Dynamo's own frontend and worker series); auto detects it from the metric names.",
       ),
     ...behaviorShape,
   })

@@ -124,6 +124,57 @@ describe('TensorRT-LLM', () => {
   });
 });
 
+describe('Dynamo', () => {
+  const frontend = readMetricsFixture(FIXTURES.dynamoFrontend);
+  const worker = readMetricsFixture(FIXTURES.dynamoWorker);
+
+  it("a frontend's queue and in-flight requests, detected under auto; no KV or preemption metric", () => {
+    const s = signals(frontend);
+    expect(s.dialect).toBe('dynamo');
+    expect(s.requestsWaiting).toMatchObject({
+      state: 'ok',
+      value: 4,
+      metric: 'dynamo_frontend_queued_requests',
+    });
+    expect(s.requestsRunning).toMatchObject({
+      state: 'ok',
+      value: 10,
+      metric: 'dynamo_frontend_inflight_requests',
+    });
+    expect(s.kvCacheUsageFraction.state).toBe('missing');
+    expect(s.kvCacheUsageFraction.state === 'missing' && s.kvCacheUsageFraction.reason).toMatch(
+      /engine dialect/,
+    );
+    expect(s.preemptionsTotal.state).toBe('missing');
+  });
+
+  it("a worker's own in-flight count (generate endpoint only) wins over the frontend's", () => {
+    const s = signals(`${frontend}${worker}`, { dialect: 'dynamo' });
+    expect(s.requestsRunning).toMatchObject({
+      state: 'ok',
+      value: 6,
+      metric: 'dynamo_component_inflight_requests',
+    });
+    // A worker pod alone has no Dynamo queue: missing, never 0.
+    expect(signals(worker, { dialect: 'dynamo' }).requestsWaiting.state).toBe('missing');
+  });
+
+  it('a Dynamo vLLM worker (vllm: beside dynamo_component_*) is vLLM under auto', () => {
+    expect(signals(`${capture}${worker}`).dialect).toBe('vllm');
+  });
+
+  it("the frontend's TTFT and ITL histograms and token counts feed the work signals", () => {
+    const w = extractEngineWork(parseExposition(frontend), AUTO);
+    expect(okValue(w.promptTokensTotal)).toBe(6000);
+    expect(okValue(w.promptRequestsTotal)).toBe(3);
+    expect(okValue(w.generationTokensTotal)).toBe(650);
+    expect(okValue(w.generationRequestsTotal)).toBe(3);
+    expect(w.ttft?.cumulative.at(-1)).toBe(3);
+    expect(w.ttft?.sum).toBeCloseTo(0.88, 12);
+    expect(w.itl?.cumulative.at(-1)).toBe(3);
+  });
+});
+
 describe('vLLM waiting by reason', () => {
   const byReason = (capacity: readonly number[], deferred: readonly number[]) =>
     [
@@ -390,7 +441,7 @@ describe('quality gate', () => {
     for (const v of [s.kvCacheUsageFraction, s.requestsWaiting, s.requestsRunning, s.preemptionsTotal]) {
       expect(v).toEqual({
         state: 'missing',
-        reason: 'no vllm:, sglang:, trtllm_ engine signal in the scrape',
+        reason: 'no vllm:, sglang:, trtllm_, dynamo_frontend_ engine signal in the scrape',
       });
     }
   });

@@ -1,4 +1,5 @@
-// Extracts kvpa's per-pod engine signals from a parsed `/metrics` page (vLLM, SGLang or TensorRT-LLM).
+// Extracts kvpa's per-pod engine signals from a parsed `/metrics` page (vLLM, SGLang, TensorRT-LLM,
+// or Dynamo's own frontend and worker series).
 //
 // The contract comes from vLLM's metric registration (vllm-project/vllm vllm/v1/metrics/loggers.py) and
 // SGLang's (sgl-project/sglang python/sglang/srt/metrics/collector.py):
@@ -19,17 +20,19 @@
 //   (numActiveRequests), with the server's labels (e.g. model_name, engine_type) and no rank label.
 //   They need `enable_iter_perf_stats`. Dynamo's TRT-LLM worker passes them through on its system
 //   port under the same `trtllm_` names (older Dynamo releases renamed them `trtllm:…`, not read).
+// - Dynamo: which series, and why a shared frontend's belong to no group: DYNAMO_WORKER_INFLIGHT
+//   in prometheus-join.ts.
 // Quality gate: a value that is NaN, ±Inf or outside its range is rejected with a reason and
 // never replaced by 0; a metric that is absent is `missing`, never 0 (keda#3065).
 
 import type { HistogramSnapshot } from '../decide/histogram.ts';
 import type { Labels, ParseError, ParseResult, Sample } from './exposition.ts';
-import { COUNT_MAX, VLLM_CAPACITY_WAITING } from './prometheus-join.ts';
+import { COUNT_MAX, DYNAMO_WORKER_INFLIGHT, VLLM_CAPACITY_WAITING } from './prometheus-join.ts';
 
-export type EngineDialect = 'vllm' | 'sglang' | 'trtllm';
+export type EngineDialect = 'vllm' | 'sglang' | 'trtllm' | 'dynamo';
 export type DialectSetting = EngineDialect | 'auto';
 
-const DIALECTS: readonly EngineDialect[] = ['vllm', 'sglang', 'trtllm'];
+const DIALECTS: readonly EngineDialect[] = ['vllm', 'sglang', 'trtllm', 'dynamo'];
 
 export interface RankValue {
   readonly labels: Labels;
@@ -244,10 +247,37 @@ const TRTLLM_SPECS: Specs = {
   },
 };
 
+/** Of the worker's in-flight series, the `generate` endpoint's (DYNAMO_WORKER_INFLIGHT); others pass. */
+export function dynamoGenerateSeries(samples: readonly Sample[]): readonly Sample[] {
+  const { name, label, value } = DYNAMO_WORKER_INFLIGHT;
+  return samples.filter((s) => s.name !== name || s.labels[label] === value);
+}
+
+const DYNAMO_NO_KV = "Dynamo exports no KV-cache fraction; read the worker's engine dialect";
+const DYNAMO_SPECS: Specs = {
+  kvCacheUsageFraction: { names: [], range: 'fraction', aggregate: 'mean', absentReason: DYNAMO_NO_KV },
+  kvCacheUsageMaxFraction: { names: [], range: 'fraction', aggregate: 'max', absentReason: DYNAMO_NO_KV },
+  requestsWaiting: { names: ['dynamo_frontend_queued_requests'], range: 'count', aggregate: 'sum' },
+  // The worker's own count first: the frontend's covers requests it routed to any group.
+  requestsRunning: {
+    names: [DYNAMO_WORKER_INFLIGHT.name, 'dynamo_frontend_inflight_requests'],
+    range: 'count',
+    aggregate: 'sum',
+    select: dynamoGenerateSeries,
+  },
+  preemptionsTotal: {
+    names: [],
+    range: 'counter',
+    aggregate: 'sum',
+    absentReason: 'Dynamo exports no preemption counter',
+  },
+};
+
 const SPECS: Readonly<Record<EngineDialect, Specs>> = {
   vllm: VLLM_SPECS,
   sglang: SGLANG_SPECS,
   trtllm: TRTLLM_SPECS,
+  dynamo: DYNAMO_SPECS,
 };
 const SIGNALS: readonly GaugeSignal[] = [
   'kvCacheUsageFraction',
@@ -275,11 +305,18 @@ const DIALECT_PREFIXES: Readonly<Record<EngineDialect, string>> = {
   vllm: 'vllm:',
   sglang: 'sglang:',
   trtllm: 'trtllm_',
+  dynamo: 'dynamo_frontend_',
 };
 
+/**
+ * The names that identify a dialect. Dynamo by its frontend's only: its workers export
+ * `dynamo_component_*` beside their engine's series, and those pods are the engine's dialect.
+ */
 function coreNames(dialect: EngineDialect): string[] {
   const specs = SPECS[dialect];
-  return [...new Set(SIGNALS.flatMap((s) => specs[s].names))];
+  return [...new Set(SIGNALS.flatMap((s) => specs[s].names))].filter(
+    (n) => n !== DYNAMO_WORKER_INFLIGHT.name,
+  );
 }
 
 /**
@@ -515,6 +552,13 @@ const WORK_NAMES: Readonly<
     promptRequestsTotal: ['trtllm_request_success_total'],
     generationRequestsTotal: ['trtllm_request_success_total'],
   },
+  // The frontend's sequence-length histograms: `_sum` counts tokens, `_count` finished requests.
+  dynamo: {
+    promptTokensTotal: ['dynamo_frontend_input_sequence_tokens_sum'],
+    generationTokensTotal: ['dynamo_frontend_output_tokens_total'],
+    promptRequestsTotal: ['dynamo_frontend_input_sequence_tokens_count'],
+    generationRequestsTotal: ['dynamo_frontend_output_sequence_tokens_count'],
+  },
 };
 
 const HISTOGRAM_NAMES: Readonly<Record<EngineDialect, { ttft: readonly string[]; itl: readonly string[] }>> =
@@ -530,6 +574,10 @@ const HISTOGRAM_NAMES: Readonly<Record<EngineDialect, { ttft: readonly string[];
     trtllm: {
       ttft: ['trtllm_time_to_first_token_seconds'],
       itl: ['trtllm_time_per_output_token_seconds'],
+    },
+    dynamo: {
+      ttft: ['dynamo_frontend_time_to_first_token_seconds'],
+      itl: ['dynamo_frontend_inter_token_latency_seconds'],
     },
   };
 

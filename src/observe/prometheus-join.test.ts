@@ -155,6 +155,29 @@ describe('attribute', () => {
     });
   });
 
+  it("Dynamo: a worker's generate in-flight count wins over the frontend's; other endpoints are ignored", () => {
+    const index = buildHeadIndex([pool({ engine: 'dynamo', signals: ['runningRequests'] })]);
+    const w = 'dynamo_component_inflight_requests';
+    const { pools } = attribute(
+      'runningRequests',
+      [
+        value('lws-0', 'dynamo_frontend_inflight_requests', 10, { model: 'm' }),
+        value('lws-0', w, 6, { dynamo_endpoint: 'generate' }),
+        value('lws-0', w, 1, { dynamo_endpoint: 'clear_kv_blocks' }),
+        ts('lws-0', 100),
+        value('lws-1', 'dynamo_frontend_inflight_requests', 4, { model: 'm' }),
+        ts('lws-1', 100),
+      ],
+      index,
+    );
+    const groups = pools.get('ns1/pa/decode')?.groups;
+    expect(groups?.get('lws-0')).toMatchObject({ metric: w, dialect: 'dynamo', ranks: [{ value: 6 }] });
+    expect(groups?.get('lws-1')).toMatchObject({
+      metric: 'dynamo_frontend_inflight_requests',
+      ranks: [{ value: 4 }],
+    });
+  });
+
   it('keeps pools apart when pod names repeat across namespaces', () => {
     const a = pool();
     const b = pool({ poolKey: 'ns2/pa/decode', namespace: 'ns2' });

@@ -49,9 +49,33 @@ export function signalKindOf(metric: MetricSpec): SignalKind | null {
 
 /**
  * A resolved metric dialect. `vllmLegacy` = vLLM before 0.9, with `vllm:gpu_cache_usage_perc`;
- * `trtllm` = TensorRT-LLM's `trtllm_*` series (NVIDIA/TensorRT-LLM tensorrt_llm/metrics/collector.py).
+ * `trtllm` = TensorRT-LLM's `trtllm_*` series (NVIDIA/TensorRT-LLM tensorrt_llm/metrics/collector.py);
+ * `dynamo` = Dynamo's own series (DYNAMO_WORKER_INFLIGHT's comment says which and how they are attributed).
  */
-export type EngineDialect = 'vllm' | 'vllmLegacy' | 'sglang' | 'trtllm';
+export type EngineDialect = 'vllm' | 'vllmLegacy' | 'sglang' | 'trtllm' | 'dynamo';
+
+/**
+ * Dynamo's own series (ai-dynamo/dynamo lib/runtime/src/metrics/prometheus_names.rs; the frontend's
+ * labels in lib/llm/src/http/service/metrics.rs):
+ * - frontend, label `model`: `dynamo_frontend_queued_requests` (requests before their first response),
+ *   `dynamo_frontend_inflight_requests` (from handler entry to completion, so it includes the queued),
+ *   the TTFT and ITL histograms, `dynamo_frontend_input_sequence_tokens` / `…output_sequence_tokens`
+ *   histograms (observed per finished request; their `_sum` counts tokens) and
+ *   `dynamo_frontend_output_tokens_total`.
+ * - worker (work handler), labels dynamo_namespace, dynamo_component, dynamo_endpoint:
+ *   `dynamo_component_inflight_requests`, read for the `generate` endpoint (the one Dynamo's backends
+ *   serve requests on). It wins over the frontend's count on a pod that exports both.
+ * Attribution: kvpa joins a series to a group through the pod that exports it. A frontend's series
+ * describe every request that frontend routes, to any group, so they count only where the frontend
+ * runs in the group's head pod; the series of a shared frontend Deployment belong to no head pod and
+ * are ignored, and the pool sees noData (never a guessed split). A shared frontend's queue is a
+ * pool-total signal: read it with a `promql` metric of kind total.
+ */
+export const DYNAMO_WORKER_INFLIGHT: PreferredSeries = {
+  name: 'dynamo_component_inflight_requests',
+  label: 'dynamo_endpoint',
+  value: 'generate',
+};
 
 /** The pool's `engine` field: a dialect family, or detect it from the names a pod exports. */
 export type EngineSetting = ApiEngineSetting;
@@ -124,6 +148,8 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       sglang: 'sglang:token_usage',
       // usedNumBlocks / maxNumBlocks of the KV cache stats: a fraction 0–1.
       trtllm: 'trtllm_kv_cache_utilization',
+      // Neither the frontend nor the work handler exports a KV fraction: read the worker's engine dialect.
+      dynamo: null,
     },
     rankRule: 'mean',
     range: 'fraction',
@@ -136,6 +162,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllmLegacy: 'vllm:num_requests_waiting',
       sglang: 'sglang:num_queue_reqs',
       trtllm: 'trtllm_num_requests_waiting',
+      dynamo: 'dynamo_frontend_queued_requests',
     },
     preferred: { vllm: VLLM_CAPACITY_WAITING, vllmLegacy: VLLM_CAPACITY_WAITING },
     rankRule: 'sum',
@@ -149,7 +176,9 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllmLegacy: 'vllm:num_requests_running',
       sglang: 'sglang:num_running_reqs',
       trtllm: 'trtllm_num_requests_running',
+      dynamo: 'dynamo_frontend_inflight_requests',
     },
+    preferred: { dynamo: DYNAMO_WORKER_INFLIGHT },
     rankRule: 'sum',
     range: 'count',
     counterRate: false,
@@ -162,6 +191,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllmLegacy: 'vllm:num_preemptions_total',
       sglang: null,
       trtllm: null,
+      dynamo: null,
     },
     rankRule: 'sum',
     range: 'count',
@@ -177,6 +207,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllmLegacy: 'vllm:prompt_tokens_total',
       sglang: 'sglang:prompt_tokens_total',
       trtllm: 'trtllm_prompt_tokens_total',
+      dynamo: 'dynamo_frontend_input_sequence_tokens_sum',
     },
     rankRule: 'sum',
     range: 'count',
@@ -189,6 +220,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllmLegacy: 'vllm:generation_tokens_total',
       sglang: 'sglang:generation_tokens_total',
       trtllm: 'trtllm_generation_tokens_total',
+      dynamo: 'dynamo_frontend_output_tokens_total',
     },
     rankRule: 'sum',
     range: 'count',
@@ -204,12 +236,14 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllmLegacy: 'vllm:request_prompt_tokens_sum',
       sglang: 'sglang:prompt_tokens_total',
       trtllm: 'trtllm_prompt_tokens_total',
+      dynamo: 'dynamo_frontend_input_sequence_tokens_sum',
     },
     per: {
       vllm: 'vllm:request_prompt_tokens_count',
       vllmLegacy: 'vllm:request_prompt_tokens_count',
       sglang: 'sglang:num_requests_total',
       trtllm: 'trtllm_request_success_total',
+      dynamo: 'dynamo_frontend_input_sequence_tokens_count',
     },
     rankRule: 'sum',
     range: 'count',
@@ -222,12 +256,14 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllmLegacy: 'vllm:request_generation_tokens_sum',
       sglang: 'sglang:generation_tokens_total',
       trtllm: 'trtllm_generation_tokens_total',
+      dynamo: 'dynamo_frontend_output_sequence_tokens_sum',
     },
     per: {
       vllm: 'vllm:request_generation_tokens_count',
       vllmLegacy: 'vllm:request_generation_tokens_count',
       sglang: 'sglang:num_requests_total',
       trtllm: 'trtllm_request_success_total',
+      dynamo: 'dynamo_frontend_output_sequence_tokens_count',
     },
     rankRule: 'sum',
     range: 'count',
@@ -243,6 +279,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllmLegacy: 'vllm:time_to_first_token_seconds',
       sglang: 'sglang:time_to_first_token_seconds',
       trtllm: 'trtllm_time_to_first_token_seconds',
+      dynamo: 'dynamo_frontend_time_to_first_token_seconds',
     },
     rankRule: 'sum',
     range: 'count',
@@ -256,6 +293,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       sglang: 'sglang:time_per_output_token_seconds',
       // Per request: (last token − first token) / (tokens − 1), as vLLM's time_per_output_token.
       trtllm: 'trtllm_time_per_output_token_seconds',
+      dynamo: 'dynamo_frontend_inter_token_latency_seconds',
     },
     rankRule: 'sum',
     range: 'count',
@@ -269,7 +307,9 @@ export const DIALECT_PREFERENCE: Readonly<Record<EngineSetting, readonly EngineD
   vllm: ['vllm', 'vllmLegacy'],
   sglang: ['sglang'],
   trtllm: ['trtllm'],
-  auto: ['vllm', 'vllmLegacy', 'sglang', 'trtllm'],
+  dynamo: ['dynamo'],
+  // Dynamo last: its workers export their engine's series beside dynamo_component_*, and those win.
+  auto: ['vllm', 'vllmLegacy', 'sglang', 'trtllm', 'dynamo'],
 };
 
 /** The `engine` setting a resolved dialect belongs to. */
@@ -282,6 +322,7 @@ export const ENGINE_TITLES: Readonly<Record<Exclude<EngineSetting, 'auto'>, stri
   vllm: 'vLLM',
   sglang: 'SGLang',
   trtllm: 'TensorRT-LLM',
+  dynamo: 'Dynamo',
 };
 
 /**

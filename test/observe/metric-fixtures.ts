@@ -13,6 +13,8 @@ export const FIXTURES = {
   sglangDocs: 'sglang-docs-production-metrics.txt',
   sglangDpPriority: 'sglang-dp-priority.txt',
   trtllm: 'trtllm-openai-server.txt',
+  dynamoFrontend: 'dynamo-frontend.txt',
+  dynamoWorker: 'dynamo-worker.txt',
 } as const;
 
 export function readMetricsFixture(file: string): string {
