@@ -88,6 +88,18 @@ describe('extraction from the real fixtures', () => {
   });
 });
 
+describe('SGLang ITL histogram', () => {
+  it('reads sglang:inter_token_latency_seconds (current name), else the older time_per_output_token', () => {
+    const older = extractEngineWork(parseExposition(sglang), AUTO).itl;
+    expect(older?.cumulative.at(-1)).toBeGreaterThan(0);
+    const renamed = sglang.replaceAll(
+      'sglang:time_per_output_token_seconds',
+      'sglang:inter_token_latency_seconds',
+    );
+    expect(extractEngineWork(parseExposition(renamed), AUTO).itl).toEqual(older);
+  });
+});
+
 describe('TensorRT-LLM', () => {
   const trt = readMetricsFixture(FIXTURES.trtllm);
 

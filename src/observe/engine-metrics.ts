@@ -510,7 +510,8 @@ export function extractEngineSignals(parsed: ParseResult, options: ExtractOption
  *   `sglang:num_requests_total`.
  * - TTFT and ITL histograms: `vllm:time_to_first_token_seconds`, `vllm:inter_token_latency_seconds` (older
  *   vLLM: `vllm:time_per_output_token_seconds`); SGLang's `sglang:time_to_first_token_seconds`,
- *   `sglang:time_per_output_token_seconds`. Absent or malformed is undefined (the guard is off), never 0.
+ *   `sglang:inter_token_latency_seconds` (older SGLang: `sglang:time_per_output_token_seconds`). Absent or
+ *   malformed is undefined (the guard is off), never 0.
  */
 export interface EngineWork {
   readonly promptTokensTotal: SignalValue;
@@ -569,7 +570,8 @@ const HISTOGRAM_NAMES: Readonly<Record<EngineDialect, { ttft: readonly string[];
     },
     sglang: {
       ttft: ['sglang:time_to_first_token_seconds'],
-      itl: ['sglang:time_per_output_token_seconds'],
+      // Current name first (sgl-project/sglang observability/metrics_collector.py), then the older.
+      itl: ['sglang:inter_token_latency_seconds', 'sglang:time_per_output_token_seconds'],
     },
     trtllm: {
       ttft: ['trtllm_time_to_first_token_seconds'],

@@ -178,6 +178,30 @@ describe('attribute', () => {
     });
   });
 
+  it("SGLang's ITL histogram: the current name is queried beside the older and wins", () => {
+    const q = buildQuery('itlHistogram', { namespaces: ['ns1'], rateWindowSeconds: 60 });
+    expect(q).toContain('rate(sglang:inter_token_latency_seconds_bucket{namespace=~"ns1"}[60s])');
+    expect(q).toContain('rate(sglang:time_per_output_token_seconds_bucket{namespace=~"ns1"}[60s])');
+    const index = buildHeadIndex([pool({ engine: 'sglang', signals: ['itlHistogram'] })]);
+    const tag = (pod: string, name: string, le: string, v: number): PromSample => ({
+      labels: { namespace: 'ns1', pod, le, kvpa_metric: name, [FIELD_LABEL]: 'value' },
+      value: v,
+    });
+    const { pools } = attribute(
+      'itlHistogram',
+      [
+        tag('lws-0', 'sglang:inter_token_latency_seconds', '+Inf', 2),
+        tag('lws-1', 'sglang:time_per_output_token_seconds', '+Inf', 3),
+        ts('lws-0', 100),
+        ts('lws-1', 100),
+      ],
+      index,
+    );
+    const groups = pools.get('ns1/pa/decode')?.groups;
+    expect(groups?.get('lws-0')?.metric).toBe('sglang:inter_token_latency_seconds');
+    expect(groups?.get('lws-1')?.metric).toBe('sglang:time_per_output_token_seconds');
+  });
+
   it('keeps pools apart when pod names repeat across namespaces', () => {
     const a = pool();
     const b = pool({ poolKey: 'ns2/pa/decode', namespace: 'ns2' });

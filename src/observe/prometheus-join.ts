@@ -71,7 +71,7 @@ export type EngineDialect = 'vllm' | 'vllmLegacy' | 'sglang' | 'trtllm' | 'dynam
  * are ignored, and the pool sees noData (never a guessed split). A shared frontend's queue is a
  * pool-total signal: read it with a `promql` metric of kind total.
  */
-export const DYNAMO_WORKER_INFLIGHT: PreferredSeries = {
+export const DYNAMO_WORKER_INFLIGHT: Required<PreferredSeries> = {
   name: 'dynamo_component_inflight_requests',
   label: 'dynamo_endpoint',
   value: 'generate',
@@ -115,17 +115,25 @@ export interface SignalKindSpec {
   /** For `ratio`: the denominator's name per dialect (null: no ratio for that dialect). */
   readonly per?: Readonly<Record<EngineDialect, string | null>>;
   /**
-   * For `level`: a series that wins over `names[dialect]` on a pod that exports it, read only where
-   * `label` is `value`; a pod without it is read under `names[dialect]`.
+   * A name that wins over `names[dialect]` on a pod that exports it (a newer name, or a finer series);
+   * with `label`, only its series where that label is `value` (level kinds only). A pod without it is
+   * read under `names[dialect]`.
    */
   readonly preferred?: Readonly<Partial<Record<EngineDialect, PreferredSeries>>>;
 }
 
 export interface PreferredSeries {
   readonly name: string;
-  readonly label: string;
-  readonly value: string;
+  readonly label?: string;
+  readonly value?: string;
 }
+
+/**
+ * SGLang's ITL histogram under its current name (sgl-project/sglang
+ * python/sglang/srt/observability/metrics_collector.py, `TokenizerMetricsCollector`); older
+ * releases (python/sglang/srt/metrics/collector.py) named it `sglang:time_per_output_token_seconds`.
+ */
+const SGLANG_ITL: PreferredSeries = { name: 'sglang:inter_token_latency_seconds' };
 
 /**
  * vLLM's waiting queue split by reason (vllm-project/vllm vllm/v1/metrics/loggers.py,
@@ -134,7 +142,7 @@ export interface PreferredSeries {
  * status), which on a P/D decode pod is the KV transfer, not demand for more capacity. The sum of
  * both equals `vllm:num_requests_waiting`, the fallback for versions without the split.
  */
-export const VLLM_CAPACITY_WAITING: PreferredSeries = {
+export const VLLM_CAPACITY_WAITING: Required<PreferredSeries> = {
   name: 'vllm:num_requests_waiting_by_reason',
   label: 'reason',
   value: 'capacity',
@@ -272,7 +280,8 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
   },
   // Latency histograms (base names; the query reads `<name>_bucket`). ITL was `time_per_output_token` before
   // vLLM renamed it (both in vllm/v1/metrics/loggers.py history); a pod is read under the name it exports.
-  // SGLang's `sglang:time_per_output_token_seconds` (collector.py) is its per-token decode latency.
+  // SGLang's per-token decode latency: `sglang:inter_token_latency_seconds` (SGLANG_ITL), formerly
+  // `sglang:time_per_output_token_seconds` (python/sglang/srt/metrics/collector.py).
   ttftHistogram: {
     names: {
       vllm: 'vllm:time_to_first_token_seconds',
@@ -295,6 +304,7 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       trtllm: 'trtllm_time_per_output_token_seconds',
       dynamo: 'dynamo_frontend_inter_token_latency_seconds',
     },
+    preferred: { sglang: SGLANG_ITL },
     rankRule: 'sum',
     range: 'count',
     counterRate: true,
@@ -397,7 +407,8 @@ function preferredSeries(kind: SignalKind): PreferredSeries[] {
  */
 function readsSeries(kind: SignalKind, metric: string, labels: Readonly<Record<string, string>>): boolean {
   for (const p of preferredSeries(kind)) {
-    if (p.name === metric) return labels[p.label] === undefined || labels[p.label] === p.value;
+    if (p.name !== metric || p.label === undefined) continue;
+    return labels[p.label] === undefined || labels[p.label] === p.value;
   }
   return true;
 }
@@ -426,7 +437,8 @@ export function buildQuery(kind: SignalKind, scope: QueryScope): string {
   if (spec.shape === 'level') matchers.push('priority=""');
   if (scope.extraMatchers) matchers.push(scope.extraMatchers);
   const m = matchers.join(',');
-  const preferred = spec.shape === 'level' ? preferredSeries(kind) : [];
+  // Histogram names need no selector of their own: each is queried apart (kindNames lists them all).
+  const preferred = spec.shape === 'level' ? preferredSeries(kind).filter((p) => p.label !== undefined) : [];
   const plainNames = names.filter((n) => !preferred.some((p) => p.name === n));
   const sampleNames = spec.shape === 'buckets' ? plainNames.map((n) => `${n}_bucket`) : plainNames;
   const plain =
@@ -434,7 +446,10 @@ export function buildQuery(kind: SignalKind, scope: QueryScope): string {
       ? `${sampleNames[0]}{${m}}`
       : `{__name__=~"${escapeString(sampleNames.map(escapeRegex).join('|'))}",${m}}`;
   // A preferred series has its own label matcher, so it is a selector of its own, joined with `or`.
-  const selectors = [...preferred.map((p) => `${p.name}{${m},${p.label}="${escapeString(p.value)}"}`), plain];
+  const selectors = [
+    ...preferred.map((p) => `${p.name}{${m},${p.label}="${escapeString(p.value ?? '')}"}`),
+    plain,
+  ];
   const selector = selectors.join(' or ');
   const by = ['namespace', 'pod', ...RANK_LABELS].join(', ');
   const w = `[${scope.rateWindowSeconds}s]`;
