@@ -366,6 +366,10 @@ export const behaviorShape = {
 export const BehaviorSchema = z.strictObject(behaviorShape).describe('How a pool scales.');
 export type Behavior = z.infer<typeof BehaviorSchema>;
 
+/** The pool's `engine` field: a metric dialect, or `auto` to detect it per pod. */
+export const ENGINE_SETTINGS = ['auto', 'vllm', 'sglang', 'trtllm', 'dynamo'] as const;
+export type EngineSetting = (typeof ENGINE_SETTINGS)[number];
+
 export const PoolSpecSchema = z
   .strictObject({
     name: z
@@ -377,9 +381,11 @@ export const PoolSpecSchema = z
     minReplicas: int32('Fewest groups. Defaults to 1.').min(0).optional(),
     maxReplicas: int32('Most groups. Required: every group is 16+ GPUs.').min(1),
     engine: z
-      .enum(['auto', 'vllm', 'sglang'])
+      .enum(ENGINE_SETTINGS)
       .optional()
-      .describe('Metric dialect of the engine; auto detects it from the metric names.'),
+      .describe(
+        "Metric dialect of the engine (vllm, sglang, trtllm for TensorRT-LLM, dynamo for Dynamo's own frontend and worker series); auto detects it from the metric names.",
+      ),
     ...behaviorShape,
   })
   .describe('One pool of replica groups (prefill or decode) and how it scales.');

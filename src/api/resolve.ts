@@ -16,6 +16,7 @@ import { DEFAULT_CAPACITY_SAMPLING } from '../decide/work.ts';
 import { BUILTIN_BEHAVIOR, DEFAULT_MIN_REPLICAS, DEFAULT_PRESET } from './defaults.ts';
 import {
   type Behavior,
+  type EngineSetting,
   type MetricSpec,
   type PodAutoscalerSpec,
   type PoolSpec,
@@ -30,7 +31,7 @@ export interface ResolvedPool {
   readonly scaleTargetRef: ScaleTargetRef;
   readonly minReplicas: number;
   readonly maxReplicas: number;
-  readonly engine: 'auto' | 'vllm' | 'sglang';
+  readonly engine: EngineSetting;
   readonly metrics: readonly MetricSpec[];
   readonly stableWindowSeconds: number;
   readonly panicWindowPercentage: number;

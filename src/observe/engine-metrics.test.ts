@@ -6,6 +6,7 @@ import {
   type EngineSignals,
   type ExtractOptions,
   extractEngineSignals,
+  extractEngineWork,
   type SignalValue,
 } from './engine-metrics.ts';
 import { formatValue, parseExposition } from './exposition.ts';
@@ -84,6 +85,105 @@ describe('extraction from the real fixtures', () => {
       reason: 'no sample of vllm:kv_cache_usage_perc or vllm:gpu_cache_usage_perc in the scrape',
     });
     expect(s.preemptionsTotal.state).toBe('missing');
+  });
+});
+
+describe('SGLang ITL histogram', () => {
+  it('reads sglang:inter_token_latency_seconds (current name), else the older time_per_output_token', () => {
+    const older = extractEngineWork(parseExposition(sglang), AUTO).itl;
+    expect(older?.cumulative.at(-1)).toBeGreaterThan(0);
+    const renamed = sglang.replaceAll(
+      'sglang:time_per_output_token_seconds',
+      'sglang:inter_token_latency_seconds',
+    );
+    expect(extractEngineWork(parseExposition(renamed), AUTO).itl).toEqual(older);
+  });
+});
+
+describe('TensorRT-LLM', () => {
+  const trt = readMetricsFixture(FIXTURES.trtllm);
+
+  it('reads the trtllm_ gauges (KV a 0–1 fraction), detected under auto; no preemption counter', () => {
+    const s = signals(trt);
+    expect(s.dialect).toBe('trtllm');
+    expect(s.kvCacheUsageFraction).toMatchObject({
+      state: 'ok',
+      value: 0.25,
+      metric: 'trtllm_kv_cache_utilization',
+    });
+    expect(okValue(s.requestsWaiting)).toBe(2);
+    expect(okValue(s.requestsRunning)).toBe(3);
+    expect(s.preemptionsTotal).toEqual({
+      state: 'missing',
+      reason: 'TensorRT-LLM exports no preemption counter',
+    });
+    expect(signals(trt, { dialect: 'vllm' }).requestsWaiting.state).toBe('missing');
+  });
+
+  it('reads its token counters, finished requests over finished_reason, and latency histograms', () => {
+    const w = extractEngineWork(parseExposition(trt), AUTO);
+    expect(okValue(w.promptTokensTotal)).toBe(3000);
+    expect(okValue(w.generationTokensTotal)).toBe(600);
+    expect(okValue(w.promptRequestsTotal)).toBe(3);
+    expect(w.ttft?.cumulative.at(-1)).toBe(3);
+    expect(w.ttft?.sum).toBeCloseTo(0.4, 12);
+    expect(w.itl?.cumulative.at(-1)).toBe(3);
+  });
+
+  it('a KV value reported as a percentage is outOfRange, never an ok value', () => {
+    const s = signals(trt.replace(/^(trtllm_kv_cache_utilization\{[^}]*\}) 0\.25$/m, '$1 25.0'));
+    expect(s.kvCacheUsageFraction.state).toBe('outOfRange');
+  });
+});
+
+describe('Dynamo', () => {
+  const frontend = readMetricsFixture(FIXTURES.dynamoFrontend);
+  const worker = readMetricsFixture(FIXTURES.dynamoWorker);
+
+  it("a frontend's queue and in-flight requests, detected under auto; no KV or preemption metric", () => {
+    const s = signals(frontend);
+    expect(s.dialect).toBe('dynamo');
+    expect(s.requestsWaiting).toMatchObject({
+      state: 'ok',
+      value: 4,
+      metric: 'dynamo_frontend_queued_requests',
+    });
+    expect(s.requestsRunning).toMatchObject({
+      state: 'ok',
+      value: 10,
+      metric: 'dynamo_frontend_inflight_requests',
+    });
+    expect(s.kvCacheUsageFraction.state).toBe('missing');
+    expect(s.kvCacheUsageFraction.state === 'missing' && s.kvCacheUsageFraction.reason).toMatch(
+      /engine dialect/,
+    );
+    expect(s.preemptionsTotal.state).toBe('missing');
+  });
+
+  it("a worker's own in-flight count (generate endpoint only) wins over the frontend's", () => {
+    const s = signals(`${frontend}${worker}`, { dialect: 'dynamo' });
+    expect(s.requestsRunning).toMatchObject({
+      state: 'ok',
+      value: 6,
+      metric: 'dynamo_component_inflight_requests',
+    });
+    // A worker pod alone has no Dynamo queue: missing, never 0.
+    expect(signals(worker, { dialect: 'dynamo' }).requestsWaiting.state).toBe('missing');
+  });
+
+  it('a Dynamo vLLM worker (vllm: beside dynamo_component_*) is vLLM under auto', () => {
+    expect(signals(`${capture}${worker}`).dialect).toBe('vllm');
+  });
+
+  it("the frontend's TTFT and ITL histograms and token counts feed the work signals", () => {
+    const w = extractEngineWork(parseExposition(frontend), AUTO);
+    expect(okValue(w.promptTokensTotal)).toBe(6000);
+    expect(okValue(w.promptRequestsTotal)).toBe(3);
+    expect(okValue(w.generationTokensTotal)).toBe(650);
+    expect(okValue(w.generationRequestsTotal)).toBe(3);
+    expect(w.ttft?.cumulative.at(-1)).toBe(3);
+    expect(w.ttft?.sum).toBeCloseTo(0.88, 12);
+    expect(w.itl?.cumulative.at(-1)).toBe(3);
   });
 });
 
@@ -351,7 +451,10 @@ describe('quality gate', () => {
     const s = signals('');
     expect(s.dialect).toBeUndefined();
     for (const v of [s.kvCacheUsageFraction, s.requestsWaiting, s.requestsRunning, s.preemptionsTotal]) {
-      expect(v).toEqual({ state: 'missing', reason: 'no vllm: or sglang: engine signal in the scrape' });
+      expect(v).toEqual({
+        state: 'missing',
+        reason: 'no vllm:, sglang:, trtllm_, dynamo_frontend_ engine signal in the scrape',
+      });
     }
   });
 });
@@ -393,7 +496,7 @@ describe('dialects and fallbacks', () => {
     const parsed = parseExposition(`${capture}\n${sglang}`);
     const d = detectDialect(parsed);
     expect(d.dialect).toBeUndefined();
-    expect(d.reason).toMatch(/both vllm: and sglang:/);
+    expect(d.reason).toMatch(/vllm: and sglang: signals are present/);
     expect(extractEngineSignals(parsed, AUTO).requestsWaiting.state).toBe('missing');
   });
 

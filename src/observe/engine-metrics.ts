@@ -1,4 +1,5 @@
-// Extracts kvpa's per-pod engine signals from a parsed `/metrics` page (vLLM or SGLang).
+// Extracts kvpa's per-pod engine signals from a parsed `/metrics` page (vLLM, SGLang, TensorRT-LLM,
+// or Dynamo's own frontend and worker series).
 //
 // The contract comes from vLLM's metric registration (vllm-project/vllm vllm/v1/metrics/loggers.py) and
 // SGLang's (sgl-project/sglang python/sglang/srt/metrics/collector.py):
@@ -13,15 +14,25 @@
 //   Newer releases register them in python/sglang/srt/observability/metrics_collector.py with the
 //   labels `model_name, engine_type, tp_rank, pp_rank, moe_ep_rank` (+ `priority`, `dp_rank`); see
 //   sglangSchedulerSeries for which of those series are copies.
+// - TensorRT-LLM (NVIDIA/TensorRT-LLM tensorrt_llm/metrics/collector.py, `MetricsCollector`):
+//   `trtllm_kv_cache_utilization` = usedNumBlocks / maxNumBlocks (a fraction 0–1),
+//   `trtllm_num_requests_waiting` (numQueuedRequests), `trtllm_num_requests_running`
+//   (numActiveRequests), with the server's labels (e.g. model_name, engine_type) and no rank label.
+//   They need `enable_iter_perf_stats`. Dynamo's TRT-LLM worker passes them through on its system
+//   port under the same `trtllm_` names (older Dynamo releases renamed them `trtllm:…`, not read).
+// - Dynamo: which series, and why a shared frontend's belong to no group: DYNAMO_WORKER_INFLIGHT
+//   in prometheus-join.ts.
 // Quality gate: a value that is NaN, ±Inf or outside its range is rejected with a reason and
 // never replaced by 0; a metric that is absent is `missing`, never 0 (keda#3065).
 
 import type { HistogramSnapshot } from '../decide/histogram.ts';
 import type { Labels, ParseError, ParseResult, Sample } from './exposition.ts';
-import { COUNT_MAX, VLLM_CAPACITY_WAITING } from './prometheus-join.ts';
+import { COUNT_MAX, DYNAMO_WORKER_INFLIGHT, VLLM_CAPACITY_WAITING } from './prometheus-join.ts';
 
-export type EngineDialect = 'vllm' | 'sglang';
+export type EngineDialect = 'vllm' | 'sglang' | 'trtllm' | 'dynamo';
 export type DialectSetting = EngineDialect | 'auto';
+
+const DIALECTS: readonly EngineDialect[] = ['vllm', 'sglang', 'trtllm', 'dynamo'];
 
 export interface RankValue {
   readonly labels: Labels;
@@ -223,7 +234,51 @@ const SGLANG_SPECS: Specs = {
   },
 };
 
-const SPECS: Readonly<Record<EngineDialect, Specs>> = { vllm: VLLM_SPECS, sglang: SGLANG_SPECS };
+const TRTLLM_SPECS: Specs = {
+  kvCacheUsageFraction: { names: ['trtllm_kv_cache_utilization'], range: 'fraction', aggregate: 'mean' },
+  kvCacheUsageMaxFraction: { names: ['trtllm_kv_cache_utilization'], range: 'fraction', aggregate: 'max' },
+  requestsWaiting: { names: ['trtllm_num_requests_waiting'], range: 'count', aggregate: 'sum' },
+  requestsRunning: { names: ['trtllm_num_requests_running'], range: 'count', aggregate: 'sum' },
+  preemptionsTotal: {
+    names: [],
+    range: 'counter',
+    aggregate: 'sum',
+    absentReason: 'TensorRT-LLM exports no preemption counter',
+  },
+};
+
+/** Of the worker's in-flight series, the `generate` endpoint's (DYNAMO_WORKER_INFLIGHT); others pass. */
+export function dynamoGenerateSeries(samples: readonly Sample[]): readonly Sample[] {
+  const { name, label, value } = DYNAMO_WORKER_INFLIGHT;
+  return samples.filter((s) => s.name !== name || s.labels[label] === value);
+}
+
+const DYNAMO_NO_KV = "Dynamo exports no KV-cache fraction; read the worker's engine dialect";
+const DYNAMO_SPECS: Specs = {
+  kvCacheUsageFraction: { names: [], range: 'fraction', aggregate: 'mean', absentReason: DYNAMO_NO_KV },
+  kvCacheUsageMaxFraction: { names: [], range: 'fraction', aggregate: 'max', absentReason: DYNAMO_NO_KV },
+  requestsWaiting: { names: ['dynamo_frontend_queued_requests'], range: 'count', aggregate: 'sum' },
+  // The worker's own count first: the frontend's covers requests it routed to any group.
+  requestsRunning: {
+    names: [DYNAMO_WORKER_INFLIGHT.name, 'dynamo_frontend_inflight_requests'],
+    range: 'count',
+    aggregate: 'sum',
+    select: dynamoGenerateSeries,
+  },
+  preemptionsTotal: {
+    names: [],
+    range: 'counter',
+    aggregate: 'sum',
+    absentReason: 'Dynamo exports no preemption counter',
+  },
+};
+
+const SPECS: Readonly<Record<EngineDialect, Specs>> = {
+  vllm: VLLM_SPECS,
+  sglang: SGLANG_SPECS,
+  trtllm: TRTLLM_SPECS,
+  dynamo: DYNAMO_SPECS,
+};
 const SIGNALS: readonly GaugeSignal[] = [
   'kvCacheUsageFraction',
   'kvCacheUsageMaxFraction',
@@ -245,9 +300,23 @@ function indexSamples(parsed: ParseResult): Map<string, Sample[]> {
   return index;
 }
 
+/** How each dialect's names begin, for messages. */
+const DIALECT_PREFIXES: Readonly<Record<EngineDialect, string>> = {
+  vllm: 'vllm:',
+  sglang: 'sglang:',
+  trtllm: 'trtllm_',
+  dynamo: 'dynamo_frontend_',
+};
+
+/**
+ * The names that identify a dialect. Dynamo by its frontend's only: its workers export
+ * `dynamo_component_*` beside their engine's series, and those pods are the engine's dialect.
+ */
 function coreNames(dialect: EngineDialect): string[] {
   const specs = SPECS[dialect];
-  return [...new Set(SIGNALS.flatMap((s) => specs[s].names))];
+  return [...new Set(SIGNALS.flatMap((s) => specs[s].names))].filter(
+    (n) => n !== DYNAMO_WORKER_INFLIGHT.name,
+  );
 }
 
 /**
@@ -259,17 +328,19 @@ export function detectDialect(
 ): { dialect: EngineDialect; reason?: undefined } | { dialect: undefined; reason: string } {
   const index = indexSamples(parsed);
   const has = (d: EngineDialect) => coreNames(d).some((n) => (index.get(n)?.length ?? 0) > 0);
-  const vllm = has('vllm');
-  const sglang = has('sglang');
-  if (vllm && sglang) {
+  const found = DIALECTS.filter(has);
+  const [only] = found;
+  if (found.length === 1 && only !== undefined) return { dialect: only };
+  if (found.length > 1) {
     return {
       dialect: undefined,
-      reason: 'both vllm: and sglang: signals are present; configure the dialect',
+      reason: `${found.map((d) => DIALECT_PREFIXES[d]).join(' and ')} signals are present; configure the dialect`,
     };
   }
-  if (vllm) return { dialect: 'vllm' };
-  if (sglang) return { dialect: 'sglang' };
-  return { dialect: undefined, reason: 'no vllm: or sglang: engine signal in the scrape' };
+  return {
+    dialect: undefined,
+    reason: `no ${DIALECTS.map((d) => DIALECT_PREFIXES[d]).join(', ')} engine signal in the scrape`,
+  };
 }
 
 /** Why one value fails its range, or `undefined` when it passes. */
@@ -439,7 +510,8 @@ export function extractEngineSignals(parsed: ParseResult, options: ExtractOption
  *   `sglang:num_requests_total`.
  * - TTFT and ITL histograms: `vllm:time_to_first_token_seconds`, `vllm:inter_token_latency_seconds` (older
  *   vLLM: `vllm:time_per_output_token_seconds`); SGLang's `sglang:time_to_first_token_seconds`,
- *   `sglang:time_per_output_token_seconds`. Absent or malformed is undefined (the guard is off), never 0.
+ *   `sglang:inter_token_latency_seconds` (older SGLang: `sglang:time_per_output_token_seconds`). Absent or
+ *   malformed is undefined (the guard is off), never 0.
  */
 export interface EngineWork {
   readonly promptTokensTotal: SignalValue;
@@ -473,6 +545,21 @@ const WORK_NAMES: Readonly<
     promptRequestsTotal: ['sglang:num_requests_total'],
     generationRequestsTotal: ['sglang:num_requests_total'],
   },
+  // Counted when a request finishes; finished requests are `trtllm_request_success_total` summed over
+  // its `finished_reason` series.
+  trtllm: {
+    promptTokensTotal: ['trtllm_prompt_tokens_total'],
+    generationTokensTotal: ['trtllm_generation_tokens_total'],
+    promptRequestsTotal: ['trtllm_request_success_total'],
+    generationRequestsTotal: ['trtllm_request_success_total'],
+  },
+  // The frontend's sequence-length histograms: `_sum` counts tokens, `_count` finished requests.
+  dynamo: {
+    promptTokensTotal: ['dynamo_frontend_input_sequence_tokens_sum'],
+    generationTokensTotal: ['dynamo_frontend_output_tokens_total'],
+    promptRequestsTotal: ['dynamo_frontend_input_sequence_tokens_count'],
+    generationRequestsTotal: ['dynamo_frontend_output_sequence_tokens_count'],
+  },
 };
 
 const HISTOGRAM_NAMES: Readonly<Record<EngineDialect, { ttft: readonly string[]; itl: readonly string[] }>> =
@@ -483,7 +570,16 @@ const HISTOGRAM_NAMES: Readonly<Record<EngineDialect, { ttft: readonly string[];
     },
     sglang: {
       ttft: ['sglang:time_to_first_token_seconds'],
-      itl: ['sglang:time_per_output_token_seconds'],
+      // Current name first (sgl-project/sglang observability/metrics_collector.py), then the older.
+      itl: ['sglang:inter_token_latency_seconds', 'sglang:time_per_output_token_seconds'],
+    },
+    trtllm: {
+      ttft: ['trtllm_time_to_first_token_seconds'],
+      itl: ['trtllm_time_per_output_token_seconds'],
+    },
+    dynamo: {
+      ttft: ['dynamo_frontend_time_to_first_token_seconds'],
+      itl: ['dynamo_frontend_inter_token_latency_seconds'],
     },
   };
 

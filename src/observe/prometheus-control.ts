@@ -5,7 +5,7 @@
  * The request types are declared structurally here so this module does not depend on the control
  * layer; they match `PoolSignalRequest` / `PoolSample` field for field.
  */
-import type { MetricSpec } from '../api/podautoscaler.ts';
+import type { EngineSetting, MetricSpec } from '../api/podautoscaler.ts';
 import { signalName } from '../api/podautoscaler.ts';
 import { histogramQuantile } from '../decide/histogram.ts';
 import type { LatencyObservation, SignalState } from '../decide/types.ts';
@@ -38,7 +38,7 @@ export interface ControlPoolRequest {
   readonly poolKey: string;
   readonly namespace: string;
   readonly pool: {
-    readonly engine: 'auto' | 'vllm' | 'sglang';
+    readonly engine: EngineSetting;
     readonly metrics: readonly MetricSpec[];
     readonly missingData: { readonly staleAfterSeconds: number; readonly minQuorumPercentage: number };
     /** The latency SLO: a set field makes the source read that latency for the guard. */

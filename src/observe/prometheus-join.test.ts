@@ -55,7 +55,7 @@ describe('buildQuery', () => {
   it('reads vLLM capacity waits beside the total, each selector timestamped on its own', () => {
     const q = buildQuery('queueDepth', { namespaces: ['a'], rateWindowSeconds: 60 });
     expect(q).toContain(
-      'vllm:num_requests_waiting_by_reason{namespace=~"a",priority="",reason="capacity"} or {__name__=~"vllm:num_requests_waiting|sglang:num_queue_reqs"',
+      'vllm:num_requests_waiting_by_reason{namespace=~"a",priority="",reason="capacity"} or {__name__=~"vllm:num_requests_waiting|sglang:num_queue_reqs',
     );
     expect(q).toContain('timestamp(vllm:num_requests_waiting_by_reason{');
   });
@@ -153,6 +153,53 @@ describe('attribute', () => {
       metric: 'vllm:num_requests_waiting',
       ranks: [{ value: 4 }],
     });
+  });
+
+  it("Dynamo: a worker's generate in-flight count wins over the frontend's; other endpoints are ignored", () => {
+    const index = buildHeadIndex([pool({ engine: 'dynamo', signals: ['runningRequests'] })]);
+    const w = 'dynamo_component_inflight_requests';
+    const { pools } = attribute(
+      'runningRequests',
+      [
+        value('lws-0', 'dynamo_frontend_inflight_requests', 10, { model: 'm' }),
+        value('lws-0', w, 6, { dynamo_endpoint: 'generate' }),
+        value('lws-0', w, 1, { dynamo_endpoint: 'clear_kv_blocks' }),
+        ts('lws-0', 100),
+        value('lws-1', 'dynamo_frontend_inflight_requests', 4, { model: 'm' }),
+        ts('lws-1', 100),
+      ],
+      index,
+    );
+    const groups = pools.get('ns1/pa/decode')?.groups;
+    expect(groups?.get('lws-0')).toMatchObject({ metric: w, dialect: 'dynamo', ranks: [{ value: 6 }] });
+    expect(groups?.get('lws-1')).toMatchObject({
+      metric: 'dynamo_frontend_inflight_requests',
+      ranks: [{ value: 4 }],
+    });
+  });
+
+  it("SGLang's ITL histogram: the current name is queried beside the older and wins", () => {
+    const q = buildQuery('itlHistogram', { namespaces: ['ns1'], rateWindowSeconds: 60 });
+    expect(q).toContain('rate(sglang:inter_token_latency_seconds_bucket{namespace=~"ns1"}[60s])');
+    expect(q).toContain('rate(sglang:time_per_output_token_seconds_bucket{namespace=~"ns1"}[60s])');
+    const index = buildHeadIndex([pool({ engine: 'sglang', signals: ['itlHistogram'] })]);
+    const tag = (pod: string, name: string, le: string, v: number): PromSample => ({
+      labels: { namespace: 'ns1', pod, le, kvpa_metric: name, [FIELD_LABEL]: 'value' },
+      value: v,
+    });
+    const { pools } = attribute(
+      'itlHistogram',
+      [
+        tag('lws-0', 'sglang:inter_token_latency_seconds', '+Inf', 2),
+        tag('lws-1', 'sglang:time_per_output_token_seconds', '+Inf', 3),
+        ts('lws-0', 100),
+        ts('lws-1', 100),
+      ],
+      index,
+    );
+    const groups = pools.get('ns1/pa/decode')?.groups;
+    expect(groups?.get('lws-0')?.metric).toBe('sglang:inter_token_latency_seconds');
+    expect(groups?.get('lws-1')?.metric).toBe('sglang:time_per_output_token_seconds');
   });
 
   it('keeps pools apart when pod names repeat across namespaces', () => {

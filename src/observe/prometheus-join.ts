@@ -8,7 +8,7 @@
  * No I/O here, so the join can be tested and benchmarked on synthetic results of any size.
  */
 
-import type { MetricSpec } from '../api/podautoscaler.ts';
+import type { EngineSetting as ApiEngineSetting, MetricSpec } from '../api/podautoscaler.ts';
 
 /**
  * Signals the Prometheus source can read. `kvCacheUtilization`, `queueDepth`, `runningRequests`,
@@ -47,11 +47,38 @@ export function signalKindOf(metric: MetricSpec): SignalKind | null {
   }
 }
 
-/** A resolved metric dialect. `vllmLegacy` = vLLM before 0.9, with `vllm:gpu_cache_usage_perc`. */
-export type EngineDialect = 'vllm' | 'vllmLegacy' | 'sglang';
+/**
+ * A resolved metric dialect. `vllmLegacy` = vLLM before 0.9, with `vllm:gpu_cache_usage_perc`;
+ * `trtllm` = TensorRT-LLM's `trtllm_*` series (NVIDIA/TensorRT-LLM tensorrt_llm/metrics/collector.py);
+ * `dynamo` = Dynamo's own series (DYNAMO_WORKER_INFLIGHT's comment says which and how they are attributed).
+ */
+export type EngineDialect = 'vllm' | 'vllmLegacy' | 'sglang' | 'trtllm' | 'dynamo';
+
+/**
+ * Dynamo's own series (ai-dynamo/dynamo lib/runtime/src/metrics/prometheus_names.rs; the frontend's
+ * labels in lib/llm/src/http/service/metrics.rs):
+ * - frontend, label `model`: `dynamo_frontend_queued_requests` (requests before their first response),
+ *   `dynamo_frontend_inflight_requests` (from handler entry to completion, so it includes the queued),
+ *   the TTFT and ITL histograms, `dynamo_frontend_input_sequence_tokens` / `…output_sequence_tokens`
+ *   histograms (observed per finished request; their `_sum` counts tokens) and
+ *   `dynamo_frontend_output_tokens_total`.
+ * - worker (work handler), labels dynamo_namespace, dynamo_component, dynamo_endpoint:
+ *   `dynamo_component_inflight_requests`, read for the `generate` endpoint (the one Dynamo's backends
+ *   serve requests on). It wins over the frontend's count on a pod that exports both.
+ * Attribution: kvpa joins a series to a group through the pod that exports it. A frontend's series
+ * describe every request that frontend routes, to any group, so they count only where the frontend
+ * runs in the group's head pod; the series of a shared frontend Deployment belong to no head pod and
+ * are ignored, and the pool sees noData (never a guessed split). A shared frontend's queue is a
+ * pool-total signal: read it with a `promql` metric of kind total.
+ */
+export const DYNAMO_WORKER_INFLIGHT: Required<PreferredSeries> = {
+  name: 'dynamo_component_inflight_requests',
+  label: 'dynamo_endpoint',
+  value: 'generate',
+};
 
 /** The pool's `engine` field: a dialect family, or detect it from the names a pod exports. */
-export type EngineSetting = 'auto' | 'vllm' | 'sglang';
+export type EngineSetting = ApiEngineSetting;
 
 /**
  * How the data-parallel ranks of one pod (one series per `engine` label for vLLM, per `dp_rank` for
@@ -88,17 +115,25 @@ export interface SignalKindSpec {
   /** For `ratio`: the denominator's name per dialect (null: no ratio for that dialect). */
   readonly per?: Readonly<Record<EngineDialect, string | null>>;
   /**
-   * For `level`: a series that wins over `names[dialect]` on a pod that exports it, read only where
-   * `label` is `value`; a pod without it is read under `names[dialect]`.
+   * A name that wins over `names[dialect]` on a pod that exports it (a newer name, or a finer series);
+   * with `label`, only its series where that label is `value` (level kinds only). A pod without it is
+   * read under `names[dialect]`.
    */
   readonly preferred?: Readonly<Partial<Record<EngineDialect, PreferredSeries>>>;
 }
 
 export interface PreferredSeries {
   readonly name: string;
-  readonly label: string;
-  readonly value: string;
+  readonly label?: string;
+  readonly value?: string;
 }
+
+/**
+ * SGLang's ITL histogram under its current name (sgl-project/sglang
+ * python/sglang/srt/observability/metrics_collector.py, `TokenizerMetricsCollector`); older
+ * releases (python/sglang/srt/metrics/collector.py) named it `sglang:time_per_output_token_seconds`.
+ */
+const SGLANG_ITL: PreferredSeries = { name: 'sglang:inter_token_latency_seconds' };
 
 /**
  * vLLM's waiting queue split by reason (vllm-project/vllm vllm/v1/metrics/loggers.py,
@@ -107,7 +142,7 @@ export interface PreferredSeries {
  * status), which on a P/D decode pod is the KV transfer, not demand for more capacity. The sum of
  * both equals `vllm:num_requests_waiting`, the fallback for versions without the split.
  */
-export const VLLM_CAPACITY_WAITING: PreferredSeries = {
+export const VLLM_CAPACITY_WAITING: Required<PreferredSeries> = {
   name: 'vllm:num_requests_waiting_by_reason',
   label: 'reason',
   value: 'capacity',
@@ -119,6 +154,10 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:kv_cache_usage_perc',
       vllmLegacy: 'vllm:gpu_cache_usage_perc',
       sglang: 'sglang:token_usage',
+      // usedNumBlocks / maxNumBlocks of the KV cache stats: a fraction 0–1.
+      trtllm: 'trtllm_kv_cache_utilization',
+      // Neither the frontend nor the work handler exports a KV fraction: read the worker's engine dialect.
+      dynamo: null,
     },
     rankRule: 'mean',
     range: 'fraction',
@@ -130,6 +169,8 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:num_requests_waiting',
       vllmLegacy: 'vllm:num_requests_waiting',
       sglang: 'sglang:num_queue_reqs',
+      trtllm: 'trtllm_num_requests_waiting',
+      dynamo: 'dynamo_frontend_queued_requests',
     },
     preferred: { vllm: VLLM_CAPACITY_WAITING, vllmLegacy: VLLM_CAPACITY_WAITING },
     rankRule: 'sum',
@@ -142,7 +183,10 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:num_requests_running',
       vllmLegacy: 'vllm:num_requests_running',
       sglang: 'sglang:num_running_reqs',
+      trtllm: 'trtllm_num_requests_running',
+      dynamo: 'dynamo_frontend_inflight_requests',
     },
+    preferred: { dynamo: DYNAMO_WORKER_INFLIGHT },
     rankRule: 'sum',
     range: 'count',
     counterRate: false,
@@ -150,7 +194,13 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
   },
   preemptionRate: {
     // V0 and V1 share the sample name; SGLang's retraction metrics are gauges, not preemptions.
-    names: { vllm: 'vllm:num_preemptions_total', vllmLegacy: 'vllm:num_preemptions_total', sglang: null },
+    names: {
+      vllm: 'vllm:num_preemptions_total',
+      vllmLegacy: 'vllm:num_preemptions_total',
+      sglang: null,
+      trtllm: null,
+      dynamo: null,
+    },
     rankRule: 'sum',
     range: 'count',
     counterRate: true,
@@ -164,6 +214,8 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:prompt_tokens_total',
       vllmLegacy: 'vllm:prompt_tokens_total',
       sglang: 'sglang:prompt_tokens_total',
+      trtllm: 'trtllm_prompt_tokens_total',
+      dynamo: 'dynamo_frontend_input_sequence_tokens_sum',
     },
     rankRule: 'sum',
     range: 'count',
@@ -175,6 +227,8 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:generation_tokens_total',
       vllmLegacy: 'vllm:generation_tokens_total',
       sglang: 'sglang:generation_tokens_total',
+      trtllm: 'trtllm_generation_tokens_total',
+      dynamo: 'dynamo_frontend_output_tokens_total',
     },
     rankRule: 'sum',
     range: 'count',
@@ -189,11 +243,15 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:request_prompt_tokens_sum',
       vllmLegacy: 'vllm:request_prompt_tokens_sum',
       sglang: 'sglang:prompt_tokens_total',
+      trtllm: 'trtllm_prompt_tokens_total',
+      dynamo: 'dynamo_frontend_input_sequence_tokens_sum',
     },
     per: {
       vllm: 'vllm:request_prompt_tokens_count',
       vllmLegacy: 'vllm:request_prompt_tokens_count',
       sglang: 'sglang:num_requests_total',
+      trtllm: 'trtllm_request_success_total',
+      dynamo: 'dynamo_frontend_input_sequence_tokens_count',
     },
     rankRule: 'sum',
     range: 'count',
@@ -205,11 +263,15 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:request_generation_tokens_sum',
       vllmLegacy: 'vllm:request_generation_tokens_sum',
       sglang: 'sglang:generation_tokens_total',
+      trtllm: 'trtllm_generation_tokens_total',
+      dynamo: 'dynamo_frontend_output_sequence_tokens_sum',
     },
     per: {
       vllm: 'vllm:request_generation_tokens_count',
       vllmLegacy: 'vllm:request_generation_tokens_count',
       sglang: 'sglang:num_requests_total',
+      trtllm: 'trtllm_request_success_total',
+      dynamo: 'dynamo_frontend_output_sequence_tokens_count',
     },
     rankRule: 'sum',
     range: 'count',
@@ -218,12 +280,15 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
   },
   // Latency histograms (base names; the query reads `<name>_bucket`). ITL was `time_per_output_token` before
   // vLLM renamed it (both in vllm/v1/metrics/loggers.py history); a pod is read under the name it exports.
-  // SGLang's `sglang:time_per_output_token_seconds` (collector.py) is its per-token decode latency.
+  // SGLang's per-token decode latency: `sglang:inter_token_latency_seconds` (SGLANG_ITL), formerly
+  // `sglang:time_per_output_token_seconds` (python/sglang/srt/metrics/collector.py).
   ttftHistogram: {
     names: {
       vllm: 'vllm:time_to_first_token_seconds',
       vllmLegacy: 'vllm:time_to_first_token_seconds',
       sglang: 'sglang:time_to_first_token_seconds',
+      trtllm: 'trtllm_time_to_first_token_seconds',
+      dynamo: 'dynamo_frontend_time_to_first_token_seconds',
     },
     rankRule: 'sum',
     range: 'count',
@@ -235,7 +300,11 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       vllm: 'vllm:inter_token_latency_seconds',
       vllmLegacy: 'vllm:time_per_output_token_seconds',
       sglang: 'sglang:time_per_output_token_seconds',
+      // Per request: (last token − first token) / (tokens − 1), as vLLM's time_per_output_token.
+      trtllm: 'trtllm_time_per_output_token_seconds',
+      dynamo: 'dynamo_frontend_inter_token_latency_seconds',
     },
+    preferred: { sglang: SGLANG_ITL },
     rankRule: 'sum',
     range: 'count',
     counterRate: true,
@@ -247,10 +316,29 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
 export const DIALECT_PREFERENCE: Readonly<Record<EngineSetting, readonly EngineDialect[]>> = {
   vllm: ['vllm', 'vllmLegacy'],
   sglang: ['sglang'],
-  auto: ['vllm', 'vllmLegacy', 'sglang'],
+  trtllm: ['trtllm'],
+  dynamo: ['dynamo'],
+  // Dynamo last: its workers export their engine's series beside dynamo_component_*, and those win.
+  auto: ['vllm', 'vllmLegacy', 'sglang', 'trtllm', 'dynamo'],
 };
 
-/** Labels that name a data-parallel rank: vLLM's `engine`, SGLang's `dp_rank` (verify on the deployed version). */
+/** The `engine` setting a resolved dialect belongs to. */
+export function familyOf(dialect: EngineDialect): Exclude<EngineSetting, 'auto'> {
+  return dialect === 'vllmLegacy' ? 'vllm' : dialect;
+}
+
+/** The engine's name in messages. */
+export const ENGINE_TITLES: Readonly<Record<Exclude<EngineSetting, 'auto'>, string>> = {
+  vllm: 'vLLM',
+  sglang: 'SGLang',
+  trtllm: 'TensorRT-LLM',
+  dynamo: 'Dynamo',
+};
+
+/**
+ * Labels that name a data-parallel rank: vLLM's `engine`, SGLang's `dp_rank` (verify on the deployed
+ * version). TensorRT-LLM's series carry none: its OpenAI server reports one set per server.
+ */
 export const RANK_LABELS = ['engine', 'dp_rank'] as const;
 
 export interface HeadPod {
@@ -319,7 +407,8 @@ function preferredSeries(kind: SignalKind): PreferredSeries[] {
  */
 function readsSeries(kind: SignalKind, metric: string, labels: Readonly<Record<string, string>>): boolean {
   for (const p of preferredSeries(kind)) {
-    if (p.name === metric) return labels[p.label] === undefined || labels[p.label] === p.value;
+    if (p.name !== metric || p.label === undefined) continue;
+    return labels[p.label] === undefined || labels[p.label] === p.value;
   }
   return true;
 }
@@ -348,7 +437,8 @@ export function buildQuery(kind: SignalKind, scope: QueryScope): string {
   if (spec.shape === 'level') matchers.push('priority=""');
   if (scope.extraMatchers) matchers.push(scope.extraMatchers);
   const m = matchers.join(',');
-  const preferred = spec.shape === 'level' ? preferredSeries(kind) : [];
+  // Histogram names need no selector of their own: each is queried apart (kindNames lists them all).
+  const preferred = spec.shape === 'level' ? preferredSeries(kind).filter((p) => p.label !== undefined) : [];
   const plainNames = names.filter((n) => !preferred.some((p) => p.name === n));
   const sampleNames = spec.shape === 'buckets' ? plainNames.map((n) => `${n}_bucket`) : plainNames;
   const plain =
@@ -356,7 +446,10 @@ export function buildQuery(kind: SignalKind, scope: QueryScope): string {
       ? `${sampleNames[0]}{${m}}`
       : `{__name__=~"${escapeString(sampleNames.map(escapeRegex).join('|'))}",${m}}`;
   // A preferred series has its own label matcher, so it is a selector of its own, joined with `or`.
-  const selectors = [...preferred.map((p) => `${p.name}{${m},${p.label}="${escapeString(p.value)}"}`), plain];
+  const selectors = [
+    ...preferred.map((p) => `${p.name}{${m},${p.label}="${escapeString(p.value ?? '')}"}`),
+    plain,
+  ];
   const selector = selectors.join(' or ');
   const by = ['namespace', 'pod', ...RANK_LABELS].join(', ');
   const w = `[${scope.rateWindowSeconds}s]`;

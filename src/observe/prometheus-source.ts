@@ -15,11 +15,14 @@ import {
   attribute,
   buildHeadIndex,
   buildQuery,
+  DIALECT_PREFERENCE,
   decodeMatrixBySteps,
   decodeVector,
+  ENGINE_TITLES,
   type EngineDialect,
   escapeRegex,
   escapeString,
+  familyOf,
   type GroupSamples,
   type HeadIndex,
   type HistogramKind,
@@ -135,16 +138,14 @@ function poolGates(
   otherDialect: readonly string[] = [],
 ): GateResult {
   const spec = SIGNAL_KINDS[kind];
-  if (
-    spec.names.sglang === null &&
-    (pool.engine === 'sglang' || (pool.engine === 'auto' && dialect === 'sglang'))
-  ) {
+  const family = pool.engine !== 'auto' ? pool.engine : dialect !== null ? familyOf(dialect) : null;
+  if (family !== null && DIALECT_PREFERENCE[family].every((d) => spec.names[d] === null)) {
     // Not an outage: the engine has no such metric. Still noData, so the signal cannot drive a decision.
     return {
       signal: kind,
       state: 'noData',
       counts: emptyCounts(pool),
-      detail: `${kind}: SGLang exports no such metric; remove it from this pool's metrics`,
+      detail: `${kind}: ${ENGINE_TITLES[family]} exports no such metric; remove it from this pool's metrics`,
     };
   }
   // One entry per group; a group with several head pods is ready if any of them says so.

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { FIXTURES, readMetricsFixture } from '../observe/metric-fixtures.ts';
 
 /** `vllmLegacy` is the V1 text with the KV gauge under its pre-0.9 name, as vLLM ≤ 0.8 exported it. */
-export type ExporterDialect = 'vllm' | 'vllmLegacy' | 'sglang';
+export type ExporterDialect = 'vllm' | 'vllmLegacy' | 'sglang' | 'trtllm';
 
 export interface RankValues {
   /** KV-cache usage as the engine prints it (a fraction; tests may script bad values). */
@@ -39,10 +39,11 @@ const FIXTURE: Record<ExporterDialect, string> = {
   vllm: FIXTURES.vllmEngineLabel,
   vllmLegacy: FIXTURES.vllmEngineLabel,
   sglang: FIXTURES.sglangDocs,
+  trtllm: FIXTURES.trtllm,
 };
 
 /** Sample name → the scripted field that replaces its value. */
-const SCRIPTED: Record<'vllm' | 'sglang', Record<string, keyof RankValues>> = {
+const SCRIPTED: Record<'vllm' | 'sglang' | 'trtllm', Record<string, keyof RankValues>> = {
   vllm: {
     'vllm:kv_cache_usage_perc': 'kv',
     'vllm:num_requests_waiting': 'waiting',
@@ -53,6 +54,11 @@ const SCRIPTED: Record<'vllm' | 'sglang', Record<string, keyof RankValues>> = {
     'sglang:token_usage': 'kv',
     'sglang:num_queue_reqs': 'waiting',
     'sglang:num_running_reqs': 'running',
+  },
+  trtllm: {
+    trtllm_kv_cache_utilization: 'kv',
+    trtllm_num_requests_waiting: 'waiting',
+    trtllm_num_requests_running: 'running',
   },
 };
 
@@ -74,8 +80,15 @@ function formatValue(v: number): string {
   return Number.isInteger(v) ? v.toFixed(1) : String(v);
 }
 
-function withRank(labels: string, dialect: 'vllm' | 'sglang', rank: number, rankCount: number): string {
+function withRank(
+  labels: string,
+  dialect: 'vllm' | 'sglang' | 'trtllm',
+  rank: number,
+  rankCount: number,
+): string {
   if (dialect === 'vllm') return labels.replace(/engine="[^"]*"/, `engine="${rank}"`);
+  // TensorRT-LLM's series have no rank label: one server, one set (scripts give one rank).
+  if (dialect === 'trtllm') return labels;
   // SGLang's fixture has no rank label; DP attention adds one per rank (label name unverified).
   return rankCount > 1 ? `${labels},dp_rank="${rank}"` : labels;
 }
@@ -83,7 +96,7 @@ function withRank(labels: string, dialect: 'vllm' | 'sglang', rank: number, rank
 /** The exposition text one pod serves. Pure apart from reading the fixture file. */
 export function renderPodText(script: PodScript): string {
   if (script.verbatim !== undefined) return fixture(script.verbatim);
-  const family = script.dialect === 'sglang' ? 'sglang' : 'vllm';
+  const family = script.dialect === 'vllmLegacy' ? 'vllm' : script.dialect;
   const scripted = SCRIPTED[family];
   const out: string[] = [];
   for (const line of fixture(FIXTURE[script.dialect]).split('\n')) {

@@ -98,6 +98,38 @@ function pods(): Pod[] {
       labels: LWS_LEADER,
       script: { dialect: 'vllm', ranks: [{ kv: 0.5, waiting: 9, running: 4, waitingDeferred: 6 }] },
     },
+    {
+      namespace: 'ns-trt',
+      pod: 'trt-0',
+      labels: LWS_LEADER,
+      script: { dialect: 'trtllm', ranks: [{ kv: 0.25, waiting: 2, running: 3 }] },
+    },
+    {
+      namespace: 'ns-trt',
+      pod: 'trt-1',
+      labels: LWS_LEADER,
+      script: { dialect: 'trtllm', ranks: [{ kv: 0.75, waiting: 5, running: 1 }] },
+    },
+    // Dynamo: a group whose head pod runs the frontend, a worker head pod, and a shared frontend pod
+    // that is no group's head.
+    {
+      namespace: 'ns-dyn',
+      pod: 'agg-0',
+      labels: LWS_LEADER,
+      script: { dialect: 'vllm', ranks: [], verbatim: FIXTURES.dynamoFrontend },
+    },
+    {
+      namespace: 'ns-dyn',
+      pod: 'wk-0',
+      labels: LWS_LEADER,
+      script: { dialect: 'vllm', ranks: [], verbatim: FIXTURES.dynamoWorker },
+    },
+    {
+      namespace: 'ns-dyn',
+      pod: 'frontend-7c9',
+      labels: {},
+      script: { dialect: 'vllm', ranks: [], verbatim: FIXTURES.dynamoFrontend },
+    },
     { namespace: 'ns-q', pod: 'q-0', labels: LWS_LEADER, script: vllm(0.3, 4) },
     { namespace: 'ns-q', pod: 'q-1', labels: LWS_LEADER, script: vllm(0.5, 6) },
     // q-2 is registered as a head but never scraped: its group is missing.
@@ -275,6 +307,53 @@ describe('Prometheus source against a real Prometheus', () => {
     const replay = (await source.backfill(pd, now - 2, now)).signals.get('queueDepth');
     expect(replay?.samples.length).toBeGreaterThan(0);
     for (const sample of replay?.samples ?? []) expect(sample.poolTotal).toBe(3);
+  }, 15_000);
+
+  it('reads TensorRT-LLM (trtllm_ names), detected under auto; it has no preemption metric', async () => {
+    const signals: SignalKind[] = ['kvCacheUtilization', 'queueDepth', 'runningRequests', 'preemptionRate'];
+    const trt = pool('ns-trt', 'decode', ['trt-0', 'trt-1'], { engine: 'trtllm', signals });
+    const auto = pool('ns-trt', 'auto', ['trt-0', 'trt-1'], { signals });
+    const tick = await source.tick([trt, auto]);
+    for (const p of [trt, auto]) {
+      const t = tick.pools.get(p.poolKey);
+      expect(t?.dialect).toBe('trtllm');
+      expect(t?.signals.get('kvCacheUtilization')?.poolTotal).toBeCloseTo(1.0, 9);
+      expect(t?.signals.get('queueDepth')).toMatchObject({ state: 'ok', poolTotal: 7 });
+      expect(t?.signals.get('runningRequests')).toMatchObject({ state: 'ok', poolTotal: 4 });
+      expect(t?.signals.get('preemptionRate')).toMatchObject({ state: 'noData' });
+      expect(t?.signals.get('preemptionRate')?.detail).toContain('TensorRT-LLM exports no such metric');
+    }
+    // A vLLM pool does not read TensorRT-LLM names.
+    const wrong = (await source.tick([{ ...trt, poolKey: 'ns-trt/pa/wrong', engine: 'vllm' }])).pools
+      .get('ns-trt/pa/wrong')
+      ?.signals.get('queueDepth');
+    expect(wrong?.state).toBe('noData');
+  }, 15_000);
+
+  it("Dynamo's series count for the group whose head pod exports them, never for another", async () => {
+    const agg = pool('ns-dyn', 'agg', ['agg-0'], {
+      engine: 'dynamo',
+      signals: ['queueDepth', 'runningRequests', 'kvCacheUtilization', 'ttftHistogram'],
+    });
+    const wk = pool('ns-dyn', 'workers', ['wk-0'], {
+      engine: 'dynamo',
+      signals: ['queueDepth', 'runningRequests'],
+    });
+    const tick = await source.tick([agg, wk]);
+    const a = tick.pools.get(agg.poolKey);
+    expect(a?.signals.get('queueDepth')).toMatchObject({ state: 'ok', poolTotal: 4 });
+    expect(a?.signals.get('runningRequests')).toMatchObject({ state: 'ok', poolTotal: 10 });
+    expect(a?.signals.get('kvCacheUtilization')).toMatchObject({ state: 'noData' });
+    expect(a?.signals.get('kvCacheUtilization')?.detail).toContain('Dynamo exports no such metric');
+    const ttft = a?.histograms.get('ttftHistogram');
+    expect(ttft !== undefined && !('error' in ttft) && ttft.groups.get('agg-0')?.metric).toBe(
+      'dynamo_frontend_time_to_first_token_seconds',
+    );
+    const w = tick.pools.get(wk.poolKey)?.signals;
+    // The worker's generate endpoint only (6, not 7); the shared frontend's queue belongs to no group.
+    expect(w?.get('runningRequests')).toMatchObject({ state: 'ok', poolTotal: 6 });
+    expect(w?.get('queueDepth')).toMatchObject({ state: 'noData' });
+    expect(tick.nonHeadSeries).toBeGreaterThan(0);
   }, 15_000);
 
   it('judges quorum over ready groups and names the missing ones', async () => {

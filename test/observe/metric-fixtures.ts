@@ -12,6 +12,9 @@ export const FIXTURES = {
   vllmDocsInvalid: 'vllm-v1-docs-design-example.txt',
   sglangDocs: 'sglang-docs-production-metrics.txt',
   sglangDpPriority: 'sglang-dp-priority.txt',
+  trtllm: 'trtllm-openai-server.txt',
+  dynamoFrontend: 'dynamo-frontend.txt',
+  dynamoWorker: 'dynamo-worker.txt',
 } as const;
 
 export function readMetricsFixture(file: string): string {
