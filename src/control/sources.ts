@@ -7,6 +7,7 @@ import type { HeadPod } from '../actuate/types.ts';
 import { PodsSignalSource } from '../observe/pods-control.ts';
 import { PrometheusPoolSignals, registrationOf } from '../observe/prometheus-control.ts';
 import { signalKindOf } from '../observe/prometheus-join.ts';
+import { promqlMetricOf } from '../observe/prometheus-promql.ts';
 import { PrometheusSignalSource } from '../observe/prometheus-source.ts';
 import {
   type PoolSample,
@@ -45,23 +46,37 @@ export class RoutingSignalSource implements SignalSource {
   }
 
   /**
-   * Restart recovery for Prometheus pools: one query_range per signal kind at a 1 s step, judged by the
-   * same quality gate as live ticks. Direct-scrape pools have no history (an empty map).
+   * Restart recovery for Prometheus pools: one query_range per signal kind, and one per promql metric,
+   * at a 1 s step, judged by the same quality gate as live ticks. Direct-scrape pools have no history (an empty map).
    */
   async backfill(request: PoolSignalRequest, fromSeconds: number, toSeconds: number): Promise<SignalHistory> {
     const history = new Map<string, { atSeconds: number; total: number }[]>();
     const { prometheus } = request.metricsSource;
     if (prometheus === undefined) return history;
     const { source } = this.prometheusFor(prometheus.address, prometheus.queryTimeoutSeconds);
-    const result = await source.backfill(
-      registrationOf({ ...request, heads: request.heads.map((h) => ({ ...h, surge: h.surge ?? false })) }),
-      fromSeconds,
-      toSeconds,
-      1,
+    const registration = registrationOf({
+      ...request,
+      heads: request.heads.map((h) => ({ ...h, surge: h.surge ?? false })),
+    });
+    const batched = source.backfill(registration, fromSeconds, toSeconds, 1);
+    // Each promql metric replays its own query (one query_range each), beside the batched kinds'.
+    const promql = new Map(
+      await Promise.all(
+        request.pool.metrics.flatMap((m) => {
+          const p = promqlMetricOf(m);
+          if (p === null) return [];
+          return [
+            source
+              .backfillPromql(registration, p, fromSeconds, toSeconds, 1)
+              .then((signal) => [signalName(m), signal] as const),
+          ];
+        }),
+      ),
     );
+    const result = await batched;
     for (const metric of request.pool.metrics) {
       const kind = signalKindOf(metric);
-      const signal = kind === null ? undefined : result.signals.get(kind);
+      const signal = kind === null ? promql.get(signalName(metric)) : result.signals.get(kind);
       if (signal === undefined) continue;
       history.set(
         signalName(metric),

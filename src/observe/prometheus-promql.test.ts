@@ -4,6 +4,7 @@ import type { PoolRegistration, PromSample } from './prometheus-join.ts';
 import {
   judgePromqlPerGroup,
   judgePromqlTotal,
+  labelText,
   type PromqlMetric,
   promqlLabelRule,
   promqlMetricOf,
@@ -55,6 +56,15 @@ describe('promql perGroup verdict', () => {
     expect(r.poolTotal).toBeUndefined();
     expect(r.detail).toContain('without namespace and pod labels');
     expect(r.detail).toContain(promqlLabelRule('perGroup'));
+  });
+
+  it('a reason shows at most three series, each cut short', () => {
+    const long = Array.from({ length: 10 }, (_, i) => s({ namespace: 'ns', job: 'x'.repeat(500 + i) }, 1));
+    const r = judge(long);
+    expect(r.state).toBe('noData');
+    expect(r.detail).toContain('and 7 more');
+    expect(r.detail.length).toBeLessThan(1000);
+    expect(labelText({ a: 'b' })).toBe('{a="b"}');
   });
 
   it('an empty answer is noData, never zero', () => {

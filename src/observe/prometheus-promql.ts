@@ -206,8 +206,12 @@ export function judgePromqlPerGroup(
   return notes.length > 0 ? { ...gate, detail: `${gate.detail}; ${notes.join('; ')}` } : gate;
 }
 
-/** A series' labels as PromQL writes them, for a reason text. */
-function labelText(labels: Readonly<Record<string, string>>): string {
+/** Longest label text shown per series: a reason names the series, it does not copy a tenant's labels. */
+const LABEL_TEXT_MAX = 120;
+
+/** A series' labels as PromQL writes them, cut at LABEL_TEXT_MAX characters, for a reason text. */
+export function labelText(labels: Readonly<Record<string, string>>): string {
   const parts = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  return `{${parts.join(',')}}`;
+  const text = `{${parts.join(',')}}`;
+  return text.length > LABEL_TEXT_MAX ? `${text.slice(0, LABEL_TEXT_MAX)}…}` : text;
 }

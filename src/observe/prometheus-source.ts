@@ -444,6 +444,57 @@ export class PrometheusSignalSource {
     return { poolKey: pool.poolKey, fromSeconds, toSeconds, stepSeconds, signals };
   }
 
+  /**
+   * Restart recovery of one promql metric: its query as written, with query_range at `stepSeconds`, each
+   * step judged as a live tick at that time would have been (prometheus-promql.ts, today's readiness).
+   * Never throws: a failed query is the BackfillSignal's `error`, and the windows start young.
+   */
+  async backfillPromql(
+    pool: PoolRegistration,
+    metric: PromqlMetric,
+    fromSeconds: number,
+    toSeconds: number,
+    stepSeconds = 1,
+  ): Promise<BackfillSignal> {
+    fromSeconds = Math.ceil(fromSeconds);
+    toSeconds = Math.floor(toSeconds);
+    const byStep = new Map<number, PromSample[]>();
+    try {
+      const chunkSeconds = stepSeconds * (MAX_POINTS_PER_RANGE_QUERY - 1);
+      for (let start = fromSeconds; start <= toSeconds; start += chunkSeconds + stepSeconds) {
+        const end = Math.min(toSeconds, start + chunkSeconds);
+        const raw = await this.logged('query_range', () =>
+          this.client.range(metric.query, start, end, stepSeconds, this.promTimeout()),
+        );
+        if (raw.resultType !== 'matrix') throw new Error(`expected a matrix, got ${raw.resultType}`);
+        for (const [atMs, list] of decodeMatrixBySteps(raw))
+          byStep.set(atMs, [...(byStep.get(atMs) ?? []), ...list]);
+      }
+    } catch (err) {
+      return { samples: [], states: {}, error: tenantError(err) };
+    }
+    const samples: { atSeconds: number; poolTotal: number }[] = [];
+    const states: Partial<Record<SignalState, number>> = {};
+    for (let atSeconds = fromSeconds; atSeconds <= toSeconds; atSeconds += stepSeconds) {
+      const stepSamples = byStep.get(Math.round(atSeconds * 1000)) ?? [];
+      const gate =
+        metric.kind === 'total'
+          ? judgePromqlTotal(metric, stepSamples, pool)
+          : judgePromqlPerGroup(
+              metric,
+              stepSamples,
+              pool,
+              atSeconds,
+              pool.staleAfterSeconds ?? DEFAULT_STALE_AFTER_SECONDS,
+              pool.minQuorumPercentage ?? DEFAULT_MIN_QUORUM_PERCENTAGE,
+            );
+      states[gate.state] = (states[gate.state] ?? 0) + 1;
+      if (gate.state === 'ok' && gate.poolTotal !== undefined)
+        samples.push({ atSeconds, poolTotal: gate.poolTotal });
+    }
+    return { samples, states };
+  }
+
   private async backfillKind(
     kind: SignalKind,
     pool: PoolRegistration,

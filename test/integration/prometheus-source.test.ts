@@ -691,6 +691,35 @@ describe('promql metrics against a real Prometheus', () => {
     expect(runner.decide(now, 2, 2, sample ? [sample] : []).desiredGroups).toBe(2);
   }, 15_000);
 
+  it('restart backfill replays a promql query with query_range, judged step by step', async () => {
+    const request = promqlRequest(
+      'ns-q/pa/backfill',
+      'ns-q',
+      ['q-0', 'q-1'],
+      [
+        { type: 'queueDepth', target: 4 },
+        {
+          type: 'promql',
+          name: 'waiting',
+          kind: 'perGroup',
+          query: `max by (namespace, pod) (${waiting('ns-q')})`,
+          target: 2,
+        },
+        { type: 'promql', name: 'bad', kind: 'total', query: `${waiting('ns-q')}`, target: 2 },
+      ],
+    );
+    const to = Math.floor(Date.now() / 1000) - 1;
+    const served = await prom.servedRequests('/api/v1/query_range');
+    const history = await new RoutingSignalSource().backfill(request, to - 4, to);
+    await sleep(100);
+    // One range query for the batched kind, one per promql metric.
+    expect((await prom.servedRequests('/api/v1/query_range')) - served).toBe(3);
+    expect(history.get('waiting')?.map((p) => p.total)).toEqual([10, 10, 10, 10, 10]);
+    expect(history.get('queueDepth')?.map((p) => p.total)).toEqual([10, 10, 10, 10, 10]);
+    // Two series where a total needs one: no step passes, so nothing is replayed (never zeros).
+    expect(history.get('bad')).toEqual([]);
+  }, 15_000);
+
   it("one pool's broken promql query leaves other pools, and its own batched kinds, untouched", async () => {
     const broken = promqlRequest(
       'ns-dp/pa/broken',
