@@ -205,6 +205,15 @@ describe('vLLM waiting by reason', () => {
     expect(w.state === 'ok' && w.ranks.map((r) => r.labels.reason)).toEqual(['capacity', 'capacity']);
   });
 
+  it('every wait is 11 (7 + 4) beside the 3 capacity waits: what a drain must let finish', () => {
+    const text = `${withRanks(capture, 'vllm:num_requests_waiting', [7, 4])}\n${byReason([2, 1], [5, 3])}\n`;
+    expect(signals(text).requestsWaitingAll).toMatchObject({
+      state: 'ok',
+      value: 11,
+      metric: 'vllm:num_requests_waiting',
+    });
+  });
+
   it('falls back to vllm:num_requests_waiting without the split', () => {
     expect(signals(capture).requestsWaiting).toMatchObject({
       state: 'ok',

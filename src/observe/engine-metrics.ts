@@ -55,6 +55,7 @@ export type SignalName =
   | 'kvCacheUsageFraction'
   | 'kvCacheUsageMaxFraction'
   | 'requestsWaiting'
+  | 'requestsWaitingAll'
   | 'requestsRunning'
   | 'preemptionsTotal'
   | 'promptTokensTotal'
@@ -77,8 +78,13 @@ export interface EngineSignals {
   readonly kvCacheUsageFraction: SignalValue;
   /** Max over DP ranks (vLLM serves one series per rank): one hot rank is not averaged away. */
   readonly kvCacheUsageMaxFraction: SignalValue;
-  /** Sum over DP ranks. */
+  /** Sum over DP ranks: requests waiting for capacity (the scaling signal). */
   readonly requestsWaiting: SignalValue;
+  /**
+   * Sum over DP ranks of every waiting request, whatever it waits for (vLLM's deferred KV transfers too):
+   * what a drain must let finish before the group goes.
+   */
+  readonly requestsWaitingAll: SignalValue;
   /** Sum over DP ranks. */
   readonly requestsRunning: SignalValue;
   /** Sum over DP ranks of a counter; use a rate, never the level. */
@@ -123,6 +129,12 @@ type GaugeSignal = Exclude<
   'promptTokensTotal' | 'generationTokensTotal' | 'promptRequestsTotal' | 'generationRequestsTotal'
 >;
 type Specs = Readonly<Record<GaugeSignal, SignalSpec>>;
+/** A dialect's specs as written: every waiting request is the waiting signal unless it says otherwise. */
+type DialectSpecs = Omit<Specs, 'requestsWaitingAll'> & { readonly requestsWaitingAll?: SignalSpec };
+
+function withWaitingAll(specs: DialectSpecs): Specs {
+  return { ...specs, requestsWaitingAll: specs.requestsWaitingAll ?? specs.requestsWaiting };
+}
 
 const VLLM_KV_NAMES = ['vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc'] as const;
 
@@ -135,7 +147,7 @@ const VLLM_KV_NAMES = ['vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc'] 
 //   and its in-flight work are the totals over its engines.
 // - preemptions, sum: each rank's counter is monotonic, so the sum is too while the rank set is
 //   stable; per-rank values stay in `ranks` for a reset-safe rate.
-const VLLM_SPECS: Specs = {
+const VLLM_SPECS: DialectSpecs = {
   kvCacheUsageFraction: { names: VLLM_KV_NAMES, range: 'fraction', aggregate: 'mean' },
   kvCacheUsageMaxFraction: { names: VLLM_KV_NAMES, range: 'fraction', aggregate: 'max' },
   requestsWaiting: {
@@ -144,6 +156,7 @@ const VLLM_SPECS: Specs = {
     aggregate: 'sum',
     select: vllmCapacityWaiting,
   },
+  requestsWaitingAll: { names: ['vllm:num_requests_waiting'], range: 'count', aggregate: 'sum' },
   requestsRunning: { names: ['vllm:num_requests_running'], range: 'count', aggregate: 'sum' },
   preemptionsTotal: { names: ['vllm:num_preemptions_total'], range: 'counter', aggregate: 'sum' },
 };
@@ -201,7 +214,7 @@ export function vllmCapacityWaiting(samples: readonly Sample[]): readonly Sample
   return samples.filter((s) => s.name !== name || s.labels[label] === value);
 }
 
-const SGLANG_SPECS: Specs = {
+const SGLANG_SPECS: DialectSpecs = {
   kvCacheUsageFraction: {
     names: ['sglang:token_usage'],
     range: 'fraction',
@@ -234,7 +247,7 @@ const SGLANG_SPECS: Specs = {
   },
 };
 
-const TRTLLM_SPECS: Specs = {
+const TRTLLM_SPECS: DialectSpecs = {
   kvCacheUsageFraction: { names: ['trtllm_kv_cache_utilization'], range: 'fraction', aggregate: 'mean' },
   kvCacheUsageMaxFraction: { names: ['trtllm_kv_cache_utilization'], range: 'fraction', aggregate: 'max' },
   requestsWaiting: { names: ['trtllm_num_requests_waiting'], range: 'count', aggregate: 'sum' },
@@ -254,7 +267,7 @@ export function dynamoGenerateSeries(samples: readonly Sample[]): readonly Sampl
 }
 
 const DYNAMO_NO_KV = "Dynamo exports no KV-cache fraction; read the worker's engine dialect";
-const DYNAMO_SPECS: Specs = {
+const DYNAMO_SPECS: DialectSpecs = {
   kvCacheUsageFraction: { names: [], range: 'fraction', aggregate: 'mean', absentReason: DYNAMO_NO_KV },
   kvCacheUsageMaxFraction: { names: [], range: 'fraction', aggregate: 'max', absentReason: DYNAMO_NO_KV },
   requestsWaiting: { names: ['dynamo_frontend_queued_requests'], range: 'count', aggregate: 'sum' },
@@ -274,10 +287,10 @@ const DYNAMO_SPECS: Specs = {
 };
 
 const SPECS: Readonly<Record<EngineDialect, Specs>> = {
-  vllm: VLLM_SPECS,
-  sglang: SGLANG_SPECS,
-  trtllm: TRTLLM_SPECS,
-  dynamo: DYNAMO_SPECS,
+  vllm: withWaitingAll(VLLM_SPECS),
+  sglang: withWaitingAll(SGLANG_SPECS),
+  trtllm: withWaitingAll(TRTLLM_SPECS),
+  dynamo: withWaitingAll(DYNAMO_SPECS),
 };
 const SIGNALS: readonly GaugeSignal[] = [
   'kvCacheUsageFraction',
@@ -456,6 +469,7 @@ export function missingSignals(reason: string, dialect?: EngineDialect): EngineS
     kvCacheUsageFraction: missing,
     kvCacheUsageMaxFraction: missing,
     requestsWaiting: missing,
+    requestsWaitingAll: missing,
     requestsRunning: missing,
     preemptionsTotal: missing,
     rejections: [],
@@ -489,11 +503,25 @@ export function extractEngineSignals(parsed: ParseResult, options: ExtractOption
     options,
     [],
   );
+  const requestsWaiting = get('requestsWaiting');
+  // Every wait often reads the very series of the waiting signal: count its rejections once.
+  const allRejections: Rejection[] = [];
+  const requestsWaitingAll = extractSignal(
+    'requestsWaitingAll',
+    specs.requestsWaitingAll,
+    index,
+    parsed,
+    options,
+    allRejections,
+  );
+  const waitingNames = new Set(rejections.filter((r) => r.signal === 'requestsWaiting').map((r) => r.metric));
+  for (const r of allRejections) if (!waitingNames.has(r.metric)) rejections.push(r);
   return {
     dialect,
     kvCacheUsageFraction,
     kvCacheUsageMaxFraction,
-    requestsWaiting: get('requestsWaiting'),
+    requestsWaiting,
+    requestsWaitingAll,
     requestsRunning: get('requestsRunning'),
     preemptionsTotal: get('preemptionsTotal'),
     rejections,

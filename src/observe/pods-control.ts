@@ -348,7 +348,8 @@ export class PodsSignalSource {
       if (head === undefined || !result.ok) return;
       const signals = podSignals(result, { dialect: engine });
       const running = signals.requestsRunning;
-      const waiting = signals.requestsWaiting;
+      // Every wait, not only capacity waits: a decode pod's deferred KV transfers are requests too.
+      const waiting = signals.requestsWaitingAll;
       if (running.state !== 'ok' || waiting.state !== 'ok') return;
       out.set(head.groupKey, {
         requests: running.value + waiting.value,

@@ -18,6 +18,7 @@ import type { EngineSetting as ApiEngineSetting, MetricSpec } from '../api/podau
 export type SignalKind =
   | 'kvCacheUtilization'
   | 'queueDepth'
+  | 'queueDepthAll'
   | 'runningRequests'
   | 'preemptionRate'
   | 'promptTokens'
@@ -173,6 +174,21 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       dynamo: 'dynamo_frontend_queued_requests',
     },
     preferred: { vllm: VLLM_CAPACITY_WAITING, vllmLegacy: VLLM_CAPACITY_WAITING },
+    rankRule: 'sum',
+    range: 'count',
+    counterRate: false,
+    shape: 'level',
+  },
+  // Every waiting request, whatever it waits for (vLLM's deferred KV transfers too): not a scaling signal,
+  // what a drain waits on.
+  queueDepthAll: {
+    names: {
+      vllm: 'vllm:num_requests_waiting',
+      vllmLegacy: 'vllm:num_requests_waiting',
+      sglang: 'sglang:num_queue_reqs',
+      trtllm: 'trtllm_num_requests_waiting',
+      dynamo: 'dynamo_frontend_queued_requests',
+    },
     rankRule: 'sum',
     range: 'count',
     counterRate: false,

@@ -380,7 +380,8 @@ export class PrometheusSignalSource {
       extraMatchers: base.extraMatchers ? `${base.extraMatchers},${podMatcher}` : podMatcher,
     };
     const index = buildHeadIndex([pool]);
-    const kinds = ['runningRequests', 'queueDepth'] as const;
+    // Every wait, not only capacity waits: a decode pod's deferred KV transfers are requests too.
+    const kinds = ['runningRequests', 'queueDepthAll'] as const;
     const perKind = await Promise.all(
       kinds.map(async (kind) => {
         const raw = await this.logged('query', () =>

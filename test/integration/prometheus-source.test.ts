@@ -309,6 +309,12 @@ describe('Prometheus source against a real Prometheus', () => {
     for (const sample of replay?.samples ?? []) expect(sample.poolTotal).toBe(3);
   }, 15_000);
 
+  it('a drain waits on every request: 4 running + all 9 waiting (6 deferred KV transfers) = 13, not 7', async () => {
+    const pd = pool('ns-pd', 'decode', ['pd-0'], { signals: [] });
+    const inFlight = await source.inFlight(pd);
+    expect(inFlight.get('pd-0')?.requests).toBe(13);
+  }, 15_000);
+
   it('reads TensorRT-LLM (trtllm_ names), detected under auto; it has no preemption metric', async () => {
     const signals: SignalKind[] = ['kvCacheUtilization', 'queueDepth', 'runningRequests', 'preemptionRate'];
     const trt = pool('ns-trt', 'decode', ['trt-0', 'trt-1'], { engine: 'trtllm', signals });
