@@ -100,6 +100,11 @@ export function lwsGroupShape(t: LwsTemplateLike | undefined): GroupShape {
   return { gpuResource, pods };
 }
 
+/** GPUs of one whole group: every pod's request. */
+export function groupGpus(shape: GroupShape): number {
+  return shape.pods.reduce((sum, p) => sum + p.gpus, 0);
+}
+
 export interface PendingGroups {
   /** Requested groups missing a pod, or with a pod not bound to a node yet. */
   readonly unplacedGroups: number;

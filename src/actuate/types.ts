@@ -57,6 +57,11 @@ export interface TargetState {
    * worker-group minReplicas/maxReplicas): kvpa keeps its decisions inside them.
    */
   readonly workloadBounds?: { readonly minGroups: number; readonly maxGroups: number };
+  /**
+   * GPUs one group requests, from the pod templates (every pod's GPU request summed); absent for kinds
+   * whose templates kvpa does not read. The dry-run ledger counts GPU-hours with it.
+   */
+  readonly gpusPerGroup?: number;
   /** Field managers other than kvpa that own the count, latest first (from the object's managedFields). */
   readonly countManagers?: readonly string[];
 }

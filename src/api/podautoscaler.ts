@@ -722,13 +722,30 @@ export const PoolStatusSchema = z.strictObject({
     ),
   dryRunLedger: z
     .strictObject({
-      since: z.iso.datetime(),
-      recommendedGroupSeconds: z.number().min(0),
-      actualGroupSeconds: z.number().min(0),
+      since: z.iso.datetime().describe('When dry-run began; the ledger survives controller restarts.'),
+      recommendedGroupHours: z.number().min(0).describe('Group-hours the recommendation would have held.'),
+      actualGroupHours: z.number().min(0).describe("Group-hours the target's spec actually held."),
+      gpusPerGroup: z
+        .int()
+        .min(0)
+        .optional()
+        .describe("GPUs one group requests, from the target's pod templates (absent when it does not say)."),
+      recommendedGpuHours: z
+        .number()
+        .min(0)
+        .optional()
+        .describe(
+          'GPU-hours the recommendation would have held; absent unless GPUs per group were known throughout.',
+        ),
+      actualGpuHours: z
+        .number()
+        .min(0)
+        .optional()
+        .describe('GPU-hours the target actually held; absent unless GPUs per group were known throughout.'),
     })
     .optional()
     .describe(
-      'Group-seconds the recommendation would have used against those actually used since dry-run began.',
+      'What the recommendation would have spent against what the target held since dry-run began (time with no controller running is left out of both).',
     ),
 });
 

@@ -57,6 +57,14 @@ import {
   watchPodAutoscalers,
 } from './kube.ts';
 import {
+  accrue,
+  type LedgerAccount,
+  type LedgerStatus,
+  ledgerStatus,
+  resumeLedger,
+  startLedger,
+} from './ledger.ts';
+import {
   endpointKeyOf,
   failedSamples,
   type PoolSample,
@@ -109,11 +117,8 @@ export interface ControllerObserver {
 }
 
 interface Ledger {
-  since: string;
-  lastAtSeconds: number;
-  recommendedGroupSeconds: number;
-  actualGroupSeconds: number;
-  published: { since: string; recommendedGroupSeconds: number; actualGroupSeconds: number } | null;
+  account: LedgerAccount;
+  published: LedgerStatus;
   publishedAtSeconds: number;
 }
 
@@ -356,7 +361,9 @@ export class Controller {
         lastScaleTime: old?.lastScaleTime ?? null,
         overrideUntilSeconds: old?.overrideUntilSeconds ?? 0,
         overriddenMessage: old?.overriddenMessage ?? null,
-        ledger: spec.mode === 'DryRun' ? (old?.ledger ?? null) : null,
+        // A restarted controller goes on with the ledger its predecessor left in status.
+        ledger:
+          spec.mode === 'DryRun' ? (old !== undefined ? old.ledger : resumedLedger(raw, pool.name)) : null,
         backfilled: false,
         shown: null,
         facts: null,
@@ -1144,7 +1151,7 @@ export class Controller {
     if (p.shown?.fingerprint !== fingerprint) p.shown = { fingerprint, time: nowIso, decision: d };
   }
 
-  /** Group-seconds the recommendation would have used against those the target actually held. */
+  /** The dry-run ledger accrues this tick; status gets it at most every ledgerPublishSeconds. */
   private updateLedger(
     p: PoolRuntime,
     nowSeconds: number,
@@ -1152,30 +1159,14 @@ export class Controller {
     d: Decision,
     state: TargetState,
   ): void {
-    const l = p.ledger;
-    if (l === null) {
-      p.ledger = {
-        since: nowIso,
-        lastAtSeconds: nowSeconds,
-        recommendedGroupSeconds: 0,
-        actualGroupSeconds: 0,
-        published: { since: nowIso, recommendedGroupSeconds: 0, actualGroupSeconds: 0 },
-        publishedAtSeconds: nowSeconds,
-      };
-      return;
-    }
-    const dt = Math.max(0, nowSeconds - l.lastAtSeconds);
-    l.recommendedGroupSeconds += dt * d.desiredGroups;
-    l.actualGroupSeconds += dt * state.specGroups;
-    l.lastAtSeconds = nowSeconds;
-    if (nowSeconds - l.publishedAtSeconds >= (this.options.ledgerPublishSeconds ?? 60)) {
-      l.published = {
-        since: l.since,
-        recommendedGroupSeconds: Math.round(l.recommendedGroupSeconds),
-        actualGroupSeconds: Math.round(l.actualGroupSeconds),
-      };
-      l.publishedAtSeconds = nowSeconds;
-    }
+    const before = p.ledger?.account ?? startLedger(nowIso);
+    const account = accrue(before, nowSeconds, d.desiredGroups, state.specGroups, state.gpusPerGroup ?? null);
+    const due =
+      p.ledger === null ||
+      nowSeconds - p.ledger.publishedAtSeconds >= (this.options.ledgerPublishSeconds ?? 60);
+    p.ledger = due
+      ? { account, published: ledgerStatus(account), publishedAtSeconds: nowSeconds }
+      : { ...(p.ledger as Ledger), account };
   }
 
   private annotate(
@@ -1296,4 +1287,12 @@ function errorText(err: unknown): string {
   const e = err as { code?: number; body?: unknown };
   if (typeof e?.code === 'number') return `HTTP ${e.code}: ${JSON.stringify(e.body).slice(0, 300)}`;
   return String(err);
+}
+
+/** The ledger a previous controller published for this pool, if any. */
+function resumedLedger(raw: RawPodAutoscaler, poolName: string): Ledger | null {
+  const published = raw.status?.pools?.find((s) => s.name === poolName)?.dryRunLedger;
+  const account = resumeLedger(published);
+  if (account === null || published === undefined) return null;
+  return { account, published, publishedAtSeconds: Number.NEGATIVE_INFINITY };
 }

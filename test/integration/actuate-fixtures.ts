@@ -162,15 +162,22 @@ export async function lwsWithReadyGroups(
   replicas: number,
   readyGroups: number,
   size = 2,
+  /** GPUs each pod's container requests (none when absent). */
+  gpusPerPod?: number,
 ): Promise<void> {
   const lwsLabels = 'leaderworkerset.sigs.k8s.io';
+  const container = {
+    name: 'e',
+    image: 'x',
+    ...(gpusPerPod !== undefined ? { resources: { limits: { 'nvidia.com/gpu': String(gpusPerPod) } } } : {}),
+  };
   await api.create(customPath('leaderworkerset.x-k8s.io', 'v1', namespace, 'leaderworkersets'), {
     apiVersion: 'leaderworkerset.x-k8s.io/v1',
     kind: 'LeaderWorkerSet',
     metadata: { name },
     spec: {
       replicas,
-      leaderWorkerTemplate: { size, workerTemplate: { spec: { containers: [{ name: 'e', image: 'x' }] } } },
+      leaderWorkerTemplate: { size, workerTemplate: { spec: { containers: [container] } } },
     },
   });
   for (let g = 0; g < readyGroups; g++) {

@@ -104,6 +104,57 @@ function harness(wrapTarget: (t: ScaleTarget) => ScaleTarget = (t) => t) {
   };
 }
 
+describe('the dry-run ledger across a controller restart', () => {
+  it('16-GPU groups, 4 recommended against 2 held for 144 s: 2.56 against 1.28 GPU-hours, and a new controller goes on', async () => {
+    await lwsWithReadyGroups(api, ns, 'ledger', 2, 2, 2, 8);
+    await api.create(
+      customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers'),
+      // No nodes here: AskAnyway recommends the want and reports the shortfall, as beside a cluster autoscaler.
+      podAutoscaler('ledger', 'ledger', 'DryRun', { capacityCheck: 'AskAnyway' }),
+    );
+    const key = `${ns}/ledger/decode`;
+    const first = harness();
+    await first.controller.start();
+    try {
+      await first.waitFor('ledger');
+      first.signals.set(key, 'kvCacheUtilization', 2.8); // → 4 groups
+      // The first tick opens the ledger; the next four accrue 36 s each.
+      for (let i = 0; i < 5; i++) await first.step(36);
+    } finally {
+      await first.controller.stop();
+    }
+    const before = (await statusOf('ledger')).pools?.[0]?.dryRunLedger;
+    expect(before).toMatchObject({
+      gpusPerGroup: 16,
+      recommendedGroupHours: 0.16,
+      actualGroupHours: 0.08,
+      recommendedGpuHours: 2.56,
+      actualGpuHours: 1.28,
+    });
+
+    // A new controller (a restart or a failover) reads the ledger back from status: the time it was
+    // down counts on neither side, and the next two 36 s ticks add 72 s at 4 against 2 groups.
+    const second = harness();
+    await second.controller.start();
+    try {
+      await second.waitFor('ledger');
+      second.signals.set(key, 'kvCacheUtilization', 2.8);
+      for (let i = 0; i < 3; i++) await second.step(36);
+    } finally {
+      await second.controller.stop();
+    }
+    const after = (await statusOf('ledger')).pools?.[0]?.dryRunLedger;
+    expect(after).toMatchObject({
+      since: before?.since,
+      gpusPerGroup: 16,
+      recommendedGroupHours: 0.24,
+      actualGroupHours: 0.12,
+      recommendedGpuHours: 3.84,
+      actualGpuHours: 1.92,
+    });
+  }, 60_000);
+});
+
 beforeAll(async () => {
   const created = await api.create('/api/v1/namespaces', {
     apiVersion: 'v1',
@@ -200,10 +251,11 @@ describe('controller on a real API server', () => {
     expect(status.pools?.[0]).toMatchObject({ replicas: 2, recommendedReplicas: 4 });
     expect(status.conditions?.find((c) => c.type === 'DryRun')?.status).toBe('True');
     expect(await eventReasons('dry')).toContain('WouldScale');
-    // the counterfactual ledger: 4 recommended against 2 held, per second since dry-run began
+    // the counterfactual ledger: 4 recommended against 2 held since dry-run began; no GPUs in the template
     const ledger = status.pools?.[0]?.dryRunLedger;
-    expect(ledger?.actualGroupSeconds).toBeGreaterThan(0);
-    expect(ledger?.recommendedGroupSeconds).toBe(2 * (ledger?.actualGroupSeconds ?? 0));
+    expect(ledger?.actualGroupHours).toBeGreaterThan(0);
+    expect(ledger?.recommendedGroupHours).toBeCloseTo(2 * (ledger?.actualGroupHours ?? 0), 3);
+    expect(ledger).toMatchObject({ gpusPerGroup: 0, recommendedGpuHours: 0, actualGpuHours: 0 });
   });
 
   it('restart recovery: a new pool refills its windows from the source history before deciding', async () => {

@@ -11,6 +11,7 @@ import {
   onTarget,
   scalePatch,
 } from '../kube.ts';
+import { gpuResourceOf, podGpus } from '../placement.ts';
 import { escapeRegExp, type GroupView, isPodReady } from '../readiness.ts';
 import type { HeadPod, ScaleTarget, TargetState } from '../types.ts';
 import {
@@ -99,6 +100,9 @@ export class AppsTarget implements ScaleTarget {
       specGroups,
       readyGroups: Math.min(o.status?.readyReplicas ?? 0, specGroups),
       groupSize: 1,
+      ...(o.spec?.template?.spec !== undefined
+        ? { gpusPerGroup: podGpus(o.spec.template.spec, gpuResourceOf([o.spec.template.spec])) }
+        : {}),
       resourceVersion: requireResourceVersion(this.ref, this.namespace, o.metadata),
       countManagers: managersOf(o.metadata as ObjectMeta, ['f:spec', 'f:replicas']),
     };

@@ -2,9 +2,10 @@
  * KubeRay RayCluster worker group (ray-project/kuberay): the count is spec.workerGroupSpecs[groupName]
  * .replicas, each replica numOfHosts pods; there is no /scale, so one list element is patched.
  */
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import type { ScaleTargetRef } from '../../api/podautoscaler.ts';
 import { type Gvr, type KubeClients, listPods, selectorOf } from '../kube.ts';
+import { gpuResourceOf, podGpus } from '../placement.ts';
 import { capacityGroups, type GroupView, intLabel, isPodReady, podLabel } from '../readiness.ts';
 import type { HeadPod, TargetRefusal, TargetState } from '../types.ts';
 import { headsOf, type KindModule, ListElementTarget, managersOf, type ObjectMeta } from './base.ts';
@@ -56,6 +57,7 @@ interface WorkerGroupSpecLike {
   minReplicas?: number;
   maxReplicas?: number;
   numOfHosts?: number;
+  template?: { spec?: V1PodSpec };
 }
 
 interface RayClusterObj {
@@ -154,6 +156,9 @@ export class RayClusterWorkerGroupTarget extends ListElementTarget<RayClusterObj
         specGroups,
         readyGroups: capacityGroups(groups, specGroups),
         groupSize: numOfHosts,
+        ...(group?.template?.spec !== undefined
+          ? { gpusPerGroup: numOfHosts * podGpus(group.template.spec, gpuResourceOf([group.template.spec])) }
+          : {}),
         resourceVersion,
         workloadBounds: workerGroupBounds(group),
         countManagers: managersOf(obj.metadata, ['f:spec', 'f:workerGroupSpecs']),

@@ -8,7 +8,13 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { ScaleTargetRef } from '../../api/podautoscaler.ts';
 import { type Gvr, httpStatusOf, type KubeClients, listPods } from '../kube.ts';
-import { KUEUE_QUEUE_LABEL, type LwsTemplateLike, lwsGroupShape, lwsPendingGroups } from '../placement.ts';
+import {
+  groupGpus,
+  KUEUE_QUEUE_LABEL,
+  type LwsTemplateLike,
+  lwsGroupShape,
+  lwsPendingGroups,
+} from '../placement.ts';
 import { capacityGroups, type GroupView, intLabel, isPodReady, podLabel } from '../readiness.ts';
 import { lwsDrainView, setServing } from '../routing.ts';
 import type { HeadPod, TargetRefusal, TargetState } from '../types.ts';
@@ -137,14 +143,16 @@ export class LeaderWorkerSetTarget extends CustomScaleTarget {
     const groups = lwsGroups(specGroups, groupSize, pods);
     const queue = lws.metadata?.labels?.[KUEUE_QUEUE_LABEL];
     const refusal = await kserveOwnerRefusal(this.clients, this.namespace, lws);
+    const shape = lwsGroupShape(lws.spec?.leaderWorkerTemplate);
     const state: TargetState = {
       specGroups,
       readyGroups: capacityGroups(groups, specGroups),
       groupSize,
       resourceVersion: requireResourceVersion(this.ref, this.namespace, lws.metadata),
       drain: lwsDrainView(this.namespace, pods),
+      gpusPerGroup: groupGpus(shape),
       placement: {
-        group: lwsGroupShape(lws.spec?.leaderWorkerTemplate),
+        group: shape,
         ...(queue !== undefined ? { kueueQueue: queue } : {}),
         ...lwsPendingGroups(specGroups, groupSize, pods),
       },
