@@ -14,6 +14,8 @@ export interface GroupView {
   /** True for groups beyond spec (rolling-update surge, or not yet removed after a scale-down). */
   readonly surge: boolean;
   readonly head?: V1Pod | undefined;
+  /** The group's other pods (workers), for kinds that list them; absent where the kind does not. */
+  readonly members?: readonly V1Pod[];
 }
 
 export interface Condition {

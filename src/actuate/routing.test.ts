@@ -79,7 +79,7 @@ describe('lwsDrainView', () => {
     expect(v.order.map((g) => g.key)).toEqual(['10', '9', '2']);
   });
 
-  it('the head of group 3 is its worker-index 0 pod decode-3 with its IP, even listed after its 2 workers', () => {
+  it('the head of group 3 is its worker-index 0 pod decode-3 with its IP, even listed after its 2 workers, which are its members in order', () => {
     const [leader, w1, w2] = lwsGroup(3, 3, { podIP: '10.4.3.7' });
     if (leader === undefined || w1 === undefined || w2 === undefined) throw new Error('3 pods expected');
     const v = view([w2, w1, leader]);
@@ -91,6 +91,10 @@ describe('lwsDrainView', () => {
       groupReady: false,
       surge: false,
       podIP: '10.4.3.7',
+      members: [
+        { name: 'decode-3-1', podIP: '10.4.3.7' },
+        { name: 'decode-3-2', podIP: '10.4.3.7' },
+      ],
     });
   });
 

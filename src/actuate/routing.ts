@@ -65,24 +65,34 @@ function digits(value: string | undefined): number | undefined {
  * (kubernetes.io/docs/concepts/workloads/controllers/statefulset/#deployment-and-scaling-guarantees).
  */
 export function lwsDrainView(namespace: string, pods: readonly V1Pod[]): DrainView {
-  const groups = new Map<number, { leader?: V1Pod }>();
+  const groups = new Map<number, { leader?: V1Pod; workers: V1Pod[] }>();
   const routing: RoutingPod[] = [];
   for (const pod of pods) {
     // Digits only, as lwsGroups reads them: '' or '0x3' must not become a group the readiness view lacks.
     const index = digits(pod.metadata?.labels?.[LWS_LABELS.groupIndex]);
     const worker = digits(pod.metadata?.labels?.[LWS_LABELS.workerIndex]);
     if (index === undefined) continue;
-    const entry = groups.get(index) ?? {};
+    const entry = groups.get(index) ?? { workers: [] };
     if (worker === 0) entry.leader = pod;
+    else if (worker !== undefined) entry.workers.push(pod);
     groups.set(index, entry);
     const r = routingPod(pod, String(index));
     if (r !== undefined) routing.push(r);
   }
   const order = [...groups]
     .sort((a, b) => b[0] - a[0])
-    .map(([index, { leader }]): DrainTargetGroup => {
+    .map(([index, { leader, workers }]): DrainTargetGroup => {
       const name = leader?.metadata?.name;
       const podIP = leader?.status?.podIP;
+      // Workers too: with ranksOn: all their engines hold requests of the group.
+      const byWorker = (a: V1Pod, b: V1Pod) =>
+        (digits(a.metadata?.labels?.[LWS_LABELS.workerIndex]) ?? 0) -
+        (digits(b.metadata?.labels?.[LWS_LABELS.workerIndex]) ?? 0);
+      const members = [...workers].sort(byWorker).flatMap((w) => {
+        const memberName = w.metadata?.name;
+        const ip = w.status?.podIP;
+        return memberName ? [{ name: memberName, ...(ip ? { podIP: ip } : {}) }] : [];
+      });
       return {
         key: String(index),
         serving: leader !== undefined && isPodRunning(leader),
@@ -96,6 +106,7 @@ export function lwsDrainView(namespace: string, pods: readonly V1Pod[]): DrainVi
                 groupReady: false,
                 surge: false,
                 ...(podIP ? { podIP } : {}),
+                members,
               },
       };
     });

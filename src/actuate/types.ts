@@ -22,6 +22,16 @@ export interface HeadPod {
    */
   readonly surge: boolean;
   readonly podIP?: string;
+  /**
+   * The group's other pods, for kinds that list them (LWS workers, Grove clique pods, multi-host Ray and
+   * StormService pods): read too when the pool's engine serves from every pod (ranksOn: all).
+   */
+  readonly members?: readonly GroupMember[];
+}
+
+export interface GroupMember {
+  readonly name: string;
+  readonly podIP?: string;
 }
 
 export interface TargetState {

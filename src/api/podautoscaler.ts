@@ -366,6 +366,16 @@ export const behaviorShape = {
 export const BehaviorSchema = z.strictObject(behaviorShape).describe('How a pool scales.');
 export type Behavior = z.infer<typeof BehaviorSchema>;
 
+/** Where a group's engine metrics are read: its head pod, or every pod of the group. */
+export const RANKS_ON = ['head', 'all'] as const;
+export type RanksOn = (typeof RANKS_ON)[number];
+
+/**
+ * Kinds whose adapter lists only each group's head (a RayClusterFleet replica is a RayCluster whose
+ * head pod runs the API server), so `ranksOn: all` cannot be served.
+ */
+export const RANKS_HEAD_ONLY_KINDS: readonly (typeof SCALE_TARGET_KINDS)[number][] = ['RayClusterFleet'];
+
 /** The pool's `engine` field: a metric dialect, or `auto` to detect it per pod. */
 export const ENGINE_SETTINGS = ['auto', 'vllm', 'sglang', 'trtllm', 'dynamo'] as const;
 export type EngineSetting = (typeof ENGINE_SETTINGS)[number];
@@ -386,12 +396,30 @@ export const PoolSpecSchema = z
       .describe(
         "Metric dialect of the engine (vllm, sglang, trtllm for TensorRT-LLM, dynamo for Dynamo's own frontend and worker series); auto detects it from the metric names.",
       ),
+    ranksOn: z
+      .enum(RANKS_ON)
+      .optional()
+      .describe(
+        "Which pods of a group serve requests and export engine metrics. head (default): the leader only. all: every pod of the group, as with vLLM's hybrid or external data-parallel load balancing, where each node's API server serves its local DP ranks; a group is then read only when all its pods answer, and its values are summed (queues, running, tokens/s) or averaged over ranks (KV use) across them.",
+      ),
+    expectedRanks: int32(
+      'DP ranks one group reports, counted over the pods read (ranksOn). A group reporting fewer is missing (a partial sum would under-count its queue), more is out of range; both name the counts. Unset: not checked.',
+    )
+      .min(1)
+      .max(4096)
+      .optional(),
     ...behaviorShape,
   })
   .describe('One pool of replica groups (prefill or decode) and how it scales.');
 export type PoolSpec = z.infer<typeof PoolSpecSchema>;
 
 export const poolRules: readonly CrossFieldRule<PoolSpec>[] = [
+  {
+    cel: `!has(self.ranksOn) || self.ranksOn != 'all' || !(self.scaleTargetRef.kind in [${RANKS_HEAD_ONLY_KINDS.map((k) => `'${k}'`).join(', ')}])`,
+    message: `ranksOn: all needs a kind whose group members kvpa lists; ${RANKS_HEAD_ONLY_KINDS.join(', ')} serve(s) from the head pod: use ranksOn: head`,
+    fieldPath: '.ranksOn',
+    check: (p) => p.ranksOn !== 'all' || !RANKS_HEAD_ONLY_KINDS.includes(p.scaleTargetRef.kind),
+  },
   {
     cel: '!has(self.minReplicas) || self.minReplicas <= self.maxReplicas',
     message: 'minReplicas must not exceed maxReplicas',

@@ -20,6 +20,7 @@ import {
   type MetricSpec,
   type PodAutoscalerSpec,
   type PoolSpec,
+  type RanksOn,
   type ScaleTargetRef,
   signalKindOfMetric,
   signalName,
@@ -32,6 +33,10 @@ export interface ResolvedPool {
   readonly minReplicas: number;
   readonly maxReplicas: number;
   readonly engine: EngineSetting;
+  /** Read every pod of a group (`all`) or its head only. */
+  readonly ranksOn: RanksOn;
+  /** DP ranks one group must report; null when not checked. */
+  readonly expectedRanks: number | null;
   readonly metrics: readonly MetricSpec[];
   readonly stableWindowSeconds: number;
   readonly panicWindowPercentage: number;
@@ -153,6 +158,8 @@ export function resolvePool(
     minReplicas: _mi,
     maxReplicas: _ma,
     engine: _e,
+    ranksOn: _r,
+    expectedRanks: _x,
     ...poolBehavior
   } = pool;
   layers.push({ label: `spec.pools[${poolIndex}]`, behavior: poolBehavior });
@@ -191,13 +198,22 @@ export function resolvePool(
   return {
     ...(merged as Omit<
       ResolvedPool,
-      'name' | 'scaleTargetRef' | 'minReplicas' | 'maxReplicas' | 'engine' | 'sources'
+      | 'name'
+      | 'scaleTargetRef'
+      | 'minReplicas'
+      | 'maxReplicas'
+      | 'engine'
+      | 'ranksOn'
+      | 'expectedRanks'
+      | 'sources'
     >),
     name: pool.name,
     scaleTargetRef: pool.scaleTargetRef,
     minReplicas,
     maxReplicas: pool.maxReplicas,
     engine: pool.engine ?? 'auto',
+    ranksOn: pool.ranksOn ?? 'head',
+    expectedRanks: pool.expectedRanks ?? null,
     sources,
   };
 }

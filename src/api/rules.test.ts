@@ -70,6 +70,7 @@ const pool: fc.Arbitrary<PoolSpec> = fc
     minReplicas: opt(fc.integer({ min: 0, max: 6 })),
     maxReplicas: fc.integer({ min: 1, max: 6 }),
     missingData: opt(fc.record({ fallbackMinReplicas: opt(fc.integer({ min: 0, max: 8 })) }).map(clean)),
+    ranksOn: opt(fc.constantFrom('head' as const, 'all' as const)),
   })
   .map(clean);
 
@@ -130,7 +131,8 @@ describe('CEL and TypeScript say the same for every cross-field rule', () => {
     agree(metricRules, metric));
   it("metric lists: each metric's signal name is unique in its pool", () =>
     agree(metricListRules, fc.array(metric, { minLength: 1, maxLength: 4 })));
-  it('pools: min ≤ max, fallback floor ≤ max', () => agree(poolRules, pool));
+  it('pools: min ≤ max, fallback floor ≤ max, ranksOn all only where group members are listed', () =>
+    agree(poolRules, pool));
   it('metricsSource: exactly one of prometheus or pods', () => agree(metricsSourceRules, source));
   it('URLs: http(s) only, no user:pass@, no whitespace or backslash', () => agree(httpUrlRules, url));
   it('spec: unique pool names, one scale target per pool', () => agree(specRules, spec));

@@ -68,6 +68,8 @@ describe('parseGroups and parsePerPool', () => {
 describe('missing data in the replay is a state, never zero', () => {
   const pool = {
     name: 'decode',
+    ranksOn: 'head',
+    expectedRanks: null,
     metrics: [{ type: 'queueDepth', target: 5 }],
     stableWindowSeconds: 6,
     panicWindowPercentage: 50,

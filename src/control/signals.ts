@@ -173,7 +173,12 @@ export function sampleDeadlineMs(request: PoolSignalRequest): number {
   const { prometheus, pods } = request.metricsSource;
   if (prometheus !== undefined)
     return ((prometheus.queryTimeoutSeconds ?? PROMETHEUS_TIMEOUT_SECONDS) + 2) * 1000;
-  const rounds = Math.max(1, Math.ceil(request.heads.length / SCRAPE_SLOTS));
+  // With ranksOn: all every pod of a group is scraped, not only its head.
+  const scraped = request.heads.reduce(
+    (n, h) => n + 1 + (request.pool.ranksOn === 'all' ? (h.members?.length ?? 0) : 0),
+    0,
+  );
+  const rounds = Math.max(1, Math.ceil(scraped / SCRAPE_SLOTS));
   return ((pods?.timeoutSeconds ?? POD_TIMEOUT_SECONDS) * rounds + 2) * 1000;
 }
 

@@ -99,12 +99,18 @@ export class RoutingSignalSource implements SignalSource {
       return source.inFlight({ ...request, heads: scrapeHeads }, scrapeHeads, nowSeconds);
     }
     if (pods === undefined) return new Map();
-    return this.pods.inFlight(request.pool.engine, request.namespace, scrapeHeads, {
-      port: pods.port,
-      ...(pods.path !== undefined ? { path: pods.path } : {}),
-      ...(pods.scheme !== undefined ? { scheme: pods.scheme } : {}),
-      ...(pods.timeoutSeconds !== undefined ? { timeoutSeconds: pods.timeoutSeconds } : {}),
-    });
+    return this.pods.inFlight(
+      request.pool.engine,
+      request.namespace,
+      scrapeHeads,
+      {
+        port: pods.port,
+        ...(pods.path !== undefined ? { path: pods.path } : {}),
+        ...(pods.scheme !== undefined ? { scheme: pods.scheme } : {}),
+        ...(pods.timeoutSeconds !== undefined ? { timeoutSeconds: pods.timeoutSeconds } : {}),
+      },
+      request.pool.ranksOn,
+    );
   }
 
   async sample(

@@ -70,6 +70,52 @@ describe('direct-scrape signal source', () => {
     expect(samples?.[1]).toMatchObject({ name: 'queueDepth', state: 'ok', total: 4 }); // 3 + 1
   });
 
+  it('ranksOn all: one group of a head (KV 0.9, queue 3) and a worker (0.5, 1) reads KV 0.7 and queue 4; head-only reads 3', async () => {
+    const r = request([{ port: 0 }]);
+    const heads = r.heads.map((h) => ({
+      ...h,
+      podIP: '127.0.0.1',
+      members: [{ name: 'w-1', podIP: '127.0.0.2' }],
+    }));
+    const source = new PodsSignalSource({ fetch: toEngine });
+    const all = await source.sample([
+      { ...r, pool: { ...r.pool, ranksOn: 'all' }, heads, endpoint: { port: 80 } },
+    ]);
+    const [kv, queue] = all.get('ns/pa/decode') ?? [];
+    expect(kv?.total).toBeCloseTo(0.7, 9);
+    expect(queue).toMatchObject({ state: 'ok', total: 4 });
+    const head = await source.sample([{ ...r, heads, endpoint: { port: 80 } }]);
+    expect(head.get('ns/pa/decode')?.[1]).toMatchObject({ state: 'ok', total: 3 });
+    // expectedRanks 2 holds for the whole group, and head-only reads 1 of 2: missing, never the partial 3.
+    const strict = { ...r.pool, ranksOn: 'all' as const, expectedRanks: 2 };
+    const ok = await source.sample([{ ...r, pool: strict, heads, endpoint: { port: 80 } }]);
+    expect(ok.get('ns/pa/decode')?.[1]).toMatchObject({ state: 'ok', total: 4 });
+    const short = await source.sample([
+      { ...r, pool: { ...strict, ranksOn: 'head' as const }, heads, endpoint: { port: 80 } },
+    ]);
+    expect(short.get('ns/pa/decode')?.[1]).toMatchObject({ state: 'noData' });
+  });
+
+  it('ranksOn all: a worker that does not answer leaves its group unknown, never the head’s share', async () => {
+    const r = request([{ port: 0 }, { port: 1 }]);
+    const heads = r.heads.map((h, i) => ({
+      ...h,
+      podIP: `127.0.0.${i + 1}`,
+      // group 0's worker has no IP yet; group 1's is whole
+      members: [i === 0 ? { name: 'w-0' } : { name: 'w-1', podIP: '127.0.0.1' }],
+    }));
+    const source = new PodsSignalSource({ fetch: toEngine });
+    const out = await source.sample([
+      { ...r, pool: { ...r.pool, ranksOn: 'all' }, heads, endpoint: { port: 80 } },
+    ]);
+    const queue = out.get('ns/pa/decode')?.[1];
+    // group 1 = 1 + 3; group 0 is silent: counted at the mean and holding scale-down
+    expect(queue).toMatchObject({ state: 'ok', total: 8, silentGroups: 1 });
+    expect(queue?.detail).toContain('w-0: pod has no IP yet');
+    const inFlight = await source.inFlight('auto', 'ns', heads, { port: 80 }, 'all');
+    expect([...inFlight.keys()]).toEqual(['g1']);
+  });
+
   it('skips surge and unready groups', async () => {
     const r = request([{ port: 0 }, { port: 1, surge: true }, { port: 1, ready: false }]);
     const heads = r.heads.map((h, i) => ({ ...h, podIP: `127.0.0.${Math.min(i + 1, 2)}` }));

@@ -16,6 +16,7 @@ import {
   missingSignals,
   type SignalValue,
 } from './engine-metrics.ts';
+import { mergeGroup, type PodReading } from './group-ranks.ts';
 import { metricsUrl, podSignals, scrapePods, tenantReason } from './pod-scraper.ts';
 import type { ControlPoolRequest, ControlPoolSample } from './prometheus-control.ts';
 
@@ -39,6 +40,8 @@ export interface ScrapeHead {
   readonly groupReady: boolean;
   readonly surge: boolean;
   readonly podIP?: string;
+  /** The group's other pods, scraped too with ranksOn: all. */
+  readonly members?: readonly { readonly name: string; readonly podIP?: string }[];
 }
 
 export interface PodsPoolRequest extends Omit<ControlPoolRequest, 'heads'> {
@@ -328,8 +331,17 @@ export class PodsSignalSource {
     namespace: string,
     heads: readonly ScrapeHead[],
     endpoint: PodsEndpoint,
+    ranksOn: 'head' | 'all' = 'head',
   ): Promise<Map<string, { requests: number; atSeconds: number }>> {
-    const withIp = heads.filter((h): h is ScrapeHead & { podIP: string } => h.podIP !== undefined);
+    // With ranksOn: all every pod of a victim holds requests: each counts, and a silent one leaves the group unknown.
+    const pods = heads.flatMap((h) =>
+      (ranksOn === 'all' ? [h, ...(h.members ?? [])] : [h]).map((p) => ({
+        groupKey: h.groupKey,
+        name: p.name,
+        podIP: p.podIP,
+      })),
+    );
+    const withIp = pods.filter((h): h is (typeof pods)[number] & { podIP: string } => h.podIP !== undefined);
     const results = await scrapePods(
       withIp.map((h) => ({
         pod: `${namespace}/${h.name}`,
@@ -342,31 +354,49 @@ export class PodsSignalSource {
         ...(this.options.fetch !== undefined ? { fetch: this.options.fetch } : {}),
       },
     );
-    const out = new Map<string, { requests: number; atSeconds: number }>();
+    const perGroup = new Map<string, { requests: number; atSeconds: number; pods: number }>();
     results.forEach((result, i) => {
-      const head = withIp[i];
-      if (head === undefined || !result.ok) return;
+      const pod = withIp[i];
+      if (pod === undefined || !result.ok) return;
       const signals = podSignals(result, { dialect: engine });
       const running = signals.requestsRunning;
       // Every wait, not only capacity waits: a decode pod's deferred KV transfers are requests too.
       const waiting = signals.requestsWaitingAll;
       if (running.state !== 'ok' || waiting.state !== 'ok') return;
-      out.set(head.groupKey, {
-        requests: running.value + waiting.value,
-        atSeconds: result.timing.finishedAtMs / 1000,
+      const prior = perGroup.get(pod.groupKey);
+      const atSeconds = result.timing.finishedAtMs / 1000;
+      perGroup.set(pod.groupKey, {
+        requests: (prior?.requests ?? 0) + running.value + waiting.value,
+        atSeconds: Math.min(prior?.atSeconds ?? atSeconds, atSeconds),
+        pods: (prior?.pods ?? 0) + 1,
       });
     });
+    const podsPerGroup = new Map<string, number>();
+    for (const p of pods) podsPerGroup.set(p.groupKey, (podsPerGroup.get(p.groupKey) ?? 0) + 1);
+    const out = new Map<string, { requests: number; atSeconds: number }>();
+    for (const [groupKey, g] of perGroup)
+      if (g.pods === podsPerGroup.get(groupKey))
+        out.set(groupKey, { requests: g.requests, atSeconds: g.atSeconds });
     return out;
   }
 
+  /** The pods read for one group: the head, and its members with ranksOn: all. */
+  private static podsOf(r: PodsPoolRequest, h: ScrapeHead): { name: string; podIP?: string }[] {
+    const head = { name: h.name, ...(h.podIP !== undefined ? { podIP: h.podIP } : {}) };
+    return r.pool.ranksOn === 'all' ? [head, ...(h.members ?? [])] : [head];
+  }
+
   private async samplePool(r: PodsPoolRequest): Promise<[string, ControlPoolSample[]]> {
+    const groups = r.heads.filter((h) => h.groupReady && !h.surge);
     const targets: { pod: string; url: string }[] = [];
-    for (const h of r.heads) {
-      if (!h.groupReady || h.surge || h.podIP === undefined) continue;
-      targets.push({
-        pod: `${r.namespace}/${h.name}`,
-        url: metricsUrl(h.podIP, r.endpoint.port, r.endpoint.path, r.endpoint.scheme),
-      });
+    for (const h of groups) {
+      for (const p of PodsSignalSource.podsOf(r, h)) {
+        if (p.podIP === undefined) continue;
+        targets.push({
+          pod: `${r.namespace}/${p.name}`,
+          url: metricsUrl(p.podIP, r.endpoint.port, r.endpoint.path, r.endpoint.scheme),
+        });
+      }
     }
     const results = await scrapePods(targets, {
       maxConcurrency: this.options.maxConcurrency ?? 16,
@@ -375,25 +405,38 @@ export class PodsSignalSource {
       ...(this.options.fetch !== undefined ? { fetch: this.options.fetch } : {}),
     });
     const byPod = new Map(results.map((result, i) => [targets[i]?.pod ?? '', result]));
-    const groups = r.heads.filter((h) => h.groupReady && !h.surge);
     const nowMs = (this.options.clock ?? Date.now)();
     this.forget(nowMs);
-    const workGroups: WorkGroup[] = groups.map((h) => {
-      const result = byPod.get(`${r.namespace}/${h.name}`);
+    const readingOf = (name: string): PodReading => {
+      const result = byPod.get(`${r.namespace}/${name}`);
       if (result === undefined)
         return {
-          groupKey: h.groupKey,
-          id: h.name,
-          signals: missingSignals('head pod has no IP yet'),
+          pod: name,
+          signals: missingSignals('pod has no IP yet'),
           work: undefined,
-          error: 'head pod has no IP yet',
+          error: 'pod has no IP yet',
         };
       return {
-        groupKey: h.groupKey,
-        id: `${h.name}/${h.podIP ?? ''}`,
+        pod: name,
         signals: podSignals(result, { dialect: r.pool.engine }),
         work: result.ok ? extractEngineWork(result.parsed, { dialect: r.pool.engine }) : undefined,
         ...(result.ok ? {} : { error: tenantReason(result.error) }),
+      };
+    };
+    const expectedRanks = r.pool.expectedRanks ?? undefined;
+    const workGroups: WorkGroup[] = groups.map((h) => {
+      const pods = PodsSignalSource.podsOf(r, h);
+      const merged = mergeGroup(
+        pods.map((p) => readingOf(p.name)),
+        expectedRanks,
+      );
+      return {
+        groupKey: h.groupKey,
+        // A restarted pod (new IP) starts a new rate.
+        id: pods.map((p) => `${p.name}/${p.podIP ?? ''}`).join(','),
+        signals: merged.signals,
+        work: merged.work,
+        ...(merged.error !== undefined ? { error: merged.error } : {}),
       };
     });
     const latency = this.poolLatency(r, workGroups, nowMs);
@@ -403,16 +446,10 @@ export class PodsSignalSource {
         return workTotal(metric, workGroups, state, nowMs / 1000, r.pool.missingData.minQuorumPercentage);
       }
       const perGroup = new Map<string, { value: SignalValue | null; error?: string }>();
-      for (const h of groups) {
-        const result = byPod.get(`${r.namespace}/${h.name}`);
-        if (result === undefined) {
-          perGroup.set(h.groupKey, { value: null, error: 'head pod has no IP yet' });
-          continue;
-        }
-        const signals = podSignals(result, { dialect: r.pool.engine });
-        perGroup.set(h.groupKey, {
-          value: signalValueOf(signals, metric),
-          ...(result.ok ? {} : { error: tenantReason(result.error) }),
+      for (const g of workGroups) {
+        perGroup.set(g.groupKey, {
+          value: signalValueOf(g.signals, metric),
+          ...(g.error !== undefined ? { error: g.error } : {}),
         });
       }
       return poolTotal(metric, perGroup, r.pool.missingData.minQuorumPercentage);

@@ -32,6 +32,8 @@ export interface ControlHeadPod {
   readonly groupReady: boolean;
   /** A group beyond spec (rollout surge, scale-down leftover): its metrics must not count. */
   readonly surge: boolean;
+  /** The group's other pods, where the kind lists them (read with ranksOn: all). */
+  readonly members?: readonly { readonly name: string }[];
 }
 
 export interface ControlPoolRequest {
@@ -39,6 +41,10 @@ export interface ControlPoolRequest {
   readonly namespace: string;
   readonly pool: {
     readonly engine: EngineSetting;
+    /** `all`: every pod of a group serves and is read; default `head`. */
+    readonly ranksOn?: 'head' | 'all';
+    /** DP ranks one group must report; null or absent when not checked. */
+    readonly expectedRanks?: number | null;
     readonly metrics: readonly MetricSpec[];
     readonly missingData: { readonly staleAfterSeconds: number; readonly minQuorumPercentage: number };
     /** The latency SLO: a set field makes the source read that latency for the guard. */
@@ -94,8 +100,20 @@ export function registrationOf(request: ControlPoolRequest): PoolRegistration {
     namespace: request.namespace,
     heads: request.heads
       .filter((h) => !h.surge)
-      .map((h) => ({ pod: h.name, groupKey: h.groupKey, ready: h.groupReady })),
+      .flatMap((h) => [
+        { pod: h.name, groupKey: h.groupKey, ready: h.groupReady },
+        // With ranksOn: all a group's other pods are read too, joined to the same group.
+        ...(request.pool.ranksOn === 'all'
+          ? (h.members ?? []).map((m) => ({
+              pod: m.name,
+              groupKey: h.groupKey,
+              ready: h.groupReady,
+              member: true,
+            }))
+          : []),
+      ]),
     engine: request.pool.engine,
+    ...(request.pool.expectedRanks != null ? { expectedRanks: request.pool.expectedRanks } : {}),
     signals: [...new Set(signals)],
     staleAfterSeconds: request.pool.missingData.staleAfterSeconds,
     minQuorumPercentage: request.pool.missingData.minQuorumPercentage,

@@ -155,6 +155,47 @@ describe('attribute', () => {
     });
   });
 
+  it('ranksOn all: group lws-0 reads its head (ranks 0, 1) and worker lws-0-1 (ranks 2, 3): queue 3+1+5+7 = 16', () => {
+    const reg = pool({
+      signals: ['queueDepth'],
+      heads: [
+        { pod: 'lws-0', groupKey: 'lws-0', ready: true },
+        { pod: 'lws-0-1', groupKey: 'lws-0', ready: true, member: true },
+        { pod: 'lws-1', groupKey: 'lws-1', ready: true },
+        { pod: 'lws-1-1', groupKey: 'lws-1', ready: true, member: true },
+      ],
+    });
+    const w = 'vllm:num_requests_waiting';
+    const { pools } = attribute(
+      'queueDepth',
+      [
+        value('lws-0', w, 3, { engine: '0' }),
+        value('lws-0', w, 1, { engine: '1' }),
+        ts('lws-0', 100),
+        value('lws-0-1', w, 5, { engine: '2' }),
+        value('lws-0-1', w, 7, { engine: '3' }),
+        ts('lws-0-1', 99),
+        // lws-1's worker exports nothing: the group is missing, not its head's 2
+        value('lws-1', w, 2, { engine: '0' }),
+        ts('lws-1', 100),
+      ],
+      buildHeadIndex([reg]),
+    );
+    const groups = pools.get('ns1/pa/decode')?.groups;
+    const g0 = groups?.get('lws-0');
+    expect(g0?.ranks.map((r) => [r.rank, r.value])).toEqual([
+      ['lws-0/0', 3],
+      ['lws-0/1', 1],
+      ['lws-0-1/2', 5],
+      ['lws-0-1/3', 7],
+    ]);
+    expect(Math.min(...(g0?.ranks ?? []).map((r) => r.timestampSeconds))).toBe(99);
+    expect(groups?.get('lws-1')).toMatchObject({
+      ranks: [],
+      missingReason: 'ranksOn all: 1 of its 2 pods without series (lws-1-1)',
+    });
+  });
+
   it("Dynamo: a worker's generate in-flight count wins over the frontend's; other endpoints are ignored", () => {
     const index = buildHeadIndex([pool({ engine: 'dynamo', signals: ['runningRequests'] })]);
     const w = 'dynamo_component_inflight_requests';

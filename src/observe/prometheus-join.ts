@@ -363,6 +363,11 @@ export interface HeadPod {
   readonly groupKey: string;
   /** The whole group is ready (leader and every worker). Only ready groups count toward totals. */
   readonly ready: boolean;
+  /**
+   * A pod of the group other than its head, read because the pool's engine serves from every pod
+   * (ranksOn: all): its ranks join the head's, and the group counts only when all its pods answer.
+   */
+  readonly member?: boolean;
 }
 
 export interface PoolRegistration {
@@ -375,6 +380,8 @@ export interface PoolRegistration {
   readonly signals: readonly SignalKind[];
   readonly staleAfterSeconds?: number;
   readonly minQuorumPercentage?: number;
+  /** DP ranks one group must report (level and rate kinds); absent when not checked. */
+  readonly expectedRanks?: number;
 }
 
 export interface QueryScope {
@@ -585,6 +592,8 @@ export interface GroupSamples {
   readonly metric: string;
   readonly dialect: EngineDialect;
   readonly ranks: readonly RankSample[];
+  /** Set when the group cannot be read whole (a member pod without series): the gate counts it missing. */
+  readonly missingReason?: string;
 }
 
 export interface PoolSamples {
@@ -696,12 +705,15 @@ export function attribute(
   }
 
   const pools = new Map<string, Map<string, GroupSamples>>();
+  /** poolKey → groupKey → the member pods' answers (ranksOn: all). */
+  const memberAnswers = new Map<string, Map<string, GroupSamples[]>>();
   const otherDialect = new Map<string, string[]>();
   for (const [key, acc] of perPod) {
     for (const entry of index.byPod.get(key) ?? []) {
       const reg = index.pools[entry.pool];
       if (!reg) continue;
       const chosen = pickDialect(kind, reg.engine, acc);
+      if (!chosen && entry.head.member) continue; // the group will lack this pod: judged below
       if (!chosen) {
         const seen = otherDialect.get(reg.poolKey) ?? [];
         seen.push(`${entry.head.pod}: ${[...acc.values.keys()].join(', ')}`);
@@ -720,6 +732,12 @@ export function attribute(
         dialect: chosen.dialect,
         ranks,
       };
+      if (entry.head.member) {
+        const byGroup = memberAnswers.get(reg.poolKey) ?? new Map<string, GroupSamples[]>();
+        memberAnswers.set(reg.poolKey, byGroup);
+        byGroup.set(group.groupKey, [...(byGroup.get(group.groupKey) ?? []), group]);
+        continue;
+      }
       let groups = pools.get(reg.poolKey);
       if (!groups) {
         groups = new Map();
@@ -730,9 +748,63 @@ export function attribute(
       if (!prior || newest(group) > newest(prior)) groups.set(group.groupKey, group);
     }
   }
+  for (const reg of index.pools) {
+    const groups = pools.get(reg.poolKey);
+    if (groups === undefined || !reg.heads.some((h) => h.member)) continue;
+    for (const [groupKey, head] of groups)
+      groups.set(groupKey, wholeGroup(kind, reg, head, memberAnswers.get(reg.poolKey)?.get(groupKey) ?? []));
+  }
   const out = new Map<string, PoolSamples>();
   for (const [poolKey, groups] of pools) out.set(poolKey, { groups });
   return { pools: out, stats: { nonHeadSeries, unlabelledSeries, otherDialect } };
+}
+
+/**
+ * A group read from every pod (ranksOn: all): the head's answer with its members' ranks added, each rank
+ * named by its pod. A member pod that gave no series leaves the group missing, never a partial sum. A
+ * histogram's buckets are summed across pods; a ratio (tokens per request) is the head's alone, as it is
+ * a per-pod mean, not a quantity that adds up.
+ */
+function wholeGroup(
+  kind: SignalKind,
+  reg: PoolRegistration,
+  head: GroupSamples,
+  members: readonly GroupSamples[],
+): GroupSamples {
+  const shape = SIGNAL_KINDS[kind].shape;
+  if (shape === 'ratio') return head;
+  const expected = reg.heads.filter((h) => h.member && h.groupKey === head.groupKey).map((h) => h.pod);
+  const answered = new Set(members.map((m) => m.pod));
+  const silent = expected.filter((pod) => !answered.has(pod));
+  if (silent.length > 0) {
+    const shown = silent.slice(0, 3).join(', ');
+    return {
+      ...head,
+      ranks: [],
+      missingReason: `ranksOn all: ${silent.length} of its ${expected.length + 1} pods without series (${shown})`,
+    };
+  }
+  if (shape === 'buckets') {
+    const byLe = new Map<string, RankSample>();
+    for (const g of [head, ...members])
+      for (const r of g.ranks) {
+        const prior = byLe.get(r.rank);
+        byLe.set(
+          r.rank,
+          prior === undefined
+            ? r
+            : {
+                rank: r.rank,
+                value: prior.value + r.value,
+                timestampSeconds: Math.min(prior.timestampSeconds, r.timestampSeconds),
+              },
+        );
+      }
+    return { ...head, ranks: [...byLe.values()] };
+  }
+  const named = (g: GroupSamples) =>
+    g.ranks.map((r) => ({ ...r, rank: r.rank === '' ? g.pod : `${g.pod}/${r.rank}` }));
+  return { ...head, ranks: [...named(head), ...members.flatMap(named)] };
 }
 
 function pickDialect(

@@ -161,9 +161,18 @@ function poolGates(
     nowSeconds,
     staleAfterSeconds: pool.staleAfterSeconds ?? DEFAULT_STALE_AFTER_SECONDS,
     minQuorumPercentage: pool.minQuorumPercentage ?? DEFAULT_MIN_QUORUM_PERCENTAGE,
+    // Ranks are DP ranks only for levels and rates (a histogram's are buckets, a ratio's are pods).
+    ...(pool.expectedRanks !== undefined && (spec.shape === 'level' || spec.shape === 'rate')
+      ? { expectedRanks: pool.expectedRanks }
+      : {}),
     groups: [...groups.values()].map((g) => {
       const s = samples?.groups.get(g.groupKey);
-      return s ? { ...g, ranks: s.ranks } : g;
+      if (!s) return g;
+      return {
+        ...g,
+        ranks: s.ranks,
+        ...(s.missingReason !== undefined ? { missingReason: s.missingReason } : {}),
+      };
     }),
   });
   if (result.state !== 'ok' && otherDialect.length > 0) {
@@ -393,7 +402,8 @@ export class PrometheusSignalSource {
     const [running, waiting] = perKind;
     for (const [groupKey, r] of running ?? []) {
       const w = waiting?.get(groupKey);
-      if (w === undefined) continue;
+      // A group not read whole (ranksOn: all, a pod silent) is unknown, never its partial count.
+      if (w === undefined || r.missingReason !== undefined || w.missingReason !== undefined) continue;
       const readings = [...r.ranks, ...w.ranks];
       if (
         readings.some((x) => rejectValue(x.value, 'count') !== null || !Number.isFinite(x.timestampSeconds))

@@ -36,6 +36,40 @@ describe('judgeSignal', () => {
     expect(r.counts).toMatchObject({ readyGroups: 2, usableGroups: 2 });
   });
 
+  it('expectedRanks 4: a group with 2 ranks is missing (2 of 4), one with 5 out of range; 2 of 4 usable groups is quorum 50 %', () => {
+    const r = judgeSignal(
+      input(
+        [
+          { groupKey: 'g0', ready: true, ranks: ranks(1, 1, 1, 1) },
+          { groupKey: 'g1', ready: true, ranks: ranks(2, 2, 2, 2) },
+          { groupKey: 'g2', ready: true, ranks: ranks(9, 9) },
+          { groupKey: 'g3', ready: true, ranks: ranks(1, 1, 1, 1, 1) },
+        ],
+        { expectedRanks: 4 },
+      ),
+    );
+    expect(r.counts).toMatchObject({ usableGroups: 2, missingGroups: 1, outOfRangeGroups: 1 });
+    expect(r.detail).toContain('g2 (2 of 4 expected DP ranks)');
+    expect(r.detail).toContain('g3 (5 DP ranks, expected 4: check expectedRanks)');
+    // the silent groups hold scale-down (estimatedGroups), never count as their partial sums
+    expect(r).toMatchObject({ state: 'ok', estimatedGroups: 2, poolTotal: 24 });
+  });
+
+  it('a group not read whole names why: "g1 (ranksOn all: …)"', () => {
+    const r = judgeSignal(
+      input([
+        { groupKey: 'g0', ready: true, ranks: ranks(3) },
+        {
+          groupKey: 'g1',
+          ready: true,
+          ranks: [],
+          missingReason: 'ranksOn all: 1 of its 2 pods without series (w)',
+        },
+      ]),
+    );
+    expect(r.detail).toContain('g1 (ranksOn all: 1 of its 2 pods without series (w))');
+  });
+
   it('averages ranks for KV usage, then sums groups', () => {
     const r = judgeSignal(
       input(

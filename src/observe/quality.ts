@@ -33,6 +33,8 @@ export interface GateGroup {
   readonly ready: boolean;
   /** Absent when the group's head pod returned nothing. */
   readonly ranks?: readonly RankSample[];
+  /** Why the group has no usable answer although some of its pods replied (shown with the missing). */
+  readonly missingReason?: string;
 }
 
 export interface GateInput {
@@ -42,6 +44,11 @@ export interface GateInput {
   readonly nowSeconds: number;
   readonly staleAfterSeconds: number;
   readonly minQuorumPercentage: number;
+  /**
+   * DP ranks a group must report: fewer is missing (a partial sum under-counts the queue), more is out
+   * of range (a misread pod set or a wrong setting); both name the counts. Absent: not checked.
+   */
+  readonly expectedRanks?: number;
   readonly groups: readonly GateGroup[];
 }
 
@@ -129,7 +136,16 @@ export function judgeSignal(input: GateInput): GateResult {
     readyGroups++;
     const ranks = g.ranks;
     if (!ranks || ranks.length === 0) {
-      missing.push(g.groupKey);
+      missing.push(g.missingReason !== undefined ? `${g.groupKey} (${g.missingReason})` : g.groupKey);
+      continue;
+    }
+    const expected = input.expectedRanks;
+    if (expected !== undefined && ranks.length < expected) {
+      missing.push(`${g.groupKey} (${ranks.length} of ${expected} expected DP ranks)`);
+      continue;
+    }
+    if (expected !== undefined && ranks.length > expected) {
+      outOfRange.push(`${g.groupKey} (${ranks.length} DP ranks, expected ${expected}: check expectedRanks)`);
       continue;
     }
     const bad: string[] = [];

@@ -70,7 +70,12 @@ interface KindCase {
 
 function headSummary(heads: readonly HeadPod[]): string[] {
   return heads
-    .map((h) => `${h.groupKey}:${h.groupReady ? 'ready' : 'unready'}${h.surge ? ':surge' : ''}`)
+    .map(
+      (h) =>
+        `${h.groupKey}:${h.groupReady ? 'ready' : 'unready'}${h.surge ? ':surge' : ''}` +
+        // The group's other pods, read with ranksOn: all.
+        ((h.members?.length ?? 0) > 0 ? `:+${h.members?.length}` : ''),
+    )
     .sort();
 }
 
@@ -108,7 +113,7 @@ async function exerciseContract(c: KindCase): Promise<void> {
   // Read: spec, capacity (no surge, no partly-ready groups), size; heads with per-group readiness.
   const state = await target.read();
   const initial = await api.get(c.objectPath);
-  const { drain, placement, countManagers, workloadBounds, refusal, ...counts } = state;
+  const { drain, placement, countManagers, workloadBounds, refusal, gpusPerGroup, ...counts } = state;
   expect({ ...counts, resourceVersion: undefined }).toEqual({ ...c.expected, resourceVersion: undefined });
   expect(refusal, 'a plain target is not refused').toBeUndefined();
   expect(workloadBounds).toEqual(c.expectedBounds);
@@ -125,6 +130,8 @@ async function exerciseContract(c: KindCase): Promise<void> {
           unschedulableGroups: placement.unschedulableGroups,
         },
   ).toEqual(c.expectedPlacement);
+  // GPUs per group for the ledger: the placement shape's where the kind has one.
+  if (placement !== undefined) expect(gpusPerGroup).toBe(groupGpus(placement.group));
   expect(state.resourceVersion).toBe(metadataOf(initial).resourceVersion);
   expect(headSummary(await target.heads())).toEqual([...c.expectedHeads].sort());
 
@@ -361,7 +368,8 @@ describe('ScaleTarget adapters on the real API server', () => {
       objectPath: `${base}/lws-a`,
       countPath: ['spec', 'replicas'],
       expected: { specGroups: 3, readyGroups: 2, groupSize: 3 },
-      expectedHeads: ['0:ready', '1:unready', '2:ready', '3:ready:surge'],
+      // Each head lists its group's other pods (+2: a group of 3), read with ranksOn: all.
+      expectedHeads: ['0:ready:+2', '1:unready:+2', '2:ready:+2', '3:ready:surge:+2'],
       // LWS removes the highest index first (its leader StatefulSet's highest ordinal).
       expectedRemovalOrder: ['3', '2', '1', '0'],
       // No scheduler here: every pod is unbound, so every requested group is unplaced (none Unschedulable).
@@ -392,7 +400,7 @@ describe('ScaleTarget adapters on the real API server', () => {
       objectPath: `${base}/ds1-decode`,
       countPath: ['spec', 'replicas'],
       expected: { specGroups: 2, readyGroups: 1, groupSize: 2 },
-      expectedHeads: ['ds1-0-rev1-decode/0:ready', 'ds1-0-rev1-decode/1:unready'],
+      expectedHeads: ['ds1-0-rev1-decode/0:ready:+1', 'ds1-0-rev1-decode/1:unready:+1'],
     });
   });
 
@@ -588,7 +596,7 @@ describe('ScaleTarget adapters on the real API server', () => {
       objectPath: `${base}/dgd2-prefill`,
       countPath: ['spec', 'replicas'],
       expected: { specGroups: 2, readyGroups: 1, groupSize: 2 },
-      expectedHeads: ['dgd2-prefill-new/0:unready', 'dgd2-prefill-old/0:ready'],
+      expectedHeads: ['dgd2-prefill-new/0:unready:+1', 'dgd2-prefill-old/0:ready:+1'],
     });
   });
 
@@ -694,7 +702,7 @@ describe('ScaleTarget adapters on the real API server', () => {
       countPath: ['spec', 'workerGroupSpecs', 1, 'replicas'],
       expected: { specGroups: 2, readyGroups: 1, groupSize: 2 },
       expectedBounds: { minGroups: 0, maxGroups: 8 },
-      expectedHeads: ['rc-a-gpu-r1:ready', 'rc-a-gpu-r2:unready'],
+      expectedHeads: ['rc-a-gpu-r1:ready:+1', 'rc-a-gpu-r2:unready:+1'],
     });
   });
 
@@ -754,7 +762,7 @@ describe('ScaleTarget adapters on the real API server', () => {
       objectPath: `${base}/ss-a`,
       countPath: ['spec', 'template', 'spec', 'roles', 1, 'replicas'],
       expected: { specGroups: 3, readyGroups: 2, groupSize: 2 },
-      expectedHeads: ['ss-a-decode-p0:ready', 'ss-a-decode-p1:unready'],
+      expectedHeads: ['ss-a-decode-p0:ready:+1', 'ss-a-decode-p1:unready:+1'],
     });
   });
 

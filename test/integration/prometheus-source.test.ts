@@ -14,7 +14,11 @@ import { RoutingSignalSource } from '../../src/control/sources.ts';
 import { decide, initialState } from '../../src/decide/kpa.ts';
 import { SignalWindows } from '../../src/decide/signal-windows.ts';
 import { KNATIVE_DEFAULTS, KVPA_EXTENSIONS } from '../../src/decide/spec.ts';
-import { PrometheusPoolSignals } from '../../src/observe/prometheus-control.ts';
+import {
+  type ControlPoolRequest,
+  PrometheusPoolSignals,
+  registrationOf,
+} from '../../src/observe/prometheus-control.ts';
 import type { EngineSetting, PoolRegistration, SignalKind } from '../../src/observe/prometheus-join.ts';
 import { feedWindows, PrometheusSignalSource } from '../../src/observe/prometheus-source.ts';
 import { toSignalReading } from '../../src/observe/quality.ts';
@@ -307,6 +311,39 @@ describe('Prometheus source against a real Prometheus', () => {
     const replay = (await source.backfill(pd, now - 2, now)).signals.get('queueDepth');
     expect(replay?.samples.length).toBeGreaterThan(0);
     for (const sample of replay?.samples ?? []) expect(sample.poolTotal).toBe(3);
+  }, 15_000);
+
+  it('ranksOn all: group dp-0 is its head (2 ranks, waiting 3 + 4) and worker dp-0-1 (waiting 50): 57, not 7', async () => {
+    const request = (name: string, expectedRanks?: number): ControlPoolRequest => ({
+      poolKey: `ns-dp/pa/${name}`,
+      namespace: 'ns-dp',
+      pool: {
+        engine: 'vllm',
+        ranksOn: 'all',
+        ...(expectedRanks !== undefined ? { expectedRanks } : {}),
+        metrics: [
+          { type: 'queueDepth', target: 1 },
+          { type: 'kvCacheUtilization', target: 0.7 },
+        ],
+        missingData: { staleAfterSeconds: 30, minQuorumPercentage: 50 },
+      },
+      heads: [
+        { name: 'dp-0', groupKey: 'g0', groupReady: true, surge: false, members: [{ name: 'dp-0-1' }] },
+      ],
+    });
+    const all = registrationOf(request('all', 3));
+    const short = registrationOf(request('short', 4));
+    const tick = await source.tick([all, short]);
+    const signals = tick.pools.get(all.poolKey)?.signals;
+    expect(signals?.get('queueDepth')).toMatchObject({ state: 'ok', poolTotal: 57 });
+    // KV: the mean over the group's 3 ranks, (0.2 + 0.6 + 0.99) / 3
+    expect(signals?.get('kvCacheUtilization')?.poolTotal).toBeCloseTo(1.79 / 3, 9);
+    // 4 ranks expected, 3 report: the group is missing, never its partial sum
+    const partial = tick.pools.get(short.poolKey)?.signals.get('queueDepth');
+    expect(partial?.state).toBe('noData');
+    expect(partial?.detail).toContain('g0 (3 of 4 expected DP ranks)');
+    // A drain of the group waits on every pod's requests: running 5 + 6 + 1, waiting 57.
+    expect((await source.inFlight(all)).get('g0')?.requests).toBe(69);
   }, 15_000);
 
   it('a drain waits on every request: 4 running + all 9 waiting (6 deferred KV transfers) = 13, not 7', async () => {

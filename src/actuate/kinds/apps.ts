@@ -36,7 +36,13 @@ export function statefulSetGroups(
     const m = pattern.exec(pod.metadata?.name ?? '');
     if (m?.[1] === undefined) continue;
     const ordinal = Number(m[1]);
-    out.push({ key: String(ordinal), ready: isPodReady(pod), surge: ordinal >= specReplicas, head: pod });
+    out.push({
+      key: String(ordinal),
+      ready: isPodReady(pod),
+      surge: ordinal >= specReplicas,
+      head: pod,
+      members: [],
+    });
   }
   return out.sort((a, b) => Number(a.key) - Number(b.key));
 }
@@ -48,6 +54,7 @@ export function podGroups(pods: readonly V1Pod[]): GroupView[] {
     ready: isPodReady(pod),
     surge: false,
     head: pod,
+    members: [],
   }));
 }
 

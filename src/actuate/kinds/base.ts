@@ -97,6 +97,12 @@ export function headsOf(namespace: string, groups: readonly GroupView[]): HeadPo
     const name = g.head?.metadata?.name;
     if (!g.head || !name) continue;
     const podIP = g.head.status?.podIP;
+    const members = g.members?.flatMap((m) => {
+      const memberName = m.metadata?.name;
+      if (!memberName) return [];
+      const ip = m.status?.podIP;
+      return [{ name: memberName, ...(ip ? { podIP: ip } : {}) }];
+    });
     out.push({
       namespace,
       name,
@@ -104,6 +110,7 @@ export function headsOf(namespace: string, groups: readonly GroupView[]): HeadPo
       groupReady: g.ready,
       surge: g.surge,
       ...(podIP ? { podIP } : {}),
+      ...(members !== undefined ? { members } : {}),
     });
   }
   return out;

@@ -154,6 +154,7 @@ export class DynamoScalingAdapterTarget extends CustomScaleTarget {
       ready: isPodReady(pod),
       surge: false,
       head: pod,
+      members: [],
     }));
     return { groups, ready, groupSize: 1 };
   }

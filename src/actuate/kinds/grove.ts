@@ -86,14 +86,17 @@ export function groveGroups(
           (m.status?.readyReplicas ?? 0) === (m.spec?.replicas ?? 0),
       );
     const leaderPclq = leader === undefined ? undefined : pcsgCliqueName(pcsgName, j, leader);
+    const byIndex = (a: V1Pod, b: V1Pod) =>
+      (intLabel(a, GROVE_LABELS.podIndex) ?? Number.MAX_SAFE_INTEGER) -
+      (intLabel(b, GROVE_LABELS.podIndex) ?? Number.MAX_SAFE_INTEGER);
     const head = pods
       .filter((p) => leaderPclq !== undefined && podLabel(p, GROVE_LABELS.podClique) === leaderPclq)
-      .sort(
-        (a, b) =>
-          (intLabel(a, GROVE_LABELS.podIndex) ?? Number.MAX_SAFE_INTEGER) -
-          (intLabel(b, GROVE_LABELS.podIndex) ?? Number.MAX_SAFE_INTEGER),
-      )[0];
-    out.push({ key: String(j), ready, surge: j >= specReplicas, head });
+      .sort(byIndex)[0];
+    const replicaCliques = new Set(cliqueNames.map((c) => pcsgCliqueName(pcsgName, j, c)));
+    const memberPods = pods
+      .filter((p) => p !== head && replicaCliques.has(podLabel(p, GROVE_LABELS.podClique) ?? ''))
+      .sort(byIndex);
+    out.push({ key: String(j), ready, surge: j >= specReplicas, head, members: memberPods });
   }
   return out;
 }

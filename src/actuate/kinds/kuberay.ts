@@ -31,6 +31,7 @@ export function rayWorkerGroups(numOfHosts: number, pods: readonly V1Pod[]): Gro
       ready: isPodReady(pod),
       surge: false,
       head: pod,
+      members: [],
     }));
   }
   const byReplica = new Map<string, V1Pod[]>();
@@ -47,7 +48,13 @@ export function rayWorkerGroups(numOfHosts: number, pods: readonly V1Pod[]): Gro
         (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''),
     );
     const readyHosts = members.filter(isPodReady).length;
-    return { key: replica, ready: readyHosts === numOfHosts, surge: false, head: sorted[0] };
+    return {
+      key: replica,
+      ready: readyHosts === numOfHosts,
+      surge: false,
+      head: sorted[0],
+      members: sorted.slice(1),
+    };
   });
 }
 

@@ -57,9 +57,15 @@ export function lwsGroups(specReplicas: number, groupSize: number, pods: readonl
   }
   const out: GroupView[] = [];
   for (const [groupIndex, { leader, workers }] of [...byIndex].sort((a, b) => a[0] - b[0])) {
+    const leaderKey = leader !== undefined ? podLabel(leader, LWS_LABELS.groupKey) : undefined;
+    // A worker of another group-key is a leftover of the group's previous incarnation, not a member.
+    const members = workers
+      .filter((w) => leaderKey === undefined || podLabel(w, LWS_LABELS.groupKey) === leaderKey)
+      .sort(
+        (a, b) => (intLabel(a, LWS_LABELS.workerIndex) ?? 0) - (intLabel(b, LWS_LABELS.workerIndex) ?? 0),
+      );
     let ready = leader !== undefined && isPodReady(leader);
     if (ready && leader) {
-      const leaderKey = podLabel(leader, LWS_LABELS.groupKey);
       const readyWorkerIndexes = new Set<number>();
       for (const w of workers) {
         if (leaderKey !== undefined && podLabel(w, LWS_LABELS.groupKey) !== leaderKey) continue;
@@ -68,7 +74,7 @@ export function lwsGroups(specReplicas: number, groupSize: number, pods: readonl
       }
       ready = readyWorkerIndexes.size === groupSize - 1;
     }
-    out.push({ key: String(groupIndex), ready, surge: groupIndex >= specReplicas, head: leader });
+    out.push({ key: String(groupIndex), ready, surge: groupIndex >= specReplicas, head: leader, members });
   }
   return out;
 }

@@ -44,6 +44,7 @@ export function stormRoleGroups(podGroupSize: number, pods: readonly V1Pod[]): G
       ready: isPodReady(pod),
       surge: false,
       head: pod,
+      members: [],
     }));
   }
   const byPodSet = new Map<string, V1Pod[]>();
@@ -52,12 +53,16 @@ export function stormRoleGroups(podGroupSize: number, pods: readonly V1Pod[]): G
     if (podSet === undefined) continue;
     byPodSet.set(podSet, [...(byPodSet.get(podSet) ?? []), pod]);
   }
-  return [...byPodSet].map(([podSet, members]) => ({
-    key: podSet,
-    ready: members.filter(isPodReady).length === podGroupSize,
-    surge: false,
-    head: members.find((p) => intLabel(p, STORM_LABELS.podGroupIndex) === 0),
-  }));
+  return [...byPodSet].map(([podSet, pods]) => {
+    const head = pods.find((p) => intLabel(p, STORM_LABELS.podGroupIndex) === 0);
+    return {
+      key: podSet,
+      ready: pods.filter(isPodReady).length === podGroupSize,
+      surge: false,
+      head,
+      members: pods.filter((p) => p !== head),
+    };
+  });
 }
 
 interface StormServiceObj {
