@@ -308,19 +308,21 @@ async function groveReplica(
       updatedReplicas: c.replicas,
     });
   }
-  const leader = cliques[0];
-  if (leader) {
-    await api.pod(
-      ns,
-      `${pcsg}-${j}-${leader.name}-0`,
-      {
-        'grove.io/podcliquescalinggroup': pcsg,
-        'grove.io/podcliquescalinggroup-replica-index': String(j),
-        'grove.io/podclique': `${pcsg}-${j}-${leader.name}`,
-        'grove.io/podclique-pod-index': '0',
-      },
-      leader.ready === leader.replicas,
-    );
+  // Every clique's pods, as Grove creates them: the first clique is the leader; its pod 0 is the head.
+  for (const c of cliques) {
+    for (let i = 0; i < c.replicas; i++) {
+      await api.pod(
+        ns,
+        `${pcsg}-${j}-${c.name}-${i}`,
+        {
+          'grove.io/podcliquescalinggroup': pcsg,
+          'grove.io/podcliquescalinggroup-replica-index': String(j),
+          'grove.io/podclique': `${pcsg}-${j}-${c.name}`,
+          'grove.io/podclique-pod-index': String(i),
+        },
+        i < c.ready,
+      );
+    }
   }
 }
 
@@ -486,7 +488,8 @@ describe('ScaleTarget adapters on the real API server', () => {
       objectPath: path,
       countPath: ['spec', 'replicas'],
       expected: { specGroups: 2, readyGroups: 1, groupSize: 4 },
-      expectedHeads: ['0:ready', '1:unready', '2:ready:surge'],
+      // +3: each group's 3 decode workers beside its leader.
+      expectedHeads: ['0:ready:+3', '1:unready:+3', '2:ready:surge:+3'],
     });
   });
 
@@ -541,7 +544,7 @@ describe('ScaleTarget adapters on the real API server', () => {
       objectPath: `${base}/dgd1-vllmdecodeworker`,
       countPath: ['spec', 'replicas'],
       expected: { specGroups: 2, readyGroups: 1, groupSize: 2 },
-      expectedHeads: ['0:ready', '1:unready'],
+      expectedHeads: ['0:ready:+1', '1:unready:+1'],
     });
   });
 
