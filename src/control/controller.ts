@@ -127,6 +127,8 @@ interface PoolRuntime {
   readonly runner: PoolRunner;
   readonly target: ScaleTarget;
   heads: readonly HeadPod[];
+  /** False until this runtime has listed its heads once: its first tick's batched sample saw none. */
+  headsListed: boolean;
   latest: PoolSample[];
   nextDecisionAtSeconds: number;
   memory: PoolMemory;
@@ -354,6 +356,7 @@ export class Controller {
         runner: poolRunnerFor(pool),
         target,
         heads: old?.heads ?? [],
+        headsListed: old?.headsListed ?? false,
         latest: [],
         nextDecisionAtSeconds: 0, // decide at the first tick
         memory: old?.memory ?? FRESH_MEMORY,
@@ -580,12 +583,47 @@ export class Controller {
     nowSeconds: number,
     nowIso: string,
   ): Promise<PoolEvent[]> {
-    const latest = await sample;
+    const latest = await this.firstSampled(a, p, sample, nowSeconds);
     p.latest = latest;
     p.runner.record(latest, nowSeconds);
     if (nowSeconds < p.nextDecisionAtSeconds) return [];
     p.nextDecisionAtSeconds = nowSeconds + p.pool.tickSeconds;
     return this.decidePool(a, p, mode, nowSeconds, nowIso);
+  }
+
+  /**
+   * The tick's sample, except on a new or restarted pool's first tick: the batched sample started before its
+   * heads were ever listed, so it read no group and would report every signal missing. List the heads and
+   * sample this pool alone (same deadline) instead.
+   */
+  private async firstSampled(
+    a: AutoscalerRuntime,
+    p: PoolRuntime,
+    sample: Promise<PoolSample[]>,
+    nowSeconds: number,
+  ): Promise<PoolSample[]> {
+    if (p.headsListed) return sample;
+    void sample.catch(() => undefined);
+    try {
+      p.heads = await p.target.heads();
+      p.headsListed = true;
+    } catch (err) {
+      this.options.logger.warn(
+        { autoscaler: a.key, pool: p.pool.name, err: errorText(err) },
+        'listing head pods failed',
+      );
+      return sample;
+    }
+    const request = this.requestOf(a, p);
+    return withDeadline(
+      this.options.signals.sample([request], nowSeconds),
+      sampleDeadlineMs(request),
+      'the signal source',
+    ).then(
+      (m) =>
+        m.get(request.poolKey) ?? failedSamples(request, 'the signal source returned nothing for this pool'),
+      () => failedSamples(request, 'signal source unreachable'),
+    );
   }
 
   /** A coupled pair records both pools' samples and decides together, on the shorter of their ticks. */
@@ -598,7 +636,9 @@ export class Controller {
     nowIso: string,
   ): Promise<PoolEvent[]> {
     const pools = [pair.prefill, pair.decode];
-    const latest = await Promise.all(samples);
+    const latest = await Promise.all(
+      pools.map((p, i) => this.firstSampled(a, p, samples[i] ?? Promise.resolve([]), nowSeconds)),
+    );
     pools.forEach((p, i) => {
       p.latest = latest[i] ?? [];
       p.runner.record(p.latest, nowSeconds);
@@ -894,6 +934,7 @@ export class Controller {
     if (attempt === 1) {
       try {
         p.heads = await p.target.heads();
+        p.headsListed = true;
       } catch (err) {
         log.warn(
           { autoscaler: a.key, pool: p.pool.name, err: errorText(err) },

@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { scaleTargetFor } from '../../src/actuate/targets.ts';
 import type { ScaleTarget } from '../../src/actuate/types.ts';
 import { loadPolicies } from '../../src/api/documents.ts';
-import type { PodAutoscalerStatus } from '../../src/api/podautoscaler.ts';
+import { type PodAutoscalerStatus, signalName } from '../../src/api/podautoscaler.ts';
 import { Controller } from '../../src/control/controller.ts';
-import { ManualSignalSource } from '../../src/control/signals.ts';
+import { ManualSignalSource, type PoolSignalRequest } from '../../src/control/signals.ts';
 import { kubeConfigWithToken } from '../harness/cluster.ts';
 import { customPath, type Json, lwsWithReadyGroups, RawApi } from './actuate-fixtures.ts';
 
@@ -70,9 +70,11 @@ async function eventReasons(paName: string): Promise<string[]> {
 }
 
 /** A controller whose clock and ticks the test drives. */
-function harness(wrapTarget: (t: ScaleTarget) => ScaleTarget = (t) => t) {
+function harness(
+  wrapTarget: (t: ScaleTarget) => ScaleTarget = (t) => t,
+  signals: ManualSignalSource = new ManualSignalSource(),
+) {
   let nowMs = T0_MS;
-  const signals = new ManualSignalSource();
   const { policies } = loadPolicies();
   const controller = new Controller({
     kubeConfig,
@@ -103,6 +105,48 @@ function harness(wrapTarget: (t: ScaleTarget) => ScaleTarget = (t) => t) {
     },
   };
 }
+
+/** A manual source that, like the real ones, reads nothing for a pool whose heads it was not given. */
+class HeadsOnlySource extends ManualSignalSource {
+  override async sample(requests: readonly PoolSignalRequest[], nowSeconds: number) {
+    const out = await super.sample(requests, nowSeconds);
+    for (const r of requests) {
+      if (r.heads.length > 0) continue;
+      out.set(
+        r.poolKey,
+        r.pool.metrics.map((m) => ({
+          name: signalName(m),
+          state: 'noData' as const,
+          detail: 'no ready groups to read',
+        })),
+      );
+    }
+    return out;
+  }
+}
+
+describe("a new pool's first tick", () => {
+  it('reads its 2 groups at once: the first decision is 2 → 4, and no MetricsMissing is raised', async () => {
+    await lwsWithReadyGroups(api, ns, 'fresh', 2, 2);
+    await api.create(
+      customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers'),
+      podAutoscaler('fresh', 'fresh', 'DryRun', { capacityCheck: 'Off' }),
+    );
+    const h = harness(undefined, new HeadsOnlySource());
+    await h.controller.start();
+    try {
+      await h.waitFor('fresh');
+      h.signals.set(`${ns}/fresh/decode`, 'kvCacheUtilization', 2.8);
+      await h.step();
+    } finally {
+      await h.controller.stop();
+    }
+    const pool = (await statusOf('fresh')).pools?.[0];
+    expect(pool?.lastDecision?.signals?.[0]?.state).toBe('ok');
+    expect(pool?.recommendedReplicas).toBe(4);
+    expect(await eventReasons('fresh')).not.toContain('MetricsMissing');
+  });
+});
 
 describe('the dry-run ledger across a controller restart', () => {
   it('16-GPU groups, 4 recommended against 2 held for 144 s: 2.56 against 1.28 GPU-hours, and a new controller goes on', async () => {
