@@ -46,6 +46,7 @@ import type { Decision } from '../decide/types.ts';
 import { applyWorkloadBounds } from '../decide/workload-bounds.ts';
 import { type ClusterRoom, readClusterRoom } from '../observe/cluster-room.ts';
 import type { AnnotationEvent } from '../report/grafana.ts';
+import { effectiveBounds } from './coupled-bounds.ts';
 import { withDeadline } from './deadline.ts';
 import { type DrainRun, drainRecordOf, drainStatus, runDrain } from './drain.ts';
 import { FRESH_MEMORY, type PoolEvent, type PoolMemory, poolEvents } from './events.ts';
@@ -758,16 +759,8 @@ export class Controller {
     if (pt.state !== null && pt.decision !== null && dt.state !== null && dt.decision !== null) {
       const outcome = reconcileBand(
         band,
-        {
-          want: pt.decision.desiredGroups,
-          minReplicas: prefill.pool.minReplicas,
-          maxReplicas: prefill.pool.maxReplicas,
-        },
-        {
-          want: dt.decision.desiredGroups,
-          minReplicas: decode.pool.minReplicas,
-          maxReplicas: decode.pool.maxReplicas,
-        },
+        { want: pt.decision.desiredGroups, ...effectiveBounds(prefill.pool, pt.state) },
+        { want: dt.decision.desiredGroups, ...effectiveBounds(decode.pool, dt.state) },
       );
       const wants = `prefill wants ${pt.decision.desiredGroups}, decode wants ${dt.decision.desiredGroups}; band [${band.min}, ${band.max}] prefill per decode`;
       const prefillDecision = withStage(
