@@ -166,6 +166,26 @@ export async function onTarget<T>(
   }
 }
 
+/**
+ * GETs a related object (a DGD, its PCSG or LWS, a KServe owner); undefined when the API answers one of
+ * `absentOn` (404 by default: it is gone; 403 too where reading it is optional), any other failure thrown.
+ */
+export async function getCustomOrUndefined<T>(
+  clients: KubeClients,
+  gvr: Gvr,
+  namespace: string,
+  name: string,
+  absentOn: readonly number[] = [404],
+): Promise<T | undefined> {
+  try {
+    return (await clients.custom.getNamespacedCustomObject({ ...gvr, namespace, name })) as T;
+  } catch (err) {
+    const status = httpStatusOf(err);
+    if (status !== undefined && absentOn.includes(status)) return undefined;
+    throw err;
+  }
+}
+
 /** Lists objects the target owns; a missing CRD (404) is reported as such, not as a missing target. */
 export async function listRelated<T>(what: string, namespace: string, call: () => Promise<T>): Promise<T> {
   try {

@@ -8,7 +8,7 @@
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import type { ScaleTargetRef } from '../../api/podautoscaler.ts';
-import { httpStatusOf, type KubeClients, listPods } from '../kube.ts';
+import { getCustomOrUndefined, type KubeClients, listPods } from '../kube.ts';
 import { capacityGroups, type GroupView, isPodReady } from '../readiness.ts';
 import type { HeadPod, TargetState } from '../types.ts';
 import {
@@ -107,18 +107,8 @@ export class DynamoScalingAdapterTarget extends CustomScaleTarget {
 
   /** The DGD at the adapter's own API version (v1beta1 adapters point at v1beta1 DGDs); undefined: gone. */
   private async readDgd(name: string): Promise<DgdLike | undefined> {
-    try {
-      return (await this.clients.custom.getNamespacedCustomObject({
-        group: this.gvr.group,
-        version: this.gvr.version,
-        plural: 'dynamographdeployments',
-        namespace: this.namespace,
-        name,
-      })) as DgdLike;
-    } catch (err) {
-      if (httpStatusOf(err) === 404) return undefined;
-      throw err;
-    }
+    const gvr = { group: this.gvr.group, version: this.gvr.version, plural: 'dynamographdeployments' };
+    return getCustomOrUndefined<DgdLike>(this.clients, gvr, this.namespace, name);
   }
 
   /**
@@ -160,17 +150,8 @@ export class DynamoScalingAdapterTarget extends CustomScaleTarget {
   }
 
   private async observePcsg(name: string, withHeads: boolean): Promise<Observation> {
-    let pcsg: PcsgLike;
-    try {
-      pcsg = (await this.clients.custom.getNamespacedCustomObject({
-        ...PCSG_GVR,
-        namespace: this.namespace,
-        name,
-      })) as PcsgLike;
-    } catch (err) {
-      if (httpStatusOf(err) === 404) return { groups: [], ready: 0, groupSize: null };
-      throw err;
-    }
+    const pcsg = await getCustomOrUndefined<PcsgLike>(this.clients, PCSG_GVR, this.namespace, name);
+    if (pcsg === undefined) return { groups: [], ready: 0, groupSize: null };
     const grove: GroveObservation = await observeGrove(this.clients, this.namespace, pcsg, withHeads);
     return {
       groups: grove.groups,
@@ -180,17 +161,10 @@ export class DynamoScalingAdapterTarget extends CustomScaleTarget {
   }
 
   private async observeLws(name: string): Promise<Observation> {
-    let lws: { spec?: { replicas?: number; leaderWorkerTemplate?: { size?: number } } };
-    try {
-      lws = (await this.clients.custom.getNamespacedCustomObject({
-        ...LWS_GVR,
-        namespace: this.namespace,
-        name,
-      })) as typeof lws;
-    } catch (err) {
-      if (httpStatusOf(err) === 404) return { groups: [], ready: 0, groupSize: null };
-      throw err;
-    }
+    const lws = await getCustomOrUndefined<{
+      spec?: { replicas?: number; leaderWorkerTemplate?: { size?: number } };
+    }>(this.clients, LWS_GVR, this.namespace, name);
+    if (lws === undefined) return { groups: [], ready: 0, groupSize: null };
     const spec = lws.spec?.replicas ?? 1;
     const size = lws.spec?.leaderWorkerTemplate?.size ?? 1;
     const pods = await listPods(this.clients, this.namespace, `${LWS_LABELS.name}=${name}`);

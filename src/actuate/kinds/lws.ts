@@ -7,7 +7,7 @@
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import type { ScaleTargetRef } from '../../api/podautoscaler.ts';
-import { type Gvr, httpStatusOf, type KubeClients, listPods } from '../kube.ts';
+import { type Gvr, getCustomOrUndefined, type KubeClients, listPods } from '../kube.ts';
 import {
   groupGpus,
   KUEUE_QUEUE_LABEL,
@@ -123,20 +123,19 @@ async function kserveOwnerRefusal(
     (o) => o.kind === 'LLMInferenceService' && o.apiVersion?.startsWith('serving.kserve.io/'),
   );
   if (!owner?.name || !owner.apiVersion) return undefined;
-  try {
-    const isvc = (await clients.custom.getNamespacedCustomObject({
+  // Without RBAC to read it (403) or without the CRD (404): no verdict here.
+  const isvc = await getCustomOrUndefined<LlmInferenceServiceLike>(
+    clients,
+    {
       group: 'serving.kserve.io',
       version: owner.apiVersion.slice('serving.kserve.io/'.length),
       plural: 'llminferenceservices',
-      namespace,
-      name: owner.name,
-    })) as LlmInferenceServiceLike;
-    return kserveRefusal(lws.metadata?.name ?? '', owner.name, isvc);
-  } catch (err) {
-    const status = httpStatusOf(err);
-    if (status === 403 || status === 404) return undefined;
-    throw err;
-  }
+    },
+    namespace,
+    owner.name,
+    [403, 404],
+  );
+  return isvc === undefined ? undefined : kserveRefusal(lws.metadata?.name ?? '', owner.name, isvc);
 }
 
 /** Group readiness from pods (status.readyReplicas counts surge groups): see lwsGroups. */
