@@ -149,6 +149,21 @@ export const VLLM_CAPACITY_WAITING: Required<PreferredSeries> = {
   value: 'capacity',
 };
 
+/** Every waiting request per dialect (vLLM's total counts both reasons of the split below). */
+const ALL_WAITING: SignalKindSpec = {
+  names: {
+    vllm: 'vllm:num_requests_waiting',
+    vllmLegacy: 'vllm:num_requests_waiting',
+    sglang: 'sglang:num_queue_reqs',
+    trtllm: 'trtllm_num_requests_waiting',
+    dynamo: 'dynamo_frontend_queued_requests',
+  },
+  rankRule: 'sum',
+  range: 'count',
+  counterRate: false,
+  shape: 'level',
+};
+
 export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
   kvCacheUtilization: {
     names: {
@@ -165,35 +180,14 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
     counterRate: false,
     shape: 'level',
   },
+  // Capacity waits where vLLM splits its queue by reason; every wait elsewhere.
   queueDepth: {
-    names: {
-      vllm: 'vllm:num_requests_waiting',
-      vllmLegacy: 'vllm:num_requests_waiting',
-      sglang: 'sglang:num_queue_reqs',
-      trtllm: 'trtllm_num_requests_waiting',
-      dynamo: 'dynamo_frontend_queued_requests',
-    },
+    ...ALL_WAITING,
     preferred: { vllm: VLLM_CAPACITY_WAITING, vllmLegacy: VLLM_CAPACITY_WAITING },
-    rankRule: 'sum',
-    range: 'count',
-    counterRate: false,
-    shape: 'level',
   },
   // Every waiting request, whatever it waits for (vLLM's deferred KV transfers too): not a scaling signal,
   // what a drain waits on.
-  queueDepthAll: {
-    names: {
-      vllm: 'vllm:num_requests_waiting',
-      vllmLegacy: 'vllm:num_requests_waiting',
-      sglang: 'sglang:num_queue_reqs',
-      trtllm: 'trtllm_num_requests_waiting',
-      dynamo: 'dynamo_frontend_queued_requests',
-    },
-    rankRule: 'sum',
-    range: 'count',
-    counterRate: false,
-    shape: 'level',
-  },
+  queueDepthAll: ALL_WAITING,
   runningRequests: {
     names: {
       vllm: 'vllm:num_requests_running',
