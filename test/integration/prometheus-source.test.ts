@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicies } from '../../src/api/documents.ts';
-import type { PodAutoscalerSpec } from '../../src/api/podautoscaler.ts';
+import type { MetricSpec, PodAutoscalerSpec } from '../../src/api/podautoscaler.ts';
 import { poolRunnerFor, type ResolvedPool, resolveAll } from '../../src/api/resolve.ts';
 import { endpointKeyOf, type PoolSignalRequest } from '../../src/control/signals.ts';
 import { RoutingSignalSource } from '../../src/control/sources.ts';
@@ -660,6 +660,19 @@ function promqlRequest(
 
 describe('promql metrics against a real Prometheus', () => {
   const waiting = (ns: string) => `vllm:num_requests_waiting{namespace="${ns}"}`;
+  /** ns-q's queue read two ways: the batched kind and a perGroup promql query of the same series. */
+  function queueAndWaiting(): MetricSpec[] {
+    return [
+      { type: 'queueDepth', target: 4 },
+      {
+        type: 'promql',
+        name: 'waiting',
+        kind: 'perGroup',
+        query: `max by (namespace, pod) (${waiting('ns-q')})`,
+        target: 2,
+      },
+    ];
+  }
 
   it('a perGroup query gives per-group values joined to head pods, and the pool scales on them', async () => {
     const request = promqlRequest(
@@ -740,14 +753,7 @@ describe('promql metrics against a real Prometheus', () => {
       'ns-q',
       ['q-0', 'q-1'],
       [
-        { type: 'queueDepth', target: 4 },
-        {
-          type: 'promql',
-          name: 'waiting',
-          kind: 'perGroup',
-          query: `max by (namespace, pod) (${waiting('ns-q')})`,
-          target: 2,
-        },
+        ...queueAndWaiting(),
         { type: 'promql', name: 'bad', kind: 'total', query: `${waiting('ns-q')}`, target: 2 },
       ],
     );
@@ -773,21 +779,7 @@ describe('promql metrics against a real Prometheus', () => {
         { type: 'promql', name: 'bad', kind: 'perGroup', query: 'max by (namespace, pod) (rate(', target: 1 },
       ],
     );
-    const healthy = promqlRequest(
-      'ns-q/pa/healthy',
-      'ns-q',
-      ['q-0', 'q-1'],
-      [
-        { type: 'queueDepth', target: 4 },
-        {
-          type: 'promql',
-          name: 'waiting',
-          kind: 'perGroup',
-          query: `max by (namespace, pod) (${waiting('ns-q')})`,
-          target: 2,
-        },
-      ],
-    );
+    const healthy = promqlRequest('ns-q/pa/healthy', 'ns-q', ['q-0', 'q-1'], queueAndWaiting());
     const batchedOnly = promqlRequest(
       'ns-old/pa/plain',
       'ns-old',
