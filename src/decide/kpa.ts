@@ -87,7 +87,13 @@ export function decide(
     pendingSinceSeconds,
     nowSeconds,
   );
-  const sloTrim = nextSloTrim(spec, state.sloTrim ?? 1, observation.latency, requested <= readyRaw);
+  const sloTrim = nextSloTrim(
+    spec,
+    state.sloTrim ?? 1,
+    observation.latency,
+    requested <= readyRaw,
+    breachTrim(observation.signals, readyRaw),
+  );
   const signals: SignalExplanation[] = observation.signals.map((s) =>
     explainSignal(spec, s.kind === 'work' ? { ...s, targetPerGroup: s.targetPerGroup / sloTrim } : s, {
       requested,
@@ -372,20 +378,44 @@ function overSlo(slo: SloSpec, l: LatencyObservation | undefined): string[] {
 }
 
 /**
+ * The trim a latency breach proves at the ready groups' load: latency over the SLO while each ready group
+ * carries `u` tokens/s means one group's capacity within the SLO is below `u`, so the trim is at least
+ * capacity / u. The load is the larger of the stable and panic demand (the panic window is the one the
+ * latency quantile is read over), per ready group, so groups still starting do not dilute it. Undefined
+ * without a work signal that has a capacity and a load.
+ */
+export function breachTrim(signals: readonly SignalReading[], readyGroups: number): number | undefined {
+  let bound: number | undefined;
+  for (const s of signals) {
+    if (s.kind !== 'work' || s.state !== 'ok' || s.capacity === undefined || readyGroups <= 0) continue;
+    const load = Math.max(s.stableTotal ?? 0, s.panicTotal ?? 0) / readyGroups;
+    if (!(load > 0)) continue;
+    const t = s.capacity.usedPerSecond / load;
+    if (Number.isFinite(t)) bound = Math.max(bound ?? 0, t);
+  }
+  return bound;
+}
+
+/**
  * The SLO trim, feedback on top of the work signals' feed-forward: a fleet whose groups serve less within
  * the SLO than their measured throughput (long prompts batch into long TTFTs) needs more than the demand
- * over capacity. Over the SLO with no group starting, work targets shrink by 1/1.15 (at most to 1/4); with
- * groups starting it waits for them, so a slow start does not wind it up. Under half the SLO it relaxes
- * 0.2 % per decision (a quarter-hour to shed a third). Unknown latency changes nothing.
+ * over capacity. Over the SLO, the trim rises at once to what the breach proves (`breachTrim`: the load each
+ * ready group carried is above its SLO capacity), whether or not groups are starting, since the proof is
+ * about the ready ones; with none starting it also grows by 1.15 per decision. At most 4. Under half the SLO
+ * it relaxes 0.2 % per decision (a quarter-hour to shed a third). Unknown latency changes nothing.
  */
 export function nextSloTrim(
   spec: DeciderSpec,
   trim: number,
   latency: LatencyObservation | undefined,
   noneStarting: boolean,
+  breachBound?: number,
 ): number {
   const slo = spec.extensions.slo;
-  if (overSlo(slo, latency).length > 0) return noneStarting ? Math.min(4, trim * 1.15) : trim;
+  if (overSlo(slo, latency).length > 0) {
+    const stepped = noneStarting ? trim * 1.15 : trim;
+    return Math.min(4, Math.max(stepped, breachBound ?? 1));
+  }
   const known: boolean[] = [];
   if (slo.ttftSeconds !== undefined && latency?.ttftSeconds !== undefined)
     known.push(latency.ttftSeconds < slo.ttftSeconds / 2);

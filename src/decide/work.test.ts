@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decide, initialState, nextSloTrim } from './kpa.ts';
+import { breachTrim, decide, initialState, nextSloTrim } from './kpa.ts';
 import { PoolRunner, type PoolSample } from './pool-runner.ts';
 import type { SignalWindowSpec } from './signal-windows.ts';
 import { KVPA_EXTENSIONS } from './spec.ts';
@@ -128,6 +128,27 @@ describe('the SLO trim and the peak hold', () => {
     expect(nextSloTrim(SPEC, 2, { ttftSeconds: 1.5 }, true)).toBe(2);
     expect(nextSloTrim(SPEC, 2, {}, true)).toBe(2);
     expect(nextSloTrim(SPEC, 3.9, { ttftSeconds: 9 }, true)).toBe(4);
+  });
+
+  it('TTFT 3 s at 10 ready carrying 400k tok/s (40k each) against a 112k capacity trims ×2.8 at once, though a group starts', () => {
+    const capacity = {
+      configuredPerSecond: 112_000,
+      measuredPerSecond: undefined,
+      samples: 0,
+      usedPerSecond: 112_000,
+      source: 'configured' as const,
+    };
+    const signals = [work(300_000, { panicTotal: 400_000, targetPerGroup: 112_000 / 1.5, capacity })];
+    expect(breachTrim(signals, 10)).toBeCloseTo(2.8, 12);
+    const d = once({ readyGroups: 10, requestedGroups: 11, signals, latency: { ttftSeconds: 3 } });
+    expect(d.explanation.sloTrim).toBeCloseTo(2.8, 12);
+    // 300k stable at 112k / 1.5 / 2.8 = 26.7k per group wants ceil(11.25) = 12 groups, not 5.
+    expect(d.desiredGroups).toBe(12);
+    // Within the SLO the bound proves nothing: the trim relaxes from where it was.
+    expect(nextSloTrim(SPEC, 1, { ttftSeconds: 0.5 }, true, 2.8)).toBe(1);
+    // The bound never exceeds the 4× cap, and a load of zero proves nothing.
+    expect(nextSloTrim(SPEC, 1, { ttftSeconds: 3 }, false, 9)).toBe(4);
+    expect(breachTrim([work(0, { panicTotal: 0, capacity })], 10)).toBeUndefined();
   });
 
   it('a panic peak of 8 groups 100 s ago holds 8 requested against a stable want of 4 until the 600 s delay passes', () => {
