@@ -38,3 +38,14 @@ export function recordMax(window: DelayWindowState, atSeconds: number, value: nu
 export function currentMax(window: DelayWindowState): number {
   return window.entries[0]?.[1] ?? 0;
 }
+
+/**
+ * The maximum recorded in the last `spanSeconds` up to `atSeconds` (at most the window's own span): the
+ * deque is ascending in time and descending in value, so the first entry inside the span is its maximum.
+ */
+export function maxWithin(window: DelayWindowState, atSeconds: number, spanSeconds: number): number {
+  const index = Math.floor(atSeconds / window.bucketSeconds);
+  const buckets = Math.min(window.bucketCount, Math.ceil(spanSeconds / window.bucketSeconds));
+  for (const [i, v] of window.entries) if (index - i < buckets) return v;
+  return 0;
+}

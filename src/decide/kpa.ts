@@ -8,7 +8,7 @@
  *
  * With `extensions` off the result equals Knative's Scale followed by the KPA reconciler's min/max.
  */
-import { currentMax, newDelayWindow, recordMax } from './delay-window.ts';
+import { maxWithin, newDelayWindow, recordMax } from './delay-window.ts';
 import type {
   DecideResult,
   DeciderSpec,
@@ -40,11 +40,56 @@ export function initialState(
   return {
     panicSinceSeconds: held > 1 ? nowSeconds : null,
     maxPanicGroups: Math.max(0, held),
-    delayWindow: delayed ? newDelayWindow(spec.scaleDownDelaySeconds, spec.tickSeconds) : null,
+    delayWindow: delayed ? newDelayWindow(delayWindowSpan(spec), spec.tickSeconds) : null,
     lastDesired: null,
     pendingSinceSeconds: null,
     missingSinceSeconds: null,
   };
+}
+
+/**
+ * The longest the scale-down delay can last: the configured delay, or with holdPeaks up to one cold start,
+ * which is at most startupTimeoutSeconds (a longer start counts as stuck) or the configured horizon.
+ */
+function delayWindowSpan(spec: DeciderSpec): number {
+  const ext = spec.extensions;
+  if (!ext.holdPeaks) return spec.scaleDownDelaySeconds;
+  return Math.max(spec.scaleDownDelaySeconds, ext.horizonSeconds, ext.startupTimeoutSeconds);
+}
+
+/**
+ * One cold start, as the decider knows it: the last one measured, within startupTimeoutSeconds, else the
+ * configured horizonSeconds (the preset's typical start). 0 when the horizon is off.
+ */
+export function coldStartSeconds(spec: DeciderSpec, measured: number | undefined): number {
+  const ext = spec.extensions;
+  if (ext.horizonSeconds <= 0) return 0;
+  if (measured === undefined || !ext.holdPeaks) return ext.horizonSeconds;
+  const bounded = ext.startupTimeoutSeconds > 0 ? Math.min(measured, ext.startupTimeoutSeconds) : measured;
+  return Math.max(ext.horizonSeconds, bounded);
+}
+
+/**
+ * A cold-start sample: the first group to become ready in a startup episode took now − the episode's start
+ * (its oldest request). Later groups of the same episode were requested later, so they are not sampled.
+ */
+function measureStartup(
+  state: DeciderState,
+  readyRaw: number,
+  nowSeconds: number,
+): { measuredStartupSeconds?: number; measuredEpisodeSeconds?: number } {
+  const since = state.pendingSinceSeconds;
+  const keep = {
+    ...(state.measuredStartupSeconds !== undefined
+      ? { measuredStartupSeconds: state.measuredStartupSeconds }
+      : {}),
+    ...(state.measuredEpisodeSeconds !== undefined
+      ? { measuredEpisodeSeconds: state.measuredEpisodeSeconds }
+      : {}),
+  };
+  const becameReady = state.lastReadyGroups !== undefined && readyRaw > state.lastReadyGroups;
+  if (since === null || !becameReady || state.measuredEpisodeSeconds === since) return keep;
+  return { measuredStartupSeconds: nowSeconds - since, measuredEpisodeSeconds: since };
 }
 
 /** Whole groups needed to carry `total` at `target` each. */
@@ -94,10 +139,13 @@ export function decide(
     requested <= readyRaw,
     breachTrim(observation.signals, readyRaw),
   );
+  const startup = measureStartup(state, readyRaw, nowSeconds);
+  const coldStart = coldStartSeconds(spec, startup.measuredStartupSeconds);
   const signals: SignalExplanation[] = observation.signals.map((s) =>
     explainSignal(spec, s.kind === 'work' ? { ...s, targetPerGroup: s.targetPerGroup / sloTrim } : s, {
       requested,
       starting,
+      horizonSeconds: coldStart,
     }),
   );
   const present = signals.filter((s) => s.state === 'ok');
@@ -177,7 +225,7 @@ export function decide(
     'horizon',
     inPanic ? Math.max(dspc, dppc) : dspc,
     horizonWinner.projectedTotal !== undefined
-      ? `${horizonWinner.name} expected at ${round3(horizonWinner.projectedTotal)} in ${ext.horizonSeconds}s (trend, at most ${1 + ext.horizonMaxGrowth}× now) needs ${horizonWant}`
+      ? `${horizonWinner.name} expected at ${round3(horizonWinner.projectedTotal)} in ${coldStart}s (one cold start; trend, at most ${1 + ext.horizonMaxGrowth}× now) needs ${horizonWant}`
       : 'no trend to plan on',
   );
   stages.apply(
@@ -211,19 +259,27 @@ export function decide(
   if (spec.reachable && delayWindow !== null) {
     // The peak window records this tick's own wants, never what a window held: a hold must expire.
     const fresh = Math.max(want, panicWant);
+    // With holdPeaks the delay lasts at least one cold start: giving a group back for less time than it
+    // takes to return saves less than it costs (ski rental's break-even rule).
+    // The cold start is what the work signals plan across: a pool without one keeps its configured delay.
+    const plans = ext.holdPeaks && observation.signals.some((s) => s.kind === 'work');
+    const holdSeconds = plans ? Math.max(spec.scaleDownDelaySeconds, coldStart) : spec.scaleDownDelaySeconds;
     delayWindow = recordMax(delayWindow, nowSeconds, want);
-    want = currentMax(delayWindow);
-    delayReason = `max of the wants over the last ${spec.scaleDownDelaySeconds}s`;
+    want = maxWithin(delayWindow, nowSeconds, holdSeconds);
+    delayReason =
+      holdSeconds > spec.scaleDownDelaySeconds
+        ? `max of the wants over the last ${holdSeconds}s (one cold start, longer than scaleDownDelaySeconds ${spec.scaleDownDelaySeconds})`
+        : `max of the wants over the last ${holdSeconds}s`;
     if (ext.holdPeaks) {
       peakWindow = recordMax(
-        peakWindow ?? newDelayWindow(spec.scaleDownDelaySeconds, spec.tickSeconds),
+        peakWindow ?? newDelayWindow(delayWindowSpan(spec), spec.tickSeconds),
         nowSeconds,
         fresh,
       );
-      const peak = Math.min(requested, currentMax(peakWindow));
+      const peak = Math.min(requested, maxWithin(peakWindow, nowSeconds, holdSeconds));
       if (peak > want) {
         want = peak;
-        delayReason = `held at ${peak}: the panic-window peak of the last ${spec.scaleDownDelaySeconds}s, up to the requested ${requested}`;
+        delayReason = `held at ${peak}: the panic-window peak of the last ${holdSeconds}s, up to the requested ${requested}`;
       }
     }
   }
@@ -273,6 +329,8 @@ export function decide(
       lastDesired: desiredGroups,
       pendingSinceSeconds,
       missingSinceSeconds,
+      ...startup,
+      lastReadyGroups: readyRaw,
     },
     decision: {
       desiredGroups,
@@ -293,7 +351,7 @@ export function decide(
 function explainSignal(
   spec: DeciderSpec,
   s: SignalReading,
-  ctx: { requested: number; starting: boolean },
+  ctx: { requested: number; starting: boolean; horizonSeconds: number },
 ): SignalExplanation {
   const ext = spec.extensions;
   const base = {
@@ -320,9 +378,9 @@ function explainSignal(
     // noise, not a plan: it would only tip a rounding into a whole group.
     const flowNow = Math.max(s.stableTotal, s.panicTotal);
     const trend = s.trendPerSecond ?? 0;
-    const rise = Math.min(trend * ext.horizonSeconds, flowNow * ext.horizonMaxGrowth);
+    const rise = Math.min(trend * ctx.horizonSeconds, flowNow * ext.horizonMaxGrowth);
     const projected =
-      ext.horizonSeconds > 0 && trend > 0 && rise >= 0.05 * flowNow ? flowNow + rise + clearance : undefined;
+      ctx.horizonSeconds > 0 && trend > 0 && rise >= 0.05 * flowNow ? flowNow + rise + clearance : undefined;
     return {
       ...base,
       state: 'ok',

@@ -116,12 +116,17 @@ export interface DeciderExtensions {
    * time), from the work signals' trend. 0 sizes for now, as Knative does.
    */
   readonly horizonSeconds: number;
-  /** The projection may add at most this share of today's demand (0.5 → at most 1.5×). */
+  /**
+   * The projection may add at most this share of today's demand (0.5 → at most 1.5×). With holdPeaks, the
+   * horizon is the longer of horizonSeconds and the cold start measured (DeciderState.measuredStartupSeconds).
+   */
   readonly horizonMaxGrowth: number;
   /**
    * The scale-down delay also remembers the panic window's peaks, and holds the pool at up to them: a burst
    * seen within the delay is expected again, and a group given back takes a cold start to return. They never
-   * raise the pool above its request. Knative: false (the delay remembers the final wants only).
+   * raise the pool above its request. The delay lasts at least one cold start (the horizon): a group given
+   * back sooner than it takes to return costs a start and the misses while it starts (ski rental's
+   * break-even). Knative: false (the delay remembers the final wants only).
    */
   readonly holdPeaks: boolean;
   /** Above it: no scale-down, and one more group when none is starting. Empty: no guard. */
@@ -145,6 +150,15 @@ export interface DeciderState {
   readonly lastDesired: number | null;
   /** When requested > ready was first seen in the current startup episode. */
   readonly pendingSinceSeconds: number | null;
+  /**
+   * The last cold start measured: from the start of a startup episode to the first group that became
+   * ready in it (the oldest request's start, exact for it). Absent before any.
+   */
+  readonly measuredStartupSeconds?: number;
+  /** The ready count of the previous decision, to see a group become ready; absent before the first. */
+  readonly lastReadyGroups?: number;
+  /** The startup episode (its pendingSinceSeconds) already measured: one sample per episode. */
+  readonly measuredEpisodeSeconds?: number;
   /** When some signal was first seen missing in the current outage. */
   readonly missingSinceSeconds: number | null;
 }

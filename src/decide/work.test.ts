@@ -4,11 +4,12 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { breachTrim, decide, initialState, nextSloTrim } from './kpa.ts';
+import { maxWithin, newDelayWindow, recordMax } from './delay-window.ts';
+import { breachTrim, coldStartSeconds, decide, initialState, nextSloTrim } from './kpa.ts';
 import { PoolRunner, type PoolSample } from './pool-runner.ts';
 import type { SignalWindowSpec } from './signal-windows.ts';
 import { KVPA_EXTENSIONS } from './spec.ts';
-import type { DeciderSpec, Observation, SignalReading } from './types.ts';
+import type { DeciderSpec, DeciderState, Observation, SignalReading } from './types.ts';
 import { CapacityEstimator, DEFAULT_CAPACITY_SAMPLING, trendPerSecond, WorkReader } from './work.ts';
 
 const T0 = 1_000_000;
@@ -382,5 +383,88 @@ describe('no pile-up while groups start', () => {
       ),
       { numRuns: Number(process.env.KVPA_PROPERTY_RUNS ?? 40) },
     );
+  });
+});
+
+describe('one cold start: measured, planned over and held for', () => {
+  const level = (v: number): SignalReading => ({
+    name: 'kv',
+    targetPerGroup: 1,
+    state: 'ok',
+    stableTotal: v,
+    panicTotal: v,
+  });
+
+  it('a group requested at 0 and ready at 2,400 s measures a 2,400 s start; one ready at 3,000 s in the same episode does not', () => {
+    const spec: DeciderSpec = { ...SPEC, panicThreshold: 100 };
+    let state = initialState(spec, 4, T0 - 1, 4);
+    const at = (t: number, ready: number, requested: number, v: number) => {
+      const out = decide(
+        spec,
+        state,
+        { readyGroups: ready, requestedGroups: requested, signals: [level(v)] },
+        T0 + t,
+      );
+      state = out.state;
+      return out.decision;
+    };
+    at(0, 4, 6, 6);
+    at(1200, 4, 6, 6);
+    expect(state.measuredStartupSeconds).toBeUndefined();
+    at(2400, 5, 6, 6);
+    expect(state.measuredStartupSeconds).toBe(2400);
+    at(3000, 6, 6, 6);
+    expect(state.measuredStartupSeconds).toBe(2400);
+    // Past startupTimeoutSeconds (7,200 s here) a start counts as stuck: the horizon stops there.
+    expect(coldStartSeconds(spec, 9000)).toBe(7200);
+    // Shorter than the configured 600 s horizon: the horizon stays the preset's.
+    expect(coldStartSeconds(spec, 300)).toBe(600);
+    expect(coldStartSeconds(spec, undefined)).toBe(600);
+  });
+
+  it('with a 2,400 s cold start, a want of 8 at 0 holds 8 against a want of 4 at 1,000 s (600 s delay), and is let go after 2,400 s', () => {
+    const spec: DeciderSpec = { ...SPEC, panicThreshold: 100, maxScaleDownRate: 100 };
+    let state: DeciderState = {
+      ...initialState(spec, 8, T0 - 1, 8),
+      panicSinceSeconds: null,
+      measuredStartupSeconds: 2400,
+    };
+    const at = (t: number, v: number) => {
+      const signals = [level(v), work(v * 80_000)];
+      const out = decide(spec, state, { readyGroups: 8, requestedGroups: 8, signals }, T0 + t);
+      state = out.state;
+      return out.decision;
+    };
+    at(0, 8);
+    const held = at(1000, 4);
+    expect(held.desiredGroups).toBe(8);
+    expect(held.explanation.stages.find((r) => r.stage === 'scaleDownDelay')?.reason).toContain(
+      'one cold start',
+    );
+    for (let t = 1002; t < 2400; t += 200) at(t, 4);
+    expect(at(2402, 4).desiredGroups).toBe(4);
+    // A pool without a work signal plans no cold start: its 600 s delay lets go at 1,000 s.
+    const levelOnly = {
+      ...initialState(spec, 8, T0 - 1, 8),
+      panicSinceSeconds: null,
+      measuredStartupSeconds: 2400,
+    };
+    const first = decide(spec, levelOnly, { readyGroups: 8, requestedGroups: 8, signals: [level(8)] }, T0);
+    const later = decide(
+      spec,
+      first.state,
+      { readyGroups: 8, requestedGroups: 8, signals: [level(4)] },
+      T0 + 1000,
+    );
+    expect(later.decision.desiredGroups).toBe(4);
+  });
+
+  it('the delay window answers the max of a shorter span: 9 at 0 s and 5 at 100 s give 9 over 600 s and 5 over 50 s', () => {
+    let w = newDelayWindow(2400, 2);
+    w = recordMax(w, T0, 9);
+    w = recordMax(w, T0 + 100, 5);
+    expect(maxWithin(w, T0 + 100, 600)).toBe(9);
+    expect(maxWithin(w, T0 + 100, 50)).toBe(5);
+    expect(maxWithin(w, T0 + 100, 10_000)).toBe(9);
   });
 });

@@ -51,7 +51,15 @@ function seriesAt(t: number, ready: number): EngineSeries[] {
 }
 
 function controllerPath(): (number | undefined)[] {
-  const pool = resolveKvpaPool('decode', context.minGroups, context.maxGroups);
+  // The lab's PodAutoscaler sets horizonSeconds to the run's cold start; the controller is given the same.
+  const pool = resolveKvpaPool(
+    'decode',
+    context.minGroups,
+    context.maxGroups,
+    undefined,
+    undefined,
+    context.startupSeconds,
+  );
   const runner = poolRunnerFor(pool);
   // The direct scrape's reader: rates over 10 s of successive scrapes, as the lab's engines are read.
   const work = new WorkReader(10, pool.slo.tpotSeconds);

@@ -51,8 +51,9 @@ function presets(): Map<string, Policy> {
 }
 
 /**
- * The preset's resolved behaviour for a pool of the simulated fleet. `metrics`, when given, is set on the pool
- * itself (the last layer of the resolution order), as a PodAutoscaler's pool may do.
+ * The preset's resolved behaviour for a pool of the simulated fleet. `horizonSeconds`, when given, is set on the
+ * pool itself (the last layer of the resolution order), as a PodAutoscaler's pool may do: the lab's runs set it
+ * to their cold start, as the preset asks an operator to (the preset's 600 s is the typical start).
  */
 export function resolveKvpaPool(
   pool: Pool,
@@ -60,6 +61,7 @@ export function resolveKvpaPool(
   maxGroups: number,
   preset = KVPA_PRESET,
   policies: ReadonlyMap<string, Policy> = presets(),
+  horizonSeconds?: number,
 ): ResolvedPool {
   return resolvePool(
     { policyRef: { name: preset } },
@@ -72,6 +74,7 @@ export function resolveKvpaPool(
       },
       minReplicas: minGroups,
       maxReplicas: maxGroups,
+      ...(horizonSeconds !== undefined ? { horizonSeconds } : {}),
     },
     0,
     policies,
@@ -207,7 +210,15 @@ function makeKvpaPolicy(
   preset = KVPA_PRESET,
   policies: ReadonlyMap<string, Policy> = presets(),
 ): ScalingPolicy {
-  const resolved = resolveKvpaPool(context.pool, context.minGroups, context.maxGroups, preset, policies);
+  // The operator's one figure about its fleet: a cold start, request to serving (the run's --startup-minutes).
+  const resolved = resolveKvpaPool(
+    context.pool,
+    context.minGroups,
+    context.maxGroups,
+    preset,
+    policies,
+    Math.round(context.startupSeconds),
+  );
   const runner = poolRunnerFor(resolved);
   const samplers = resolved.metrics.map((metric) => {
     const read = metricReader(metric);
