@@ -140,8 +140,9 @@ export interface DeciderState {
   readonly maxPanicGroups: number;
   readonly delayWindow: DelayWindowState | null;
   /**
-   * The SLO trim: work targets are divided by it. It grows ×1.15 at a decision over the SLO with no group
-   * starting, and relaxes 0.2 % per decision while latency is under half the SLO; 1 (absent) is none.
+   * The SLO trim: work targets are divided by it. Over the SLO it rises at once to what the breach proves
+   * (capacity / the load per ready group, kpa.ts breachTrim) and grows ×1.15 per decision with no group
+   * starting, at most 4; it relaxes 0.2 % per decision while latency is under half the SLO; 1 (absent) is none.
    */
   readonly sloTrim?: number;
   /** The panic-window peaks over the scale-down delay (holdPeaks); null when off or never recorded. */
