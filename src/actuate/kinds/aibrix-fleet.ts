@@ -6,10 +6,9 @@ import type { V1LabelSelector, V1Pod } from '@kubernetes/client-node';
 import type { ScaleTargetRef } from '../../api/podautoscaler.ts';
 import { type Gvr, listCustom, listPods, selectorOf } from '../kube.ts';
 import { type Condition, capacityGroups, conditionTrue, type GroupView, podLabel } from '../readiness.ts';
-import type { HeadPod, TargetState } from '../types.ts';
+import type { TargetState } from '../types.ts';
 import {
   CustomScaleTarget,
-  headsOf,
   type KindModule,
   labelSelectorString,
   managersOf,
@@ -81,7 +80,7 @@ interface RayClusterFleetLike {
  * each is judged by AIBrix's own rule (rayClusterReady) and the count is capped at spec (rollout overlap).
  */
 export class RayClusterFleetTarget extends CustomScaleTarget {
-  private async observe(withHeads: boolean): Promise<{ state: TargetState; groups: GroupView[] }> {
+  protected async observe(withHeads: boolean): Promise<{ state: TargetState; groups: GroupView[] }> {
     const fleet = await this.getObject<RayClusterFleetLike>();
     const specGroups = fleet.spec?.replicas ?? 1;
     const selector = labelSelectorString(fleet.spec?.selector);
@@ -110,14 +109,6 @@ export class RayClusterFleetTarget extends CustomScaleTarget {
       countManagers: managersOf(fleet.metadata, ['f:spec', 'f:replicas']),
     };
     return { state, groups };
-  }
-
-  async read(): Promise<TargetState> {
-    return (await this.observe(false)).state;
-  }
-
-  async heads(): Promise<HeadPod[]> {
-    return headsOf(this.namespace, (await this.observe(true)).groups);
   }
 }
 

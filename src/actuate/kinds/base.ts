@@ -169,8 +169,18 @@ export abstract class CustomScaleTarget implements ScaleTarget {
     );
   }
 
-  abstract read(): Promise<TargetState>;
-  abstract heads(): Promise<HeadPod[]>;
+  /** One read of the object and its groups; `withHeads` false when only the counts are needed. */
+  protected abstract observe(
+    withHeads: boolean,
+  ): Promise<{ state: TargetState; groups: readonly GroupView[] }>;
+
+  async read(): Promise<TargetState> {
+    return (await this.observe(false)).state;
+  }
+
+  async heads(): Promise<HeadPod[]> {
+    return headsOf(this.namespace, (await this.observe(true)).groups);
+  }
 }
 
 /**

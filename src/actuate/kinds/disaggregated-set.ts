@@ -5,10 +5,9 @@
 import type { ScaleTargetRef } from '../../api/podautoscaler.ts';
 import { listCustom, listPods, selectorOf } from '../kube.ts';
 import { capacityGroups, type GroupView } from '../readiness.ts';
-import type { HeadPod, TargetRefusal, TargetState } from '../types.ts';
+import type { TargetRefusal, TargetState } from '../types.ts';
 import {
   CustomScaleTarget,
-  headsOf,
   type KindModule,
   managersOf,
   type ObjectMeta,
@@ -58,7 +57,7 @@ interface ChildLws {
  * name + role; several exist mid-rollout) and cap the sum at spec (old + new revisions overlap).
  */
 export class DisaggregatedSetRoleScalerTarget extends CustomScaleTarget {
-  private async observe(): Promise<{ state: TargetState; groups: GroupView[] }> {
+  protected async observe(): Promise<{ state: TargetState; groups: GroupView[] }> {
     const scaler = await this.getObject<RoleScalerLike>();
     const specGroups = scaler.spec?.replicas ?? 0;
     const labels = scaler.metadata?.labels ?? {};
@@ -100,14 +99,6 @@ export class DisaggregatedSetRoleScalerTarget extends CustomScaleTarget {
       ...(refusal !== undefined ? { refusal } : {}),
     };
     return { state, groups };
-  }
-
-  async read(): Promise<TargetState> {
-    return (await this.observe()).state;
-  }
-
-  async heads(): Promise<HeadPod[]> {
-    return headsOf(this.namespace, (await this.observe()).groups);
   }
 }
 

@@ -10,10 +10,9 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { ScaleTargetRef } from '../../api/podautoscaler.ts';
 import { getCustomOrUndefined, type KubeClients, listPods } from '../kube.ts';
 import { capacityGroups, type GroupView, isPodReady } from '../readiness.ts';
-import type { HeadPod, TargetState } from '../types.ts';
+import type { TargetState } from '../types.ts';
 import {
   CustomScaleTarget,
-  headsOf,
   type KindModule,
   managersOf,
   type ObjectMeta,
@@ -76,7 +75,7 @@ interface Observation {
 }
 
 export class DynamoScalingAdapterTarget extends CustomScaleTarget {
-  private async observe(withHeads: boolean): Promise<{ state: TargetState; groups: GroupView[] }> {
+  protected async observe(withHeads: boolean): Promise<{ state: TargetState; groups: GroupView[] }> {
     const adapter = await this.getObject<DgdsaLike>();
     const specGroups = adapter.spec?.replicas ?? 0;
     const ref = adapter.spec?.dgdRef;
@@ -170,14 +169,6 @@ export class DynamoScalingAdapterTarget extends CustomScaleTarget {
     const pods = await listPods(this.clients, this.namespace, `${LWS_LABELS.name}=${name}`);
     const groups = lwsGroups(spec, size, pods);
     return { groups, ready: capacityGroups(groups, spec), groupSize: size };
-  }
-
-  async read(): Promise<TargetState> {
-    return (await this.observe(false)).state;
-  }
-
-  async heads(): Promise<HeadPod[]> {
-    return headsOf(this.namespace, (await this.observe(true)).groups);
   }
 }
 

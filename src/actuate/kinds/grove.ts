@@ -7,10 +7,9 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { ScaleTargetRef } from '../../api/podautoscaler.ts';
 import { type Gvr, type KubeClients, listCustom, listPods } from '../kube.ts';
 import { capacityGroups, escapeRegExp, type GroupView, intLabel, podLabel } from '../readiness.ts';
-import type { HeadPod, TargetState } from '../types.ts';
+import type { TargetState } from '../types.ts';
 import {
   CustomScaleTarget,
-  headsOf,
   type KindModule,
   managersOf,
   type ObjectMeta,
@@ -154,7 +153,7 @@ export async function observeGrove(
  * from the member PodCliques' readyReplicas == spec.replicas (see groveGroups).
  */
 export class PodCliqueScalingGroupTarget extends CustomScaleTarget {
-  private async observe(withHeads: boolean): Promise<{ state: TargetState; groups: GroupView[] }> {
+  protected async observe(withHeads: boolean): Promise<{ state: TargetState; groups: GroupView[] }> {
     const pcsg = await this.getObject<PcsgLike>();
     const grove = await observeGrove(this.clients, this.namespace, pcsg, withHeads);
     const state: TargetState = {
@@ -165,14 +164,6 @@ export class PodCliqueScalingGroupTarget extends CustomScaleTarget {
       countManagers: managersOf(pcsg.metadata, ['f:spec', 'f:replicas']),
     };
     return { state, groups: grove.groups };
-  }
-
-  async read(): Promise<TargetState> {
-    return (await this.observe(false)).state;
-  }
-
-  async heads(): Promise<HeadPod[]> {
-    return headsOf(this.namespace, (await this.observe(true)).groups);
   }
 }
 

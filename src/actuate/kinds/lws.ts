@@ -17,10 +17,9 @@ import {
 } from '../placement.ts';
 import { capacityGroups, type GroupView, intLabel, isPodReady, podLabel } from '../readiness.ts';
 import { lwsDrainView, setServing } from '../routing.ts';
-import type { HeadPod, TargetRefusal, TargetState } from '../types.ts';
+import type { TargetRefusal, TargetState } from '../types.ts';
 import {
   CustomScaleTarget,
-  headsOf,
   type KindModule,
   managersOf,
   type ObjectMeta,
@@ -140,7 +139,7 @@ async function kserveOwnerRefusal(
 
 /** Group readiness from pods (status.readyReplicas counts surge groups): see lwsGroups. */
 export class LeaderWorkerSetTarget extends CustomScaleTarget {
-  private async observe(): Promise<{ state: TargetState; groups: GroupView[] }> {
+  protected async observe(): Promise<{ state: TargetState; groups: GroupView[] }> {
     const lws = await this.getObject<LeaderWorkerSetLike>();
     const specGroups = lws.spec?.replicas ?? 1;
     const groupSize = lws.spec?.leaderWorkerTemplate?.size ?? 1;
@@ -165,14 +164,6 @@ export class LeaderWorkerSetTarget extends CustomScaleTarget {
       ...(refusal !== undefined ? { refusal } : {}),
     };
     return { state, groups };
-  }
-
-  async read(): Promise<TargetState> {
-    return (await this.observe()).state;
-  }
-
-  async heads(): Promise<HeadPod[]> {
-    return headsOf(this.namespace, (await this.observe()).groups);
   }
 
   async setServing(podName: string, serving: boolean, message: string): Promise<void> {
