@@ -469,41 +469,24 @@ export class PrometheusSignalSource {
   ): Promise<BackfillSignal> {
     fromSeconds = Math.ceil(fromSeconds);
     toSeconds = Math.floor(toSeconds);
-    const byStep = new Map<number, PromSample[]>();
+    let byStep: Map<number, PromSample[]>;
     try {
-      const chunkSeconds = stepSeconds * (MAX_POINTS_PER_RANGE_QUERY - 1);
-      for (let start = fromSeconds; start <= toSeconds; start += chunkSeconds + stepSeconds) {
-        const end = Math.min(toSeconds, start + chunkSeconds);
-        const raw = await this.logged('query_range', () =>
-          this.client.range(metric.query, start, end, stepSeconds, this.promTimeout()),
-        );
-        if (raw.resultType !== 'matrix') throw new Error(`expected a matrix, got ${raw.resultType}`);
-        for (const [atMs, list] of decodeMatrixBySteps(raw))
-          byStep.set(atMs, [...(byStep.get(atMs) ?? []), ...list]);
-      }
+      byStep = await this.rangeBySteps(metric.query, fromSeconds, toSeconds, stepSeconds);
     } catch (err) {
       return { samples: [], states: {}, error: tenantError(err) };
     }
-    const samples: { atSeconds: number; poolTotal: number }[] = [];
-    const states: Partial<Record<SignalState, number>> = {};
-    for (let atSeconds = fromSeconds; atSeconds <= toSeconds; atSeconds += stepSeconds) {
-      const stepSamples = byStep.get(Math.round(atSeconds * 1000)) ?? [];
-      const gate =
-        metric.kind === 'total'
-          ? judgePromqlTotal(metric, stepSamples, pool)
-          : judgePromqlPerGroup(
-              metric,
-              stepSamples,
-              pool,
-              atSeconds,
-              pool.staleAfterSeconds ?? DEFAULT_STALE_AFTER_SECONDS,
-              pool.minQuorumPercentage ?? DEFAULT_MIN_QUORUM_PERCENTAGE,
-            );
-      states[gate.state] = (states[gate.state] ?? 0) + 1;
-      if (gate.state === 'ok' && gate.poolTotal !== undefined)
-        samples.push({ atSeconds, poolTotal: gate.poolTotal });
-    }
-    return { samples, states };
+    return judgeSteps(fromSeconds, toSeconds, stepSeconds, byStep, (stepSamples, atSeconds) =>
+      metric.kind === 'total'
+        ? judgePromqlTotal(metric, stepSamples, pool)
+        : judgePromqlPerGroup(
+            metric,
+            stepSamples,
+            pool,
+            atSeconds,
+            pool.staleAfterSeconds ?? DEFAULT_STALE_AFTER_SECONDS,
+            pool.minQuorumPercentage ?? DEFAULT_MIN_QUORUM_PERCENTAGE,
+          ),
+    );
   }
 
   private async backfillKind(
@@ -515,7 +498,19 @@ export class PrometheusSignalSource {
     toSeconds: number,
     stepSeconds: number,
   ): Promise<BackfillSignal> {
-    const query = buildQuery(kind, scope);
+    const byStep = await this.rangeBySteps(buildQuery(kind, scope), fromSeconds, toSeconds, stepSeconds);
+    return judgeSteps(fromSeconds, toSeconds, stepSeconds, byStep, (stepSamples, atSeconds) =>
+      poolGates(pool, kind, attribute(kind, stepSamples, index).pools.get(pool.poolKey), atSeconds),
+    );
+  }
+
+  /** One query_range over [from, to], in chunks within Prometheus's point limit, as samples per step time (ms). */
+  private async rangeBySteps(
+    query: string,
+    fromSeconds: number,
+    toSeconds: number,
+    stepSeconds: number,
+  ): Promise<Map<number, PromSample[]>> {
     const byStep = new Map<number, PromSample[]>();
     const chunkSeconds = stepSeconds * (MAX_POINTS_PER_RANGE_QUERY - 1);
     for (let start = fromSeconds; start <= toSeconds; start += chunkSeconds + stepSeconds) {
@@ -529,21 +524,29 @@ export class PrometheusSignalSource {
         byStep.set(atMs, prior ? prior.concat(list) : list);
       }
     }
-    const samples: { atSeconds: number; poolTotal: number }[] = [];
-    const states: Partial<Record<SignalState, number>> = {};
-    const stepCount = Math.floor((toSeconds - fromSeconds) / stepSeconds + 1e-9) + 1;
-    for (let i = 0; i < stepCount; i++) {
-      const atSeconds = fromSeconds + i * stepSeconds;
-      const atMs = Math.round(atSeconds * 1000);
-      const stepSamples = byStep.get(atMs) ?? [];
-      const joined = attribute(kind, stepSamples, index);
-      const gate = poolGates(pool, kind, joined.pools.get(pool.poolKey), atSeconds);
-      states[gate.state] = (states[gate.state] ?? 0) + 1;
-      if (gate.state === 'ok' && gate.poolTotal !== undefined)
-        samples.push({ atSeconds, poolTotal: gate.poolTotal });
-    }
-    return { samples, states };
+    return byStep;
   }
+}
+
+/** Judges every step of a replay as a live tick at that time would have; the ok totals are the samples. */
+function judgeSteps(
+  fromSeconds: number,
+  toSeconds: number,
+  stepSeconds: number,
+  byStep: ReadonlyMap<number, PromSample[]>,
+  judge: (samples: PromSample[], atSeconds: number) => GateResult,
+): BackfillSignal {
+  const samples: { atSeconds: number; poolTotal: number }[] = [];
+  const states: Partial<Record<SignalState, number>> = {};
+  const stepCount = Math.floor((toSeconds - fromSeconds) / stepSeconds + 1e-9) + 1;
+  for (let i = 0; i < stepCount; i++) {
+    const atSeconds = fromSeconds + i * stepSeconds;
+    const gate = judge(byStep.get(Math.round(atSeconds * 1000)) ?? [], atSeconds);
+    states[gate.state] = (states[gate.state] ?? 0) + 1;
+    if (gate.state === 'ok' && gate.poolTotal !== undefined)
+      samples.push({ atSeconds, poolTotal: gate.poolTotal });
+  }
+  return { samples, states };
 }
 
 /** Records a backfill into the pool's windows (signal kind → windows). Returns samples recorded. */
