@@ -38,5 +38,7 @@ describe('the live stack workload', () => {
     expect(decode?.metrics.map((m) => m.type)).toEqual(['kvCacheUtilization', 'generationTokens']);
     expect(decode?.stableWindowSeconds).toBe(30);
     expect(decode?.scaleDownDelaySeconds).toBe(60);
+    // The preset's 600 s horizon would hold every scale-down of the compressed demo for 10 minutes.
+    expect(decode?.horizonSeconds).toBe(30);
   });
 });

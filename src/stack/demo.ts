@@ -92,6 +92,11 @@ export interface DemoAutoscalerOptions {
   readonly stableWindowSeconds?: number;
   readonly scaleDownDelaySeconds?: number;
   readonly startupTimeoutSeconds?: number;
+  /**
+   * The demo fleet's cold start (default 30). The presets' 600 s would also be the shortest scale-down
+   * delay in pools with a work signal, so it is compressed with the other windows.
+   */
+  readonly horizonSeconds?: number;
   readonly staleAfterSeconds?: number;
   readonly tickSeconds?: number;
   readonly panicWindowPercentage?: number;
@@ -126,6 +131,7 @@ export function demoPodAutoscaler(o: DemoAutoscalerOptions): PodAutoscaler {
           panicWindowPercentage: o.panicWindowPercentage ?? 20,
           scaleDownDelaySeconds: o.scaleDownDelaySeconds ?? 60,
           startupTimeoutSeconds: o.startupTimeoutSeconds ?? 180,
+          horizonSeconds: o.horizonSeconds ?? 30,
           tickSeconds: o.tickSeconds ?? 1,
           ...(o.drainTimeoutSeconds !== undefined ? { drainTimeoutSeconds: o.drainTimeoutSeconds } : {}),
           missingData: { staleAfterSeconds: o.staleAfterSeconds ?? 10, minQuorumPercentage: 50 },

@@ -55,6 +55,8 @@ export interface StackOptions {
     readonly panicWindowPercentage?: number;
     readonly staleAfterSeconds?: number;
     readonly drainTimeoutSeconds?: number;
+    /** Default: twice the pod startup, the compressed fleet's cold start. */
+    readonly horizonSeconds?: number;
   };
   /** Pools whose pod template carries kvpa's readiness gate (drained before a scale-down). Default none. */
   readonly drainGate?: readonly DemoPool[];
@@ -353,6 +355,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const kc = cluster.kubeConfig();
 
     const maxGroups = options.maxGroups ?? { prefill: 4, decode: 3 };
+    const podStartupSeconds = options.podStartupSeconds ?? 20;
     const podsPerGroup = { prefill: 2, decode: 4 };
     const fakeNodes =
       options.fakeNodes ?? maxGroups.prefill * podsPerGroup.prefill + maxGroups.decode * podsPerGroup.decode;
@@ -363,7 +366,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       cluster,
       fakeNodes,
       gpusPerNode: GPUS_PER_POD,
-      podStartupSeconds: options.podStartupSeconds ?? 20,
+      podStartupSeconds,
       log,
       logDir: path.join(options.workDir, 'workloads'),
     });
@@ -446,6 +449,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       metricsSource: { prometheus: { address: prometheus.url } },
       grafana: { url: grafanaTarget.url, tokenSecretName: 'grafana-annotations' },
       maxGroups,
+      horizonSeconds: 2 * podStartupSeconds,
       ...options.autoscaler,
     });
     await createObject(kc, pa as unknown as Record<string, unknown>, 'podautoscalers', 'kvpa.io', 'v1alpha1');
