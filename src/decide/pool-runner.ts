@@ -11,6 +11,7 @@ import type {
   DeciderState,
   Decision,
   LatencyObservation,
+  SeasonalLookback,
   SignalReading,
   SignalState,
 } from './types.ts';
@@ -33,6 +34,8 @@ export interface PoolSample {
   readonly capacitySamples?: readonly number[];
   /** The pool's latency quantiles read with this sample (the same on every sample of the pool), for the guard. */
   readonly latency?: LatencyObservation;
+  /** Work signals: the signal's history one day, one week… earlier (the seasonal plan); absent: none yet. */
+  readonly seasonal?: readonly SeasonalLookback[];
 }
 
 /**

@@ -36,6 +36,27 @@ export interface SignalReading {
   readonly trendPerSecond?: number;
   /** `work` only: one group's capacity, configured or measured, that the target was derived from. */
   readonly capacity?: CapacityEstimate;
+  /**
+   * `work` only: the signal's own history at the same time one day, one week… earlier (absent or empty: no
+   * history yet, so no seasonal plan; never a ratio of 1).
+   */
+  readonly seasonal?: readonly SeasonalLookback[];
+}
+
+/**
+ * What a work signal did one look-back ago (a day, a week), read from kvpa's own exported series
+ * (`kvpa_pool_signal_stable_value`) in Prometheus: its total then, and its peak over the cold start after.
+ * Their ratio is the rise the same hour brought last time.
+ */
+export interface SeasonalLookback {
+  /** The look-back, e.g. 86400 for a day. */
+  readonly lookbackSeconds: number;
+  /** The stable total at now − lookback (averaged over the 5 minutes before it). */
+  readonly thenTotal: number;
+  /** The highest stable total over (now − lookback, now − lookback + horizon]. */
+  readonly aheadPeakTotal: number;
+  /** The horizon the peak was read over (one cold start when it was asked). */
+  readonly horizonSeconds: number;
 }
 
 export type SignalKind = 'level' | 'backlog' | 'work';
