@@ -663,8 +663,17 @@ export const SignalStatusSchema = z.strictObject({
   projectedTotal: z
     .number()
     .optional()
-    .describe('Work signals: the demand the trend expects one horizon ahead.'),
+    .describe(
+      'The total the trend expects one horizon ahead: a work signal rising, or a level that reaches its ceiling sooner than a group can start.',
+    ),
   horizonWant: z.int().optional(),
+  exhaustionSeconds: z
+    .number()
+    .min(0)
+    .optional()
+    .describe(
+      'With a rising trend: seconds until the requested groups run out (KV at its ceiling, a flow at their capacity).',
+    ),
   capacity: z
     .strictObject({
       configuredPerSecond: z.number(),

@@ -283,14 +283,22 @@ export function poolRunnerFor(pool: ResolvedPool): PoolRunner {
                   measure: m.measureCapacity ?? true,
                 },
                 headroom: pool.headroomPercentage / 100,
-                // The trend is read over the horizon it projects across, at least 5 minutes.
-                trendWindowSeconds: Math.max(300, pool.horizonSeconds),
+                trendWindowSeconds: trendWindowSeconds(pool),
               },
             }
+          : {}),
+        // A group's KV use cannot pass all of its cache (vLLM's kv_cache_usage_perc is a fraction of it).
+        ...(m.type === 'kvCacheUtilization'
+          ? { exhaustion: { ceilingPerGroup: 1, trendWindowSeconds: trendWindowSeconds(pool) } }
           : {}),
       };
     }),
   );
+}
+
+/** A trend is read over the horizon it projects across, at least 5 minutes. */
+function trendWindowSeconds(pool: ResolvedPool): number {
+  return Math.max(300, pool.horizonSeconds);
 }
 
 /** Levenshtein distance, for "did you mean" hints. */

@@ -299,6 +299,7 @@ function poolStatus(p: PoolFacts): PoolStatus {
               ...(s.clearancePerSecond !== undefined ? { clearancePerSecond: s.clearancePerSecond } : {}),
               ...(s.projectedTotal !== undefined ? { projectedTotal: s.projectedTotal } : {}),
               ...(s.horizonWant !== undefined ? { horizonWant: s.horizonWant } : {}),
+              ...(s.exhaustionSeconds !== undefined ? { exhaustionSeconds: s.exhaustionSeconds } : {}),
               ...(s.capacity !== undefined ? { capacity: capacityStatus(s.capacity) } : {}),
             })),
             ...(explanation.stableWinner !== null ? { stableWinner: explanation.stableWinner } : {}),

@@ -224,9 +224,7 @@ export function decide(
   stages.apply(
     'horizon',
     inPanic ? Math.max(dspc, dppc) : dspc,
-    horizonWinner.projectedTotal !== undefined
-      ? `${horizonWinner.name} expected at ${round3(horizonWinner.projectedTotal)} in ${coldStart}s (one cold start; trend, at most ${1 + ext.horizonMaxGrowth}× now) needs ${horizonWant}`
-      : 'no trend to plan on',
+    horizonReason(horizonWinner, coldStart, 1 + ext.horizonMaxGrowth),
   );
   stages.apply(
     'rateLimit',
@@ -381,6 +379,11 @@ function explainSignal(
     const rise = Math.min(trend * ctx.horizonSeconds, flowNow * ext.horizonMaxGrowth);
     const projected =
       ctx.horizonSeconds > 0 && trend > 0 && rise >= 0.05 * flowNow ? flowNow + rise + clearance : undefined;
+    const capacity = s.capacity?.usedPerSecond;
+    const exhaustion =
+      capacity !== undefined
+        ? secondsToCeiling(flowNow + clearance, trend, capacity * ctx.requested)
+        : undefined;
     return {
       ...base,
       state: 'ok',
@@ -391,8 +394,10 @@ function explainSignal(
       backlogTotal: backlog,
       clearancePerSecond: clearance,
       ...(projected !== undefined ? { projectedTotal: projected, horizonWant: want(projected) } : {}),
+      ...(exhaustion !== undefined ? { exhaustionSeconds: exhaustion } : {}),
     };
   }
+  const plan = exhaustionPlan(s, s.stableTotal, s.panicTotal, ctx, ext.horizonMaxGrowth);
   let stableWant = want(s.stableTotal);
   let panicWant = want(s.panicTotal);
   if (s.kind === 'backlog' && ctx.starting) {
@@ -406,7 +411,41 @@ function explainSignal(
     panicTotal: s.panicTotal,
     stableWant,
     panicWant,
+    ...(plan?.projectedTotal !== undefined
+      ? { projectedTotal: plan.projectedTotal, horizonWant: want(plan.projectedTotal) }
+      : {}),
+    ...(plan !== undefined ? { exhaustionSeconds: plan.exhaustionSeconds } : {}),
   };
+}
+
+/** Seconds until `total`, rising at `trendPerSecond`, reaches `ceilingTotal`; 0 when there; undefined unless rising. */
+function secondsToCeiling(total: number, trendPerSecond: number, ceilingTotal: number): number | undefined {
+  if (!(trendPerSecond > 0) || !(ceilingTotal > 0)) return undefined;
+  return Math.max(0, (ceilingTotal - total) / trendPerSecond);
+}
+
+/**
+ * Time to exhaustion: a level with a ceiling (KV: a group holds at most all of its cache) that its trend fills
+ * on the requested groups sooner than one cold start is sized now for the level one cold start ahead, at most
+ * (1 + horizonMaxGrowth) × now; a rise under 5 % is noise. Later exhaustion is only reported: the stable
+ * want has a cold start to catch up.
+ */
+function exhaustionPlan(
+  s: SignalReading,
+  stableTotal: number,
+  panicTotal: number,
+  ctx: { requested: number; horizonSeconds: number },
+  maxGrowth: number,
+): { exhaustionSeconds: number; projectedTotal?: number } | undefined {
+  if (s.kind !== undefined && s.kind !== 'level') return undefined;
+  if (s.ceilingPerGroup === undefined || ctx.horizonSeconds <= 0) return undefined;
+  const trend = s.trendPerSecond ?? 0;
+  const levelNow = Math.max(stableTotal, panicTotal);
+  const seconds = secondsToCeiling(levelNow, trend, s.ceilingPerGroup * Math.max(1, ctx.requested));
+  if (seconds === undefined) return undefined;
+  const rise = Math.min(trend * ctx.horizonSeconds, levelNow * maxGrowth);
+  if (seconds >= ctx.horizonSeconds || rise < 0.05 * levelNow) return { exhaustionSeconds: seconds };
+  return { exhaustionSeconds: seconds, projectedTotal: levelNow + rise };
 }
 
 /** Some requested groups are not ready yet, and they have been starting for less than the timeout. */
@@ -714,12 +753,28 @@ function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 
-/** A work signal's backlog and horizon terms, for the summary. */
-function workPhrase(s: SignalExplanation): string {
-  if (s.kind !== 'work') return '';
-  const clear = ` (incl. ${round3(s.clearancePerSecond ?? 0)}/s to clear a backlog of ${round3(s.backlogTotal ?? 0)})`;
+/** The horizon stage's reason: the winning plan with its numbers, and its time to exhaustion when that triggered it. */
+function horizonReason(w: SignalExplanation, coldStart: number, maxGrowthFactor: number): string {
+  if (w.projectedTotal === undefined) return 'no trend to plan on';
+  const runsOut =
+    w.exhaustionSeconds !== undefined && w.exhaustionSeconds < coldStart
+      ? `${w.kind === 'work' ? 'runs out of capacity' : 'reaches its ceiling'} on the requested groups in ${Math.round(w.exhaustionSeconds)}s, sooner than a group can start; `
+      : '';
+  return `${w.name} ${runsOut}expected at ${round3(w.projectedTotal)} in ${coldStart}s (one cold start; trend, at most ${maxGrowthFactor}× now) needs ${w.horizonWant ?? 0}`;
+}
+
+/** A signal's backlog and horizon terms, for the summary. */
+function planPhrase(s: SignalExplanation): string {
+  const clear =
+    s.kind === 'work'
+      ? ` (incl. ${round3(s.clearancePerSecond ?? 0)}/s to clear a backlog of ${round3(s.backlogTotal ?? 0)})`
+      : '';
   const plan = s.projectedTotal !== undefined ? `, expected ${round3(s.projectedTotal)} at the horizon` : '';
-  return clear + plan;
+  const runsOut =
+    s.exhaustionSeconds !== undefined && s.projectedTotal !== undefined
+      ? `, exhausted in ${Math.round(s.exhaustionSeconds)}s at the trend`
+      : '';
+  return clear + plan + runsOut;
 }
 
 /**
@@ -744,7 +799,7 @@ export function summarize(explanation: Explanation, desiredGroups: number): stri
   const head = `${explanation.requestedGroups} → ${desiredGroups} groups (${mode}, ${explanation.readyGroups} ready${trim})`;
   const parts = explanation.signals.map((s) =>
     s.state === 'ok'
-      ? `${s.name} stable ${round3(s.stableTotal ?? 0)} panic ${round3(s.panicTotal ?? 0)} target ${round3(s.targetPerGroup)}/group${workPhrase(s)}`
+      ? `${s.name} stable ${round3(s.stableTotal ?? 0)} panic ${round3(s.panicTotal ?? 0)} target ${round3(s.targetPerGroup)}/group${planPhrase(s)}`
       : `${s.name} ${s.state}${s.detail !== undefined ? ` (${s.detail})` : ''}`,
   );
   const limits = explanation.stages

@@ -15,7 +15,7 @@ import type {
   SignalReading,
   SignalState,
 } from './types.ts';
-import { type CapacityEstimate, CapacityEstimator, trendPerSecond } from './work.ts';
+import { type CapacityEstimate, CapacityEstimator, Trend } from './work.ts';
 
 /** One signal of one pool at one instant. `total` is Σ over ready groups, present iff state is ok. */
 export interface PoolSample {
@@ -45,12 +45,13 @@ export interface PoolSample {
  */
 class WorkMemory {
   private last: { t: number; backlog: number } | undefined;
-  private readonly demand: { t: number; v: number }[] = [];
+  readonly demand: Trend;
   latestBacklog = 0;
   readonly capacity: CapacityEstimator;
 
   constructor(readonly spec: WorkSignalSpec) {
     this.capacity = new CapacityEstimator(spec.capacity);
+    this.demand = new Trend(spec.trendWindowSeconds);
   }
 
   /** The demand to record for this sample (tokens/s). */
@@ -71,18 +72,8 @@ class WorkMemory {
       if (t > last.t) growth = (backlog - last.backlog) / (t - last.t);
     }
     const v = Math.max(0, flow + growth);
-    this.demand.push({ t, v });
-    while ((this.demand[0]?.t ?? t) < t - this.spec.trendWindowSeconds) this.demand.shift();
+    this.demand.add(t, v);
     return v;
-  }
-
-  /** Only a trend over at least half the window is believed: a few points after a restart are noise. */
-  trend(): number {
-    const first = this.demand[0];
-    const last = this.demand[this.demand.length - 1];
-    if (first === undefined || last === undefined) return 0;
-    if (last.t - first.t < this.spec.trendWindowSeconds / 2) return 0;
-    return trendPerSecond(this.demand);
   }
 
   /** The per-group target a capacity estimate gives: the capacity less the headroom kept above demand. */
@@ -96,13 +87,23 @@ export class PoolRunner {
   private state: DeciderState | null = null;
   private readonly windows: Map<string, SignalWindows>;
   private readonly work = new Map<string, WorkMemory>();
+  /**
+   * Level signals with a ceiling: their recent totals, for the time-to-exhaustion trigger. Read on a fixed
+   * fleet: a group that lands or leaves moves the level (the router spreads the same demand anew), so the
+   * trend restarts whenever the ready count changes, or a group landing would read as growth.
+   */
+  private readonly levels = new Map<string, Trend>();
+  private levelsReadyGroups: number | undefined;
 
   constructor(
     readonly spec: DeciderSpec,
     signals: readonly SignalWindowSpec[],
   ) {
     this.windows = new Map(signals.map((s) => [s.name, new SignalWindows(s)]));
-    for (const s of signals) if (s.kind === 'work' && s.work) this.work.set(s.name, new WorkMemory(s.work));
+    for (const s of signals) {
+      if (s.kind === 'work' && s.work) this.work.set(s.name, new WorkMemory(s.work));
+      else if (s.exhaustion) this.levels.set(s.name, new Trend(s.exhaustion.trendWindowSeconds));
+    }
   }
 
   /**
@@ -120,7 +121,8 @@ export class PoolRunner {
       const work = this.work.get(s.name);
       const total =
         work === undefined ? s.total : work.demandOf(nowSeconds, s.total, s.backlog, s.capacitySamples ?? []);
-      if (total !== undefined) this.windows.get(s.name)?.record(nowSeconds, total);
+      if (total === undefined || !this.windows.get(s.name)?.record(nowSeconds, total)) continue;
+      this.levels.get(s.name)?.add(nowSeconds, total);
     }
   }
 
@@ -149,6 +151,8 @@ export class PoolRunner {
     unschedulableGroups?: number,
   ): Decision {
     const latestByName = new Map(latest.map((s) => [s.name, s]));
+    if (this.levelsReadyGroups !== readyGroups) for (const trend of this.levels.values()) trend.clear();
+    this.levelsReadyGroups = readyGroups;
     const readings: SignalReading[] = [...this.windows.entries()].map(([name, w]) => {
       const work = this.work.get(name);
       // One estimate per decision: it sorts the recent samples, and status shows the same one.
@@ -163,11 +167,20 @@ export class PoolRunner {
         return { name, ...shape, state: s.state, ...(s.detail !== undefined ? { detail: s.detail } : {}) };
       }
       const read = { ...w.read(nowSeconds), ...shape };
-      if (work === undefined || read.state !== 'ok') return read;
+      if (read.state !== 'ok') return read;
+      const level = this.levels.get(name);
+      if (level !== undefined && w.spec.exhaustion !== undefined) {
+        return {
+          ...read,
+          ceilingPerGroup: w.spec.exhaustion.ceilingPerGroup,
+          trendPerSecond: level.perSecond(),
+        };
+      }
+      if (work === undefined) return read;
       return {
         ...read,
         backlogTotal: work.latestBacklog,
-        trendPerSecond: work.trend(),
+        trendPerSecond: work.demand.perSecond(),
         ...(capacity !== undefined ? { capacity } : {}),
       };
     });

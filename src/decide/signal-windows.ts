@@ -24,6 +24,14 @@ export interface SignalWindowSpec {
   readonly kind?: SignalKind;
   /** `work` signals: what one group serves, the headroom kept above demand, and the trend window. */
   readonly work?: WorkSignalSpec;
+  /** `level` signals with a ceiling: when the trend fills it sooner than one cold start, plan now. */
+  readonly exhaustion?: ExhaustionSpec;
+}
+
+/** A level no group can exceed (KV use: 1 per group, all of its cache) and the window its trend is read over. */
+export interface ExhaustionSpec {
+  readonly ceilingPerGroup: number;
+  readonly trendWindowSeconds: number;
 }
 
 export interface WorkSignalSpec {

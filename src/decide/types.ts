@@ -32,8 +32,16 @@ export interface SignalReading {
   readonly kind?: SignalKind;
   /** `work` only: the tokens waiting now (Σ over ready groups); cleared at up to one group's target. */
   readonly backlogTotal?: number;
-  /** `work` only: the least-squares trend of the flow over the trend window, per second (may be negative). */
+  /**
+   * `work`: the least-squares trend of the flow over the trend window, per second (may be negative);
+   * a level with a ceiling: the trend of its total.
+   */
   readonly trendPerSecond?: number;
+  /**
+   * `level` only: what one group can hold at most (KV use: 1). With a rising trend, the level is planned for
+   * one cold start ahead once it would reach the requested groups' ceiling sooner (time to exhaustion).
+   */
+  readonly ceilingPerGroup?: number;
   /** `work` only: one group's capacity, configured or measured, that the target was derived from. */
   readonly capacity?: CapacityEstimate;
   /**
@@ -227,9 +235,17 @@ export interface SignalExplanation {
   /** `work`: tokens waiting, and the flow added to clear them (at most one group's target). */
   readonly backlogTotal?: number;
   readonly clearancePerSecond?: number;
-  /** `work`: the flow expected at now + horizonSeconds, and the groups it needs. */
+  /**
+   * The total expected at now + horizonSeconds, and the groups it needs: a work signal's flow on a rising
+   * trend, or a level that reaches its ceiling sooner than one cold start.
+   */
   readonly projectedTotal?: number;
   readonly horizonWant?: number;
+  /**
+   * With a rising trend: seconds until the requested groups run out (a level at its ceiling, a work flow at
+   * their capacity); 0 when already there.
+   */
+  readonly exhaustionSeconds?: number;
   readonly capacity?: CapacityEstimate;
 }
 

@@ -289,6 +289,8 @@ function runPool(opts: {
         stableWindowSeconds: 120,
         panicWindowPercentage: 25,
         aggregation: 'linear',
+        // KV: the level is min(N, ready) groups' worth, rising as groups land; the trigger must not read that as growth.
+        exhaustion: { ceilingPerGroup: 1, trendWindowSeconds: 600 },
       }
     : {
         name: 'promptTokens',
@@ -466,5 +468,86 @@ describe('one cold start: measured, planned over and held for', () => {
     expect(maxWithin(w, T0 + 100, 600)).toBe(9);
     expect(maxWithin(w, T0 + 100, 50)).toBe(5);
     expect(maxWithin(w, T0 + 100, 10_000)).toBe(9);
+  });
+});
+
+describe('time to exhaustion: a level that fills its ceiling sooner than a group can start', () => {
+  const kv = (total: number, extra: Partial<SignalReading> = {}): SignalReading => ({
+    name: 'kvCacheUtilization',
+    targetPerGroup: 0.7,
+    state: 'ok',
+    stableTotal: total,
+    panicTotal: total,
+    ceilingPerGroup: 1,
+    ...extra,
+  });
+  const on4 = (s: SignalReading) => once({ readyGroups: 4, requestedGroups: 4, signals: [s] });
+
+  it('4 groups at KV 2.8 rising 0.004/s fill 4 in 300 s < a 600 s start: planned at min(2.8 + 2.4, 1.5 × 2.8) = 4.2, so 6 groups now, not 4', () => {
+    const d = on4(kv(2.8, { trendPerSecond: 0.004 }));
+    expect(d.desiredGroups).toBe(6);
+    const e = d.explanation.signals[0];
+    expect(e?.exhaustionSeconds).toBeCloseTo(300, 6);
+    expect(e?.projectedTotal).toBeCloseTo(4.2, 9);
+    expect(e?.horizonWant).toBe(6);
+    const horizon = d.explanation.stages.find((s) => s.stage === 'horizon');
+    expect(horizon).toMatchObject({ before: 4, after: 6, applied: true });
+    expect(horizon?.reason).toContain('reaches its ceiling on the requested groups in 300s');
+    expect(d.explanation.summary).toContain('exhausted in 300s');
+  });
+
+  it('rising 0.001/s it fills 4 in 1,200 s, after a group could start: reported, not planned (4 groups)', () => {
+    const d = on4(kv(2.8, { trendPerSecond: 0.001 }));
+    expect(d.desiredGroups).toBe(4);
+    expect(d.explanation.signals[0]?.exhaustionSeconds).toBeCloseTo(1200, 6);
+    expect(d.explanation.signals[0]?.projectedTotal).toBeUndefined();
+  });
+
+  it('no ceiling, a flat or falling trend, or no horizon: no plan and no exhaustion time', () => {
+    const { ceilingPerGroup: _, ...plain } = kv(2.8, { trendPerSecond: 0.004 });
+    const noCeiling = on4(plain);
+    expect(noCeiling.desiredGroups).toBe(4);
+    expect(noCeiling.explanation.signals[0]?.exhaustionSeconds).toBeUndefined();
+    expect(
+      on4(kv(2.8, { trendPerSecond: -0.004 })).explanation.signals[0]?.exhaustionSeconds,
+    ).toBeUndefined();
+    const noHorizon: DeciderSpec = { ...SPEC, extensions: { ...SPEC.extensions, horizonSeconds: 0 } };
+    const off = once(
+      { readyGroups: 4, requestedGroups: 4, signals: [kv(2.8, { trendPerSecond: 0.004 })] },
+      noHorizon,
+    );
+    expect(off.desiredGroups).toBe(4);
+  });
+
+  it('through the runner: KV on 4 groups rising 0.2 each per 300 s for 320 s (trend 0.0027/s) plans 8 now; a fifth group landing restarts the trend', () => {
+    const runner = new PoolRunner(SPEC, [
+      {
+        name: 'kvCacheUtilization',
+        targetPerGroup: 0.7,
+        stableWindowSeconds: 120,
+        panicWindowPercentage: 25,
+        aggregation: 'linear',
+        exhaustion: { ceilingPerGroup: 1, trendWindowSeconds: 600 },
+      },
+    ]);
+    runner.start(T0, 4, 4);
+    let d = runner.decide(T0, 4, 4, []);
+    for (let t = 1; t <= 320; t++) {
+      const sample: PoolSample = {
+        name: 'kvCacheUtilization',
+        state: 'ok',
+        total: 4 * (0.7 + (0.2 * t) / 300),
+      };
+      runner.record([sample], T0 + t);
+      if (t % 2 === 0) d = runner.decide(T0 + t, 4, 4, [sample]);
+    }
+    // At ≈ 3.65 (panic window) it fills 4 in ≈ 130 s: planned at 3.65 + 1.6 over 600 s, 8 groups, rate-limited to 2 × 4.
+    const e = d.explanation.signals[0];
+    expect(e?.exhaustionSeconds).toBeLessThan(600);
+    expect(d.desiredGroups).toBe(8);
+    const sample: PoolSample = { name: 'kvCacheUtilization', state: 'ok', total: 3.6 };
+    runner.record([sample], T0 + 321);
+    const landed = runner.decide(T0 + 322, 5, 6, [sample]);
+    expect(landed.explanation.signals[0]?.exhaustionSeconds).toBeUndefined();
   });
 });

@@ -159,6 +159,35 @@ export function trendPerSecond(points: readonly { t: number; v: number }[]): num
   return den > 0 ? num / den : 0;
 }
 
+/**
+ * A signal's recent values (one pool total per sample) and their trend. Only a trend over at least half
+ * the window is believed: a few points after a restart are noise.
+ */
+export class Trend {
+  private readonly points: { t: number; v: number }[] = [];
+
+  constructor(readonly windowSeconds: number) {}
+
+  add(t: number, v: number): void {
+    this.points.push({ t, v });
+    while ((this.points[0]?.t ?? t) < t - this.windowSeconds) this.points.shift();
+  }
+
+  /** Forgets every point: what they measured no longer holds. */
+  clear(): void {
+    this.points.length = 0;
+  }
+
+  /** Per second; 0 until the points span half the window. */
+  perSecond(): number {
+    const first = this.points[0];
+    const last = this.points[this.points.length - 1];
+    if (first === undefined || last === undefined) return 0;
+    if (last.t - first.t < this.windowSeconds / 2) return 0;
+    return trendPerSecond(this.points);
+  }
+}
+
 /** What the pool knows of one group's capacity: the configured figure, or the measured one in use. */
 export interface CapacityEstimate {
   readonly configuredPerSecond: number;
