@@ -24,6 +24,8 @@ export const BUILTIN_BEHAVIOR = {
   // The typical cold start (as above): plan for the demand expected when a group asked for now serves.
   horizonSeconds: 600,
   horizonMaxGrowthPercentage: 50,
+  // The same hour one day and one week earlier: serving load follows the day and the week.
+  seasonalLookbackSeconds: [86_400, 604_800],
   // A drain ends when the victims' requests finish; the timeout only bounds a stuck one. Long enough for a
   // 16K-token reasoning answer at an 80 ms TPOT (about 22 min), so nothing normal is cut.
   drainTimeoutSeconds: 1800,

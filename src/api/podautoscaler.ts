@@ -348,6 +348,13 @@ export const behaviorShape = {
     .min(0)
     .max(400)
     .optional(),
+  seasonalLookbackSeconds: z
+    .array(int32('One look-back, e.g. 86400 for a day.').min(600).max(2_592_000))
+    .max(4)
+    .optional()
+    .describe(
+      "The seasonal plan: size work signals for the rise the same hour brought this long ago (the pool's own demand, kept in memory and read back from kvpa's exported kvpa_pool_signal_stable_value in Prometheus after a restart). [] turns it off.",
+    ),
   slo: SloSchema.optional(),
   drainTimeoutSeconds: int32(
     "Before a scale-down, the groups the workload will remove leave routing (the pod template's readiness gate kvpa.io/serving) and the lower count is written once their requests finish, or after this long. 0 scales down at once, aborting what they hold.",
@@ -674,6 +681,16 @@ export const SignalStatusSchema = z.strictObject({
     .describe(
       'With a rising trend: seconds until the requested groups run out (KV at its ceiling, a flow at their capacity).',
     ),
+  seasonalRatio: z
+    .number()
+    .optional()
+    .describe(
+      'Work signals with history: the mean rise the same hour brought one look-back ago (seasonalLookbackSeconds).',
+    ),
+  plannedBy: z
+    .enum(['seasonal'])
+    .optional()
+    .describe('Set when the seasonal plan, not the trend, gave projectedTotal.'),
   capacity: z
     .strictObject({
       configuredPerSecond: z.number(),

@@ -51,6 +51,7 @@ export interface ResolvedPool {
   readonly headroomPercentage: number;
   readonly horizonSeconds: number;
   readonly horizonMaxGrowthPercentage: number;
+  readonly seasonalLookbackSeconds: readonly number[];
   readonly slo: { readonly ttftSeconds?: number; readonly tpotSeconds?: number };
   readonly drainTimeoutSeconds: number;
   readonly capacityCheck: 'Enforce' | 'AskAnyway' | 'Off';
@@ -89,6 +90,7 @@ const BEHAVIOR_FIELDS = [
   'headroomPercentage',
   'horizonSeconds',
   'horizonMaxGrowthPercentage',
+  'seasonalLookbackSeconds',
   'slo',
   'drainTimeoutSeconds',
   'capacityCheck',
@@ -284,6 +286,7 @@ export function poolRunnerFor(pool: ResolvedPool): PoolRunner {
                 },
                 headroom: pool.headroomPercentage / 100,
                 trendWindowSeconds: trendWindowSeconds(pool),
+                seasonalLookbacksSeconds: pool.seasonalLookbackSeconds,
               },
             }
           : {}),

@@ -82,6 +82,7 @@ describe('missing data in the replay is a state, never zero', () => {
     tickSeconds: 1,
     headroomPercentage: 25,
     horizonSeconds: 0,
+    seasonalLookbackSeconds: [],
     horizonMaxGrowthPercentage: 50,
     slo: {},
     drainTimeoutSeconds: 0,

@@ -129,6 +129,7 @@ function explain(
       'headroomPercentage',
       'horizonSeconds',
       'horizonMaxGrowthPercentage',
+      'seasonalLookbackSeconds',
     ] as const) {
       io.out(`  ${field}: ${p[field]}   (${p.sources[field]})`);
     }

@@ -13,6 +13,7 @@
  * PodAutoscaler's conditions and Events (InvalidSpec, MetricsMissing, FailedRescale) and nobody
  * else's: a PodAutoscaler whose last run has not finished is skipped, the others keep their cadence.
  */
+
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { type KubeClients, kubeClients } from '../actuate/kube.ts';
@@ -42,6 +43,7 @@ import { type DrainRecord, requestedForDecision } from '../decide/drain.ts';
 import { withStage } from '../decide/kpa.ts';
 import { applyPlacement, type CapacityShortfall, needsRoom, observePlacement } from '../decide/placement.ts';
 import { groupsToWrite, type PoolRunner } from '../decide/pool-runner.ts';
+import { SEASONAL_BUCKET_SECONDS, SEASONAL_MEAN_SECONDS } from '../decide/seasonal.ts';
 import type { Decision } from '../decide/types.ts';
 import { applyWorkloadBounds } from '../decide/workload-bounds.ts';
 import { type ClusterRoom, readClusterRoom } from '../observe/cluster-room.ts';
@@ -1163,6 +1165,48 @@ export class Controller {
         'backfill failed; windows start young',
       );
     }
+    this.seedSeasonal(a, p, nowSeconds);
+  }
+
+  /**
+   * The seasonal memory of a new pool, seeded from kvpa's own series a day or a week back (one point a
+   * minute). Not awaited: a slow or failed read delays no decision, and until it lands the pool has no
+   * seasonal plan (no history is no plan, never a ratio of 1).
+   */
+  private seedSeasonal(a: AutoscalerRuntime, p: PoolRuntime, nowSeconds: number): void {
+    const source = this.options.signals;
+    const seasonal = p.runner.seasonalSignals();
+    if (source.ownHistory === undefined || a.spec === null || seasonal.length === 0) return;
+    const longest = Math.max(...seasonal.flatMap((s) => s.lookbacksSeconds));
+    const runner = p.runner;
+    source
+      .ownHistory(
+        {
+          poolKey: `${a.key}/${p.pool.name}`,
+          namespace: a.raw.metadata?.namespace ?? 'default',
+          pool: p.pool,
+          heads: p.heads,
+          metricsSource: a.spec.metricsSource,
+        },
+        a.raw.metadata?.name ?? '',
+        seasonal.map((s) => s.name),
+        nowSeconds - longest - SEASONAL_MEAN_SECONDS,
+        nowSeconds - 1,
+        SEASONAL_BUCKET_SECONDS,
+      )
+      .then((history) => {
+        const seeded = runner.seedSeasonal(history);
+        this.options.logger.info(
+          { autoscaler: a.key, pool: p.pool.name, seeded },
+          'seasonal memory seeded from kvpa_pool_signal_stable_value',
+        );
+      })
+      .catch((err: unknown) => {
+        this.options.logger.warn(
+          { autoscaler: a.key, pool: p.pool.name, err: errorText(err) },
+          'seasonal history unreadable; the seasonal plan starts from live samples',
+        );
+      });
   }
 
   private overrideHold(): number {
@@ -1180,7 +1224,7 @@ export class Controller {
       e.panicWinner,
       e.holdReason,
       e.stages.filter((s) => s.applied && s.stage !== 'compute').map((s) => s.stage),
-      e.signals.map((s) => [s.name, s.state, s.stableWant, s.panicWant]),
+      e.signals.map((s) => [s.name, s.state, s.stableWant, s.panicWant, s.horizonWant, s.plannedBy]),
     ]);
     if (p.shown?.fingerprint !== fingerprint) p.shown = { fingerprint, time: nowIso, decision: d };
   }

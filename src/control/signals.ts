@@ -45,6 +45,18 @@ export interface SignalSource {
    */
   backfill?(request: PoolSignalRequest, fromSeconds: number, toSeconds: number): Promise<SignalHistory>;
   /**
+   * kvpa's own exported history of a pool's signals (`kvpa_pool_signal_stable_value`), by signal name, for
+   * the seasonal memory: it outlives pods and restarts. Sources without it omit it.
+   */
+  ownHistory?(
+    request: PoolSignalRequest,
+    autoscalerName: string,
+    signals: readonly string[],
+    fromSeconds: number,
+    toSeconds: number,
+    stepSeconds: number,
+  ): Promise<SignalHistory>;
+  /**
    * Requests running plus waiting on each given head's group, keyed by group key, with when they were read:
    * what a drain waits on. A group it cannot read is absent (unknown, never 0). Sources that cannot omit it.
    */
@@ -77,6 +89,18 @@ export class ManualSignalSource implements SignalSource {
       );
     }
     return out;
+  }
+
+  /** The same history stands for kvpa's own series (tests of the seasonal seed). */
+  async ownHistory(
+    request: PoolSignalRequest,
+    _autoscalerName: string,
+    signals: readonly string[],
+    fromSeconds: number,
+    toSeconds: number,
+  ): Promise<SignalHistory> {
+    const all = await this.backfill(request, fromSeconds, toSeconds);
+    return new Map([...all].filter(([name]) => signals.includes(name)));
   }
 
   private readonly requestsInFlight = new Map<string, Map<string, InFlightReading>>();

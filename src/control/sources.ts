@@ -86,6 +86,27 @@ export class RoutingSignalSource implements SignalSource {
     return history;
   }
 
+  /** kvpa's own series for the seasonal memory, from the pool's Prometheus; none for direct-scrape pools. */
+  async ownHistory(
+    request: PoolSignalRequest,
+    autoscalerName: string,
+    signals: readonly string[],
+    fromSeconds: number,
+    toSeconds: number,
+    stepSeconds: number,
+  ): Promise<SignalHistory> {
+    const { prometheus } = request.metricsSource;
+    if (prometheus === undefined || signals.length === 0) return new Map();
+    const { source } = this.prometheusFor(prometheus.address, prometheus.queryTimeoutSeconds);
+    return source.ownHistory(
+      { namespace: request.namespace, name: autoscalerName, pool: request.pool.name },
+      signals,
+      fromSeconds,
+      toSeconds,
+      stepSeconds,
+    );
+  }
+
   /** Requests in flight on a drain's victims, from the pool's own source (Prometheus or a direct scrape). */
   async inFlight(
     request: PoolSignalRequest,

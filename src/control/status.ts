@@ -300,6 +300,8 @@ function poolStatus(p: PoolFacts): PoolStatus {
               ...(s.projectedTotal !== undefined ? { projectedTotal: s.projectedTotal } : {}),
               ...(s.horizonWant !== undefined ? { horizonWant: s.horizonWant } : {}),
               ...(s.exhaustionSeconds !== undefined ? { exhaustionSeconds: s.exhaustionSeconds } : {}),
+              ...(s.seasonalRatio !== undefined ? { seasonalRatio: s.seasonalRatio } : {}),
+              ...(s.plannedBy !== undefined ? { plannedBy: s.plannedBy } : {}),
               ...(s.capacity !== undefined ? { capacity: capacityStatus(s.capacity) } : {}),
             })),
             ...(explanation.stableWinner !== null ? { stableWinner: explanation.stableWinner } : {}),

@@ -18,6 +18,8 @@ import type {
   LatencyObservation,
   Observation,
   PanicTransition,
+  SeasonalLookback,
+  SeasonalRatio,
   SignalExplanation,
   SignalReading,
   SloSpec,
@@ -377,8 +379,17 @@ function explainSignal(
     const flowNow = Math.max(s.stableTotal, s.panicTotal);
     const trend = s.trendPerSecond ?? 0;
     const rise = Math.min(trend * ctx.horizonSeconds, flowNow * ext.horizonMaxGrowth);
-    const projected =
+    const trendPlan =
       ctx.horizonSeconds > 0 && trend > 0 && rise >= 0.05 * flowNow ? flowNow + rise + clearance : undefined;
+    const seasonal = seasonalPlan(s.seasonal ?? [], flowNow, ext.horizonMaxGrowth);
+    const seasonalProjected =
+      ctx.horizonSeconds > 0 && seasonal?.projectedTotal !== undefined
+        ? seasonal.projectedTotal + clearance
+        : undefined;
+    const projected =
+      trendPlan === undefined || seasonalProjected === undefined
+        ? (trendPlan ?? seasonalProjected)
+        : Math.max(trendPlan, seasonalProjected);
     const capacity = s.capacity?.usedPerSecond;
     const exhaustion =
       capacity !== undefined
@@ -395,6 +406,15 @@ function explainSignal(
       clearancePerSecond: clearance,
       ...(projected !== undefined ? { projectedTotal: projected, horizonWant: want(projected) } : {}),
       ...(exhaustion !== undefined ? { exhaustionSeconds: exhaustion } : {}),
+      ...(seasonal !== undefined
+        ? {
+            seasonal: seasonal.ratios,
+            seasonalRatio: seasonal.ratio,
+            ...(seasonalProjected !== undefined && seasonalProjected === projected
+              ? { plannedBy: 'seasonal' as const }
+              : {}),
+          }
+        : {}),
     };
   }
   const plan = exhaustionPlan(s, s.stableTotal, s.panicTotal, ctx, ext.horizonMaxGrowth);
@@ -416,6 +436,26 @@ function explainSignal(
       : {}),
     ...(plan !== undefined ? { exhaustionSeconds: plan.exhaustionSeconds } : {}),
   };
+}
+
+/**
+ * The seasonal plan: each look-back's rise over the horizon (its peak ahead / its level then), averaged over
+ * the look-backs that had a level; today's flow times that rise, at most (1 + maxGrowth) × now. A rise under
+ * 5 % is noise, not a plan; a fall plans nothing (the scale-down delay and the stable window handle it).
+ * Undefined without history.
+ */
+export function seasonalPlan(
+  lookbacks: readonly SeasonalLookback[],
+  flowNow: number,
+  maxGrowth: number,
+): { ratios: SeasonalRatio[]; ratio: number; projectedTotal?: number } | undefined {
+  const ratios = lookbacks
+    .filter((l) => l.thenTotal > 0 && Number.isFinite(l.aheadPeakTotal) && l.aheadPeakTotal >= 0)
+    .map((l) => ({ lookbackSeconds: l.lookbackSeconds, ratio: l.aheadPeakTotal / l.thenTotal }));
+  if (ratios.length === 0) return undefined;
+  const ratio = ratios.reduce((a, r) => a + r.ratio, 0) / ratios.length;
+  if (ratio < 1.05 || !(flowNow > 0)) return { ratios, ratio };
+  return { ratios, ratio, projectedTotal: flowNow * Math.min(ratio, 1 + maxGrowth) };
 }
 
 /** Seconds until `total`, rising at `trendPerSecond`, reaches `ceilingTotal`; 0 when there; undefined unless rising. */
@@ -760,7 +800,17 @@ function horizonReason(w: SignalExplanation, coldStart: number, maxGrowthFactor:
     w.exhaustionSeconds !== undefined && w.exhaustionSeconds < coldStart
       ? `${w.kind === 'work' ? 'runs out of capacity' : 'reaches its ceiling'} on the requested groups in ${Math.round(w.exhaustionSeconds)}s, sooner than a group can start; `
       : '';
-  return `${w.name} ${runsOut}expected at ${round3(w.projectedTotal)} in ${coldStart}s (one cold start; trend, at most ${maxGrowthFactor}× now) needs ${w.horizonWant ?? 0}`;
+  const basis =
+    w.plannedBy === 'seasonal'
+      ? `the same hour ${(w.seasonal ?? []).map((r) => `${lookbackPhrase(r.lookbackSeconds)} rose ×${round3(r.ratio)}`).join(', ')} (mean ×${round3(w.seasonalRatio ?? 1)})`
+      : 'trend';
+  return `${w.name} ${runsOut}expected at ${round3(w.projectedTotal)} in ${coldStart}s (one cold start; ${basis}, at most ${maxGrowthFactor}× now) needs ${w.horizonWant ?? 0}`;
+}
+
+/** 86400 → "1 day ago", 604800 → "7 days ago", 3600 → "3600s ago". */
+function lookbackPhrase(seconds: number): string {
+  const days = seconds / 86_400;
+  return Number.isInteger(days) ? `${days} day${days === 1 ? '' : 's'} ago` : `${seconds}s ago`;
 }
 
 /** A signal's backlog and horizon terms, for the summary. */

@@ -4,14 +4,14 @@
  * controller, the lab (`kvpa simulate`), `kvpa decide`, `recommend` and `backtest` all run this one
  * runner, so what the lab measures is what the controller does.
  */
-import { decide, initialState, summarize } from './kpa.ts';
+import { coldStartSeconds, decide, initialState, summarize } from './kpa.ts';
+import { SeasonalMemory } from './seasonal.ts';
 import { type SignalWindowSpec, SignalWindows, type WorkSignalSpec } from './signal-windows.ts';
 import type {
   DeciderSpec,
   DeciderState,
   Decision,
   LatencyObservation,
-  SeasonalLookback,
   SignalReading,
   SignalState,
 } from './types.ts';
@@ -34,8 +34,6 @@ export interface PoolSample {
   readonly capacitySamples?: readonly number[];
   /** The pool's latency quantiles read with this sample (the same on every sample of the pool), for the guard. */
   readonly latency?: LatencyObservation;
-  /** Work signals: the signal's history one day, one week… earlier (the seasonal plan); absent: none yet. */
-  readonly seasonal?: readonly SeasonalLookback[];
 }
 
 /**
@@ -48,10 +46,14 @@ class WorkMemory {
   readonly demand: Trend;
   latestBacklog = 0;
   readonly capacity: CapacityEstimator;
+  /** The demand one day, one week… back, for the seasonal plan; undefined without look-backs. */
+  readonly seasonal: SeasonalMemory | undefined;
 
   constructor(readonly spec: WorkSignalSpec) {
     this.capacity = new CapacityEstimator(spec.capacity);
     this.demand = new Trend(spec.trendWindowSeconds);
+    const lookbacks = spec.seasonalLookbacksSeconds ?? [];
+    this.seasonal = lookbacks.length > 0 ? new SeasonalMemory(lookbacks) : undefined;
   }
 
   /** The demand to record for this sample (tokens/s). */
@@ -73,6 +75,7 @@ class WorkMemory {
     }
     const v = Math.max(0, flow + growth);
     this.demand.add(t, v);
+    this.seasonal?.record(t, v);
     return v;
   }
 
@@ -126,6 +129,29 @@ export class PoolRunner {
     }
   }
 
+  /** One cold start as the decider plans over it: measured, else the configured horizon (kpa.ts coldStartSeconds). */
+  coldStartSeconds(): number {
+    return coldStartSeconds(this.spec, this.state?.measuredStartupSeconds);
+  }
+
+  /** The work signals that keep a seasonal memory, with the longest span their look-backs read. */
+  seasonalSignals(): { name: string; lookbacksSeconds: readonly number[] }[] {
+    return [...this.work.entries()].flatMap(([name, w]) =>
+      w.seasonal !== undefined ? [{ name, lookbacksSeconds: w.seasonal.lookbacksSeconds }] : [],
+    );
+  }
+
+  /** Seeds the seasonal memories from history (kvpa's own series in Prometheus); returns the points kept. */
+  seedSeasonal(history: ReadonlyMap<string, readonly { atSeconds: number; total: number }[]>): number {
+    let seeded = 0;
+    for (const [name, points] of history) {
+      const memory = this.work.get(name)?.seasonal;
+      if (memory === undefined) continue;
+      for (const p of points) if (memory.record(p.atSeconds, p.total)) seeded++;
+    }
+    return seeded;
+  }
+
   /** Refills the windows from history (restart recovery); returns how many samples were recorded. */
   backfill(history: ReadonlyMap<string, readonly { atSeconds: number; total: number }[]>): number {
     let recorded = 0;
@@ -177,11 +203,13 @@ export class PoolRunner {
         };
       }
       if (work === undefined) return read;
+      const seasonal = work.seasonal?.lookbacks(nowSeconds, this.coldStartSeconds());
       return {
         ...read,
         backlogTotal: work.latestBacklog,
         trendPerSecond: work.demand.perSecond(),
         ...(capacity !== undefined ? { capacity } : {}),
+        ...(seasonal !== undefined && seasonal.length > 0 ? { seasonal } : {}),
       };
     });
     const hold = silentHold(this.spec, latest, requestedGroups ?? 0);

@@ -39,6 +39,8 @@ export interface WorkSignalSpec {
   /** Demand × (1 + headroom) is what the groups must serve: the target is capacity / (1 + headroom). */
   readonly headroom: number;
   readonly trendWindowSeconds: number;
+  /** The seasonal plan's look-backs (a day, a week); absent or empty: none. */
+  readonly seasonalLookbacksSeconds?: readonly number[];
 }
 
 export class SignalWindows {

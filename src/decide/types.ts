@@ -67,6 +67,12 @@ export interface SeasonalLookback {
   readonly horizonSeconds: number;
 }
 
+/** One look-back's rise: its peak over the horizon after it / its level then. */
+export interface SeasonalRatio {
+  readonly lookbackSeconds: number;
+  readonly ratio: number;
+}
+
 export type SignalKind = 'level' | 'backlog' | 'work';
 
 /** Latency quantiles over the panic window, from the engines' histograms; absent means unknown, not zero. */
@@ -246,6 +252,11 @@ export interface SignalExplanation {
    * their capacity); 0 when already there.
    */
   readonly exhaustionSeconds?: number;
+  /** `work` with history: each look-back's rise over the horizon, and their mean. */
+  readonly seasonal?: readonly SeasonalRatio[];
+  readonly seasonalRatio?: number;
+  /** Which plan set projectedTotal when the seasonal one did (absent: the trend, or the exhaustion of a level). */
+  readonly plannedBy?: 'seasonal';
   readonly capacity?: CapacityEstimate;
 }
 

@@ -504,6 +504,38 @@ export class PrometheusSignalSource {
     );
   }
 
+  /**
+   * kvpa's own history of one pool's signals, for the seasonal memory: `kvpa_pool_signal_stable_value`
+   * (src/report/metrics.ts) over [from, to] at `stepSeconds`, by signal name. It outlives the pods, where the
+   * engines' series do not. Throws on a failed query: the caller decides what no history means.
+   */
+  async ownHistory(
+    pool: OwnSeriesLabels,
+    signals: readonly string[],
+    fromSeconds: number,
+    toSeconds: number,
+    stepSeconds: number,
+  ): Promise<Map<string, { atSeconds: number; total: number }[]>> {
+    const byStep = await this.rangeBySteps(
+      ownHistoryQuery(pool, signals),
+      Math.ceil(fromSeconds),
+      Math.floor(toSeconds),
+      stepSeconds,
+    );
+    const out = new Map<string, { atSeconds: number; total: number }[]>();
+    for (const [atMs, samples] of [...byStep].sort((a, b) => a[0] - b[0])) {
+      for (const s of samples) {
+        const signal = s.labels.signal;
+        if (signal === undefined || !signals.includes(signal) || !(s.value >= 0 && Number.isFinite(s.value)))
+          continue;
+        const points = out.get(signal) ?? [];
+        points.push({ atSeconds: atMs / 1000, total: s.value });
+        out.set(signal, points);
+      }
+    }
+    return out;
+  }
+
   /** One query_range over [from, to], in chunks within Prometheus's point limit, as samples per step time (ms). */
   private async rangeBySteps(
     query: string,
@@ -526,6 +558,24 @@ export class PrometheusSignalSource {
     }
     return byStep;
   }
+}
+
+/** The labels kvpa exports a pool's series under (src/report/metrics.ts). */
+export interface OwnSeriesLabels {
+  readonly namespace: string;
+  readonly name: string;
+  readonly pool: string;
+}
+
+/**
+ * The query for kvpa's own stable values of a pool. A scrape without honor_labels moves the exported
+ * `namespace` to `exported_namespace` (Prometheus's scrape_config docs, honor_labels): both spellings are read,
+ * and several controller replicas exporting the same pool are one series (their max).
+ */
+export function ownHistoryQuery(pool: OwnSeriesLabels, signals: readonly string[]): string {
+  const rest = `name="${escapeString(pool.name)}",pool="${escapeString(pool.pool)}",signal=~"${escapeString(signals.map(escapeRegex).join('|'))}"`;
+  const ns = escapeString(pool.namespace);
+  return `max by (signal) (kvpa_pool_signal_stable_value{namespace="${ns}",${rest}} or kvpa_pool_signal_stable_value{exported_namespace="${ns}",${rest}})`;
 }
 
 /** Judges every step of a replay as a live tick at that time would have; the ok totals are the samples. */

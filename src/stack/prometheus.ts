@@ -80,6 +80,27 @@ export function prometheusBinary(): string {
   return installed;
 }
 
+/** promtool, which Debian's prometheus package installs beside prometheus. */
+function promtoolBinary(): string {
+  const beside = path.join(path.dirname(prometheusBinary()), 'promtool');
+  return which('promtool') ?? beside;
+}
+
+/** Writes OpenMetrics history into a fresh TSDB directory as blocks (promtool tsdb create-blocks-from openmetrics). */
+async function backfillHistory(text: string, dir: string, dataDir: string): Promise<void> {
+  const file = path.join(dir, 'history.om');
+  await writeFile(file, text);
+  try {
+    execFileSync(promtoolBinary(), ['tsdb', 'create-blocks-from', 'openmetrics', file, dataDir], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 120_000,
+    });
+  } catch (err) {
+    const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? '';
+    throw new Error(`promtool could not write the history blocks: ${stderr || String(err)}`);
+  }
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -322,6 +343,11 @@ export async function startPrometheus(
     honorLabels?: boolean;
     /** Listen on this loopback port (a restart that clients must find at the same address); default: a free one. */
     port?: number;
+    /**
+     * OpenMetrics text (ending in `# EOF`) written into the TSDB before start with promtool's
+     * `tsdb create-blocks-from openmetrics`: history from days ago, as a long-running Prometheus holds it.
+     */
+    history?: string;
     /** Discover engines through Kubernetes SD instead of test-written file_sd targets. */
     kubernetesSd?: KubernetesSdOptions & { readonly discovery?: KubernetesSdDiscovery };
   } = {},
@@ -337,6 +363,7 @@ export async function startPrometheus(
   let bridge: { stop(): Promise<void> } | undefined;
   let discovery: 'file' | 'native' | 'bridge' = 'file';
   try {
+    if (options.history !== undefined) await backfillHistory(options.history, dir, dataDir);
     if (sd === undefined) {
       await writeFile(sdFile, '[]');
       await writeFile(configFile, config(scrapeIntervalSeconds, sdFile, options.honorLabels ?? false));

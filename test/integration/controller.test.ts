@@ -325,6 +325,37 @@ describe('controller on a real API server', () => {
     expect(pool?.lastDecision?.signals[0]?.stableTotal).toBeGreaterThan(2.7);
   });
 
+  it('the seasonal memory: a new pool seeds a day back from the source, and plans on it (×1.8 a day ago, at most 1.5× now)', async () => {
+    await lws('season', 2, 2);
+    const key = `${ns}/season/decode`;
+    // A day before the test clock, the pool's demand went from 100k to 180k tok/s; earlier tests moved the
+    // clock by seconds, well inside the 300 s before the rise.
+    const then = T0_MS / 1000 - 86_400;
+    h.signals.setHistory(
+      key,
+      'promptTokens',
+      Array.from({ length: 91 }, (_, i) => {
+        const atSeconds = then - 1800 + 60 * i;
+        return { atSeconds, total: atSeconds < then + 300 ? 100_000 : 180_000 };
+      }),
+    );
+    h.signals.set(key, 'promptTokens', 100_000);
+    await api.create(
+      customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers'),
+      podAutoscaler('season', 'season', 'DryRun', {
+        metrics: [{ type: 'promptTokens', target: 100_000 }],
+        seasonalLookbackSeconds: [86_400],
+      }),
+    );
+    await h.waitFor('season');
+    await h.step();
+    await h.step();
+    const signal = (await statusOf('season')).pools?.[0]?.lastDecision?.signals[0];
+    expect(signal?.plannedBy).toBe('seasonal');
+    expect(signal?.seasonalRatio).toBeCloseTo(1.8, 6);
+    expect(signal?.projectedTotal).toBeCloseTo(150_000, 0);
+  });
+
   it('a deleted target is reported as TargetNotFound and nothing is written', async () => {
     await api.delete(lwsPath('dry'));
     await h.step();
