@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { decide, initialState, seasonalPlan } from './kpa.ts';
 import { PoolRunner, type PoolSample } from './pool-runner.ts';
 import { SeasonalMemory } from './seasonal.ts';
+import type { SignalWindowSpec } from './signal-windows.ts';
 import { KVPA_EXTENSIONS } from './spec.ts';
 import type { DeciderSpec, SignalReading } from './types.ts';
 import { DEFAULT_CAPACITY_SAMPLING } from './work.ts';
@@ -147,23 +148,27 @@ describe('the seasonal plan in the decision core', () => {
   });
 });
 
+/** A prompt-token signal of 100k tok/s per group (pinned, no headroom) with these look-backs. */
+function promptTokens(seasonalLookbacksSeconds: readonly number[]): SignalWindowSpec {
+  return {
+    name: 'promptTokens',
+    targetPerGroup: 100_000,
+    stableWindowSeconds: 120,
+    panicWindowPercentage: 25,
+    aggregation: 'linear',
+    kind: 'work',
+    work: {
+      capacity: { ...DEFAULT_CAPACITY_SAMPLING, configuredPerSecond: 100_000, measure: false },
+      headroom: 0,
+      trendWindowSeconds: 600,
+      seasonalLookbacksSeconds,
+    },
+  };
+}
+
 describe('the seasonal plan through the runner', () => {
   it('with a 1-hour look-back, a pool whose demand stepped 200k → 300k at minute 40 an hour ago asks for a third group at minute 32 today', () => {
-    const signal = {
-      name: 'promptTokens',
-      targetPerGroup: 100_000,
-      stableWindowSeconds: 120,
-      panicWindowPercentage: 25,
-      aggregation: 'linear' as const,
-      kind: 'work' as const,
-      work: {
-        capacity: { ...DEFAULT_CAPACITY_SAMPLING, configuredPerSecond: 100_000, measure: false },
-        headroom: 0,
-        trendWindowSeconds: 600,
-        seasonalLookbacksSeconds: [3600],
-      },
-    };
-    const runner = new PoolRunner(SPEC, [signal]);
+    const runner = new PoolRunner(SPEC, [promptTokens([3600])]);
     runner.start(T0, 2, 2);
     const demand = (t: number) => ((t - T0) % 3600 >= 2400 ? 300_000 : 200_000);
     let d = runner.decide(T0, 2, 2, []);
@@ -185,21 +190,7 @@ describe('the seasonal plan through the runner', () => {
   });
 
   it('seedSeasonal takes a history of kvpa’s own series, one point a minute, and the plan follows it', () => {
-    const signal = {
-      name: 'promptTokens',
-      targetPerGroup: 100_000,
-      stableWindowSeconds: 120,
-      panicWindowPercentage: 25,
-      aggregation: 'linear' as const,
-      kind: 'work' as const,
-      work: {
-        capacity: { ...DEFAULT_CAPACITY_SAMPLING, configuredPerSecond: 100_000, measure: false },
-        headroom: 0,
-        trendWindowSeconds: 600,
-        seasonalLookbacksSeconds: [DAY],
-      },
-    };
-    const runner = new PoolRunner(SPEC, [signal]);
+    const runner = new PoolRunner(SPEC, [promptTokens([DAY])]);
     const points = [];
     for (let t = T0 - DAY - 600; t <= T0 - DAY + 900; t += 60)
       points.push({ atSeconds: t, total: t < T0 - DAY + 120 ? 200_000 : 400_000 });
