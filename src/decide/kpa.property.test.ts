@@ -184,6 +184,85 @@ describe('decision core properties', () => {
     );
   });
 
+  it('a horizon term only ever raises the want: a seasonal look-back on a work flow, or a trend toward a KV ceiling, never gives fewer groups than the same inputs without it, and its horizon want never exceeds the groups for (1 + horizonMaxGrowth) × now (plus the backlog clearance)', () => {
+    fc.assert(
+      fc.property(
+        specArb,
+        fc.array(tickArb, { maxLength: 12 }),
+        tickArb,
+        fc.record({
+          flow: fc.double({ min: 0, max: 2_000_000, noNaN: true }),
+          backlog: fc.double({ min: 0, max: 4_000_000, noNaN: true }),
+          lookbacks: fc.array(
+            fc.record({
+              thenTotal: fc.double({ min: 0, max: 1_000_000, noNaN: true }),
+              aheadPeakTotal: fc.double({ min: 0, max: 3_000_000, noNaN: true }),
+            }),
+            { minLength: 1, maxLength: 3 },
+          ),
+          kvTrendPerSecond: fc.double({ min: -0.05, max: 0.05, noNaN: true }),
+        }),
+        (spec, history, last, term) => {
+          let state = initialState(spec, 1, T0);
+          let now = T0;
+          for (const s of run(spec, 0.7, history)) {
+            state = decide(spec, s.before, s.obs, s.now).state;
+            now = s.now;
+          }
+          now += last.dtSeconds;
+          const work: SignalReading = {
+            name: 'promptTokens',
+            kind: 'work',
+            targetPerGroup: 80_000,
+            state: 'ok',
+            stableTotal: term.flow,
+            panicTotal: term.flow,
+            backlogTotal: term.backlog,
+          };
+          const kv: SignalReading = {
+            name: 'kv',
+            targetPerGroup: 0.7,
+            state: 'ok',
+            stableTotal: last.stable / 10,
+            panicTotal: last.panic / 10,
+          };
+          const obs = (signals: SignalReading[]): Observation => ({
+            readyGroups: last.readyGroups,
+            requestedGroups: last.readyGroups + last.startingGroups,
+            signals,
+          });
+          const without = decide(spec, state, obs([work, kv]), now).decision;
+          const seasonal = term.lookbacks.map((l, i) => ({
+            ...l,
+            lookbackSeconds: 86_400 * (i + 1),
+            horizonSeconds: 600,
+          }));
+          const withTerms = decide(
+            spec,
+            state,
+            obs([
+              { ...work, seasonal },
+              { ...kv, ceilingPerGroup: 1, trendPerSecond: term.kvTrendPerSecond },
+            ]),
+            now,
+          ).decision;
+          expect(withTerms.desiredGroups).toBeGreaterThanOrEqual(without.desiredGroups);
+          const growth = 1 + spec.extensions.horizonMaxGrowth;
+          for (const e of withTerms.explanation.signals) {
+            if (e.horizonWant === undefined || e.stableTotal === undefined || e.panicTotal === undefined)
+              continue;
+            const clearance = e.clearancePerSecond ?? 0;
+            const nowTotal = Math.max(e.stableTotal, e.panicTotal) - clearance;
+            expect(e.horizonWant).toBeLessThanOrEqual(
+              Math.ceil((nowTotal * growth + clearance) / e.targetPerGroup + 1e-9),
+            );
+          }
+        },
+      ),
+      RUNS,
+    );
+  });
+
   it('missing data never scales down: with kvpa extensions, a tick with a missing signal never goes below the requested count (capped by maxReplicas)', () => {
     fc.assert(
       fc.property(specArb, targetArb, fc.array(tickArb, { maxLength: 40 }), (spec0, target, ticks) => {

@@ -440,7 +440,7 @@ function explainSignal(
 
 /**
  * The seasonal plan: each look-back's rise over the horizon (its peak ahead / its level then), averaged over
- * the look-backs that had a level; today's flow times that rise, at most (1 + maxGrowth) × now. A rise under
+ * the look-backs that had a level (a finite ratio); today's flow times that rise, at most (1 + maxGrowth) × now. A rise under
  * 5 % is noise, not a plan; a fall plans nothing (the scale-down delay and the stable window handle it).
  * Undefined without history.
  */
@@ -451,7 +451,8 @@ export function seasonalPlan(
 ): { ratios: SeasonalRatio[]; ratio: number; projectedTotal?: number } | undefined {
   const ratios = lookbacks
     .filter((l) => l.thenTotal > 0 && Number.isFinite(l.aheadPeakTotal) && l.aheadPeakTotal >= 0)
-    .map((l) => ({ lookbackSeconds: l.lookbackSeconds, ratio: l.aheadPeakTotal / l.thenTotal }));
+    .map((l) => ({ lookbackSeconds: l.lookbackSeconds, ratio: l.aheadPeakTotal / l.thenTotal }))
+    .filter((r) => Number.isFinite(r.ratio));
   if (ratios.length === 0) return undefined;
   const ratio = ratios.reduce((a, r) => a + r.ratio, 0) / ratios.length;
   if (ratio < 1.05 || !(flowNow > 0)) return { ratios, ratio };
