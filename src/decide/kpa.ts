@@ -4,7 +4,11 @@
  * pkg/autoscaler/scaling/autoscaler.go, then pkg/reconciler/autoscaling/kpa/scaler.go), in units of replica
  * groups, then applies kvpa's extensions as separate, named stages:
  *
- *   compute → rateLimit → activationScale → panic → scaleDownDelay → startup → missingData → bounds
+ *   compute → horizon → rateLimit → activationScale → panic → scaleDownDelay → sloGuard → startup →
+ *   missingData → bounds
+ *
+ * The horizon stage sizes for one cold start ahead: a work flow's trend, the same hour one look-back ago
+ * (seasonal), or a level that its trend fills sooner than a group can start (time to exhaustion).
  *
  * With `extensions` off the result equals Knative's Scale followed by the KPA reconciler's min/max.
  */
