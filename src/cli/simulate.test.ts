@@ -35,6 +35,51 @@ async function runSimulateCommand(argv: readonly string[]) {
 }
 
 describe('kvpa simulate', () => {
+  it('--decisions logs each kvpa decision per pool with its want, and none for a policy that explains nothing', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'kvpa-decisions-'));
+    const { code } = await runSimulateCommand([
+      '--trace',
+      conv,
+      '--compare',
+      'kvpa,static',
+      '--rate-multiplier',
+      '5',
+      '--until-seconds',
+      '600',
+      '--startup-minutes',
+      '5',
+      '--decisions',
+      '--out',
+      out,
+    ]);
+    expect(code).toBe(0);
+    const lines = readFileSync(join(out, 'decisions-kvpa.log'), 'utf8').trim().split('\n');
+    // Both pools decide at the first tick, then every tickSeconds, over the 600 s replay (and its tail).
+    for (const pool of ['prefill', 'decode']) {
+      const mine = lines.filter((l) => l.split(' ')[1] === pool);
+      expect(mine.length).toBeGreaterThan(100);
+      expect(mine[0]).toMatch(new RegExp(`^t=0 ${pool} \\d+ → \\d+ groups \\((stable|panic), \\d+ ready`));
+    }
+    const times = lines.map((l) => Number(/^t=(\d+)/.exec(l)?.[1]));
+    expect(times.every((t, i) => i === 0 || t >= (times[i - 1] as number))).toBe(true);
+    expect(existsSync(join(out, 'decisions-static.log'))).toBe(false);
+  });
+
+  it('--decisions with --frontier is refused, naming both flags', async () => {
+    const r = await runSimulateCommand([
+      '--trace',
+      conv,
+      '--compare',
+      'kvpa',
+      '--frontier',
+      '--decisions',
+      '--out',
+      '/tmp/x',
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--decisions.*--frontier/);
+  });
+
   it('--compare writes compare.json with the issue keys, one row per policy, and SVG timelines', async () => {
     const out = mkdtempSync(join(tmpdir(), 'kvpa-simulate-'));
     const { code } = await runSimulateCommand([

@@ -8,7 +8,7 @@
  *
  * Exit codes: 0 done, 1 failed, 2 usage or input error (the message names the flag or the file and line).
  */
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { RatioBand } from '../decide/coupling.ts';
 import { loadCalibration } from '../sim/calibration.ts';
@@ -20,6 +20,7 @@ import { isPresetFile, policyNames } from '../sim/policies/index.ts';
 import { knobbedFactory, parseKnobbedName } from '../sim/policies/knobs.ts';
 import { loadPresetFile } from '../sim/policies/kvpa.ts';
 import {
+  type DecisionListener,
   defaultSettings,
   demandFor,
   runSimulation,
@@ -140,12 +141,32 @@ Options (caps in brackets keep one run within minutes and memory on a laptop):
                           fewest GPU-hours reaching static's SLO, 99 % and 95 % (frontier.svg, compare.json)
   --frontier-points N     values per knob in the sweep (default 8) [≤ 64]
   --workers N             worker threads for --frontier (default: one per core)
+  --decisions             write each kvpa decision's explanation (wants, stages, reasons) to
+                          DIR/decisions.log (--policy) or DIR/decisions-<policy>.log (--compare)
 The replayed span is at most ${MAX_SIMULATED_DAYS} simulated days.
 
 Writes DIR/summary.json and DIR/timeline-{prefill,decode}.svg (--policy), or DIR/compare.json,
 DIR/<policy>.json and DIR/<policy>-{prefill,decode}.svg (--compare). Exit 0 done, 1 failed, 2 bad input.
 Policies: ${policyNames.join(', ')}
 `;
+
+/**
+ * A decision log: one line per explained decision, `t=<seconds> <pool> <summary>`, opened on the first line
+ * (a policy that explains nothing writes no file) and written as the run goes, so a day's run stays off the heap.
+ */
+function decisionLog(path: string): { write: DecisionListener; close: () => void } {
+  let fd: number | undefined;
+  return {
+    write: (pool, nowSeconds, explanation) => {
+      fd ??= openSync(path, 'w');
+      writeSync(fd, `t=${nowSeconds} ${pool} ${explanation}\n`);
+    },
+    close: () => {
+      if (fd !== undefined) closeSync(fd);
+      fd = undefined;
+    },
+  };
+}
 
 /** Parses argv (after `simulate`) into settings and the policies to run. */
 export function parseSimulateArgs(argv: readonly string[]): {
@@ -154,6 +175,8 @@ export function parseSimulateArgs(argv: readonly string[]): {
   compare: boolean;
   outDirectory: string;
   frontier: { readonly points: number; readonly workers: number | undefined } | undefined;
+  /** `--decisions`: write each explained decision to DIR/decisions(-<policy>).log. */
+  decisions: boolean;
 } {
   const options = Object.fromEntries(
     [...STRING_FLAGS, ...Object.keys(SIMULATE_BOUNDS)].map((k) => [k, { type: 'string' as const }]),
@@ -161,6 +184,7 @@ export function parseSimulateArgs(argv: readonly string[]): {
   const { values } = parseFlags(argv, {
     ...options,
     frontier: { type: 'boolean' },
+    decisions: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   const v: Record<string, string | undefined> = Object.fromEntries(
@@ -264,7 +288,17 @@ export function parseSimulateArgs(argv: readonly string[]): {
     ...(coupling !== null ? { coupling } : {}),
     ...(oracleSlo !== undefined ? { oracleSloTarget: oracleSlo / 100 } : {}),
   });
-  return { settings, policies, compare: v.compare !== undefined, outDirectory: v.out, frontier };
+  if (values.decisions === true && frontier !== undefined) {
+    throw new UsageError('--decisions logs one run per policy; drop it with --frontier');
+  }
+  return {
+    settings,
+    policies,
+    compare: v.compare !== undefined,
+    outDirectory: v.out,
+    frontier,
+    decisions: values.decisions === true,
+  };
 }
 
 /** The most prefill groups per decode group a band may name: a pool holds at most --max-groups' cap. */
@@ -468,7 +502,7 @@ export async function runSimulate(argv: readonly string[], io: Output): Promise<
     io.out(SIMULATE_USAGE);
     return EXIT.ok;
   }
-  const { settings, policies, compare, outDirectory, frontier } = parseSimulateArgs(argv);
+  const { settings, policies, compare, outDirectory, frontier, decisions } = parseSimulateArgs(argv);
   prepareOutDir(outDirectory);
   try {
     io.err(`kvpa simulate: sizing the demand of ${basename(settings.tracePath)} …`);
@@ -484,7 +518,15 @@ export async function runSimulate(argv: readonly string[], io: Output): Promise<
     }
     const summaries: SimulationSummary[] = [];
     for (const policy of policies) {
-      const summary = runSimulation(settings, policy, demand, progressBar(io, policy, spanSeconds));
+      const log = decisions
+        ? decisionLog(join(outDirectory, compare ? `decisions-${fileLabel(policy)}.log` : 'decisions.log'))
+        : undefined;
+      let summary: SimulationSummary;
+      try {
+        summary = runSimulation(settings, policy, demand, progressBar(io, policy, spanSeconds), log?.write);
+      } finally {
+        log?.close();
+      }
       io.progress?.(`${' '.repeat(60)}\r`);
       io.err(
         `kvpa simulate: ${policy}: ${summary.requests.arrived.toLocaleString('en-US')} requests in ${summary.wallSeconds.toFixed(1)} s (${Math.round(summary.requestsPerWallSecond).toLocaleString('en-US')}/s)`,

@@ -155,10 +155,14 @@ export function runSimulation(
   policyName: string,
   demand: DemandProfile = demandFor(settings),
   onProgress?: (simulatedSeconds: number) => void,
+  onDecision?: DecisionListener,
 ): SimulationSummary {
   if (policyName === 'oracle') return runOracle(settings, demand, onProgress);
-  return simulate(settings, (context) => createPolicy(policyName, context), demand, onProgress);
+  return simulate(settings, (context) => createPolicy(policyName, context), demand, onProgress, onDecision);
 }
+
+/** Hears each decision a policy explains (`ScalingPolicy.explanation`): `kvpa simulate --decisions`. */
+export type DecisionListener = (pool: Pool, nowSeconds: number, explanation: string) => void;
 
 function runOracle(
   settings: SimulationSettings,
@@ -192,6 +196,7 @@ function simulate(
   makePolicy: (context: PolicyContext) => ScalingPolicy,
   demand: DemandProfile,
   onProgress?: (simulatedSeconds: number) => void,
+  onDecision?: DecisionListener,
 ): SimulationSummary {
   const started = performance.now();
   const c = settings.calibration;
@@ -233,6 +238,8 @@ function simulate(
         ...seen,
         ...(settings.drain ? { routing } : {}),
       });
+      const why = onDecision === undefined ? undefined : policies[pool].explanation?.();
+      if (why !== undefined) onDecision?.(pool, second, why);
       if (coupled === null) {
         if (desired !== undefined) fleet.setDesired(pool, desired);
       } else asked[pool] = desired;

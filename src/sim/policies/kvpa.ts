@@ -234,9 +234,12 @@ function makeKvpaPolicy(
   let nextDecisionAt = Number.NEGATIVE_INFINITY;
   const drainTimeout = resolved.drainTimeoutSeconds;
   let drain: DrainRecord | null = null;
+  let explained: string | undefined;
   return {
     name,
+    explanation: () => explained,
     decide(o: PoolObservation) {
+      explained = undefined;
       // One snapshot of the engines' series per second, shared by the work signals and the latency guard.
       const series = reads ? (o.engineSeries?.() ?? []) : [];
       const latest = samplers.map((sample) => sample(o, series));
@@ -248,6 +251,7 @@ function makeKvpaPolicy(
       const routing = drainTimeout > 0 ? o.routing : undefined;
       const requested = requestedForDecision(drain, o.requestedGroups);
       const decision = runner.decide(o.nowSeconds, o.readyGroups, requested, latest, latencyNow);
+      explained = decision.explanation.summary;
       if (routing === undefined) return groupsToWrite(decision, o.requestedGroups);
       const order = routing.removalOrder();
       const outcome = drainStep(

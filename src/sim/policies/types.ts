@@ -53,6 +53,8 @@ export interface ScalingPolicy {
   readonly name: string;
   /** Desired groups for the pool, or undefined to keep the current request. */
   decide(observation: PoolObservation): number | undefined;
+  /** Why, in one line, when the last `decide` call made a decision (kvpa: its explanation's summary). */
+  explanation?(): string | undefined;
 }
 
 /** What a policy may know when it is built: the pool, the calibration and the run's settings. */
