@@ -10,7 +10,15 @@ import { PoolRunner, type PoolSample } from './pool-runner.ts';
 import type { SignalWindowSpec } from './signal-windows.ts';
 import { KVPA_EXTENSIONS } from './spec.ts';
 import type { DeciderSpec, DeciderState, Observation, SignalReading } from './types.ts';
-import { CapacityEstimator, DEFAULT_CAPACITY_SAMPLING, trendPerSecond, WorkReader } from './work.ts';
+import {
+  CapacityEstimator,
+  DEFAULT_CAPACITY_SAMPLING,
+  TREND_MIN_T_STATISTIC,
+  Trend,
+  trendFit,
+  trendPerSecond,
+  WorkReader,
+} from './work.ts';
 
 const T0 = 1_000_000;
 
@@ -234,6 +242,36 @@ describe('reading work from counters (WorkReader)', () => {
       ]),
     ).toBeCloseTo(1, 12);
     expect(trendPerSecond([{ t: 5, v: 1 }])).toBe(0);
+  });
+
+  it('a flat 100k flow that wanders ±5k over a 15-minute swing reads no trend over 600 s; plain least squares would read one', () => {
+    const wander = new Trend(600);
+    const points: { t: number; v: number }[] = [];
+    for (let t = 0; t <= 600; t++) {
+      const v = 100_000 + 5_000 * Math.sin((2 * Math.PI * t) / 900);
+      points.push({ t, v });
+      wander.add(t, v);
+    }
+    // The slope across the window is real for the points (about −17/s, −10k over 600 s: 10 %, a plan)…
+    expect(Math.abs(trendPerSecond(points))).toBeGreaterThan(10);
+    // …but the residuals move together, so the 601 samples are worth about one: not a trend.
+    const fit = trendFit(points);
+    expect(Math.abs(fit.tStatistic)).toBeLessThan(TREND_MIN_T_STATISTIC);
+    expect(wander.perSecond()).toBe(0);
+  });
+
+  it('a ramp of 50/s under ±2k alternating noise is believed at about 50/s', () => {
+    const ramp = new Trend(600);
+    for (let t = 0; t <= 600; t++) ramp.add(t, 100_000 + 50 * t + (t % 2 === 0 ? 2_000 : -2_000));
+    expect(ramp.perSecond()).toBeCloseTo(50, 0);
+  });
+
+  it('a trend over less than half its 600 s window is not believed, however steep', () => {
+    const young = new Trend(600);
+    for (let t = 0; t <= 290; t++) young.add(t, 1_000 * t);
+    expect(young.perSecond()).toBe(0);
+    young.add(300, 300_000);
+    expect(young.perSecond()).toBeCloseTo(1_000, 6);
   });
 });
 

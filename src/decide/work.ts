@@ -160,13 +160,64 @@ export function trendPerSecond(points: readonly { t: number; v: number }[]): num
 }
 
 /**
+ * The least-squares slope of (t, v) points with its t-statistic, the standard error taken from the
+ * residuals with n shrunk to the effective sample size n(1 − r1)/(1 + r1), r1 the residuals' lag-1
+ * autocorrelation: successive samples of a windowed rate are not independent, and counting each as a
+ * fresh observation would call drift a trend. The correction is the AR(1) one of Santer et al. (2000),
+ * "Statistical significance of trends and trend differences in layer-average atmospheric temperature
+ * time series", J. Geophys. Res. 105(D6), https://doi.org/10.1029/1999JD901105.
+ */
+export function trendFit(points: readonly { t: number; v: number }[]): {
+  perSecond: number;
+  tStatistic: number;
+} {
+  const n = points.length;
+  const perSecond = trendPerSecond(points);
+  if (n < 4) return { perSecond, tStatistic: 0 };
+  let mt = 0;
+  let mv = 0;
+  for (const p of points) {
+    mt += p.t / n;
+    mv += p.v / n;
+  }
+  const residuals = points.map((p) => p.v - (mv + perSecond * (p.t - mt)));
+  let sse = 0;
+  let sst = 0;
+  let lag1 = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    const r = residuals[i] as number;
+    sse += r * r;
+    sst += ((points[i]?.v ?? 0) - mv) ** 2;
+    if (i > 0) lag1 += r * (residuals[i - 1] as number);
+    den += ((points[i]?.t ?? 0) - mt) ** 2;
+  }
+  if (!(den > 0)) return { perSecond, tStatistic: 0 };
+  // A line to rounding: what is left is float error, not noise to weigh the slope against.
+  if (!(sse > 1e-12 * sst))
+    return { perSecond, tStatistic: perSecond === 0 ? 0 : Math.sign(perSecond) * Infinity };
+  const r1 = Math.max(0, Math.min(0.999, lag1 / sse));
+  const effective = (n * (1 - r1)) / (1 + r1);
+  if (effective <= 2) return { perSecond, tStatistic: 0 };
+  const standardError = Math.sqrt(sse / (effective - 2) / den);
+  return { perSecond, tStatistic: perSecond / standardError };
+}
+
+/** A trend believed only when its t-statistic reaches this: about 95 % two-sided for the usual sample sizes. */
+export const TREND_MIN_T_STATISTIC = 2;
+
+/**
  * A signal's recent values (one pool total per sample) and their trend. Only a trend over at least half
- * the window is believed: a few points after a restart are noise.
+ * the window, and significant against its own noise, is believed: a few points after a restart, or the
+ * wander of a flat load, are noise, and planning on them buys groups a cold start early.
  */
 export class Trend {
   private readonly points: { t: number; v: number }[] = [];
 
-  constructor(readonly windowSeconds: number) {}
+  constructor(
+    readonly windowSeconds: number,
+    readonly minTStatistic = TREND_MIN_T_STATISTIC,
+  ) {}
 
   add(t: number, v: number): void {
     this.points.push({ t, v });
@@ -178,13 +229,14 @@ export class Trend {
     this.points.length = 0;
   }
 
-  /** Per second; 0 until the points span half the window. */
+  /** Per second; 0 until the points span half the window, and 0 while the slope is within its noise. */
   perSecond(): number {
     const first = this.points[0];
     const last = this.points[this.points.length - 1];
     if (first === undefined || last === undefined) return 0;
     if (last.t - first.t < this.windowSeconds / 2) return 0;
-    return trendPerSecond(this.points);
+    const fit = trendFit(this.points);
+    return Math.abs(fit.tStatistic) >= this.minTStatistic ? fit.perSecond : 0;
   }
 }
 
