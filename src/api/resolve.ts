@@ -299,9 +299,13 @@ export function poolRunnerFor(pool: ResolvedPool): PoolRunner {
   );
 }
 
-/** A trend is read over the horizon it projects across, at least 5 minutes. */
-function trendWindowSeconds(pool: ResolvedPool): number {
-  return Math.max(300, pool.horizonSeconds);
+/**
+ * A trend is read over half the horizon it projects across, at least 5 minutes: a line fitted over the
+ * whole horizon lags a rise by half of it, and the significance test (src/decide/work.ts) keeps the
+ * shorter window's noise out of the plan.
+ */
+export function trendWindowSeconds(pool: Pick<ResolvedPool, 'horizonSeconds'>): number {
+  return Math.max(300, pool.horizonSeconds / 2);
 }
 
 /** Levenshtein distance, for "did you mean" hints. */
