@@ -140,10 +140,14 @@ function increase(points: readonly Point[], value: (p: Point) => number): number
   return sum;
 }
 
-/** The least-squares slope of (t, v) points, per second; 0 with fewer than two distinct times. */
-export function trendPerSecond(points: readonly { t: number; v: number }[]): number {
+/** The least-squares line through (t, v) points: the means, the slope and Σ(t − mean t)². */
+function leastSquares(points: readonly { t: number; v: number }[]): {
+  mt: number;
+  mv: number;
+  slope: number;
+  den: number;
+} {
   const n = points.length;
-  if (n < 2) return 0;
   let mt = 0;
   let mv = 0;
   for (const p of points) {
@@ -156,7 +160,12 @@ export function trendPerSecond(points: readonly { t: number; v: number }[]): num
     num += (p.t - mt) * (p.v - mv);
     den += (p.t - mt) ** 2;
   }
-  return den > 0 ? num / den : 0;
+  return { mt, mv, slope: den > 0 ? num / den : 0, den };
+}
+
+/** The least-squares slope of (t, v) points, per second; 0 with fewer than two distinct times. */
+export function trendPerSecond(points: readonly { t: number; v: number }[]): number {
+  return points.length < 2 ? 0 : leastSquares(points).slope;
 }
 
 /**
@@ -172,27 +181,20 @@ export function trendFit(points: readonly { t: number; v: number }[]): {
   tStatistic: number;
 } {
   const n = points.length;
-  const perSecond = trendPerSecond(points);
-  if (n < 4) return { perSecond, tStatistic: 0 };
-  let mt = 0;
-  let mv = 0;
-  for (const p of points) {
-    mt += p.t / n;
-    mv += p.v / n;
-  }
-  const residuals = points.map((p) => p.v - (mv + perSecond * (p.t - mt)));
+  if (n < 2) return { perSecond: 0, tStatistic: 0 };
+  const { mt, mv, slope: perSecond, den } = leastSquares(points);
+  if (n < 4 || !(den > 0)) return { perSecond, tStatistic: 0 };
   let sse = 0;
   let sst = 0;
   let lag1 = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    const r = residuals[i] as number;
+  let previous = 0;
+  for (const [i, p] of points.entries()) {
+    const r = p.v - (mv + perSecond * (p.t - mt));
     sse += r * r;
-    sst += ((points[i]?.v ?? 0) - mv) ** 2;
-    if (i > 0) lag1 += r * (residuals[i - 1] as number);
-    den += ((points[i]?.t ?? 0) - mt) ** 2;
+    sst += (p.v - mv) ** 2;
+    if (i > 0) lag1 += r * previous;
+    previous = r;
   }
-  if (!(den > 0)) return { perSecond, tStatistic: 0 };
   // A line to rounding: what is left is float error, not noise to weigh the slope against.
   if (!(sse > 1e-12 * sst))
     return { perSecond, tStatistic: perSecond === 0 ? 0 : Math.sign(perSecond) * Infinity };
@@ -214,10 +216,7 @@ export const TREND_MIN_T_STATISTIC = 2;
 export class Trend {
   private readonly points: { t: number; v: number }[] = [];
 
-  constructor(
-    readonly windowSeconds: number,
-    readonly minTStatistic = TREND_MIN_T_STATISTIC,
-  ) {}
+  constructor(readonly windowSeconds: number) {}
 
   add(t: number, v: number): void {
     this.points.push({ t, v });
@@ -236,7 +235,7 @@ export class Trend {
     if (first === undefined || last === undefined) return 0;
     if (last.t - first.t < this.windowSeconds / 2) return 0;
     const fit = trendFit(this.points);
-    return Math.abs(fit.tStatistic) >= this.minTStatistic ? fit.perSecond : 0;
+    return Math.abs(fit.tStatistic) >= TREND_MIN_T_STATISTIC ? fit.perSecond : 0;
   }
 }
 
