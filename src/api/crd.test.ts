@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { buildCrd, structuralProblems } from './crd.ts';
 import { CRD_PATH, crdYaml } from './crd-file.ts';
+import { PodAutoscalerSpecSchema } from './podautoscaler.ts';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
 
@@ -82,6 +83,32 @@ describe('the PodAutoscaler CRD', () => {
     expect(columns).toEqual(
       expect.arrayContaining(['.status.groups', '.status.mode', '.metadata.creationTimestamp']),
     );
+  });
+
+  it('bounds every integer as zod does, so the API server refuses what kvpa validate refuses', () => {
+    const unbounded: string[] = [];
+    everyNode(root, (node, path) => {
+      if (node.type !== 'integer') return;
+      if (typeof node.minimum !== 'number' || typeof node.maximum !== 'number') unbounded.push(path);
+    });
+    expect(unbounded).toEqual([]);
+
+    // maxReplicas has no bound of its own: the int32 range is the one zod enforces, and the CRD says it.
+    const pool = child(root, 'properties', 'spec', 'properties', 'pools', 'items');
+    expect(child(pool, 'properties', 'maxReplicas')).toMatchObject({ minimum: 1, maximum: 2147483647 });
+    const spec = (maxReplicas: number) => ({
+      metricsSource: { prometheus: { address: 'http://p:9090' } },
+      pools: [
+        {
+          name: 'decode',
+          scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'd' },
+          maxReplicas,
+        },
+      ],
+    });
+    expect(PodAutoscalerSpecSchema.safeParse(spec(2147483647)).success).toBe(true);
+    expect(PodAutoscalerSpecSchema.safeParse(spec(2147483648)).success).toBe(false);
+    expect(PodAutoscalerSpecSchema.safeParse(spec(3000000000)).success).toBe(false);
   });
 
   it('round-trips through YAML unchanged', () => {

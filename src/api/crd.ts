@@ -16,9 +16,6 @@ import {
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonSchemaNode = { [key: string]: Json };
 
-/** Bounds zod adds for every integer; they say nothing to a user and clutter `kubectl explain`. */
-const NOISE_BOUNDS = new Set([Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 2147483647, -2147483648]);
-
 /** Lists whose items are keyed by name/type: the API server then rejects duplicates and merges by key. */
 const LIST_MAP_KEYS: Record<string, string> = {
   'spec.pools': 'name',
@@ -36,8 +33,8 @@ export function toStructural(node: JsonSchemaNode, path: string): JsonSchemaNode
   for (const [key, value] of Object.entries(node)) {
     if (key === '$schema' || key === 'id') continue;
     if (key === 'additionalProperties' && value === false) continue;
-    if ((key === 'maximum' || key === 'minimum') && typeof value === 'number' && NOISE_BOUNDS.has(value))
-      continue;
+    // Every bound zod emits is kept, the int32 and safe-integer ones of an unbounded int too: they are
+    // what kvpa enforces, so the API server must refuse what the controller would mark InvalidSpec.
     // The API server checks date-time itself; zod's long regex would only make errors unreadable.
     if (key === 'pattern' && node.format === 'date-time') continue;
     if (key === 'properties' && isObject(value)) {

@@ -70,6 +70,12 @@ describe('PodAutoscaler CRD in a real API server', () => {
     expect(msg).toContain('minReplicas must not exceed maxReplicas');
   });
 
+  it('rejects maxReplicas past int32, as kvpa validate does, naming the field', async () => {
+    const msg = await rejection(withPool(example('kuberay.yaml'), 'bad-max', { maxReplicas: 3000000000 }));
+    expect(msg).toContain('spec.pools[0].maxReplicas');
+    expect(msg).toContain('2147483647');
+  });
+
   it('rejects a RayCluster pool without workerGroupName', async () => {
     const body = example('kuberay.yaml');
     const pool = (body.spec.pools as Record<string, unknown>[])[0] ?? {};
