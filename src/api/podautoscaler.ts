@@ -588,6 +588,36 @@ const PodAutoscalerSpecBase = z
   .describe('PodAutoscaler scales the replica groups of LLM serving pools on KV-cache and queue signals.');
 export type PodAutoscalerSpec = z.infer<typeof PodAutoscalerSpecBase>;
 
+/** Why a promql metric cannot run on the pods source, and the fix; shared by the rule and resolve.ts. */
+export const PROMQL_SOURCE_PROBLEM =
+  'type promql needs metricsSource.prometheus (the pods source scrapes engine metrics and cannot run PromQL)';
+export const PROMQL_SOURCE_FIX = 'set metricsSource.prometheus.address or use a built-in metric type';
+
+/**
+ * A promql metric is served by the Prometheus source only: on the pods source it would be noData on
+ * every tick. A pool's metrics are its own, else spec.policyRef.overrides' (resolve.ts); both are
+ * checked here. Metrics a preset supplies are not in the object, so resolveAll checks those.
+ */
+export const promqlSourceRule: CrossFieldRule<PodAutoscalerSpec> = {
+  cel: "has(self.metricsSource.prometheus) || self.pools.all(p, has(p.metrics) ? p.metrics.all(m, m.type != 'promql') : (!has(self.policyRef) || !has(self.policyRef.overrides) || !has(self.policyRef.overrides.metrics) || self.policyRef.overrides.metrics.all(m, m.type != 'promql')))",
+  message: `${PROMQL_SOURCE_PROBLEM}: ${PROMQL_SOURCE_FIX}`,
+  fieldPath: '.pools',
+  check: (s) =>
+    s.metricsSource.prometheus !== undefined ||
+    s.pools.every((p) =>
+      (p.metrics ?? s.policyRef?.overrides?.metrics ?? []).every((m) => m.type !== 'promql'),
+    ),
+  locate: (s) => {
+    const promqlAt = (metrics: readonly MetricSpec[], at: readonly (string | number)[]) =>
+      metrics.flatMap((m, j) => (m.type === 'promql' ? [[...at, j]] : []));
+    const own = s.pools.flatMap((p, i) => promqlAt(p.metrics ?? [], ['pools', i, 'metrics']));
+    const overrides = s.pools.some((p) => p.metrics === undefined)
+      ? promqlAt(s.policyRef?.overrides?.metrics ?? [], ['policyRef', 'overrides', 'metrics'])
+      : [];
+    return [...own, ...overrides];
+  },
+};
+
 export const specRules: readonly CrossFieldRule<PodAutoscalerSpec>[] = [
   {
     cel: 'self.pools.all(p, self.pools.exists_one(q, q.name == p.name))',
@@ -622,6 +652,7 @@ export const specRules: readonly CrossFieldRule<PodAutoscalerSpec>[] = [
       (s.pools.some((p) => p.name === (s.coupling?.prefillPool ?? 'prefill')) &&
         s.pools.some((p) => p.name === (s.coupling?.decodePool ?? 'decode'))),
   },
+  promqlSourceRule,
 ];
 
 export const PodAutoscalerSpecSchema = withRules(PodAutoscalerSpecBase, specRules);

@@ -20,6 +20,8 @@ import {
   type MetricSpec,
   type PodAutoscalerSpec,
   type PoolSpec,
+  PROMQL_SOURCE_FIX,
+  PROMQL_SOURCE_PROBLEM,
   type RanksOn,
   type ScaleTargetRef,
   signalKindOfMetric,
@@ -229,13 +231,47 @@ export function resolveAll(
   const errors: ResolveError[] = [];
   spec.pools.forEach((pool, i) => {
     try {
-      pools.push(resolvePool(spec, pool, i, policies));
+      const resolved = resolvePool(spec, pool, i, policies);
+      checkMetricsSource(spec, resolved, i);
+      pools.push(resolved);
     } catch (e) {
       if (e instanceof ResolveError) errors.push(e);
       else throw e;
     }
   });
   return { pools, errors };
+}
+
+/**
+ * A promql metric runs only on the Prometheus source; on the pods source it would be noData on every
+ * tick. The schema rule (promqlSourceRule) sees the metrics the object spells out; this sees the
+ * resolved ones, so a preset's promql metric on a pods-source PodAutoscaler is refused too.
+ */
+function checkMetricsSource(spec: PodAutoscalerSpec, pool: ResolvedPool, poolIndex: number): void {
+  if (spec.metricsSource.prometheus !== undefined) return;
+  const j = pool.metrics.findIndex((m) => m.type === 'promql');
+  const metric = pool.metrics[j];
+  if (metric === undefined) return;
+  const from = pool.sources.metrics ?? '';
+  if (from === `spec.pools[${poolIndex}]`) {
+    throw new ResolveError(
+      `spec.pools[${poolIndex}].metrics[${j}]`,
+      PROMQL_SOURCE_PROBLEM,
+      PROMQL_SOURCE_FIX,
+    );
+  }
+  if (from === 'spec.policyRef.overrides') {
+    throw new ResolveError(
+      `spec.policyRef.overrides.metrics[${j}]`,
+      PROMQL_SOURCE_PROBLEM,
+      PROMQL_SOURCE_FIX,
+    );
+  }
+  throw new ResolveError(
+    `spec.pools[${poolIndex}].metrics`,
+    `${from} gives pool "${pool.name}" a promql metric, metrics[${j}] (${signalName(metric)}): ${PROMQL_SOURCE_PROBLEM}`,
+    `set metricsSource.prometheus.address, or set spec.pools[${poolIndex}].metrics to built-in metric types in place of the preset's`,
+  );
 }
 
 /** The decision core's view of a resolved pool. */

@@ -14,8 +14,10 @@ import {
   metricRules,
   metricsSourceRules,
   type PodAutoscalerSpec,
+  PodAutoscalerSpecSchema,
   type PoolSpec,
   poolRules,
+  promqlSourceRule,
   SCALE_TARGET_KINDS,
   type ScaleTargetRef,
   scaleTargetRules,
@@ -89,6 +91,30 @@ const spec = fc
   })
   .map((s) => clean(s) as PodAutoscalerSpec);
 
+/** Pools with and without their own metrics, and overrides.metrics now and then: where a pool's metrics come from. */
+const specWithMetrics = fc
+  .record({
+    mode: fc.constant('DryRun' as const),
+    metricsSource: source,
+    policyRef: opt(
+      fc
+        .record({
+          name: fc.constant('default'),
+          overrides: opt(
+            fc.record({ metrics: opt(fc.array(metric, { minLength: 1, maxLength: 3 })) }).map(clean),
+          ),
+        })
+        .map(clean),
+    ),
+    pools: fc.array(
+      fc
+        .tuple(pool, opt(fc.array(metric, { minLength: 1, maxLength: 3 })))
+        .map(([p, metrics]) => clean({ ...p, metrics })),
+      { minLength: 1, maxLength: 3 },
+    ),
+  })
+  .map((s) => clean(s) as PodAutoscalerSpec);
+
 const url: fc.Arbitrary<string> = fc.oneof(
   fc.constantFrom(
     'http://prometheus.monitoring:9090',
@@ -136,4 +162,54 @@ describe('CEL and TypeScript say the same for every cross-field rule', () => {
   it('metricsSource: exactly one of prometheus or pods', () => agree(metricsSourceRules, source));
   it('URLs: http(s) only, no user:pass@, no whitespace or backslash', () => agree(httpUrlRules, url));
   it('spec: unique pool names, one scale target per pool', () => agree(specRules, spec));
+  it("spec: a promql metric (the pool's own, else policyRef.overrides') needs metricsSource.prometheus", () =>
+    agree([promqlSourceRule], specWithMetrics));
+});
+
+describe('a broken rule is reported where it is broken', () => {
+  const promql = { type: 'promql', name: 'load', query: 'sum(x)', kind: 'total', target: 1 };
+  const base = {
+    metricsSource: { pods: { port: 8000 } },
+    pools: [
+      {
+        name: 'decode',
+        scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'd' },
+        maxReplicas: 4,
+        metrics: [{ type: 'queueDepth', target: 4 }, promql],
+      },
+    ],
+  };
+  const issues = (spec: unknown) => {
+    const r = PodAutoscalerSpecSchema.safeParse(spec);
+    return r.success ? [] : r.error.issues.map((i) => ({ path: i.path, message: i.message }));
+  };
+
+  it('names the promql metric of a pods-source pool, and the fix', () => {
+    expect(issues(base)).toEqual([
+      {
+        path: ['pools', 0, 'metrics', 1],
+        message: expect.stringMatching(
+          /^type promql needs metricsSource\.prometheus .*: set metricsSource\.prometheus\.address or use a built-in metric type$/,
+        ),
+      },
+    ]);
+    expect(issues({ ...base, metricsSource: { prometheus: { address: 'http://p:9090' } } })).toEqual([]);
+  });
+
+  it("names policyRef.overrides' promql metric when a pool takes its metrics from there", () => {
+    const { metrics: _m, ...ownless } = base.pools[0] ?? {};
+    const spec = {
+      ...base,
+      policyRef: { name: 'default', overrides: { metrics: [promql] } },
+      pools: [ownless],
+    };
+    expect(issues(spec).map((i) => i.path)).toEqual([['policyRef', 'overrides', 'metrics', 0]]);
+  });
+
+  it('falls back to the CEL fieldPath when a rule has no locate', () => {
+    const pool = { ...base.pools[0], minReplicas: 9 };
+    expect(
+      issues({ ...base, metricsSource: { prometheus: { address: 'http://p:9090' } }, pools: [pool] }),
+    ).toEqual([{ path: ['pools', 0, 'minReplicas'], message: 'minReplicas must not exceed maxReplicas' }]);
+  });
 });

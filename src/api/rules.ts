@@ -13,6 +13,12 @@ export interface CrossFieldRule<T> {
   readonly message: string;
   /** Path below the object the rule is attached to, for field-path errors (CRD `fieldPath`). */
   readonly fieldPath?: string;
+  /**
+   * Where a broken rule is broken, below the object it is attached to, for `kvpa validate` and the
+   * controller: CEL's fieldPath is one static path and cannot name a list element, this can (e.g.
+   * ['pools', 0, 'metrics', 1]). Only consulted when `check` fails; empty falls back to fieldPath.
+   */
+  readonly locate?: (self: T) => readonly (readonly (string | number)[])[];
   /** CEL cost is bounded with maxItems on lists; the TypeScript twin is the reference meaning. */
   readonly check: (self: T) => boolean;
 }
@@ -30,8 +36,10 @@ export function toValidations<T>(rules: readonly CrossFieldRule<T>[]): Record<st
 export function withRules<S extends z.ZodType>(schema: S, rules: readonly CrossFieldRule<z.output<S>>[]): S {
   const refined = schema.superRefine((value, ctx) => {
     for (const rule of rules) {
-      if (!rule.check(value)) {
-        ctx.addIssue({ code: 'custom', message: rule.message, path: fieldPathToPath(rule.fieldPath) });
+      if (rule.check(value)) continue;
+      const located = rule.locate?.(value) ?? [];
+      for (const path of located.length > 0 ? located : [fieldPathToPath(rule.fieldPath)]) {
+        ctx.addIssue({ code: 'custom', message: rule.message, path: [...path] });
       }
     }
   }) as unknown as S;

@@ -75,6 +75,19 @@ describe('kvpa validate', () => {
     expect(r.err).toContain('pool "embed" has no metrics');
   });
 
+  it('refuses a promql metric on the pods source, spelled out or from a preset, naming the fix', async () => {
+    const r = await run('validate', at('test/fixtures/invalid/promql-on-pods.yaml'));
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(
+      'promql-on-pods.yaml:21:11: error: spec.pools[0].metrics[1]: type promql needs metricsSource.prometheus',
+    );
+    expect(r.err).toContain('set metricsSource.prometheus.address or use a built-in metric type');
+    expect(r.err).toContain(
+      'spec.pools[0].metrics: preset promql-preset gives pool "decode" a promql metric, metrics[0] (load): type promql needs metricsSource.prometheus',
+    );
+    expect(r.err).toMatch(/2 errors in 1 file$/);
+  });
+
   it('explains where each effective setting comes from', async () => {
     const r = await run('validate', '--explain', at('examples/kserve-deepseek-r1.yaml'));
     expect(r.code).toBe(0);

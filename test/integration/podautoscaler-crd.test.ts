@@ -109,6 +109,26 @@ describe('PodAutoscaler CRD in a real API server', () => {
     expect(twice).toContain('its own signal name');
   });
 
+  it('rejects a promql metric on the pods source, naming the fix', async () => {
+    const body = example('kuberay.yaml');
+    const pods = { ...body, spec: { ...body.spec, metricsSource: { pods: { port: 8000 } } } };
+    const msg = await rejection({ ...pods, metadata: { name: 'bad-promql-pods' } });
+    expect(msg).toContain('spec.pools');
+    expect(msg).toContain(
+      'type promql needs metricsSource.prometheus (the pods source scrapes engine metrics and cannot run PromQL): set metricsSource.prometheus.address or use a built-in metric type',
+    );
+    // The same from policyRef.overrides, for a pool without metrics of its own.
+    const pool = (body.spec.pools as Record<string, unknown>[])[0] ?? {};
+    const { metrics, ...ownless } = pool;
+    const overridden = await rejection({
+      ...pods,
+      metadata: { name: 'bad-promql-overrides' },
+      spec: { ...pods.spec, policyRef: { name: 'default', overrides: { metrics } }, pools: [ownless] },
+    });
+    expect(overridden).toContain('type promql needs metricsSource.prometheus');
+    // (On the Prometheus source the same pool is accepted: examples/kuberay.yaml above.)
+  });
+
   it('rejects two pools scaling the same target', async () => {
     const body = example('kserve-deepseek-r1.yaml');
     const pools = body.spec.pools as Record<string, unknown>[];
