@@ -1,7 +1,7 @@
 /**
  * Reaction latency on the live stack: from a step in a KV-cache metric on an engine's /metrics to the
  * LeaderWorkerSet spec.replicas write, in direct-scrape mode and through Prometheus at several scrape
- * intervals. Target (issue 6): at most one scrape interval plus one tick.
+ * intervals. Target: at most one scrape interval plus one tick.
  *
  *   npx tsx bench/latency.ts [--modes direct,prometheus-1,prometheus-5,prometheus-15] [--runs 7]
  *

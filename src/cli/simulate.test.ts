@@ -80,7 +80,7 @@ describe('kvpa simulate', () => {
     expect(r.err).toMatch(/--decisions.*--frontier/);
   });
 
-  it('--compare writes compare.json with the issue keys, one row per policy, and SVG timelines', async () => {
+  it('--compare writes compare.json with the documented keys, one row per policy, and SVG timelines', async () => {
     const out = mkdtempSync(join(tmpdir(), 'kvpa-simulate-'));
     const { code } = await runSimulateCommand([
       '--trace',

@@ -1,5 +1,5 @@
 /**
- * The Prometheus signal source (issue 4 §1): each tick sends ONE instant query per signal kind for
+ * The Prometheus signal source: each tick sends ONE instant query per signal kind for
  * ALL registered pools, attributes the answer to replica groups through their head pods
  * (prometheus-join.ts), and judges every pool's signals with the quality gate (quality.ts).
  *

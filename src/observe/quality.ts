@@ -2,7 +2,7 @@
  * The quality gate: turns one signal's per-group samples for one pool into a pool total, or into a
  * reason why there is none. Pure: the time and the samples come in, a verdict comes out.
  *
- * Rules (issue 4 §3):
+ * Rules:
  * - An empty result is `noData`, never zero (keda#3065: an empty answer read as 0 sent every
  *   deployment to its minimum during a Prometheus incident).
  * - A sample older than `staleAfterSeconds`, judged from the sample's own timestamp (Prometheus's,

@@ -642,7 +642,7 @@ describe('grantedSecretValue', () => {
 });
 
 describe('helpers', () => {
-  it('formats the decision text from the issue', () => {
+  it('formats the decision text', () => {
     const event = decision() as DecisionEvent;
     expect(formatDecisionText(event)).toBe(
       'decode 3→5 groups (panic): kvCacheUtilization stable 0.82 panic 0.95 target 0.7; clamp: none',

@@ -179,7 +179,8 @@ function makeKnativePolicy(context: PolicyContext, knobs: KnativeKnobs): Scaling
   return {
     name: 'knative',
     decide(o: PoolObservation) {
-      // A fresh autoscaler with more than one ready pod starts in panic holding that count (§3, construction).
+      // A fresh autoscaler with more than one ready pod starts in panic holding that count (knative/serving
+      // pkg/autoscaler/scaling/autoscaler.go, newAutoscaler).
       state ??= {
         panicStartedAt: o.readyGroups > 1 ? o.nowSeconds : Number.NaN,
         maxPanicPods: o.readyGroups,

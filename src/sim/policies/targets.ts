@@ -6,9 +6,11 @@
  *
  * | pool    | KV-cache policies (AIBrix KPA/APA, HPA)                          | Knative KPA (`containerConcurrency`) |
  * |---------|------------------------------------------------------------------|--------------------------------------|
- * | decode  | `kv_cache_usage_perc`, target 0.5 (AIBrix's DeepSeek-R1 sample [S10]) | the decode running target (below) |
+ * | decode  | `kv_cache_usage_perc`, target 0.5 (AIBrix's DeepSeek-R1 sample)  | the decode running target (below)    |
  * | prefill | `num_requests_running` = the prefill running target (below)      | the prefill running target           |
  *
+ * - **Decode KV target 0.5:** AIBrix's DeepSeek-R1 sample autoscaler, vllm-project/aibrix
+ *   samples/deepseek-r1/deepseek-r1-autoscaling.yaml (KPA, `targetValue: '50'`).
  * - **Decode running target:** the sequences one group carries at 90 % of the TPOT SLO with a 3K context
  *   (the calibration's step-time model).
  * - **Prefill running target:** the batch a group runs at 70 % utilisation with 2K prompts. A batching server
