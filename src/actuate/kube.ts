@@ -235,9 +235,13 @@ export function listElementReplicasPatch(
   ];
 }
 
+/**
+ * The HTTP status of a failed API call, or undefined when there was no HTTP answer. Only 100–599
+ * counts: a deadline's DOMException carries a numeric `code` too (23, TIMEOUT_ERR).
+ */
 export function httpStatusOf(err: unknown): number | undefined {
   const code = (err as { code?: unknown }).code;
-  return typeof code === 'number' ? code : undefined;
+  return typeof code === 'number' && code >= 100 && code <= 599 ? code : undefined;
 }
 
 function bodyText(err: unknown): string {
