@@ -8,12 +8,15 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   createConfiguration,
+  type HttpLibrary,
+  IsomorphicFetchHttpLibrary,
   type KubeConfig,
   Observable,
   type ObservableMiddleware,
   PatchStrategy,
   type RequestContext,
-  type ResponseContext,
+  type ResponseBody,
+  ResponseContext,
   ServerConfiguration,
   setHeaderMiddleware,
   setHeaderOptions,
@@ -56,13 +59,129 @@ export function deadlineMiddleware(deadlineMs: number): ObservableMiddleware {
 }
 
 /**
- * `kc.makeApiClient(Api)` with a total deadline on every call: the same configuration client-node
- * builds (the cluster's server, the KubeConfig as authenticator) plus the deadline middleware.
+ * The most bytes one Kubernetes response body may hold. A list of every pod of a large namespace is a
+ * few MiB; 64 MiB leaves room for the biggest list kvpa sends and still bounds what a broken or hostile
+ * API server (or a proxy in front of it) can make the controller hold in memory.
+ */
+export const DEFAULT_KUBE_MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+/** A Kubernetes response body larger than the cap; the message names the cap and the request. */
+export class KubeBodyTooLargeError extends Error {
+  override name = 'KubeBodyTooLargeError';
+  constructor(
+    readonly url: string,
+    readonly maxBytes: number,
+    detail: string,
+  ) {
+    super(`Kubernetes API ${url}: response body ${detail} the cap of ${formatBytes(maxBytes)}`);
+  }
+}
+
+function formatBytes(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  return Number.isInteger(mib) ? `${mib} MiB (${bytes} bytes)` : `${bytes} bytes`;
+}
+
+/** Where a request went, for messages: origin and path, never the query (it may hold a selector). */
+function requestWhere(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return url;
+  }
+}
+
+/** `source` passed through unchanged until it has carried more than `maxBytes`, then an error. */
+function cappedStream(
+  source: ReadableStream<Uint8Array>,
+  maxBytes: number,
+  tooLarge: () => Error,
+): ReadableStream<Uint8Array> {
+  let bytes = 0;
+  return source.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        bytes += chunk.byteLength;
+        // Erroring the transform cancels the source, which closes the connection.
+        if (bytes > maxBytes) controller.error(tooLarge());
+        else controller.enqueue(chunk);
+      },
+    }),
+  );
+}
+
+async function readAll(stream: ReadableStream<Uint8Array> | null): Promise<Buffer> {
+  if (stream === null) return Buffer.alloc(0);
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks);
+    chunks.push(value);
+  }
+}
+
+/**
+ * The response with a body that fails once it outgrows `maxBytes`, whichever way the client reads it
+ * (text, binary or stream). Bytes are counted as fetch hands them over, after decompression, so a gzip
+ * bomb stops at the cap too; a declared content-length over the cap (never more than the decoded
+ * size) fails before any byte is read.
+ */
+export function capResponse(response: ResponseContext, maxBytes: number, url: string): ResponseContext {
+  const where = requestWhere(url);
+  const declared = Number(response.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    response.body
+      .stream()
+      ?.cancel()
+      .catch(() => undefined);
+    throw new KubeBodyTooLargeError(where, maxBytes, `of ${declared} bytes (content-length) exceeds`);
+  }
+  let stream: ReadableStream<Uint8Array> | null | undefined;
+  const capped = (): ReadableStream<Uint8Array> | null => {
+    if (stream === undefined) {
+      const source = response.body.stream();
+      stream =
+        source === null
+          ? null
+          : cappedStream(source, maxBytes, () => new KubeBodyTooLargeError(where, maxBytes, 'exceeds'));
+    }
+    return stream;
+  };
+  const body: ResponseBody = {
+    text: async () => (await readAll(capped())).toString('utf8'),
+    binary: () => readAll(capped()),
+    stream: capped,
+  };
+  return new ResponseContext(response.httpStatusCode, response.headers, body);
+}
+
+/**
+ * client-node's own HTTP library (undici fetch) with every response body capped at `maxBytes`. It sits
+ * under the middleware, so the deadline's signal still covers the request and the capped body read.
+ */
+export function cappedHttpLibrary(
+  maxBytes: number,
+  inner: HttpLibrary = new IsomorphicFetchHttpLibrary(),
+): HttpLibrary {
+  return {
+    send: (request: RequestContext) =>
+      inner.send(request).pipe((response) => capResponse(response, maxBytes, request.getUrl())),
+  };
+}
+
+/**
+ * `kc.makeApiClient(Api)` with a total deadline and a body cap on every call: the same configuration
+ * client-node builds (the cluster's server, the KubeConfig as authenticator) plus the deadline
+ * middleware and the capped HTTP library. Every request the controller and the CLI send to the API
+ * server goes through here; only the informer's watch stream (client-node's Watch) does not.
  */
 export function boundedApiClient<T>(
   kc: KubeConfig,
   api: new (config: Configuration) => T,
   deadlineMs = DEFAULT_KUBE_DEADLINE_MS,
+  maxBodyBytes = DEFAULT_KUBE_MAX_BODY_BYTES,
 ): T {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster: set current-context');
@@ -70,6 +189,7 @@ export function boundedApiClient<T>(
     createConfiguration({
       baseServer: new ServerConfiguration(cluster.server, {}),
       authMethods: { default: kc },
+      httpApi: cappedHttpLibrary(maxBodyBytes),
       middleware: [setHeaderMiddleware('User-Agent', 'kvpa'), deadlineMiddleware(deadlineMs)],
     }),
   );
@@ -115,9 +235,13 @@ export function listElementReplicasPatch(
   ];
 }
 
+/**
+ * The HTTP status of a failed API call, or undefined when there was no HTTP answer. Only 100–599
+ * counts: a deadline's DOMException carries a numeric `code` too (23, TIMEOUT_ERR).
+ */
 export function httpStatusOf(err: unknown): number | undefined {
   const code = (err as { code?: unknown }).code;
-  return typeof code === 'number' ? code : undefined;
+  return typeof code === 'number' && code >= 100 && code <= 599 ? code : undefined;
 }
 
 function bodyText(err: unknown): string {

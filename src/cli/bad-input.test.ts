@@ -3,12 +3,14 @@
  * must end in time with its exit code, name the flag or field, say how to fix it, and print no stack
  * trace. The child runs every case in turn (test/harness/cli-runner.ts); a case that hangs is killed
  * with the child and named in the failure. A fake Prometheus on 127.0.0.1 answers NaN or negative
- * values for the recommend/backtest cases, which must come out as outOfRange, never as numbers.
+ * values for the recommend/backtest cases, which must come out as outOfRange, never as numbers; an
+ * "API server" on 127.0.0.1 that accepts connections and never answers must end at the Kubernetes
+ * call's deadline, naming the kubeconfig and the fix.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -597,6 +599,50 @@ describe('every kvpa command against bad input', () => {
     expect(r.err).toMatch(FIX);
     expect(r.err).not.toMatch(/\n\s+at [\w.<]/); // no stack frames
     expect(r.ms).toBeLessThan(CASE_MS);
+  });
+});
+
+describe('an API server that accepts connections and never answers (127.0.0.1)', () => {
+  const sockets = new Set<Socket>();
+  // Takes the connection and says nothing: not even the TLS handshake completes.
+  const silent = createTcpServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  const kubeconfig = path.join(dir, 'silent.kubeconfig');
+  let server = '';
+  let r: Result | undefined;
+  let k = true;
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    server = `https://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    writeFileSync(
+      kubeconfig,
+      `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "${server}"}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {token: t}}]\ncurrent-context: x\n`,
+    );
+    const argv = ['recommend', '--prometheus', PROM, '--namespace', 'team-a', '--kubeconfig', kubeconfig];
+    const { results, killed } = await runCases([{ name: 'recommend --namespace', argv }]);
+    r = results[0];
+    k = killed;
+  }, DEADLINE_MS + 10_000);
+  afterAll(() => {
+    for (const s of sockets) s.destroy();
+    silent.close();
+  });
+
+  it('recommend --namespace ends at the 10 s call deadline, naming the server, the flags and the fix', () => {
+    expect({ killed: k, finished: r !== undefined }).toEqual({ killed: false, finished: true });
+    if (r === undefined) return;
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(
+      `kvpa recommend: the API server at ${server} did not answer within 10 s while reading the PodAutoscalers of --namespace team-a; check the server URL in --kubeconfig ${kubeconfig} and that the cluster is up`,
+    );
+    expect(r.err).toMatch(FIX);
+    expect(r.err).not.toMatch(/\n\s+at [\w.<]/); // no stack frames
+    // The call's own deadline ended it (not undici's 300 s idle timers), with slack for a busy CPU.
+    expect(r.ms).toBeGreaterThanOrEqual(9_500);
+    expect(r.ms).toBeLessThan(15_000);
   });
 });
 

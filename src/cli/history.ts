@@ -5,6 +5,7 @@
  * and --out.
  */
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { boundedApiClient, DEFAULT_KUBE_DEADLINE_MS, httpStatusOf } from '../actuate/kube.ts';
 import { addPolicy, checkPodAutoscaler, formatError, loadPolicies, readDocuments } from '../api/documents.ts';
 import { API_GROUP, API_VERSION, PLURAL, PodAutoscalerSpecSchema } from '../api/podautoscaler.ts';
 import type { Policy } from '../api/policy.ts';
@@ -20,6 +21,7 @@ import {
   signalKindOf,
 } from '../observe/prometheus-join.ts';
 import type { BackfillResult, BackfillSignal } from '../observe/prometheus-source.ts';
+import { clusterReadError, kubeconfigSource } from './kubeconfig.ts';
 import { UsageError } from './shell.ts';
 
 export interface GroupCounts {
@@ -120,19 +122,43 @@ export function poolsFromFile(
   return { pools, errors };
 }
 
-/** Pools of every PodAutoscaler in a namespace, read (never written) from the cluster. */
+/** What to check when listing PodAutoscalers got HTTP `status`. */
+function listFix(status: number | undefined, kc: KubeConfig, namespace: string): string {
+  const where = kubeconfigSource(kc);
+  if (status === 401) return `check the user's credentials in ${where}`;
+  if (status === 403)
+    return `check --namespace, and that the user in ${where} may list ${PLURAL}.${API_GROUP} in namespace ${namespace} (RBAC)`;
+  if (status === 404)
+    return `install kvpa's CRDs on that cluster (kubectl apply -f crds/), or check the context in ${where}`;
+  return `check ${where} and --namespace`;
+}
+
+/**
+ * Pools of every PodAutoscaler in a namespace, read (never written) from the cluster. The list has the
+ * controller's deadline and body cap; a failure names the API server, the kubeconfig and the fix.
+ */
 export async function poolsFromCluster(
   kc: KubeConfig,
   namespace: string,
   policies: ReadonlyMap<string, Policy>,
+  deadlineMs = DEFAULT_KUBE_DEADLINE_MS,
 ): Promise<{ pools: ToolPool[]; errors: string[] }> {
-  const api = kc.makeApiClient(CustomObjectsApi);
-  const list = (await api.listNamespacedCustomObject({
-    group: API_GROUP,
-    version: API_VERSION,
-    namespace,
-    plural: PLURAL,
-  })) as { items: { metadata?: { name?: string }; spec?: unknown }[] };
+  const api = boundedApiClient(kc, CustomObjectsApi, deadlineMs);
+  let list: { items: { metadata?: { name?: string }; spec?: unknown }[] };
+  try {
+    list = (await api.listNamespacedCustomObject({
+      group: API_GROUP,
+      version: API_VERSION,
+      namespace,
+      plural: PLURAL,
+    })) as typeof list;
+  } catch (e) {
+    throw clusterReadError(e, kc, {
+      what: `the PodAutoscalers of --namespace ${namespace}`,
+      deadlineMs,
+      fix: listFix(httpStatusOf(e), kc, namespace),
+    });
+  }
   const pools: ToolPool[] = [];
   const errors: string[] = [];
   for (const item of list.items) {

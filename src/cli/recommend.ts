@@ -25,7 +25,7 @@ import {
   replay,
   type ToolPool,
 } from './history.ts';
-import { loadKubeConfig } from './kubeconfig.ts';
+import { clusterTransportError, loadKubeConfig } from './kubeconfig.ts';
 import {
   checkUrl,
   EXIT,
@@ -151,12 +151,18 @@ async function recommendPool(
   let counts: GroupCounts;
   let groupsFrom: PoolRecommendation['groupsFrom'];
   if (options.kubeConfig !== null) {
-    const target = scaleTargetFor(options.kubeConfig, tp.namespace, p.scaleTargetRef);
-    const state = await target.read();
-    heads = (await target.heads())
-      .filter((h) => !h.surge)
-      .map((h) => ({ pod: h.name, groupKey: h.groupKey, ready: h.groupReady }));
-    counts = { spec: state.specGroups, ready: state.readyGroups };
+    const kc = options.kubeConfig;
+    const target = scaleTargetFor(kc, tp.namespace, p.scaleTargetRef);
+    try {
+      const state = await target.read();
+      heads = (await target.heads())
+        .filter((h) => !h.surge)
+        .map((h) => ({ pod: h.name, groupKey: h.groupKey, ready: h.groupReady }));
+      counts = { spec: state.specGroups, ready: state.readyGroups };
+    } catch (e) {
+      const what = `${p.scaleTargetRef.kind} ${tp.namespace}/${p.scaleTargetRef.name} and its pods`;
+      throw clusterTransportError(e, kc, { what }) ?? e;
+    }
     groupsFrom = 'cluster';
   } else {
     const selector = headSelector(tp, forPool(options.headSelectors, p.name));
