@@ -260,10 +260,33 @@ describe('reading work from counters (WorkReader)', () => {
     expect(wander.perSecond()).toBe(0);
   });
 
-  it('a ramp of 50/s under ±2k alternating noise is believed at about 50/s', () => {
+  it('a ramp of 50/s under ±2k alternating noise, about 100 standard errors out, is believed at 49–50/s', () => {
     const ramp = new Trend(600);
     for (let t = 0; t <= 600; t++) ramp.add(t, 100_000 + 50 * t + (t % 2 === 0 ? 2_000 : -2_000));
-    expect(ramp.perSecond()).toBeCloseTo(50, 0);
+    expect(ramp.perSecond()).toBeGreaterThan(49);
+    expect(ramp.perSecond()).toBeLessThanOrEqual(50);
+  });
+
+  it('a slope 2.5 standard errors out is believed at a fifth of itself; one 10 out at four fifths', () => {
+    // Zero-mean noise that alternates in sign every 2 s: its residuals' lag-1 autocorrelation is 0.
+    const series = (slope: number, amplitude: number) => {
+      const trend = new Trend(300);
+      const points: { t: number; v: number }[] = [];
+      for (let t = 0; t <= 300; t++) {
+        const v = 100_000 + slope * t + (Math.floor(t / 2) % 2 === 0 ? amplitude : -amplitude);
+        points.push({ t, v });
+        trend.add(t, v);
+      }
+      return { trend, fit: trendFit(points) };
+    };
+    const faint = series(14, 8_000); // t ≈ 2.5: 13.5/s believed at about 2.8/s
+    const clear = series(55, 8_000); // t ≈ 10.2: 54.5/s believed at about 43.8/s
+    expect(faint.fit.tStatistic).toBeGreaterThan(2);
+    expect(faint.fit.tStatistic).toBeLessThan(3);
+    expect(faint.trend.perSecond()).toBeCloseTo(faint.fit.perSecond * (1 - 2 / faint.fit.tStatistic), 9);
+    expect(faint.trend.perSecond()).toBeLessThan(0.25 * faint.fit.perSecond);
+    expect(clear.fit.tStatistic).toBeGreaterThan(10);
+    expect(clear.trend.perSecond()).toBeGreaterThan(0.75 * clear.fit.perSecond);
   });
 
   it('a trend over less than half its 600 s window is not believed, however steep', () => {

@@ -205,7 +205,10 @@ export function trendFit(points: readonly { t: number; v: number }[]): {
   return { perSecond, tStatistic: perSecond / standardError };
 }
 
-/** A trend believed only when its t-statistic reaches this: about 95 % two-sided for the usual sample sizes. */
+/**
+ * Standard errors a slope must exceed to be believed, and the part of it that is not: about 95 %
+ * two-sided for the usual sample sizes.
+ */
 export const TREND_MIN_T_STATISTIC = 2;
 
 /**
@@ -228,14 +231,20 @@ export class Trend {
     this.points.length = 0;
   }
 
-  /** Per second; 0 until the points span half the window, and 0 while the slope is within its noise. */
+  /**
+   * Per second; 0 until the points span half the window. Only the part of the slope its noise cannot
+   * explain is believed: the slope less TREND_MIN_T_STATISTIC standard errors, toward 0. A slope that
+   * barely stands out (a flat load's wander) plans almost nothing; a steady ramp, many standard errors
+   * out, keeps nearly all of itself.
+   */
   perSecond(): number {
     const first = this.points[0];
     const last = this.points[this.points.length - 1];
     if (first === undefined || last === undefined) return 0;
     if (last.t - first.t < this.windowSeconds / 2) return 0;
     const fit = trendFit(this.points);
-    return Math.abs(fit.tStatistic) >= TREND_MIN_T_STATISTIC ? fit.perSecond : 0;
+    const t = Math.abs(fit.tStatistic);
+    return t > TREND_MIN_T_STATISTIC ? fit.perSecond * (1 - TREND_MIN_T_STATISTIC / t) : 0;
   }
 }
 

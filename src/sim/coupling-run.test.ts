@@ -34,7 +34,7 @@ describe('coupling in the lab', () => {
   const run = (coupling: typeof band | null) =>
     runSimulation(defaultSettings(trace, h200, { startupSeconds: 300, coupling }), 'kvpa');
 
-  it('kvpa from 8,000-token prompts to 3,000-token answers: uncoupled it requests 8/1 and 1/20, outside [0.5, 2]; coupled 0.5:2, every timeline row is in band, starting from 8/4', () => {
+  it('kvpa from 8,000-token prompts to 3,000-token answers: uncoupled it requests 8/1 and 1/23, outside [0.5, 2]; coupled 0.5:2, every timeline row is in band, starting from 8/4', () => {
     const off = run(null);
     const on = run(band);
     const pairs = (s: typeof off) =>
@@ -42,7 +42,7 @@ describe('coupling in the lab', () => {
     const outside = pairs(off).filter((p) => !inBand(band, p));
     expect(outside.length).toBeGreaterThan(0);
     expect(pairs(off)).toContainEqual(expect.objectContaining({ prefill: 8, decode: 1 }));
-    expect(pairs(off)).toContainEqual(expect.objectContaining({ prefill: 1, decode: 20 }));
+    expect(pairs(off)).toContainEqual(expect.objectContaining({ prefill: 1, decode: 23 }));
     expect(off.coupling).toBeNull();
     expect(pairs(on).filter((p) => !inBand(band, p))).toEqual([]);
     expect(on.coupling?.band).toEqual(band);
