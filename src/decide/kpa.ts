@@ -260,6 +260,7 @@ export function decide(
   let delayWindow = state.delayWindow;
   let peakWindow = state.peakWindow ?? null;
   let delayReason = 'no scale-down delay';
+  let holdSeconds = 0;
   if (spec.reachable && delayWindow !== null) {
     // The peak window records this tick's own wants, never what a window held: a hold must expire.
     const fresh = Math.max(want, panicWant);
@@ -267,13 +268,17 @@ export function decide(
     // takes to return saves less than it costs (ski rental's break-even rule).
     // The cold start is what the work signals plan across: a pool without one keeps its configured delay.
     const plans = ext.holdPeaks && observation.signals.some((s) => s.kind === 'work');
-    const holdSeconds = plans ? Math.max(spec.scaleDownDelaySeconds, coldStart) : spec.scaleDownDelaySeconds;
+    const configured = plans ? Math.max(spec.scaleDownDelaySeconds, coldStart) : spec.scaleDownDelaySeconds;
+    const learned = learnedHoldSeconds(spec, state, nowSeconds);
+    holdSeconds = Math.max(configured, learned);
     delayWindow = recordMax(delayWindow, nowSeconds, want);
     want = maxWithin(delayWindow, nowSeconds, holdSeconds);
     delayReason =
-      holdSeconds > spec.scaleDownDelaySeconds
-        ? `max of the wants over the last ${holdSeconds}s (one cold start, longer than scaleDownDelaySeconds ${spec.scaleDownDelaySeconds})`
-        : `max of the wants over the last ${holdSeconds}s`;
+      learned > configured
+        ? `max of the wants over the last ${holdSeconds}s (learned: demand came back ${Math.round((state.regret?.holdSeconds ?? 0) / REGRET_MARGIN)}s after a peak, within a cold start of giving its groups back)`
+        : holdSeconds > spec.scaleDownDelaySeconds
+          ? `max of the wants over the last ${holdSeconds}s (one cold start, longer than scaleDownDelaySeconds ${spec.scaleDownDelaySeconds})`
+          : `max of the wants over the last ${holdSeconds}s`;
     if (ext.holdPeaks) {
       peakWindow = recordMax(
         peakWindow ?? newDelayWindow(delayWindowSpan(spec), spec.tickSeconds),
@@ -306,6 +311,16 @@ export function decide(
   applyBounds(stages, spec);
 
   const desiredGroups = stages.want;
+  const regret = ext.holdPeaks
+    ? nextRegret(state, {
+        requested,
+        desired: desiredGroups,
+        demandWant: inPanic ? Math.max(computedStable, dppc) : computedStable,
+        holdSeconds,
+        coldStartSeconds: coldStart,
+        nowSeconds,
+      })
+    : {};
   const explanation: Explanation = {
     readyGroups: readyRaw,
     requestedGroups: requested,
@@ -335,6 +350,7 @@ export function decide(
       missingSinceSeconds,
       ...startup,
       lastReadyGroups: readyRaw,
+      ...regret,
     },
     decision: {
       desiredGroups,
@@ -565,6 +581,65 @@ export function nextSloTrim(
     known.push(latency.tpotSeconds < slo.tpotSeconds / 2);
   if (known.length > 0 && known.every((low) => low)) return Math.max(1, trim * 0.998);
   return trim;
+}
+
+/** A learned hold lasts this long after the regret that taught it: a day's shape changes over hours. */
+export const REGRET_MEMORY_SECONDS = 3 * 3600;
+/** A learned hold bridges the regretted gap with this much to spare: the next gap is not the same length. */
+export const REGRET_MARGIN = 1.25;
+
+/** The scale-down delay regret taught (nextRegret), while remembered; 0 without one. */
+function learnedHoldSeconds(spec: DeciderSpec, state: DeciderState, nowSeconds: number): number {
+  const r = state.regret;
+  if (!spec.extensions.holdPeaks || r === undefined || nowSeconds - r.atSeconds > REGRET_MEMORY_SECONDS)
+    return 0;
+  return Math.min(r.holdSeconds, delayWindowSpan(spec));
+}
+
+/**
+ * Regret, the ski-rental test after the fact: groups given back and asked for again, by demand, within one
+ * cold start were worth keeping (holding them that long would have cost no more than restarting them, and
+ * dropped nothing). The gap then bridged, from the last want that held them (the release less its hold)
+ * to now, becomes the pool's scale-down delay, with REGRET_MARGIN to spare, so a load that recurs (bursts
+ * every quarter-hour) is held through its troughs. A horizon plan's scale-up teaches nothing: the plan may
+ * be wrong, the demand was not. Memory: the last release until it is regretted or superseded.
+ */
+export function nextRegret(
+  state: DeciderState,
+  d: {
+    requested: number;
+    desired: number;
+    demandWant: number;
+    holdSeconds: number;
+    coldStartSeconds: number;
+    nowSeconds: number;
+  },
+): Pick<DeciderState, 'lastRelease' | 'regret'> {
+  const remembered =
+    state.regret !== undefined && d.nowSeconds - state.regret.atSeconds <= REGRET_MEMORY_SECONDS
+      ? state.regret
+      : undefined;
+  const keep = {
+    ...(state.lastRelease !== undefined ? { lastRelease: state.lastRelease } : {}),
+    ...(remembered !== undefined ? { regret: remembered } : {}),
+  };
+  if (d.desired < d.requested) {
+    return { ...keep, lastRelease: { atSeconds: d.nowSeconds, holdSeconds: d.holdSeconds } };
+  }
+  const release = state.lastRelease;
+  const regretted =
+    release !== undefined &&
+    d.desired > d.requested &&
+    d.demandWant > d.requested &&
+    d.nowSeconds - release.atSeconds <= d.coldStartSeconds;
+  if (!regretted) return keep;
+  const bridged = d.nowSeconds - release.atSeconds + release.holdSeconds;
+  return {
+    regret: {
+      holdSeconds: Math.max(remembered?.holdSeconds ?? 0, Math.ceil(bridged * REGRET_MARGIN)),
+      atSeconds: d.nowSeconds,
+    },
+  };
 }
 
 /**

@@ -197,6 +197,14 @@ export interface DeciderState {
   readonly measuredEpisodeSeconds?: number;
   /** When some signal was first seen missing in the current outage. */
   readonly missingSinceSeconds: number | null;
+  /** holdPeaks: the last scale-down, when and after which hold, to see it regretted. Absent after a regret. */
+  readonly lastRelease?: { readonly atSeconds: number; readonly holdSeconds: number };
+  /**
+   * holdPeaks: a scale-down delay learned from regret (kpa.ts nextRegret): demand came back within one
+   * cold start of a release, so the gap it bridged is held from then on. Forgotten REGRET_MEMORY_SECONDS
+   * after the last regret.
+   */
+  readonly regret?: { readonly holdSeconds: number; readonly atSeconds: number };
 }
 
 /** Pipeline stages, in order. Each one records the want before and after, and why. */

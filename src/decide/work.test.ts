@@ -160,6 +160,57 @@ describe('the SLO trim and the peak hold', () => {
     expect(breachTrim([work(0, { panicTotal: 0, capacity })], 10)).toBeUndefined();
   });
 
+  it('3 groups released at 602 s and wanted again by demand at 700 s, inside a 600 s cold start, teach a hold of 1.25 × (98 + 600) = 873 s', () => {
+    const level = (stable: number): SignalReading => ({
+      name: 'kv',
+      targetPerGroup: 1,
+      state: 'ok',
+      stableTotal: stable,
+      panicTotal: stable,
+    });
+    const spec: DeciderSpec = { ...SPEC, panicThreshold: 10, maxScaleUpRate: 10 };
+    const run = (steps: [t: number, stable: number][]) => {
+      let state = initialState(spec, 0, T0 - 1);
+      let requested = 1;
+      return steps.map(([t, stable]) => {
+        const out = decide(
+          spec,
+          state,
+          { readyGroups: requested, requestedGroups: requested, signals: [level(stable)] },
+          T0 + t,
+        );
+        state = out.state;
+        requested = out.decision.desiredGroups;
+        return {
+          desired: requested,
+          state,
+          delay: out.decision.explanation.stages.find((x) => x.stage === 'scaleDownDelay'),
+        };
+      });
+    };
+    const burst = run([
+      [0, 3],
+      [100, 1],
+      [602, 1], // the 600 s hold ends: 3 → 1
+      [700, 3], // demand is back 98 s later: regret
+      [800, 1],
+      [1302, 1], // 602 s after the last want of 3: the old hold would let go, the learned one holds
+      [1574, 1], // 874 s after it: let go
+    ]);
+    expect(burst.map((b) => b.desired)).toEqual([3, 3, 1, 3, 3, 3, 1]);
+    expect(burst[3]?.state.regret).toEqual({ holdSeconds: 873, atSeconds: T0 + 700 });
+    expect(burst[5]?.delay?.reason).toContain('learned');
+    // The same rise 601 s after the release is past one cold start: releasing was right, nothing is learned.
+    const late = run([
+      [0, 3],
+      [602, 1],
+      [1203, 3],
+      [1805, 1],
+    ]);
+    expect(late.map((b) => b.desired)).toEqual([3, 1, 3, 1]);
+    expect(late[2]?.state.regret).toBeUndefined();
+  });
+
   it('a panic peak of 8 groups 100 s ago holds 8 requested against a stable want of 4 until the 600 s delay passes', () => {
     const level = (stable: number, panic: number): SignalReading => ({
       name: 'kv',
