@@ -140,7 +140,7 @@ describe('Dynamo', () => {
   const frontend = readMetricsFixture(FIXTURES.dynamoFrontend);
   const worker = readMetricsFixture(FIXTURES.dynamoWorker);
 
-  it("a frontend's queue and in-flight requests, detected under auto; no KV or preemption metric", () => {
+  it("a frontend's queue and in-flight requests, detected under auto; no KV or preemption metric there", () => {
     const s = signals(frontend);
     expect(s.dialect).toBe('dynamo');
     expect(s.requestsWaiting).toMatchObject({
@@ -153,11 +153,31 @@ describe('Dynamo', () => {
       value: 10,
       metric: 'dynamo_frontend_inflight_requests',
     });
-    expect(s.kvCacheUsageFraction.state).toBe('missing');
-    expect(s.kvCacheUsageFraction.state === 'missing' && s.kvCacheUsageFraction.reason).toMatch(
-      /engine dialect/,
+    // The frontend has no KV gauge: missing, never 0.
+    expect(s.kvCacheUsageFraction.state === 'missing' && s.kvCacheUsageFraction.reason).toBe(
+      'no sample of dynamo_component_gpu_cache_usage_percent in the scrape',
     );
     expect(s.preemptionsTotal.state).toBe('missing');
+  });
+
+  it("a worker's KV gauge (a fraction, one series per dp_rank): mean and max over its ranks", () => {
+    const s = signals(worker, { dialect: 'dynamo' });
+    expect(s.kvCacheUsageFraction).toMatchObject({
+      state: 'ok',
+      value: 0.5,
+      metric: 'dynamo_component_gpu_cache_usage_percent',
+    });
+    expect(
+      s.kvCacheUsageFraction.state === 'ok' && s.kvCacheUsageFraction.ranks.map((r) => r.labels.dp_rank),
+    ).toEqual(['0', '1']);
+    expect(s.kvCacheUsageMaxFraction).toMatchObject({ state: 'ok', value: 0.75 });
+    // A value written as a percentage is out of range, never read as a fraction.
+    const percent = worker.replace(/(dp_rank="1"[^\n]*) 0\.75$/m, '$1 75.0');
+    expect(signals(percent, { dialect: 'dynamo' }).kvCacheUsageFraction.state).toBe('outOfRange');
+  });
+
+  it("a worker alone is no dialect under auto: its dynamo_component_* names sit beside its engine's", () => {
+    expect(signals(worker).dialect).toBeUndefined();
   });
 
   it("a worker's own in-flight count (generate endpoint only) wins over the frontend's", () => {
@@ -172,7 +192,9 @@ describe('Dynamo', () => {
   });
 
   it('a Dynamo vLLM worker (vllm: beside dynamo_component_*) is vLLM under auto', () => {
-    expect(signals(`${capture}${worker}`).dialect).toBe('vllm');
+    const s = signals(`${capture}${worker}`);
+    expect(s.dialect).toBe('vllm');
+    expect(s.kvCacheUsageFraction).toMatchObject({ state: 'ok', metric: 'vllm:kv_cache_usage_perc' });
   });
 
   it("the frontend's TTFT and ITL histograms and token counts feed the work signals", () => {

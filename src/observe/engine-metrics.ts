@@ -21,13 +21,18 @@
 //   They need `enable_iter_perf_stats`. Dynamo's TRT-LLM worker passes them through on its system
 //   port under the same `trtllm_` names (older Dynamo releases renamed them `trtllm:…`, not read).
 // - Dynamo: which series, and why a shared frontend's belong to no group: DYNAMO_WORKER_INFLIGHT
-//   in prometheus-join.ts.
+//   in prometheus-join.ts; the worker's KV use: DYNAMO_WORKER_KV there.
 // Quality gate: a value that is NaN, ±Inf or outside its range is rejected with a reason and
 // never replaced by 0; a metric that is absent is `missing`, never 0 (keda#3065).
 
 import type { HistogramSnapshot } from '../decide/histogram.ts';
 import type { Labels, ParseError, ParseResult, Sample } from './exposition.ts';
-import { COUNT_MAX, DYNAMO_WORKER_INFLIGHT, VLLM_CAPACITY_WAITING } from './prometheus-join.ts';
+import {
+  COUNT_MAX,
+  DYNAMO_WORKER_INFLIGHT,
+  DYNAMO_WORKER_KV,
+  VLLM_CAPACITY_WAITING,
+} from './prometheus-join.ts';
 
 export type EngineDialect = 'vllm' | 'sglang' | 'trtllm' | 'dynamo';
 export type DialectSetting = EngineDialect | 'auto';
@@ -266,10 +271,10 @@ export function dynamoGenerateSeries(samples: readonly Sample[]): readonly Sampl
   return samples.filter((s) => s.name !== name || s.labels[label] === value);
 }
 
-const DYNAMO_NO_KV = "Dynamo exports no KV-cache fraction; read the worker's engine dialect";
 const DYNAMO_SPECS: DialectSpecs = {
-  kvCacheUsageFraction: { names: [], range: 'fraction', aggregate: 'mean', absentReason: DYNAMO_NO_KV },
-  kvCacheUsageMaxFraction: { names: [], range: 'fraction', aggregate: 'max', absentReason: DYNAMO_NO_KV },
+  // The worker's gauge, one series per dp_rank: the frontend exports no KV use.
+  kvCacheUsageFraction: { names: [DYNAMO_WORKER_KV], range: 'fraction', aggregate: 'mean' },
+  kvCacheUsageMaxFraction: { names: [DYNAMO_WORKER_KV], range: 'fraction', aggregate: 'max' },
   requestsWaiting: { names: ['dynamo_frontend_queued_requests'], range: 'count', aggregate: 'sum' },
   // The worker's own count first: the frontend's covers requests it routed to any group.
   requestsRunning: {
@@ -321,15 +326,16 @@ const DIALECT_PREFIXES: Readonly<Record<EngineDialect, string>> = {
   dynamo: 'dynamo_frontend_',
 };
 
+/** The `dynamo_component_*` names a Dynamo worker exports beside its engine's series. */
+const DYNAMO_WORKER_NAMES: ReadonlySet<string> = new Set([DYNAMO_WORKER_INFLIGHT.name, DYNAMO_WORKER_KV]);
+
 /**
  * The names that identify a dialect. Dynamo by its frontend's only: its workers export
  * `dynamo_component_*` beside their engine's series, and those pods are the engine's dialect.
  */
 function coreNames(dialect: EngineDialect): string[] {
   const specs = SPECS[dialect];
-  return [...new Set(SIGNALS.flatMap((s) => specs[s].names))].filter(
-    (n) => n !== DYNAMO_WORKER_INFLIGHT.name,
-  );
+  return [...new Set(SIGNALS.flatMap((s) => specs[s].names))].filter((n) => !DYNAMO_WORKER_NAMES.has(n));
 }
 
 /**

@@ -219,6 +219,33 @@ describe('attribute', () => {
     });
   });
 
+  it("Dynamo: KV use from the worker's gauge per dp_rank; a vLLM worker under auto reads vLLM's", () => {
+    const kv = 'dynamo_component_gpu_cache_usage_percent';
+    expect(buildQuery('kvCacheUtilization', { namespaces: ['ns1'], rateWindowSeconds: 60 })).toContain(kv);
+    const samples = [
+      value('lws-0', kv, 0.25, { dp_rank: '0', model: 'm', dynamo_component: 'backend' }),
+      value('lws-0', kv, 0.75, { dp_rank: '1', model: 'm', dynamo_component: 'backend' }),
+      value('lws-0', 'vllm:kv_cache_usage_perc', 0.5, { engine: '0' }),
+      ts('lws-0', 100),
+      // A head pod running only a frontend has no KV gauge: its group stays missing.
+      value('lws-1', 'dynamo_frontend_inflight_requests', 4, { model: 'm' }),
+      ts('lws-1', 100),
+    ];
+    const dynamo = attribute('kvCacheUtilization', samples, buildHeadIndex([pool({ engine: 'dynamo' })]));
+    const groups = dynamo.pools.get('ns1/pa/decode')?.groups;
+    expect(groups?.get('lws-0')).toMatchObject({
+      metric: kv,
+      dialect: 'dynamo',
+      ranks: [
+        { rank: '0', value: 0.25 },
+        { rank: '1', value: 0.75 },
+      ],
+    });
+    expect(groups?.has('lws-1')).toBe(false);
+    const auto = attribute('kvCacheUtilization', samples, buildHeadIndex([pool()]));
+    expect(auto.pools.get('ns1/pa/decode')?.groups.get('lws-0')?.metric).toBe('vllm:kv_cache_usage_perc');
+  });
+
   it("SGLang's ITL histogram: the current name is queried beside the older and wins", () => {
     const q = buildQuery('itlHistogram', { namespaces: ['ns1'], rateWindowSeconds: 60 });
     expect(q).toContain('rate(sglang:inter_token_latency_seconds_bucket{namespace=~"ns1"}[60s])');

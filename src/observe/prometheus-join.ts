@@ -66,6 +66,8 @@ export type EngineDialect = 'vllm' | 'vllmLegacy' | 'sglang' | 'trtllm' | 'dynam
  * - worker (work handler), labels dynamo_namespace, dynamo_component, dynamo_endpoint:
  *   `dynamo_component_inflight_requests`, read for the `generate` endpoint (the one Dynamo's backends
  *   serve requests on). It wins over the frontend's count on a pod that exports both.
+ * - worker KV use (DYNAMO_WORKER_KV): `dynamo_component_gpu_cache_usage_percent`, a fraction 0–1 despite
+ *   its name, one series per `dp_rank`.
  * Attribution: kvpa joins a series to a group through the pod that exports it. A frontend's series
  * describe every request that frontend routes, to any group, so they count only where the frontend
  * runs in the group's head pod; the series of a shared frontend Deployment belong to no head pod and
@@ -77,6 +79,18 @@ export const DYNAMO_WORKER_INFLIGHT: Required<PreferredSeries> = {
   label: 'dynamo_endpoint',
   value: 'generate',
 };
+
+/**
+ * The KV-cache use a Dynamo worker publishes beside its engine's series: `dynamo_component_` +
+ * `kvstats::GPU_CACHE_USAGE_PERCENT` ("GPU cache usage as a percentage (0.0-1.0)", ai-dynamo/dynamo
+ * lib/runtime/src/metrics/prometheus_names.rs), a gauge registered with the labels `model`,
+ * `dynamo_component` and `dp_rank` (components/src/dynamo/common/utils/prometheus.py,
+ * `LLMBackendMetrics`) and set by the vLLM, SGLang and TensorRT-LLM workers from their engine's KV use.
+ * An earlier Rust publisher exported `dynamo_component_kvstats_gpu_cache_usage_percent`
+ * (https://github.com/ai-dynamo/dynamo/pull/2704); that name is gone (Dynamo's own dashboards moved to the
+ * current one in https://github.com/ai-dynamo/dynamo/pull/7123) and is not read.
+ */
+export const DYNAMO_WORKER_KV = 'dynamo_component_gpu_cache_usage_percent';
 
 /** The pool's `engine` field: a dialect family, or detect it from the names a pod exports. */
 export type EngineSetting = ApiEngineSetting;
@@ -172,8 +186,8 @@ export const SIGNAL_KINDS: Readonly<Record<SignalKind, SignalKindSpec>> = {
       sglang: 'sglang:token_usage',
       // usedNumBlocks / maxNumBlocks of the KV cache stats: a fraction 0–1.
       trtllm: 'trtllm_kv_cache_utilization',
-      // Neither the frontend nor the work handler exports a KV fraction: read the worker's engine dialect.
-      dynamo: null,
+      // The worker's gauge (DYNAMO_WORKER_KV); the frontend has none, so a frontend-only head pod is missing.
+      dynamo: DYNAMO_WORKER_KV,
     },
     rankRule: 'mean',
     range: 'fraction',

@@ -380,14 +380,15 @@ describe('Prometheus source against a real Prometheus', () => {
     });
     const wk = pool('ns-dyn', 'workers', ['wk-0'], {
       engine: 'dynamo',
-      signals: ['queueDepth', 'runningRequests'],
+      signals: ['queueDepth', 'runningRequests', 'kvCacheUtilization'],
     });
     const tick = await source.tick([agg, wk]);
     const a = tick.pools.get(agg.poolKey);
     expect(a?.signals.get('queueDepth')).toMatchObject({ state: 'ok', poolTotal: 4 });
     expect(a?.signals.get('runningRequests')).toMatchObject({ state: 'ok', poolTotal: 10 });
+    // KV use is the worker's gauge: a head pod running only the frontend has none, missing, never 0.
     expect(a?.signals.get('kvCacheUtilization')).toMatchObject({ state: 'noData' });
-    expect(a?.signals.get('kvCacheUtilization')?.detail).toContain('Dynamo exports no such metric');
+    expect(a?.signals.get('kvCacheUtilization')?.detail).toContain('empty result');
     const ttft = a?.histograms.get('ttftHistogram');
     expect(ttft !== undefined && !('error' in ttft) && ttft.groups.get('agg-0')?.metric).toBe(
       'dynamo_frontend_time_to_first_token_seconds',
@@ -395,6 +396,8 @@ describe('Prometheus source against a real Prometheus', () => {
     const w = tick.pools.get(wk.poolKey)?.signals;
     // The worker's generate endpoint only (6, not 7); the shared frontend's queue belongs to no group.
     expect(w?.get('runningRequests')).toMatchObject({ state: 'ok', poolTotal: 6 });
+    // The worker's KV gauge, the mean over its two dp_rank series (0.25 and 0.75).
+    expect(w?.get('kvCacheUtilization')).toMatchObject({ state: 'ok', poolTotal: 0.5 });
     expect(w?.get('queueDepth')).toMatchObject({ state: 'noData' });
     expect(tick.nonHeadSeries).toBeGreaterThan(0);
   }, 15_000);
