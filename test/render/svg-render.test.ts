@@ -1,8 +1,9 @@
 /**
- * Every kind of SVG kvpa writes (simulate, backtest, up) renders with a real renderer: rsvg-convert
- * (Debian's librsvg2-bin; `bash scripts/install-rsvg.sh`) turns each into a PNG of the SVG's own size.
- * Without rsvg-convert the rendering is skipped with a message, except in CI (CI=true), where it fails.
- * What the SVGs say in their own text needs no renderer, so it is checked either way.
+ * Every kind of SVG kvpa writes (simulate, simulate --frontier, backtest, up) renders with a real
+ * renderer: rsvg-convert (Debian's librsvg2-bin; `bash scripts/install-rsvg.sh`) turns each into a PNG of
+ * the SVG's own size. Without rsvg-convert the rendering is skipped with a message, except in CI
+ * (CI=true), where it fails. What the SVGs say in their own text needs no renderer, so it is checked
+ * either way.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,8 +17,8 @@ const inCi = process.env.CI === 'true';
 const MISSING = 'rsvg-convert is not installed (bash scripts/install-rsvg.sh): SVG rendering not checked';
 if (!hasRsvg && !inCi) console.warn(`skipped: ${MISSING}`);
 
-const KINDS: readonly SvgKind[] = ['simulate', 'backtest', 'up'];
-/** Each kind made once per file: the lab run behind simulate takes seconds. */
+const KINDS: readonly SvgKind[] = ['simulate', 'frontier', 'backtest', 'up'];
+/** Each kind made once per file: the lab runs behind simulate and frontier take seconds. */
 const made = new Map<SvgKind, string>();
 function svgFor(kind: SvgKind): string {
   const svg = made.get(kind) ?? svgOf(kind);
@@ -60,6 +61,15 @@ describe('every SVG kvpa writes: its own text', () => {
         .map((t) => Number(/>(\d+)</.exec(t)?.[1])),
     ).toEqual([0, 2, 4, 6, 8, 10, 12, 14]);
   });
+
+  it('frontier labels both axes and names every swept policy in its legend', () => {
+    const svg = svgFor('frontier');
+    expect(svg).toContain('>GPU-hours</text>');
+    expect(svg).toContain('>SLO attainment %</text>');
+    for (const policy of ['kvpa', 'knative', 'hpa', 'static']) expect(svg).toContain(`>${policy}</text>`);
+    // Every policy with points has a frontier: a step line through solid squares.
+    expect(svg.match(/<path d="M/g)).toHaveLength(4);
+  });
 });
 
 describe.skipIf(!hasRsvg && !inCi)('every SVG kvpa writes renders with rsvg-convert', () => {
@@ -80,7 +90,7 @@ describe.skipIf(!hasRsvg && !inCi)('every SVG kvpa writes renders with rsvg-conv
       expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
       const png = readFileSync(pngFile);
       expect(pngSize(png)).toEqual(svgSize(svg));
-      // A blank 960-wide white PNG compresses to about 3 KB; the charts are 25-50 KB.
+      // A blank 960-wide white PNG compresses to about 3 KB; the drawings are 20-55 KB.
       expect(png.length).toBeGreaterThan(15_000);
     },
     60_000,
