@@ -1,8 +1,9 @@
 /**
  * One SVG of each kind kvpa writes, made by the code that writes it: `kvpa simulate`'s pool timeline
- * (a real lab run of the bundled 40-minute trace), `kvpa backtest`'s timeline and `kvpa up`'s report
- * timeline (both from generated histories of the same shape: a load step that scales a pool up and
- * back down). Used by the rendering test and by bench/pictures.ts, which renders the README's PNGs.
+ * and `kvpa simulate --frontier`'s frontiers (real lab runs of the bundled 40-minute trace),
+ * `kvpa backtest`'s timeline and `kvpa up`'s report timeline (both from generated histories of the same
+ * shape: a load step that scales a pool up and back down). Used by the rendering test and by
+ * bench/pictures.ts, which renders the README's PNGs.
  */
 import path from 'node:path';
 import { type PoolBacktest, panelOf } from '../../src/cli/backtest.ts';
@@ -11,13 +12,15 @@ import { poolsFromFile } from '../../src/cli/history.ts';
 import { signalName } from '../../src/control/signals.ts';
 import { renderTimelineSvg } from '../../src/report/svg-timeline.ts';
 import { loadCalibration } from '../../src/sim/calibration.ts';
-import { defaultSettings, runSimulation } from '../../src/sim/run.ts';
+import { type FrontierPoint, sweepJobs } from '../../src/sim/frontier.ts';
+import { frontierSvg as renderFrontierSvg } from '../../src/sim/frontier-svg.ts';
+import { defaultSettings, demandFor, runSimulation } from '../../src/sim/run.ts';
 import { timelineSvg } from '../../src/sim/svg.ts';
 import { type StackSample, timelinePanels } from '../../src/stack/report.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 
-export type SvgKind = 'simulate' | 'backtest' | 'up';
+export type SvgKind = 'simulate' | 'frontier' | 'backtest' | 'up';
 
 /** Load of the generated histories at second t of `seconds`: 1 group, a step to 4, back to 1. */
 function stepLoad(t: number, seconds: number): number {
@@ -33,6 +36,26 @@ export function simulateSvg(untilSeconds = 2400): string {
   });
   const summary = runSimulation(settings, 'kvpa');
   return timelineSvg(summary.timeline, 'decode', 'kvpa · decode · r1-step-40min.csv ×8, startup 2 min');
+}
+
+/**
+ * `kvpa simulate --frontier --frontier-points 2 --compare kvpa,knative,hpa,static` on the same trace: each
+ * sweep run one after another in this thread (as `--workers 0` does), drawn with the command's title.
+ */
+export function frontierSvg(untilSeconds = 2400): string {
+  const trace = path.join(repo, 'examples/traces/r1-step-40min.csv');
+  const settings = defaultSettings(trace, loadCalibration('deepseek-r1-h200'), {
+    trace: { seed: 1, untilSeconds, rateMultiplier: 8 },
+    startupSeconds: 120,
+  });
+  const demand = demandFor(settings);
+  const points: FrontierPoint[] = ['kvpa', 'knative', 'hpa', 'static']
+    .flatMap((policy) => sweepJobs(policy, 2))
+    .map((job) => {
+      const s = runSimulation(settings, job.runName, demand);
+      return { policy: job.policy, knobs: job.knobs, sloAttainment: s.sloAttainment, gpuHours: s.gpuHours };
+    });
+  return renderFrontierSvg(points, 'Frontiers · r1-step-40min.csv ×8, startup 2 min');
 }
 
 /** `kvpa backtest`'s timeline for the decode pool of examples/kserve-deepseek-r1.yaml over an hour. */
@@ -122,5 +145,14 @@ export function upSvg(seconds = 900): string {
 }
 
 export function svgOf(kind: SvgKind): string {
-  return kind === 'simulate' ? simulateSvg() : kind === 'backtest' ? backtestSvg() : upSvg();
+  switch (kind) {
+    case 'simulate':
+      return simulateSvg();
+    case 'frontier':
+      return frontierSvg();
+    case 'backtest':
+      return backtestSvg();
+    case 'up':
+      return upSvg();
+  }
 }

@@ -2,8 +2,12 @@
 // Events) against the real API server, with engine endpoints on 127.0.0.1. In every test tenant A
 // carries the fault and tenant B, a healthy pool at 2 groups × 0.9 KV (target 0.7, so 3 groups),
 // must keep deciding and writing. Each test has its own namespace and controller, and bounded time.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -13,7 +17,7 @@ import type { PodAutoscalerStatus } from '../../src/api/podautoscaler.ts';
 import { type AnnotationSink, Controller, type ControllerOptions } from '../../src/control/controller.ts';
 import { RoutingSignalSource } from '../../src/control/sources.ts';
 import { GrafanaAnnotator } from '../../src/report/grafana.ts';
-import { kubeConfigWithToken } from '../harness/cluster.ts';
+import { kubeConfigWithToken, loopbackServingCert } from '../harness/cluster.ts';
 import { customPath, type Json, RawApi } from './actuate-fixtures.ts';
 
 const cluster = inject('cluster');
@@ -32,11 +36,24 @@ const statusOf = async (ns: string, name: string) =>
 const condition = async (ns: string, name: string, type: string) =>
   (await statusOf(ns, name))?.conditions?.find((c) => c.type === type);
 
-async function eventReasons(ns: string, name: string): Promise<string[]> {
+async function eventsOf(ns: string, name: string): Promise<{ reason: string; message: string }[]> {
   const list = await kubeConfig
     .makeApiClient(CoreV1Api)
     .listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` });
-  return list.items.map((e) => e.reason ?? '');
+  return list.items.map((e) => ({ reason: e.reason ?? '', message: e.message ?? '' }));
+}
+
+async function eventReasons(ns: string, name: string): Promise<string[]> {
+  return (await eventsOf(ns, name)).map((e) => e.reason);
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
 async function namespace(): Promise<string> {
@@ -131,8 +148,84 @@ async function engine(mode: EngineMode): Promise<{ port: number; close(): Promis
 const vllmPage = (kv: string, waiting = '0') =>
   `vllm:kv_cache_usage_perc{engine="0",model_name="m"} ${kv}\nvllm:num_requests_waiting{engine="0",model_name="m"} ${waiting}\nvllm:num_requests_running{engine="0",model_name="m"} 1\n`;
 
+type ApiFault = 'freeze' | 'reset';
+
+/**
+ * The API server behind a TLS-terminating proxy on 127.0.0.1 (its own throw-away CA), which forwards
+ * every request except those `selects` picks: those it freezes (reads, never answers) or resets (closes
+ * the connection unanswered). Unlike loop-faults' TCP proxy it sees methods and paths, so one tenant's
+ * calls fail while the same controller's other traffic (watch, pods, status, Events) passes.
+ */
+async function apiPathProxy(
+  selects: (path: string) => boolean,
+  fault: ApiFault,
+): Promise<{ kubeConfig: KubeConfig; server: string; held: string[]; forwarded: string[]; close(): void }> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kvpa-proxy-'));
+  const pki = await loopbackServingCert(dir, {
+    caCommonName: 'kvpa-proxy-ca',
+    name: 'proxy',
+    commonName: 'kvpa-proxy',
+  });
+  const upstream = new URL(cluster.server);
+  const agent = new https.Agent({ ca: readFileSync(cluster.caCertPath), keepAlive: true });
+  const held: string[] = [];
+  const forwarded: string[] = [];
+  const sockets = new Set<Socket>();
+  const proxy = https.createServer(
+    { cert: readFileSync(pki.cert), key: readFileSync(pki.key) },
+    (req, res) => {
+      const method = req.method ?? '';
+      const url = req.url ?? '/';
+      const urlPath = new URL(url, 'https://proxy').pathname;
+      const call = `${method} ${urlPath}`;
+      if (selects(urlPath)) {
+        held.push(call);
+        if (fault === 'reset') req.socket.destroy();
+        return;
+      }
+      forwarded.push(call);
+      const forward = https.request(
+        { host: upstream.hostname, port: upstream.port, method, path: url, headers: req.headers, agent },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          // A watch with nothing to say yet must still see its headers, or its client waits on them.
+          res.flushHeaders();
+          answer.pipe(res);
+        },
+      );
+      forward.on('error', () => res.destroy());
+      // A watch ends when its client goes away.
+      res.on('close', () => {
+        if (!res.writableFinished) forward.destroy();
+      });
+      req.pipe(forward);
+    },
+  );
+  proxy.on('secureConnection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  const server = `https://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  const handle = {
+    kubeConfig: kubeConfigWithToken({ server, caCertPath: pki.caCert }, cluster.adminToken),
+    server,
+    held,
+    forwarded,
+    close() {
+      for (const s of sockets) s.destroy();
+      proxy.close();
+      agent.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  proxies.push(handle);
+  return handle;
+}
+
 const servers: http.Server[] = [];
 const controllers: Controller[] = [];
+const proxies: { close(): void }[] = [];
 afterEach(async () => {
   // Hanging engines first, so their scrapes fail at once and stop() does not wait on them.
   for (const s of servers.splice(0)) {
@@ -140,6 +233,8 @@ afterEach(async () => {
     s.close();
   }
   await Promise.all(controllers.splice(0).map((c) => c.stop()));
+  // Then the proxies: a frozen write still pending ends here.
+  for (const p of proxies.splice(0)) p.close();
 });
 
 /** The production wiring of signals and targets; the clock is the test's unless `realTime`. */
@@ -316,4 +411,75 @@ describe('finding 4: a silent group is not counted at the mean of the idle ones'
     expect(decision?.summary).toContain('silent group may be the busy one');
     expect(decision?.holdReason).toContain('kvCacheUtilization (2 silent)');
   });
+});
+
+describe('a scale write that hangs or fails blocks no other pool', () => {
+  it.each<[string, ApiFault, RegExp]>([
+    // The write never answers: the pool's deadline ends the wait.
+    ['hang', 'freeze', /^decode: pool decode did not finish within \d+(\.\d+)?s$/],
+    // The write fails at once: the message names the write and the object.
+    ['are cut off', 'reset', /^decode: scaling LeaderWorkerSet kvpa-fault-\w+\/a failed/],
+  ])(
+    "A's LeaderWorkerSet /scale writes %s: FailedRescale on A naming no address, A stays at 2; B decides about once a second and scales 2 → 3",
+    async (_how, fault, named) => {
+      const ns = await namespace();
+      await healthyTenant(ns);
+      const a = await engine({ kind: 'page', text: vllmPage('0.9') });
+      await lws(ns, 'a', 2);
+      await api.create(paCollection(ns), podAutoscaler('a', a.port));
+      // The whole controller goes through the proxy; only A's scale writes are held.
+      const aScale = `${lwsPath(ns, 'a')}/scale`;
+      const proxy = await apiPathProxy((p) => p === aScale, fault);
+      const decidedAtMs = new Map<string, number[]>();
+      const h = controllerIn(ns, {
+        realTime: true,
+        kubeConfig: proxy.kubeConfig,
+        targetFor: (namespace, ref) => scaleTargetFor(proxy.kubeConfig, namespace, ref),
+        // 2 s for the read, decision and write after the sample's 3 s (timeoutSeconds 1, plus 2): 5 s,
+        // under the API call's own 10 s deadline, so a hung write is ended by the pool's boundary.
+        poolDeadlineSeconds: 2,
+        observer: {
+          pool: (key) => decidedAtMs.set(key, [...(decidedAtMs.get(key) ?? []), Date.now()]),
+        },
+      });
+      const startedMs = Date.now();
+      await h.start(['a', 'b']);
+      await until(
+        'B at 3 groups and FailedRescale on A',
+        async () =>
+          (await replicasOf(ns, 'b')) === 3 &&
+          (await condition(ns, 'a', 'Ready'))?.reason === 'FailedRescale',
+        20_000,
+      );
+      // A has failed; B keeps its cadence for the next 4 s while A's writes go on failing.
+      const failedAtMs = Date.now();
+      await new Promise((r) => setTimeout(r, 4_000));
+      expect(new Set(proxy.held)).toEqual(new Set([`PATCH ${aScale}`]));
+      expect(proxy.forwarded).toContain(`PATCH ${lwsPath(ns, 'b')}/scale`);
+      const b = decidedAtMs.get(`${ns}/b`) ?? [];
+      const gapsMs = b.slice(1).map((t, i) => t - (b[i] ?? t));
+      const when = `B decided at ${b.map((t) => t - startedMs).join(', ')} ms; A failed by ${failedAtMs - startedMs} ms`;
+      expect(b.filter((t) => t >= failedAtMs).length, when).toBeGreaterThanOrEqual(3);
+      expect(Math.max(0, ...gapsMs), when).toBeLessThan(2_500);
+      expect(await replicasOf(ns, 'b')).toBe(3);
+      expect(await condition(ns, 'b', 'Ready')).toMatchObject({ status: 'True' });
+
+      expect(await replicasOf(ns, 'a')).toBe(2);
+      const ready = await condition(ns, 'a', 'Ready');
+      expect(ready).toMatchObject({ status: 'False', reason: 'FailedRescale' });
+      const failed = (await eventsOf(ns, 'a')).filter((e) => e.reason === 'FailedRescale');
+      expect(
+        failed.map((e) => e.message).filter((m) => named.test(m)),
+        JSON.stringify(failed),
+      ).not.toEqual([]);
+      // What failed, not where: no address, port, URL or socket error of the proxy or the API server.
+      for (const text of [ready?.message ?? '', ...failed.map((e) => e.message)]) {
+        expect(text).toMatch(/^decode: /);
+        expect(text).not.toMatch(/127\.0\.0\.1|localhost|https?:|ECONN|socket|TLS/i);
+        for (const server of [proxy.server, cluster.server]) {
+          expect(text).not.toContain(`:${new URL(server).port}`);
+        }
+      }
+    },
+  );
 });
