@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { currentMax } from './delay-window.ts';
-import { decide, initialState } from './kpa.ts';
+import { decide, initialState, nextRegret, REGRET_MEMORY_SECONDS } from './kpa.ts';
 import { KNATIVE_DEFAULTS, KNATIVE_EXTENSIONS, KVPA_EXTENSIONS } from './spec.ts';
 import type { DeciderSpec, DeciderState, Decision, Observation, SignalKind, SignalReading } from './types.ts';
 
@@ -397,6 +397,65 @@ describe('decision core properties', () => {
               }
             }
           }
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('a learned hold is taught only by demand asking back, within one cold start, for groups just released; it never shrinks while remembered, and a plan alone teaches nothing', () => {
+    const releaseArb = fc.option(
+      fc.record({
+        atSeconds: fc.integer({ min: 0, max: 20_000 }),
+        holdSeconds: fc.integer({ min: 0, max: 3_000 }),
+      }),
+      { nil: undefined },
+    );
+    const regretArb = fc.option(
+      fc.record({
+        atSeconds: fc.integer({ min: 0, max: 20_000 }),
+        holdSeconds: fc.integer({ min: 1, max: 5_000 }),
+      }),
+      { nil: undefined },
+    );
+    fc.assert(
+      fc.property(
+        releaseArb,
+        regretArb,
+        fc.record({
+          requested: fc.integer({ min: 0, max: 20 }),
+          desired: fc.integer({ min: 0, max: 20 }),
+          demandWant: fc.integer({ min: 0, max: 20 }),
+          holdSeconds: fc.integer({ min: 0, max: 3_000 }),
+          coldStartSeconds: fc.integer({ min: 0, max: 3_000 }),
+          nowSeconds: fc.integer({ min: 20_000, max: 40_000 }),
+        }),
+        (lastRelease, regret, d) => {
+          const state = {
+            ...initialState({ ...KNATIVE_DEFAULTS, extensions: KVPA_EXTENSIONS }, 1, 0),
+            ...(lastRelease !== undefined ? { lastRelease } : {}),
+            ...(regret !== undefined ? { regret } : {}),
+          };
+          const out = nextRegret(state, d);
+          const remembered =
+            regret !== undefined && d.nowSeconds - regret.atSeconds <= REGRET_MEMORY_SECONDS
+              ? regret
+              : undefined;
+          if (d.desired < d.requested) {
+            expect(out.lastRelease).toEqual({ atSeconds: d.nowSeconds, holdSeconds: d.holdSeconds });
+          }
+          const taught = out.regret !== undefined && out.regret !== remembered;
+          if (taught) {
+            expect(lastRelease).toBeDefined();
+            expect(d.desired).toBeGreaterThan(d.requested);
+            expect(d.demandWant).toBeGreaterThan(d.requested);
+            expect(d.nowSeconds - (lastRelease?.atSeconds ?? 0)).toBeLessThanOrEqual(d.coldStartSeconds);
+            expect(out.regret?.holdSeconds ?? 0).toBeGreaterThanOrEqual(remembered?.holdSeconds ?? 0);
+            expect(out.lastRelease).toBeUndefined();
+          } else {
+            expect(out.regret).toEqual(remembered);
+          }
+          if (d.demandWant <= d.requested) expect(taught).toBe(false);
         },
       ),
       RUNS,
