@@ -490,6 +490,10 @@ describe('ScaleTarget adapters on the real API server', () => {
       expected: { specGroups: 2, readyGroups: 1, groupSize: 4 },
       // +3: each group's 3 decode workers beside its leader.
       expectedHeads: ['0:ready:+3', '1:unready:+3', '2:ready:surge:+3'],
+      // Grove deletes replica indices [spec, existing): the highest first, by the pods' replica-index label.
+      expectedRemovalOrder: ['2', '1', '0'],
+      // One replica: 1 leader + 3 workers from the PodCliques' spec; no pod is bound, so both requested are unplaced.
+      expectedPlacement: { pods: 4, gpus: 0, unplacedGroups: 2, unschedulableGroups: 0 },
     });
   });
 

@@ -124,7 +124,7 @@ export class DynamoScalingAdapterTarget extends CustomScaleTarget {
     if (entry.componentKind === 'PodCliqueScalingGroup' || entry.componentKind === 'LeaderWorkerSet') {
       const parts = await Promise.all(
         names.map((n) =>
-          entry.componentKind === 'LeaderWorkerSet' ? this.observeLws(n) : this.observePcsg(n, withHeads),
+          entry.componentKind === 'LeaderWorkerSet' ? this.observeLws(n) : this.observePcsg(n),
         ),
       );
       const groups = parts.flatMap((p, i) =>
@@ -148,10 +148,10 @@ export class DynamoScalingAdapterTarget extends CustomScaleTarget {
     return { groups, ready, groupSize: 1 };
   }
 
-  private async observePcsg(name: string, withHeads: boolean): Promise<Observation> {
+  private async observePcsg(name: string): Promise<Observation> {
     const pcsg = await getCustomOrUndefined<PcsgLike>(this.clients, PCSG_GVR, this.namespace, name);
     if (pcsg === undefined) return { groups: [], ready: 0, groupSize: null };
-    const grove: GroveObservation = await observeGrove(this.clients, this.namespace, pcsg, withHeads);
+    const grove: GroveObservation = await observeGrove(this.clients, this.namespace, pcsg);
     return {
       groups: grove.groups,
       ready: capacityGroups(grove.groups, grove.specReplicas),
