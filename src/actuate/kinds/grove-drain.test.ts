@@ -2,6 +2,7 @@ import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { groupGpus, indexedPendingGroups } from '../placement.ts';
 import { gateProblem, routingPatches } from '../routing.ts';
+import { rolloutDrainView } from './dynamo.ts';
 import { GROVE_LABELS, groveDrainView, groveGroupShape, type PodCliqueLike } from './grove.ts';
 
 const NS = 'llm';
@@ -186,5 +187,21 @@ describe('pending PCSG replicas by replica-index label', () => {
       unplacedGroups: 1,
       unschedulableGroups: 0,
     });
+  });
+});
+
+describe('rolloutDrainView (a Dynamo component naming two PCSGs)', () => {
+  it('no removal order, every pod kept under a prefixed key, and the reason names both', () => {
+    const a = groveDrainView(NS, PCSG, CLIQUES, replica(0, 1));
+    const b = groveDrainView(NS, PCSG, CLIQUES, replica(1, 1));
+    const v = rolloutDrainView('PodCliqueScalingGroup', ['old', 'new'], [a, b]);
+    expect(v.order).toEqual([]);
+    expect(v.pods.map((p) => p.groupKey)).toEqual(['old/0', 'old/0', 'new/1', 'new/1']);
+    expect(gateProblem(v)).toBe(
+      'the DynamoGraphDeployment status names 2 PodCliqueScalingGroups (old, new), a rollout in progress: ' +
+        'which groups a scale-down removes is unknown',
+    );
+    // Nothing out of routing: every gated pod is set serving.
+    expect(routingPatches(v.pods, new Set()).every((p) => p.serving)).toBe(true);
   });
 });
