@@ -124,10 +124,23 @@ export function lwsPendingGroups(
   groupSize: number,
   pods: readonly V1Pod[],
 ): PendingGroups {
+  return indexedPendingGroups(specGroups, groupSize, pods, LWS_LABELS.groupIndex);
+}
+
+/**
+ * Groups 0 … spec − 1 of a workload that labels each pod with its group's index (`indexLabel`) that are not
+ * placed yet: fewer than `groupSize` pods not being deleted, or one not bound to a node.
+ */
+export function indexedPendingGroups(
+  specGroups: number,
+  groupSize: number,
+  pods: readonly V1Pod[],
+  indexLabel: string,
+): PendingGroups {
   const byIndex = new Map<number, V1Pod[]>();
   for (const pod of pods) {
     if (pod.metadata?.deletionTimestamp) continue;
-    const raw = pod.metadata?.labels?.[LWS_LABELS.groupIndex];
+    const raw = pod.metadata?.labels?.[indexLabel];
     if (raw === undefined || !/^\d+$/.test(raw)) continue;
     const index = Number(raw);
     byIndex.set(index, [...(byIndex.get(index) ?? []), pod]);

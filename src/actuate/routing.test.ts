@@ -243,6 +243,20 @@ describe('gateProblem', () => {
     expect(message).not.toContain('…');
   });
 
+  it('a view that names where the gate goes puts it in the message after "the pod template"', () => {
+    const message = gateProblem({
+      ...view([lwsPod(0, 0, { gated: false })]),
+      gateTemplate: 'spec.x.podSpec',
+    });
+    expect(message).toContain('to the pod template (spec.x.podSpec) to drain');
+  });
+
+  it("a view's own reason wins, even with every head gated", () => {
+    expect(gateProblem({ ...view([lwsPod(0, 0)]), unavailable: 'two resources named' })).toBe(
+      'two resources named',
+    );
+  });
+
   it('a group without a leader pod adds no head to check: ungated workers of group 1 are no problem', () => {
     const pods = [lwsPod(0, 0), lwsPod(1, 1, { gated: false }), lwsPod(1, 2, { gated: false })];
     expect(gateProblem(view(pods))).toBeUndefined();

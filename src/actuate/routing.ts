@@ -40,6 +40,10 @@ export interface DrainTargetGroup {
 export interface DrainView {
   readonly order: readonly DrainTargetGroup[];
   readonly pods: readonly RoutingPod[];
+  /** Where the readiness gate goes in this kind's objects, named in the message when a head lacks it. */
+  readonly gateTemplate?: string;
+  /** Why this target cannot drain now whatever its gates (its victims cannot be told apart, …). */
+  readonly unavailable?: string;
 }
 
 function routingPod(pod: V1Pod, groupKey: string): RoutingPod | undefined {
@@ -59,45 +63,46 @@ function digits(value: string | undefined): number | undefined {
   return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
 }
 
+/** One group of an indexed workload: the pod whose engine is read (absent: none yet) and its other pods. */
+export interface IndexedGroup {
+  readonly head: V1Pod | undefined;
+  /** The group's other pods in order (their engines hold requests of the group with ranksOn: all). */
+  readonly members: readonly V1Pod[];
+  /** Every pod of the group, head and members and pods of neither, in the order listed. */
+  readonly pods: readonly V1Pod[];
+}
+
 /**
- * A LeaderWorkerSet's drain view: groups by `group-index`, highest first, since LWS renders its groups as the
- * ordinals of a leader StatefulSet and a StatefulSet removes the highest ordinal first
- * (kubernetes.io/docs/concepts/workloads/controllers/statefulset/#deployment-and-scaling-guarantees).
+ * The drain view of a workload that removes its highest-index groups first (LeaderWorkerSet, Grove): groups by
+ * index, highest first; a group serves while its head's engine runs.
  */
-export function lwsDrainView(namespace: string, pods: readonly V1Pod[]): DrainView {
-  const groups = new Map<number, { leader?: V1Pod; workers: V1Pod[] }>();
+export function highestIndexFirst(
+  namespace: string,
+  groups: ReadonlyMap<number, IndexedGroup>,
+  gateTemplate?: string,
+): DrainView {
   const routing: RoutingPod[] = [];
-  for (const pod of pods) {
-    // Digits only, as lwsGroups reads them: '' or '0x3' must not become a group the readiness view lacks.
-    const index = digits(pod.metadata?.labels?.[LWS_LABELS.groupIndex]);
-    const worker = digits(pod.metadata?.labels?.[LWS_LABELS.workerIndex]);
-    if (index === undefined) continue;
-    const entry = groups.get(index) ?? { workers: [] };
-    if (worker === 0) entry.leader = pod;
-    else if (worker !== undefined) entry.workers.push(pod);
-    groups.set(index, entry);
-    const r = routingPod(pod, String(index));
-    if (r !== undefined) routing.push(r);
+  for (const [index, g] of [...groups].sort((a, b) => a[0] - b[0])) {
+    for (const pod of g.pods) {
+      const r = routingPod(pod, String(index));
+      if (r !== undefined) routing.push(r);
+    }
   }
   const order = [...groups]
     .sort((a, b) => b[0] - a[0])
-    .map(([index, { leader, workers }]): DrainTargetGroup => {
-      const name = leader?.metadata?.name;
-      const podIP = leader?.status?.podIP;
-      // Workers too: with ranksOn: all their engines hold requests of the group.
-      const byWorker = (a: V1Pod, b: V1Pod) =>
-        (digits(a.metadata?.labels?.[LWS_LABELS.workerIndex]) ?? 0) -
-        (digits(b.metadata?.labels?.[LWS_LABELS.workerIndex]) ?? 0);
-      const members = [...workers].sort(byWorker).flatMap((w) => {
-        const memberName = w.metadata?.name;
-        const ip = w.status?.podIP;
+    .map(([index, { head, members }]): DrainTargetGroup => {
+      const name = head?.metadata?.name;
+      const podIP = head?.status?.podIP;
+      const memberRefs = members.flatMap((m) => {
+        const memberName = m.metadata?.name;
+        const ip = m.status?.podIP;
         return memberName ? [{ name: memberName, ...(ip ? { podIP: ip } : {}) }] : [];
       });
       return {
         key: String(index),
-        serving: leader !== undefined && isPodRunning(leader),
+        serving: head !== undefined && isPodRunning(head),
         head:
-          leader === undefined || name === undefined
+          head === undefined || name === undefined
             ? undefined
             : {
                 namespace,
@@ -106,23 +111,51 @@ export function lwsDrainView(namespace: string, pods: readonly V1Pod[]): DrainVi
                 groupReady: false,
                 surge: false,
                 ...(podIP ? { podIP } : {}),
-                members,
+                members: memberRefs,
               },
       };
     });
-  return { order, pods: routing };
+  return { order, pods: routing, ...(gateTemplate !== undefined ? { gateTemplate } : {}) };
 }
 
 /**
- * Why the pool cannot drain, or undefined: every group head must carry the readiness gate, or taking it
- * "out of routing" would change nothing and the drain would only delay the scale-down.
+ * A LeaderWorkerSet's drain view: groups by `group-index`, highest first, since LWS renders its groups as the
+ * ordinals of a leader StatefulSet and a StatefulSet removes the highest ordinal first
+ * (kubernetes.io/docs/concepts/workloads/controllers/statefulset/#deployment-and-scaling-guarantees).
+ */
+export function lwsDrainView(namespace: string, pods: readonly V1Pod[]): DrainView {
+  const groups = new Map<number, { head: V1Pod | undefined; members: V1Pod[]; pods: V1Pod[] }>();
+  for (const pod of pods) {
+    // Digits only, as lwsGroups reads them: '' or '0x3' must not become a group the readiness view lacks.
+    const index = digits(pod.metadata?.labels?.[LWS_LABELS.groupIndex]);
+    const worker = digits(pod.metadata?.labels?.[LWS_LABELS.workerIndex]);
+    if (index === undefined) continue;
+    const entry = groups.get(index) ?? { head: undefined, members: [], pods: [] };
+    if (worker === 0) entry.head = pod;
+    else if (worker !== undefined) entry.members.push(pod);
+    entry.pods.push(pod);
+    groups.set(index, entry);
+  }
+  // Workers too: with ranksOn: all their engines hold requests of the group.
+  const byWorker = (a: V1Pod, b: V1Pod) =>
+    (digits(a.metadata?.labels?.[LWS_LABELS.workerIndex]) ?? 0) -
+    (digits(b.metadata?.labels?.[LWS_LABELS.workerIndex]) ?? 0);
+  for (const g of groups.values()) g.members.sort(byWorker);
+  return highestIndexFirst(namespace, groups);
+}
+
+/**
+ * Why the pool cannot drain, or undefined: the view's own reason if it has one; else every group head must carry
+ * the readiness gate, or taking it "out of routing" would change nothing and the drain would only delay the
+ * scale-down.
  */
 export function gateProblem(view: DrainView): string | undefined {
+  if (view.unavailable !== undefined) return view.unavailable;
   const heads = new Set(view.order.flatMap((g) => (g.head ? [g.head.name] : [])));
   const ungated = view.pods.filter((p) => heads.has(p.name) && !p.gated).map((p) => p.name);
   if (ungated.length === 0) return undefined;
   const shown = ungated.slice(0, 3).join(', ') + (ungated.length > 3 ? `, … (${ungated.length})` : '');
-  return `pod(s) ${shown} have no readiness gate ${SERVING_CONDITION}: add readinessGates: [{conditionType: ${SERVING_CONDITION}}] to the pod template to drain`;
+  return `pod(s) ${shown} have no readiness gate ${SERVING_CONDITION}: add readinessGates: [{conditionType: ${SERVING_CONDITION}}] to the pod template${view.gateTemplate !== undefined ? ` (${view.gateTemplate})` : ''} to drain`;
 }
 
 /**

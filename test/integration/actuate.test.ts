@@ -490,6 +490,10 @@ describe('ScaleTarget adapters on the real API server', () => {
       expected: { specGroups: 2, readyGroups: 1, groupSize: 4 },
       // +3: each group's 3 decode workers beside its leader.
       expectedHeads: ['0:ready:+3', '1:unready:+3', '2:ready:surge:+3'],
+      // Grove deletes replica indices [spec, existing): the highest first, by the pods' replica-index label.
+      expectedRemovalOrder: ['2', '1', '0'],
+      // One replica: 1 leader + 3 workers from the PodCliques' spec; no pod is bound, so both requested are unplaced.
+      expectedPlacement: { pods: 4, gpus: 0, unplacedGroups: 2, unschedulableGroups: 0 },
     });
   });
 
@@ -545,6 +549,9 @@ describe('ScaleTarget adapters on the real API server', () => {
       countPath: ['spec', 'replicas'],
       expected: { specGroups: 2, readyGroups: 1, groupSize: 2 },
       expectedHeads: ['0:ready:+1', '1:unready:+1'],
+      // The one PCSG behind the component drains and places as a Grove target does.
+      expectedRemovalOrder: ['1', '0'],
+      expectedPlacement: { pods: 2, gpus: 0, unplacedGroups: 2, unschedulableGroups: 0 },
     });
   });
 
@@ -600,6 +607,8 @@ describe('ScaleTarget adapters on the real API server', () => {
       countPath: ['spec', 'replicas'],
       expected: { specGroups: 2, readyGroups: 1, groupSize: 2 },
       expectedHeads: ['dgd2-prefill-new/0:unready:+1', 'dgd2-prefill-old/0:ready:+1'],
+      // Two LWSs named mid-rollout: which groups go is unknown, so no removal order (and no drain).
+      expectedRemovalOrder: [],
     });
   });
 

@@ -5,11 +5,17 @@
  * v1beta1 and `status.services[c]` in v1alpha1 (api/v1beta1/common.go ComponentReplicaStatus), which names
  * the resources behind it (`componentKind`, `componentNames[]`: old and new during a rollout) and counts
  * `readyReplicas`. Names are read, never built: the operator shortens long PodCliqueSet names with a hash.
+ *
+ * The adapter's count reaches the one PCSG or LWS behind the component, which removes its own highest-index
+ * groups: the drain and placement views are that resource's (grove.ts, lws.ts). While the status names two
+ * (old and new during a rollout) the victims cannot be told apart, and the pool is not drained.
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import type { ScaleTargetRef } from '../../api/podautoscaler.ts';
 import { getCustomOrUndefined, type KubeClients, listPods } from '../kube.ts';
+import { groupGpus, KUEUE_QUEUE_LABEL, lwsGroupShape, lwsPendingGroups } from '../placement.ts';
 import { capacityGroups, type GroupView, isPodReady } from '../readiness.ts';
+import { type DrainView, lwsDrainView, setServing } from '../routing.ts';
 import type { TargetState } from '../types.ts';
 import {
   CustomScaleTarget,
@@ -19,7 +25,7 @@ import {
   requireResourceVersion,
 } from './base.ts';
 import { type GroveObservation, observeGrove, PCSG_GVR, type PcsgLike } from './grove.ts';
-import { LWS_GVR, LWS_LABELS, lwsGroups } from './lws.ts';
+import { type LeaderWorkerSetLike, LWS_GVR, LWS_LABELS, lwsGroups } from './lws.ts';
 
 interface DgdsaLike {
   metadata?: ObjectMeta;
@@ -72,6 +78,27 @@ interface Observation {
   /** Ready groups that are capacity, before the cap at the adapter's spec. */
   readonly ready: number;
   readonly groupSize: number | null;
+  /** The multi-node resource's drain and placement views (see the header); absent for one-pod replicas. */
+  readonly drain?: DrainView;
+  readonly placement?: NonNullable<TargetState['placement']>;
+}
+
+/**
+ * The drain view of several resources named at once (a rollout): every pod, under its resource-prefixed group
+ * key, so kvpa still routes every gated pod; no removal order, and the reason it cannot drain.
+ */
+export function rolloutDrainView(
+  componentKind: string,
+  names: readonly string[],
+  views: readonly DrainView[],
+): DrainView {
+  return {
+    order: [],
+    pods: views.flatMap((v, i) => v.pods.map((p) => ({ ...p, groupKey: `${names[i]}/${p.groupKey}` }))),
+    unavailable:
+      `the DynamoGraphDeployment status names ${names.length} ${componentKind}s (${names.join(', ')}), a ` +
+      'rollout in progress: which groups a scale-down removes is unknown',
+  };
 }
 
 export class DynamoScalingAdapterTarget extends CustomScaleTarget {
@@ -99,9 +126,17 @@ export class DynamoScalingAdapterTarget extends CustomScaleTarget {
       readyGroups: Math.min(seen.ready, specGroups),
       groupSize: seen.groupSize,
       resourceVersion: requireResourceVersion(this.ref, this.namespace, adapter.metadata),
+      ...(seen.drain !== undefined ? { drain: seen.drain } : {}),
+      ...(seen.placement !== undefined
+        ? { placement: seen.placement, gpusPerGroup: groupGpus(seen.placement.group) }
+        : {}),
       countManagers: managersOf(adapter.metadata, ['f:spec', 'f:replicas']),
     };
     return { state, groups: seen.groups };
+  }
+
+  async setServing(podName: string, serving: boolean, message: string): Promise<void> {
+    await setServing(this.clients, this.namespace, podName, serving, message);
   }
 
   /** The DGD at the adapter's own API version (v1beta1 adapters point at v1beta1 DGDs); undefined: gone. */
@@ -121,19 +156,32 @@ export class DynamoScalingAdapterTarget extends CustomScaleTarget {
     withHeads: boolean,
   ): Promise<Observation> {
     const names = entry.componentNames ?? [];
-    if (entry.componentKind === 'PodCliqueScalingGroup' || entry.componentKind === 'LeaderWorkerSet') {
+    const kind = entry.componentKind;
+    if (kind === 'PodCliqueScalingGroup' || kind === 'LeaderWorkerSet') {
       const parts = await Promise.all(
-        names.map((n) =>
-          entry.componentKind === 'LeaderWorkerSet' ? this.observeLws(n) : this.observePcsg(n, withHeads),
-        ),
+        names.map((n) => (kind === 'LeaderWorkerSet' ? this.observeLws(n) : this.observePcsg(n))),
       );
       const groups = parts.flatMap((p, i) =>
         p.groups.map((g) => (names.length > 1 ? { ...g, key: `${names[i]}/${g.key}` } : g)),
       );
+      const [only] = parts;
+      const drain =
+        parts.length === 1
+          ? only?.drain
+          : parts.length > 1
+            ? rolloutDrainView(
+                kind,
+                names,
+                parts.map((p) => p.drain ?? { order: [], pods: [] }),
+              )
+            : undefined;
+      const placement = parts.length === 1 ? only?.placement : undefined;
       return {
         groups,
         ready: parts.reduce((sum, p) => sum + p.ready, 0),
         groupSize: parts.find((p) => p.groupSize !== null)?.groupSize ?? null,
+        ...(drain !== undefined ? { drain } : {}),
+        ...(placement !== undefined ? { placement } : {}),
       };
     }
     const ready = entry.readyReplicas ?? entry.availableReplicas ?? 0;
@@ -148,27 +196,38 @@ export class DynamoScalingAdapterTarget extends CustomScaleTarget {
     return { groups, ready, groupSize: 1 };
   }
 
-  private async observePcsg(name: string, withHeads: boolean): Promise<Observation> {
+  private async observePcsg(name: string): Promise<Observation> {
     const pcsg = await getCustomOrUndefined<PcsgLike>(this.clients, PCSG_GVR, this.namespace, name);
     if (pcsg === undefined) return { groups: [], ready: 0, groupSize: null };
-    const grove: GroveObservation = await observeGrove(this.clients, this.namespace, pcsg, withHeads);
+    const grove: GroveObservation = await observeGrove(this.clients, this.namespace, pcsg);
     return {
       groups: grove.groups,
       ready: capacityGroups(grove.groups, grove.specReplicas),
       groupSize: grove.groupSize,
+      drain: grove.drain,
+      ...(grove.placement !== undefined ? { placement: grove.placement } : {}),
     };
   }
 
   private async observeLws(name: string): Promise<Observation> {
-    const lws = await getCustomOrUndefined<{
-      spec?: { replicas?: number; leaderWorkerTemplate?: { size?: number } };
-    }>(this.clients, LWS_GVR, this.namespace, name);
+    const lws = await getCustomOrUndefined<LeaderWorkerSetLike>(this.clients, LWS_GVR, this.namespace, name);
     if (lws === undefined) return { groups: [], ready: 0, groupSize: null };
     const spec = lws.spec?.replicas ?? 1;
     const size = lws.spec?.leaderWorkerTemplate?.size ?? 1;
     const pods = await listPods(this.clients, this.namespace, `${LWS_LABELS.name}=${name}`);
     const groups = lwsGroups(spec, size, pods);
-    return { groups, ready: capacityGroups(groups, spec), groupSize: size };
+    const queue = lws.metadata?.labels?.[KUEUE_QUEUE_LABEL];
+    return {
+      groups,
+      ready: capacityGroups(groups, spec),
+      groupSize: size,
+      drain: lwsDrainView(this.namespace, pods),
+      placement: {
+        group: lwsGroupShape(lws.spec?.leaderWorkerTemplate),
+        ...(queue !== undefined ? { kueueQueue: queue } : {}),
+        ...lwsPendingGroups(spec, size, pods),
+      },
+    };
   }
 }
 

@@ -78,7 +78,7 @@ export function lwsGroups(specReplicas: number, groupSize: number, pods: readonl
   return out;
 }
 
-interface LeaderWorkerSetLike {
+export interface LeaderWorkerSetLike {
   metadata?: ObjectMeta;
   spec?: { replicas?: number; leaderWorkerTemplate?: LwsTemplateLike };
 }
