@@ -602,6 +602,74 @@ describe('ScaleTarget adapters on the real API server', () => {
       expectedHeads: ['dgd2-prefill-new/0:unready:+1', 'dgd2-prefill-old/0:ready:+1'],
     });
   });
+  it('DynamoGraphDeploymentScalingAdapter v1beta1: readiness from the v1beta1 DGD’s status.components', async () => {
+    const base = customPath('nvidia.com', 'v1beta1', ns, 'dynamographdeploymentscalingadapters');
+    const selector = {
+      'nvidia.com/dynamo-graph-deployment-name': 'dgd3',
+      'nvidia.com/dynamo-component': 'decode',
+    };
+    await api.create(base, {
+      apiVersion: 'nvidia.com/v1beta1',
+      kind: 'DynamoGraphDeploymentScalingAdapter',
+      metadata: { name: 'dgd3-decode' },
+      spec: { replicas: 3, dgdRef: { name: 'dgd3', componentName: 'decode' } },
+    });
+    await api.setStatus(`${base}/dgd3-decode`, {
+      replicas: 3,
+      selector: Object.entries(selector)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(','),
+    });
+    const dgdBase = customPath('nvidia.com', 'v1beta1', ns, 'dynamographdeployments');
+    await api.create(dgdBase, {
+      apiVersion: 'nvidia.com/v1beta1',
+      kind: 'DynamoGraphDeployment',
+      metadata: { name: 'dgd3' },
+      spec: {
+        components: [
+          { name: 'decode', replicas: 3 },
+          { name: 'prefill', replicas: 1 },
+        ],
+      },
+    });
+    // One-pod-per-replica kinds: the entry's readyReplicas is the count. The other component's entry
+    // (1 ready) and a missing entry (0) would both give another number.
+    await api.setStatus(`${dgdBase}/dgd3`, {
+      state: 'pending',
+      components: {
+        decode: {
+          componentKind: 'PodClique',
+          componentNames: ['dgd3-0-decode'],
+          replicas: 3,
+          updatedReplicas: 3,
+          readyReplicas: 2,
+        },
+        prefill: {
+          componentKind: 'PodClique',
+          componentNames: ['dgd3-0-prefill'],
+          replicas: 1,
+          updatedReplicas: 1,
+          readyReplicas: 1,
+        },
+      },
+    });
+    // The v1beta1 status survives storage (the test CRD stores v1alpha1).
+    expect(at(await api.get(`${dgdBase}/dgd3`), ['status', 'components', 'decode', 'readyReplicas'])).toBe(2);
+    await api.pod(ns, 'dgd3-0-decode-0', selector, true);
+    await api.pod(ns, 'dgd3-0-decode-1', selector, true);
+    await api.pod(ns, 'dgd3-0-decode-2', selector, false);
+    await exerciseContract({
+      ref: {
+        apiVersion: 'nvidia.com/v1beta1',
+        kind: 'DynamoGraphDeploymentScalingAdapter',
+        name: 'dgd3-decode',
+      },
+      objectPath: `${base}/dgd3-decode`,
+      countPath: ['spec', 'replicas'],
+      expected: { specGroups: 3, readyGroups: 2, groupSize: 1 },
+      expectedHeads: ['dgd3-0-decode-0:ready', 'dgd3-0-decode-1:ready', 'dgd3-0-decode-2:unready'],
+    });
+  });
 
   it('Deployment: readyReplicas capped at spec (rollout surge pods are not capacity)', async () => {
     const base = `/apis/apps/v1/namespaces/${ns}/deployments`;
