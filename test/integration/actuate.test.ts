@@ -611,6 +611,153 @@ describe('ScaleTarget adapters on the real API server', () => {
       expectedRemovalOrder: [],
     });
   });
+  it('DynamoGraphDeploymentScalingAdapter v1beta1: readiness from the v1beta1 DGD’s status.components', async () => {
+    const base = customPath('nvidia.com', 'v1beta1', ns, 'dynamographdeploymentscalingadapters');
+    const selector = {
+      'nvidia.com/dynamo-graph-deployment-name': 'dgd3',
+      'nvidia.com/dynamo-component': 'decode',
+    };
+    await api.create(base, {
+      apiVersion: 'nvidia.com/v1beta1',
+      kind: 'DynamoGraphDeploymentScalingAdapter',
+      metadata: { name: 'dgd3-decode' },
+      spec: { replicas: 3, dgdRef: { name: 'dgd3', componentName: 'decode' } },
+    });
+    await api.setStatus(`${base}/dgd3-decode`, {
+      replicas: 3,
+      selector: Object.entries(selector)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(','),
+    });
+    const dgdBase = customPath('nvidia.com', 'v1beta1', ns, 'dynamographdeployments');
+    await api.create(dgdBase, {
+      apiVersion: 'nvidia.com/v1beta1',
+      kind: 'DynamoGraphDeployment',
+      metadata: { name: 'dgd3' },
+      spec: {
+        components: [
+          { name: 'decode', replicas: 3 },
+          { name: 'prefill', replicas: 1 },
+        ],
+      },
+    });
+    // One-pod-per-replica kinds: the entry's readyReplicas is the count. The other component's entry
+    // (1 ready) and a missing entry (0) would both give another number.
+    await api.setStatus(`${dgdBase}/dgd3`, {
+      state: 'pending',
+      components: {
+        decode: {
+          componentKind: 'PodClique',
+          componentNames: ['dgd3-0-decode'],
+          replicas: 3,
+          updatedReplicas: 3,
+          readyReplicas: 2,
+        },
+        prefill: {
+          componentKind: 'PodClique',
+          componentNames: ['dgd3-0-prefill'],
+          replicas: 1,
+          updatedReplicas: 1,
+          readyReplicas: 1,
+        },
+      },
+    });
+    // The v1beta1 status survives storage (the test CRD stores v1alpha1).
+    expect(at(await api.get(`${dgdBase}/dgd3`), ['status', 'components', 'decode', 'readyReplicas'])).toBe(2);
+    await api.pod(ns, 'dgd3-0-decode-0', selector, true);
+    await api.pod(ns, 'dgd3-0-decode-1', selector, true);
+    await api.pod(ns, 'dgd3-0-decode-2', selector, false);
+    await exerciseContract({
+      ref: {
+        apiVersion: 'nvidia.com/v1beta1',
+        kind: 'DynamoGraphDeploymentScalingAdapter',
+        name: 'dgd3-decode',
+      },
+      objectPath: `${base}/dgd3-decode`,
+      countPath: ['spec', 'replicas'],
+      expected: { specGroups: 3, readyGroups: 2, groupSize: 1 },
+      expectedHeads: ['dgd3-0-decode-0:ready', 'dgd3-0-decode-1:ready', 'dgd3-0-decode-2:unready'],
+    });
+  });
+
+  it('DynamoGraphDeploymentScalingAdapter with dgdRef.componentGroupName: the group’s PCSG from its members’ status', async () => {
+    const base = customPath('nvidia.com', 'v1beta1', ns, 'dynamographdeploymentscalingadapters');
+    await api.create(base, {
+      apiVersion: 'nvidia.com/v1beta1',
+      kind: 'DynamoGraphDeploymentScalingAdapter',
+      metadata: { name: 'dgd4-pd-a' },
+      spec: { replicas: 2, dgdRef: { name: 'dgd4', componentGroupName: 'pd-a' } },
+    });
+    await api.setStatus(`${base}/dgd4-pd-a`, {
+      replicas: 2,
+      selector: 'nvidia.com/dynamo-component-group=pd-a',
+    });
+    const dgdBase = customPath('nvidia.com', 'v1beta1', ns, 'dynamographdeployments');
+    // Two groups, each rendered as one PCSG; status is keyed by component, so pd-a is found through its
+    // first member. The two PCSGs differ in ready replicas, size and members, so the wrong one shows.
+    await api.create(dgdBase, {
+      apiVersion: 'nvidia.com/v1beta1',
+      kind: 'DynamoGraphDeployment',
+      metadata: { name: 'dgd4' },
+      spec: {
+        components: [
+          { name: 'prefill-a' },
+          { name: 'decode-a' },
+          { name: 'prefill-b' },
+          { name: 'decode-b' },
+        ],
+        experimental: {
+          componentGroups: [
+            { name: 'pd-b', replicas: 2, components: [{ name: 'prefill-b' }, { name: 'decode-b' }] },
+            { name: 'pd-a', replicas: 2, components: [{ name: 'prefill-a' }, { name: 'decode-a' }] },
+          ],
+        },
+      },
+    });
+    const pcsgEntry = (pcsg: string) => ({
+      componentKind: 'PodCliqueScalingGroup',
+      componentNames: [pcsg],
+      replicas: 2,
+      updatedReplicas: 2,
+      availableReplicas: 2,
+    });
+    await api.setStatus(`${dgdBase}/dgd4`, {
+      state: 'pending',
+      components: {
+        'prefill-b': pcsgEntry('dgd4-0-pd-b'),
+        'decode-b': pcsgEntry('dgd4-0-pd-b'),
+        'prefill-a': pcsgEntry('dgd4-0-pd-a'),
+        'decode-a': pcsgEntry('dgd4-0-pd-a'),
+      },
+    });
+    await pcsgObject('dgd4-0-pd-a', 2, ['prefill-a', 'decode-a']);
+    await groveReplica('dgd4-0-pd-a', 0, [
+      { name: 'prefill-a', replicas: 1, ready: 1 },
+      { name: 'decode-a', replicas: 2, ready: 2 },
+    ]);
+    await groveReplica('dgd4-0-pd-a', 1, [
+      { name: 'prefill-a', replicas: 1, ready: 1 },
+      { name: 'decode-a', replicas: 2, ready: 1 }, // one decode pod not ready
+    ]);
+    await pcsgObject('dgd4-0-pd-b', 2, ['prefill-b', 'decode-b']);
+    for (const j of [0, 1]) {
+      await groveReplica('dgd4-0-pd-b', j, [
+        { name: 'prefill-b', replicas: 1, ready: 1 },
+        { name: 'decode-b', replicas: 1, ready: 1 },
+      ]);
+    }
+    await exerciseContract({
+      ref: {
+        apiVersion: 'nvidia.com/v1beta1',
+        kind: 'DynamoGraphDeploymentScalingAdapter',
+        name: 'dgd4-pd-a',
+      },
+      objectPath: `${base}/dgd4-pd-a`,
+      countPath: ['spec', 'replicas'],
+      expected: { specGroups: 2, readyGroups: 1, groupSize: 3 },
+      expectedHeads: ['0:ready:+2', '1:unready:+2'],
+    });
+  });
 
   it('Deployment: readyReplicas capped at spec (rollout surge pods are not capacity)', async () => {
     const base = `/apis/apps/v1/namespaces/${ns}/deployments`;
