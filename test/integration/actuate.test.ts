@@ -756,6 +756,9 @@ describe('ScaleTarget adapters on the real API server', () => {
       countPath: ['spec', 'replicas'],
       expected: { specGroups: 2, readyGroups: 1, groupSize: 3 },
       expectedHeads: ['0:ready:+2', '1:unready:+2'],
+      // The group's one PCSG drains and places as a Grove target does.
+      expectedRemovalOrder: ['1', '0'],
+      expectedPlacement: { pods: 3, gpus: 0, unplacedGroups: 2, unschedulableGroups: 0 },
     });
   });
 
