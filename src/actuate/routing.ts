@@ -44,6 +44,12 @@ export interface DrainView {
   readonly gateTemplate?: string;
   /** Why this target cannot drain now whatever its gates (its victims cannot be told apart, …). */
   readonly unavailable?: string;
+  /**
+   * The workload removes the pods kvpa names with the lower count (a KubeRay worker group's
+   * `scaleStrategy.workersToDelete`), so `order` is no removal order: kvpa ranks the groups itself
+   * (`chooseVictims`, src/decide/drain.ts) and the write names the victims' pods. Absent: the workload picks.
+   */
+  readonly chosenVictims?: true;
 }
 
 function routingPod(pod: V1Pod, groupKey: string): RoutingPod | undefined {
@@ -72,6 +78,38 @@ export interface IndexedGroup {
   readonly pods: readonly V1Pod[];
 }
 
+/** One group as the drain sees it: it serves while its head's engine runs; its head carries its members. */
+function drainTargetGroup(
+  namespace: string,
+  key: string,
+  head: V1Pod | undefined,
+  members: readonly V1Pod[],
+): DrainTargetGroup {
+  const name = head?.metadata?.name;
+  const podIP = head?.status?.podIP;
+  const memberRefs = members.flatMap((m) => {
+    const memberName = m.metadata?.name;
+    const ip = m.status?.podIP;
+    return memberName ? [{ name: memberName, ...(ip ? { podIP: ip } : {}) }] : [];
+  });
+  return {
+    key,
+    serving: head !== undefined && isPodRunning(head),
+    head:
+      head === undefined || name === undefined
+        ? undefined
+        : {
+            namespace,
+            name,
+            groupKey: key,
+            groupReady: false,
+            surge: false,
+            ...(podIP ? { podIP } : {}),
+            members: memberRefs,
+          },
+  };
+}
+
 /**
  * The drain view of a workload that removes its highest-index groups first (LeaderWorkerSet, Grove): groups by
  * index, highest first; a group serves while its head's engine runs.
@@ -90,32 +128,45 @@ export function highestIndexFirst(
   }
   const order = [...groups]
     .sort((a, b) => b[0] - a[0])
-    .map(([index, { head, members }]): DrainTargetGroup => {
-      const name = head?.metadata?.name;
-      const podIP = head?.status?.podIP;
-      const memberRefs = members.flatMap((m) => {
-        const memberName = m.metadata?.name;
-        const ip = m.status?.podIP;
-        return memberName ? [{ name: memberName, ...(ip ? { podIP: ip } : {}) }] : [];
-      });
-      return {
-        key: String(index),
-        serving: head !== undefined && isPodRunning(head),
-        head:
-          head === undefined || name === undefined
-            ? undefined
-            : {
-                namespace,
-                name,
-                groupKey: String(index),
-                groupReady: false,
-                surge: false,
-                ...(podIP ? { podIP } : {}),
-                members: memberRefs,
-              },
-      };
-    });
+    .map(([index, { head, members }]) => drainTargetGroup(namespace, String(index), head, members));
   return { order, pods: routing, ...(gateTemplate !== undefined ? { gateTemplate } : {}) };
+}
+
+/** Key of a group the spec counts but the workload has not created: no pod can hold it. */
+export const notCreatedKey = (n: number) => `(not created ${n})`;
+
+/**
+ * The drain view of a workload that removes the pods kvpa names (KubeRay worker groups): every group with all its
+ * pods, by key, after one entry per group the spec counts but no pod stands for yet (`missing`), which a
+ * lower count drops without naming a pod. kvpa ranks them (`chooseVictims`).
+ */
+export function chosenVictimsView(
+  namespace: string,
+  groups: readonly {
+    readonly key: string;
+    readonly head: V1Pod | undefined;
+    readonly members: readonly V1Pod[];
+  }[],
+  missing: number,
+  gateTemplate?: string,
+): DrainView {
+  const sorted = [...groups].sort((a, b) => a.key.localeCompare(b.key));
+  const routing: RoutingPod[] = [];
+  for (const g of sorted) {
+    for (const pod of [...(g.head ? [g.head] : []), ...g.members]) {
+      const r = routingPod(pod, g.key);
+      if (r !== undefined) routing.push(r);
+    }
+  }
+  const order: DrainTargetGroup[] = [];
+  for (let n = 1; n <= missing; n++) order.push({ key: notCreatedKey(n), serving: false, head: undefined });
+  for (const g of sorted) order.push(drainTargetGroup(namespace, g.key, g.head, g.members));
+  return {
+    order,
+    pods: routing,
+    chosenVictims: true,
+    ...(gateTemplate !== undefined ? { gateTemplate } : {}),
+  };
 }
 
 /**

@@ -47,8 +47,9 @@ export interface TargetState {
   /** The resourceVersion read with specGroups: the precondition for the next write. */
   readonly resourceVersion: string;
   /**
-   * Present for kinds whose victim on scale-down is known (LWS: the highest index): the groups in removal
-   * order and every pod's readiness gate, so kvpa can drain before it lowers the count.
+   * Present for kinds whose victim on scale-down is known (LWS: the highest index) or named by kvpa (KubeRay:
+   * workersToDelete): the groups in removal order (or for kvpa to rank) and every pod's readiness gate, so kvpa
+   * can drain before it lowers the count.
    */
   readonly drain?: DrainView;
   /**
@@ -100,14 +101,23 @@ export interface ScaleTarget {
   /** Sets kvpa's routing condition on one of the target's pods (kinds that drain). */
   setServing?(podName: string, serving: boolean, message: string): Promise<void>;
   /**
+   * Like `write`, and names the pods the workload removes with the lower count, in the same write (kinds whose
+   * drain view has `chosenVictims`: a KubeRay worker group's scaleStrategy.workersToDelete).
+   */
+  writeRemoving?(groups: number, resourceVersion: string, pods: readonly string[]): Promise<void>;
+  /**
    * Kinds whose pools are elements of one object (StormService roles, RayCluster worker groups): the object's
    * identity, and one patch that sets this pool's count and others' together, guarded by one resourceVersion.
    */
   readonly jointKey?: string;
-  writeJoint?(
-    writes: readonly { readonly target: ScaleTarget; readonly groups: number }[],
-    resourceVersion: string,
-  ): Promise<void>;
+  writeJoint?(writes: readonly JointWrite[], resourceVersion: string): Promise<void>;
+}
+
+/** One pool's part of a joint write: its count, and the pods to remove with it (as `writeRemoving`). */
+export interface JointWrite {
+  readonly target: ScaleTarget;
+  readonly groups: number;
+  readonly removing?: readonly string[];
 }
 
 export class TargetNotFoundError extends Error {

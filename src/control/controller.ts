@@ -866,7 +866,14 @@ export class Controller {
     try {
       await writeJoint.call(
         pair[first].target,
-        pools.map((k) => ({ target: pair[k].target, groups: target[k] })),
+        pools.map((k) => {
+          const removing = removingWith(pair[k], target[k]);
+          return {
+            target: pair[k].target,
+            groups: target[k],
+            ...(removing !== undefined ? { removing } : {}),
+          };
+        }),
         rv,
       );
     } catch (err) {
@@ -1015,7 +1022,10 @@ export class Controller {
     nowIso: string,
   ): Promise<{ kind: 'wrote' } | { kind: 'conflict' | 'failed'; message: string }> {
     try {
-      await p.target.write(groups, state.resourceVersion);
+      const removing = removingWith(p, groups);
+      if (removing !== undefined && p.target.writeRemoving !== undefined)
+        await p.target.writeRemoving(groups, state.resourceVersion, removing);
+      else await p.target.write(groups, state.resourceVersion);
       p.lastWritten = groups;
       p.lastScaleTime = nowIso;
       return { kind: 'wrote' };
@@ -1298,6 +1308,16 @@ export class Controller {
 function blockedOf(p: PoolRuntime): TargetRefusal | null {
   if (p.refusal !== null) return p.refusal;
   return p.ownerConflict === null ? null : { reason: 'OwnerConflict', message: p.ownerConflict };
+}
+
+/**
+ * The pods to name with a write of `groups` when the pool's drain chose its victims (a KubeRay worker group), or
+ * undefined: only the drain's own lower count names them, and a write that names no pod is a plain one.
+ */
+function removingWith(p: PoolRuntime, groups: number): readonly string[] | undefined {
+  const run = p.drainRun;
+  if (run === null || run.removePods === null || run.removePods.length === 0) return undefined;
+  return run.outcome.write === groups ? run.removePods : undefined;
 }
 
 /** What holds kvpa's writes to this pool (refusal, conflict, another writer's hold); null when none. */

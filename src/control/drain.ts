@@ -10,6 +10,7 @@ import { type DrainView, gateProblem, routingPatches } from '../actuate/routing.
 import type { ScaleTarget, TargetState } from '../actuate/types.ts';
 import type { PodAutoscalerStatus } from '../api/podautoscaler.ts';
 import {
+  chooseVictims,
   type DrainGroup,
   type DrainOutcome,
   type DrainRecord,
@@ -31,6 +32,12 @@ export interface DrainRun {
   readonly unavailable: string | null;
   /** Routing writes that failed (the message of the first), or null. */
   readonly routingError: string | null;
+  /**
+   * For a target whose drain chooses its victims: the pods to name with the lower count `outcome.write`
+   * (`ScaleTarget.writeRemoving`), every pod of every victim group. Null when the workload picks, or nothing
+   * is lowered.
+   */
+  readonly removePods: readonly string[] | null;
 }
 
 const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
@@ -99,19 +106,26 @@ export async function runDrain(c: DrainContext): Promise<DrainRun> {
   const want = drainWant(c.decision, spec);
   let order: DrainGroup[] = view.order.map((g) => ({ key: g.key, serving: g.serving }));
   const waiting = c.previous !== null && c.previous.writtenAtSeconds === null;
-  if (waiting && timeout > 0 && unavailable === undefined && want < spec) {
-    const heads = view.order.slice(0, spec - want).flatMap((g) => (g.head ? [g.head] : []));
+  const chosen = view.chosenVictims === true;
+  // The victims' readings while a drain waits; when kvpa chooses the victims, every group's, to rank them.
+  const read = chosen
+    ? c.mode === 'Apply' && want < spec
+    : waiting && timeout > 0 && unavailable === undefined && want < spec;
+  if (read) {
+    const groups = chosen ? view.order : view.order.slice(0, spec - want);
+    const heads = groups.flatMap((g) => (g.head ? [g.head] : []));
     let readings = new Map<string, { requests: number; atSeconds: number }>();
     try {
       readings = (await c.signals.inFlight?.(c.request, heads, c.nowSeconds)) ?? readings;
     } catch (err) {
-      c.onError('reading in-flight requests of the drain victims', err);
+      c.onError(`reading in-flight requests of the drain ${chosen ? 'candidates' : 'victims'}`, err);
     }
     order = order.map((g) => {
       const r = readings.get(g.key);
       return r === undefined ? g : { ...g, inFlight: r };
     });
   }
+  if (chosen) order = chooseVictims(order, c.previous?.victims ?? []);
   const outcome =
     // Off or DryRun cancels a drain still waiting; one already written finishes its removal in drainStep.
     timeout <= 0 && waiting && c.previous !== null
@@ -132,7 +146,28 @@ export async function runDrain(c: DrainContext): Promise<DrainRun> {
     outcome,
     unavailable: timeout > 0 && unavailable !== undefined ? unavailable : null,
     routingError,
+    removePods: chosen ? podsToRemove(view, order, outcome, spec) : null,
   };
+}
+
+/**
+ * The pods a lower count must name when kvpa chooses the victims: the drained groups', or for a write without a
+ * drain (draining off or unavailable, victims not serving) the first of kvpa's ranking.
+ */
+function podsToRemove(
+  view: DrainView,
+  order: readonly DrainGroup[],
+  outcome: DrainOutcome,
+  spec: number,
+): readonly string[] | null {
+  const write = outcome.write;
+  if (write === undefined || write >= spec) return null;
+  const victims =
+    outcome.phase === 'drained' || outcome.phase === 'timedOut'
+      ? outcome.outOfRouting
+      : order.slice(0, spec - write).map((g) => g.key);
+  const keys = new Set(victims);
+  return view.pods.filter((p) => keys.has(p.groupKey)).map((p) => p.name);
 }
 
 function cancelled(record: DrainRecord, reason: string): DrainOutcome {

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  chooseVictims,
   DRAIN_SETTLE_SECONDS,
   type DrainGroup,
   type DrainInput,
@@ -269,5 +270,30 @@ describe('drainStep properties', () => {
         }
       }),
     );
+  });
+});
+
+const group = (key: string, serving: boolean, requests?: number): DrainGroup => ({
+  key,
+  serving,
+  ...(requests !== undefined ? { inFlight: { requests, atSeconds: 0 } } : {}),
+});
+
+describe('chooseVictims', () => {
+  it('ranks groups holding no request first, then serving groups by in-flight requests, unread last', () => {
+    const order = chooseVictims(
+      [group('a', true, 7), group('b', true), group('c', true, 2), group('d', false), group('e', true, 2)],
+      [],
+    );
+    // d is starting; c and e tie at 2 and keep their order; b has no reading, so it is never preferred.
+    expect(order.map((g) => g.key)).toEqual(['d', 'c', 'e', 'a', 'b']);
+  });
+
+  it("keeps a drain's victims first, in their recorded order, even once others become lighter", () => {
+    const order = chooseVictims(
+      [group('a', true, 0), group('b', true, 5), group('c', false), group('d', true, 3)],
+      ['d', 'gone', 'b'],
+    );
+    expect(order.map((g) => g.key)).toEqual(['d', 'b', 'c', 'a']);
   });
 });

@@ -4,7 +4,8 @@
  * kvpa writes a count and the workload then removes its own victims: LeaderWorkerSet, Grove and Dynamo the
  * highest-index groups, busy or not. Deleting a multi-node group kills its engine, so whatever it had in flight
  * is aborted. The drain therefore
- *   1. names the groups the workload will remove (its removal order, given by the caller per kind),
+ *   1. names the groups the workload will remove (its removal order, given by the caller per kind; for a KubeRay
+ *      worker group, which removes the pods named with the count, kvpa picks them: `chooseVictims`),
  *   2. takes them out of routing (the controller: a readiness-gate condition set False on their pods),
  *   3. writes the lower count once their in-flight requests read 0, or at `timeoutSeconds`,
  *   4. keeps them out of routing until they are gone (or `REMOVAL_GRACE_SECONDS`), never for good.
@@ -267,4 +268,26 @@ function removing(input: DrainInput, rec: DrainRecord): DrainOutcome {
     phase: 'removing',
     reason: `waiting for the workload to remove ${rec.victims.join(', ')}`,
   };
+}
+
+/**
+ * The removal order of a workload that removes the groups kvpa names (KubeRay's `workersToDelete`): the victims of
+ * the drain in progress first, as recorded (a drain never swaps its victims for others), then groups that hold no
+ * request (not serving: starting, or not created), then serving groups by their in-flight requests, fewest first,
+ * and serving groups without a reading last. Ties keep the given order.
+ */
+export function chooseVictims(groups: readonly DrainGroup[], keep: readonly string[]): DrainGroup[] {
+  const byKey = new Map(groups.map((g) => [g.key, g]));
+  const kept = keep.flatMap((k) => {
+    const g = byKey.get(k);
+    return g === undefined ? [] : [g];
+  });
+  const keptKeys = new Set(kept.map((g) => g.key));
+  const rank = (g: DrainGroup) => (!g.serving ? -1 : (g.inFlight?.requests ?? Number.POSITIVE_INFINITY));
+  const rest = groups
+    .filter((g) => !keptKeys.has(g.key))
+    .map((g, i) => ({ g, i }))
+    .sort((a, b) => rank(a.g) - rank(b.g) || a.i - b.i)
+    .map(({ g }) => g);
+  return [...kept, ...rest];
 }

@@ -62,7 +62,10 @@ interface KindCase {
   expectedBounds?: TargetState['workloadBounds'];
   /** Heads as `groupKey:ready[:surge]`, sorted. */
   expectedHeads: string[];
-  /** Group keys in the order the workload removes them; absent for kinds kvpa does not drain. */
+  /**
+   * Group keys in the order the workload removes them (for a kind whose victims kvpa names, its groups before
+   * kvpa ranks them); absent for kinds kvpa does not drain.
+   */
   expectedRemovalOrder?: string[];
   /** One group's pods and GPUs, and the requested groups not yet placed; absent for kinds kvpa does not check. */
   expectedPlacement?: { pods: number; gpus: number; unplacedGroups: number; unschedulableGroups: number };
@@ -865,6 +868,8 @@ describe('ScaleTarget adapters on the real API server', () => {
       expected: { specGroups: 2, readyGroups: 1, groupSize: 2 },
       expectedBounds: { minGroups: 0, maxGroups: 8 },
       expectedHeads: ['rc-a-gpu-r1:ready:+1', 'rc-a-gpu-r2:unready:+1'],
+      // KubeRay removes the pods kvpa names: every replica by name, for kvpa to rank.
+      expectedRemovalOrder: ['rc-a-gpu-r1', 'rc-a-gpu-r2'],
     });
   });
 

@@ -16,7 +16,7 @@ import {
   scalePatch,
 } from '../kube.ts';
 import type { GroupView } from '../readiness.ts';
-import type { HeadPod, ScaleTarget, TargetState } from '../types.ts';
+import type { HeadPod, JointWrite, ScaleTarget, TargetState } from '../types.ts';
 
 export type ScaleTargetKind = ScaleTargetRef['kind'];
 
@@ -189,7 +189,9 @@ export abstract class CustomScaleTarget implements ScaleTarget {
  * extra GET; the JSON patch tests the element's name and carries the resourceVersion precondition.
  */
 export abstract class ListElementTarget<T extends { metadata?: ObjectMeta }> implements ScaleTarget {
-  private lastIndex: { resourceVersion: string; index: number } | undefined;
+  private lastIndex:
+    | { resourceVersion: string; index: number; element: Readonly<Record<string, unknown>> }
+    | undefined;
 
   constructor(
     protected readonly clients: KubeClients,
@@ -205,7 +207,12 @@ export abstract class ListElementTarget<T extends { metadata?: ObjectMeta }> imp
 
   protected abstract elements(obj: T): readonly Record<string, unknown>[] | undefined;
 
-  protected async getWithIndex(): Promise<{ obj: T; index: number; resourceVersion: string }> {
+  protected async getWithIndex(): Promise<{
+    obj: T;
+    index: number;
+    element: Readonly<Record<string, unknown>>;
+    resourceVersion: string;
+  }> {
     const obj = (await onTarget(this.ref, this.namespace, 'reading', () =>
       this.clients.custom.getNamespacedCustomObject({
         ...this.gvr,
@@ -222,30 +229,48 @@ export abstract class ListElementTarget<T extends { metadata?: ObjectMeta }> imp
           `${this.nameField} "${this.elementName}" (present: ${present}): fix scaleTargetRef`,
       );
     }
+    const element = list[index] as Readonly<Record<string, unknown>>;
     const resourceVersion = requireResourceVersion(this.ref, this.namespace, obj.metadata);
-    this.lastIndex = { resourceVersion, index };
-    return { obj, index, resourceVersion };
+    this.lastIndex = { resourceVersion, index, element };
+    return { obj, index, element, resourceVersion };
   }
 
   get jointKey(): string {
     return `${this.gvr.group}/${this.gvr.plural}/${this.namespace}/${this.ref.name}`;
   }
 
-  /** This element's ops: its name tested, its replicas set (the index as read at `resourceVersion`). */
-  private async elementOps(groups: number, resourceVersion: string): Promise<JsonPatchOp[]> {
+  /**
+   * This element's ops: its name tested, its replicas set, and the pods to remove named (the index and element
+   * as read at `resourceVersion`).
+   */
+  private async elementOps(
+    groups: number,
+    resourceVersion: string,
+    removing: readonly string[] | undefined,
+  ): Promise<JsonPatchOp[]> {
     requireGroups(this.ref, this.namespace, groups);
-    const index =
-      this.lastIndex?.resourceVersion === resourceVersion
-        ? this.lastIndex.index
-        : (await this.getWithIndex()).index;
-    return listElementReplicasPatch(
-      this.listPath,
-      index,
-      this.nameField,
-      this.elementName,
-      groups,
-      resourceVersion,
-    ).filter((op) => op.path !== '/metadata/resourceVersion');
+    const { index, element } =
+      this.lastIndex?.resourceVersion === resourceVersion ? this.lastIndex : await this.getWithIndex();
+    return [
+      ...listElementReplicasPatch(
+        this.listPath,
+        index,
+        this.nameField,
+        this.elementName,
+        groups,
+        resourceVersion,
+      ).filter((op) => op.path !== '/metadata/resourceVersion'),
+      ...(removing !== undefined ? this.removalOps(`${this.listPath}/${index}`, element, removing) : []),
+    ];
+  }
+
+  /** Ops that name the pods the workload removes with the count; kinds that cannot name them refuse. */
+  protected removalOps(
+    _elementPath: string,
+    _element: Readonly<Record<string, unknown>>,
+    _pods: readonly string[],
+  ): JsonPatchOp[] {
+    throw new Error(`${this.ref.kind} ${this.namespace}/${this.ref.name} cannot name the pods it removes`);
   }
 
   async write(groups: number, resourceVersion: string): Promise<void> {
@@ -254,18 +279,16 @@ export abstract class ListElementTarget<T extends { metadata?: ObjectMeta }> imp
 
   /**
    * One JSON patch for several elements of this object (a coupled pair of roles): every element's name is
-   * tested and the resourceVersion is the precondition, so the pair changes together or not at all.
+   * tested and the resourceVersion is the precondition, so the pair changes together or not at all. A write
+   * with `removing` names those pods in its element too (`removalOps`).
    */
-  async writeJoint(
-    writes: readonly { readonly target: ScaleTarget; readonly groups: number }[],
-    resourceVersion: string,
-  ): Promise<void> {
+  async writeJoint(writes: readonly JointWrite[], resourceVersion: string): Promise<void> {
     const ops: JsonPatchOp[] = [{ op: 'replace', path: '/metadata/resourceVersion', value: resourceVersion }];
     for (const w of writes) {
       if (!(w.target instanceof ListElementTarget) || w.target.jointKey !== this.jointKey) {
         throw new Error(`${w.target.ref.kind} ${w.target.ref.name} is not an element of ${this.jointKey}`);
       }
-      ops.push(...(await w.target.elementOps(w.groups, resourceVersion)));
+      ops.push(...(await w.target.elementOps(w.groups, resourceVersion, w.removing)));
     }
     const body = ops;
     await onTarget(this.ref, this.namespace, 'scaling', () =>

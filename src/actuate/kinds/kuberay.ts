@@ -1,12 +1,22 @@
 /**
  * KubeRay RayCluster worker group (ray-project/kuberay): the count is spec.workerGroupSpecs[groupName]
  * .replicas, each replica numOfHosts pods; there is no /scale, so one list element is patched.
+ *
+ * Lowered alone, the count loses arbitrary pods (with in-tree autoscaling off KubeRay deletes the first excess
+ * pods it lists, or any complete multi-host replica). But KubeRay always deletes the pods named in the group's
+ * scaleStrategy.workersToDelete, and a named pod of a multi-host replica takes its whole replica, before it
+ * compares the count with the pods left (ray-project/kuberay ray-operator/controllers/ray/raycluster_controller.go,
+ * reconcilePods and reconcileMultiHostWorkerGroup). So kvpa drains a worker group by choosing the victims itself
+ * and writing the lower replicas with workersToDelete naming every pod of theirs, in one patch. KubeRay empties
+ * the list only in memory, never in the object (the Ray autoscaler rewrites it itself); a name left there is of a
+ * pod already gone (worker pods get generated names), and kvpa's next such write replaces the list.
  */
 import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import type { ScaleTargetRef } from '../../api/podautoscaler.ts';
-import { type Gvr, type KubeClients, listPods, selectorOf } from '../kube.ts';
+import { type Gvr, type JsonPatchOp, type KubeClients, listPods, selectorOf } from '../kube.ts';
 import { gpuResourceOf, podGpus } from '../placement.ts';
 import { capacityGroups, type GroupView, intLabel, isPodReady, podLabel } from '../readiness.ts';
+import { chosenVictimsView, type DrainView, setServing } from '../routing.ts';
 import type { HeadPod, TargetRefusal, TargetState } from '../types.ts';
 import { headsOf, type KindModule, ListElementTarget, managersOf, type ObjectMeta } from './base.ts';
 
@@ -56,6 +66,39 @@ export function rayWorkerGroups(numOfHosts: number, pods: readonly V1Pod[]): Gro
       members: sorted.slice(1),
     };
   });
+}
+
+/**
+ * A worker group's drain view: kvpa names the victims (workersToDelete), so every group comes with all its pods,
+ * and the groups `replicas` counts that no pod stands for yet are dropped first, naming nothing.
+ */
+export function rayDrainView(
+  namespace: string,
+  groupName: string,
+  specGroups: number,
+  groups: readonly GroupView[],
+): DrainView {
+  return chosenVictimsView(
+    namespace,
+    groups.map((g) => ({ key: g.key, head: g.head, members: g.members ?? [] })),
+    Math.max(0, specGroups - groups.length),
+    `spec.workerGroupSpecs[groupName=${groupName}].template.spec of the RayCluster`,
+  );
+}
+
+/**
+ * The JSON patch ops that name `pods` in a worker group's scaleStrategy.workersToDelete (raycluster_types.go,
+ * ScaleStrategy), replacing any list there; `element` is the group as read, `elementPath` its JSON pointer.
+ */
+export function workersToDeleteOps(
+  elementPath: string,
+  element: Readonly<Record<string, unknown>>,
+  pods: readonly string[],
+): JsonPatchOp[] {
+  const strategy = element.scaleStrategy;
+  return strategy !== null && typeof strategy === 'object'
+    ? [{ op: 'add', path: `${elementPath}/scaleStrategy/workersToDelete`, value: [...pods] }]
+    : [{ op: 'add', path: `${elementPath}/scaleStrategy`, value: { workersToDelete: [...pods] } }];
 }
 
 interface WorkerGroupSpecLike {
@@ -169,6 +212,7 @@ export class RayClusterWorkerGroupTarget extends ListElementTarget<RayClusterObj
         resourceVersion,
         workloadBounds: workerGroupBounds(group),
         countManagers: managersOf(obj.metadata, ['f:spec', 'f:workerGroupSpecs']),
+        drain: rayDrainView(this.namespace, this.elementName, specGroups, groups),
         ...(refusal !== undefined ? { refusal } : {}),
       },
       groups,
@@ -181,6 +225,23 @@ export class RayClusterWorkerGroupTarget extends ListElementTarget<RayClusterObj
 
   async heads(): Promise<HeadPod[]> {
     return headsOf(this.namespace, (await this.observe()).groups);
+  }
+
+  async setServing(podName: string, serving: boolean, message: string): Promise<void> {
+    await setServing(this.clients, this.namespace, podName, serving, message);
+  }
+
+  /** The lower replicas and workersToDelete naming `pods`, in one JSON patch guarded as every write here. */
+  async writeRemoving(groups: number, resourceVersion: string, pods: readonly string[]): Promise<void> {
+    await this.writeJoint([{ target: this, groups, removing: pods }], resourceVersion);
+  }
+
+  protected override removalOps(
+    elementPath: string,
+    element: Readonly<Record<string, unknown>>,
+    pods: readonly string[],
+  ): JsonPatchOp[] {
+    return workersToDeleteOps(elementPath, element, pods);
   }
 }
 
