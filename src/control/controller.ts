@@ -49,7 +49,7 @@ import { applyWorkloadBounds } from '../decide/workload-bounds.ts';
 import { type ClusterRoom, readClusterRoom } from '../observe/cluster-room.ts';
 import type { AnnotationEvent } from '../report/grafana.ts';
 import { effectiveBounds } from './coupled-bounds.ts';
-import { withDeadline } from './deadline.ts';
+import { DeadlineError, type PendingCall, trackCalls, withDeadline } from './deadline.ts';
 import { type DrainRun, drainRecordOf, drainStatus, runDrain } from './drain.ts';
 import { FRESH_MEMORY, type PoolEvent, type PoolMemory, poolEvents } from './events.ts';
 import {
@@ -125,10 +125,20 @@ interface Ledger {
   publishedAtSeconds: number;
 }
 
+/** ", waiting on writing the count of LeaderWorkerSet ns/a": the target calls a pool (or pair) is stuck in. */
+function waitingOn(group: readonly { readonly p: { readonly pending: PendingCall } }[]): string {
+  const calls = [
+    ...new Set(group.flatMap((g) => (g.p.pending.waitingOn !== null ? [g.p.pending.waitingOn] : []))),
+  ];
+  return calls.length > 0 ? `, waiting on ${calls.join(' and ')}` : '';
+}
+
 interface PoolRuntime {
   readonly pool: ResolvedPool;
   readonly runner: PoolRunner;
+  /** The workload, its calls recorded in `pending` while they run. */
   readonly target: ScaleTarget;
+  readonly pending: PendingCall;
   heads: readonly HeadPod[];
   /** False until this runtime has listed its heads once: its first tick's batched sample saw none. */
   headsListed: boolean;
@@ -354,10 +364,12 @@ export class Controller {
           spec,
         );
       }
+      const pending: PendingCall = { waitingOn: null };
       runtimes.set(pool.name, {
         pool,
         runner: poolRunnerFor(pool),
-        target,
+        target: trackCalls(target, pending),
+        pending,
         heads: old?.heads ?? [],
         headsListed: old?.headsListed ?? false,
         latest: [],
@@ -558,7 +570,11 @@ export class Controller {
     const samples = group.flatMap((g) => (g.sample !== undefined ? [g.sample] : []));
     if (group.some((g) => g.p.busy) || samples.length < group.length) {
       return group.flatMap((g) =>
-        this.poolFailed(a, g.p, 'the previous reconcile of this pool has not finished; skipping this tick'),
+        this.poolFailed(
+          a,
+          g.p,
+          `the previous reconcile of this pool has not finished${waitingOn(group)}; skipping this tick`,
+        ),
       );
     }
     for (const g of group) g.p.busy = true;
@@ -573,7 +589,8 @@ export class Controller {
       for (const g of group) g.p.failure = null;
       return events;
     } catch (err) {
-      return group.flatMap((g) => this.poolFailed(a, g.p, errorText(err)));
+      const message = err instanceof DeadlineError ? `${errorText(err)}${waitingOn(group)}` : errorText(err);
+      return group.flatMap((g) => this.poolFailed(a, g.p, message));
     }
   }
 

@@ -416,7 +416,11 @@ describe('finding 4: a silent group is not counted at the mean of the idle ones'
 describe('a scale write that hangs or fails blocks no other pool', () => {
   it.each<[string, ApiFault, RegExp]>([
     // The write never answers: the pool's deadline ends the wait.
-    ['hang', 'freeze', /^decode: pool decode did not finish within \d+(\.\d+)?s$/],
+    [
+      'hang',
+      'freeze',
+      /^decode: pool decode did not finish within \d+(\.\d+)?s, waiting on writing the count of LeaderWorkerSet kvpa-fault-\w+\/a$/,
+    ],
     // The write fails at once: the message names the write and the object.
     ['are cut off', 'reset', /^decode: scaling LeaderWorkerSet kvpa-fault-\w+\/a failed/],
   ])(
