@@ -4,16 +4,12 @@
 // No KubeRay operator or kubelet runs: the test writes the worker pods with the labels KubeRay gives them and the
 // in-flight readings through the SignalSource interface.
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { scaleTargetFor } from '../../src/actuate/targets.ts';
-import { loadPolicies } from '../../src/api/documents.ts';
 import type { PodAutoscalerStatus } from '../../src/api/podautoscaler.ts';
-import { Controller } from '../../src/control/controller.ts';
-import { ManualSignalSource } from '../../src/control/signals.ts';
 import { DRAIN_SETTLE_SECONDS } from '../../src/decide/drain.ts';
 import { kubeConfigWithToken } from '../harness/cluster.ts';
 import { customPath, type Json, metadataOf, podTemplate, RawApi } from './actuate-fixtures.ts';
+import { manualController, stepUntil } from './manual-controller.ts';
 
 const cluster = inject('cluster');
 const kubeConfig: KubeConfig = kubeConfigWithToken(cluster, cluster.adminToken);
@@ -133,46 +129,7 @@ async function servingByPod(rc: string): Promise<string[]> {
 }
 
 /** A controller whose clock and ticks the test drives. */
-function harness() {
-  let nowMs = T0_MS;
-  const signals = new ManualSignalSource();
-  const controller = new Controller({
-    kubeConfig,
-    signals,
-    policies: loadPolicies().policies,
-    targetFor: (namespace, ref) => scaleTargetFor(kubeConfig, namespace, ref),
-    logger: pino({ level: 'silent' }),
-    namespace: ns,
-    nowMs: () => nowMs,
-    sampleIntervalMs: 3_600_000, // ticks come from the test
-  });
-  return {
-    controller,
-    signals,
-    nowSeconds: () => nowMs / 1000,
-    async step(seconds = 1) {
-      nowMs += seconds * 1000;
-      await controller.tick();
-    },
-    async waitFor(paName: string) {
-      for (let i = 0; i < 100; i++) {
-        if (controller.watched().some((key) => key.endsWith(`/${paName}`))) return;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error(`the watch never saw ${paName}`);
-    },
-  };
-}
-
-/** Ticks one second at a time (at most 15) until `probe` gives a value: a new pool holds in panic first. */
-async function stepUntil<T>(h: ReturnType<typeof harness>, probe: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 15; i++) {
-    await h.step();
-    const value = await probe();
-    if (value !== undefined) return value;
-  }
-  throw new Error('nothing changed after 15 ticks');
-}
+const harness = () => manualController(kubeConfig, ns, T0_MS);
 
 beforeAll(async () => {
   const created = await api.create('/api/v1/namespaces', {
