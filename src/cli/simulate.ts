@@ -411,6 +411,7 @@ function oracleRecord(o: NonNullable<SimulationSummary['oracle']>) {
     landed: o.landed,
     plan: o.plan,
     runs: o.evaluations.length,
+    evaluations: o.evaluations,
   };
 }
 

@@ -182,6 +182,7 @@ function runOracle(
     },
     target,
     settings.startupSeconds + demand.binSeconds,
+    demand.prefillGroups.length * demand.binSeconds,
   );
   const landed = runs.get(search.plan) as SimulationSummary;
   return {

@@ -44,7 +44,7 @@ describe('the oracle: the cheapest foresight schedule reaching a target SLO', ()
     p.headroom === Number.POSITIVE_INFINITY ? 1 : Math.min(1, base + slope * p.headroom);
 
   it('the search lands within 0.2 points above the target on a smooth curve: target 97 % on slo(h) = 0.95 + 0.04·h', () => {
-    const search = searchOracle(smooth(0.95, 0.04), 0.97, 610);
+    const search = searchOracle(smooth(0.95, 0.04), 0.97, 610, 3600);
     expect(search.landed).toBe(true);
     expect(search.sloAttainment).toBeGreaterThanOrEqual(0.97);
     expect(search.sloAttainment).toBeLessThanOrEqual(0.972);
@@ -54,7 +54,7 @@ describe('the oracle: the cheapest foresight schedule reaching a target SLO', ()
   });
 
   it('the search goes below the bare plan when it overshoots: slo(0) = 99.5 %, target 98 % → a negative headroom', () => {
-    const search = searchOracle(smooth(0.995, 0.05), 0.98, 610);
+    const search = searchOracle(smooth(0.995, 0.05), 0.98, 610, 3600);
     expect(search.plan.headroom).toBeLessThan(0);
     expect(search.landed).toBe(true);
   });
@@ -64,7 +64,7 @@ describe('the oracle: the cheapest foresight schedule reaching a target SLO', ()
     // per second the rise comes late.
     const stepped = (p: OraclePlan) =>
       p.headroom >= 0.1 ? Math.max(0.97, 0.999 - 0.0001 * (p.lateSeconds ?? 0)) : 0.97;
-    const search = searchOracle(stepped, 0.98, 610);
+    const search = searchOracle(stepped, 0.98, 610, 3600);
     expect(search.landed).toBe(true);
     expect(search.plan.lateSeconds).toBeGreaterThan(170);
     expect(search.plan.lateSeconds).toBeLessThanOrEqual(190);
@@ -72,8 +72,49 @@ describe('the oracle: the cheapest foresight schedule reaching a target SLO', ()
     expect(search.sloAttainment).toBeLessThanOrEqual(0.982);
   });
 
+  it('when every headroom and every lateness lands on one side (99.5 % or 98.4 %), it switches to the missing plan at 55 % of the trace and lands on 99 %', () => {
+    // A flat fleet one group from full: at h ≥ −0.18 99.5 % however late the rises, below it 98.4 %.
+    // After a switch at s, the misses of the cheaper plan accrue only over [s, 3600]: linear in s.
+    const cliff = (p: OraclePlan): number => {
+      const reaches = (q: OraclePlan) => (q.headroom >= -0.18 ? 0.995 : 0.984);
+      if (p.switchTo === undefined) return reaches(p);
+      const share = p.switchTo.atSeconds / 3600;
+      return share * reaches(p) + (1 - share) * reaches(p.switchTo.plan);
+    };
+    const search = searchOracle(cliff, 0.99, 610, 3600);
+    expect(search.landed).toBe(true);
+    expect(search.sloAttainment).toBeGreaterThanOrEqual(0.99);
+    expect(search.sloAttainment).toBeLessThanOrEqual(0.992);
+    const at = search.plan.switchTo?.atSeconds ?? Number.NaN;
+    expect(at).toBeGreaterThanOrEqual(1963); // (0.99 − 0.984) / 0.011 × 3600
+    expect(at).toBeLessThanOrEqual(2618); // (0.992 − 0.984) / 0.011 × 3600
+    expect(search.plan.headroom).toBeGreaterThanOrEqual(-0.18);
+    expect(search.plan.switchTo?.plan.headroom).toBeLessThan(-0.18);
+  });
+
+  it('a switched plan follows the reaching plan before the switch second and the cheaper one from it', () => {
+    const context: PolicyContext = {
+      pool: 'decode',
+      calibration: h200,
+      startupSeconds: 60,
+      minGroups: 1,
+      maxGroups: 64,
+      demand: {
+        binSeconds: 10,
+        prefillGroups: Float64Array.of(1),
+        decodeGroups: new Float64Array(40).fill(4),
+        decodeLoad: new Float64Array(40).fill(3.6),
+      },
+    };
+    const policy = oraclePolicy(context, { headroom: 0, switchTo: { atSeconds: 200, plan: { headroom: -0.2 } } });
+    const at = (nowSeconds: number) =>
+      policy.decide({ nowSeconds, pool: 'decode', requestedGroups: 4, readyGroups: 4, metrics: [] });
+    expect(at(199)).toBe(4); // ceil(3.6)
+    expect(at(200)).toBe(3); // ceil(3.6 × 0.8 = 2.88)
+  });
+
   it('an unreachable target (above static) ends at the best try and says it did not land', () => {
-    const search = searchOracle((p) => (p.headroom === Number.POSITIVE_INFINITY ? 0.9 : 0.8), 0.95, 610);
+    const search = searchOracle((p) => (p.headroom === Number.POSITIVE_INFINITY ? 0.9 : 0.8), 0.95, 610, 3600);
     expect(search.landed).toBe(false);
     expect(search.sloAttainment).toBe(0.9);
   });

@@ -19,8 +19,12 @@
  * above it, or ten steps have run. On a small fleet one more group can lift the attainment by more than 0.2
  * points at every h: the search then keeps the upper headroom and bisects how late its rises are asked for
  * (`lateSeconds`, up to a startup plus one bin): a later rise lengthens the episode before capacity arrives,
- * which moves the attainment in small steps and saves the GPU-hours of that wait. The result
- * is the cheapest plan found that reaches the target; its GPU-hours are the lower bound at that SLO for this
+ * which moves the attainment in small steps and saves the GPU-hours of that wait. Near full utilisation even
+ * that can jump: a few seconds more of backlog take minutes to clear with little spare capacity, so every
+ * plan of the family lands on one side of the tolerance. The last stage then switches, at a time it bisects,
+ * from the cheapest plan that reaches the target to the best one that misses it (`switchTo`): every second
+ * run on the cheaper plan adds the misses of that second, so the attainment moves by about one second of
+ * traffic per step. The result is the cheapest plan found that reaches the target; its GPU-hours are the lower bound at that SLO for this
  * plan family. The target defaults to static's attainment or 99 %, whichever is lower (`--oracle-slo` sets
  * it), so it is always reachable: h = ∞ is static provisioning.
  */
@@ -34,10 +38,21 @@ import type { PolicyContext, ScalingPolicy } from './types.ts';
 export interface OraclePlan {
   readonly headroom: number;
   readonly lateSeconds?: number;
+  /** From `atSeconds` on, follow this cheaper plan instead (the search's last stage). */
+  readonly switchTo?: { readonly atSeconds: number; readonly plan: OraclePlan };
 }
 
 /** The foresight plan (a headroom is a fraction; Infinity is static provisioning). */
 export function oraclePolicy(context: PolicyContext, plan: OraclePlan = { headroom: 0 }): ScalingPolicy {
+  const { switchTo } = plan;
+  if (switchTo !== undefined) {
+    const before = oraclePolicy(context, { headroom: plan.headroom, lateSeconds: plan.lateSeconds ?? 0 });
+    const after = oraclePolicy(context, switchTo.plan);
+    return {
+      name: 'oracle',
+      decide: (o) => (o.nowSeconds < switchTo.atSeconds ? before : after).decide(o),
+    };
+  }
   const { demand } = context;
   const groups = context.pool === 'prefill' ? demand.prefillGroups : demand.decodeGroups;
   const load = (context.pool === 'prefill' ? demand.prefillLoad : demand.decodeLoad) ?? groups;
@@ -68,6 +83,8 @@ export interface OracleSearch {
 const LOWEST_HEADROOM = -0.9;
 const UPWARD_STEPS = [0.25, 1, 4, Number.POSITIVE_INFINITY];
 const BISECTIONS = 10;
+/** Enough to find the switch to within 10 s on a day (86,400 s < 10 × 2^14). */
+const SWITCH_BISECTIONS = 14;
 
 interface Tried {
   readonly plan: OraclePlan;
@@ -78,12 +95,14 @@ interface Tried {
  * Finds the cheapest plan whose attainment (`attainmentAt`, one simulation each) reaches `target`, landing
  * within `toleranceFraction` above it (see the header): bisection on the headroom, then on how late the rises
  * are asked for (up to `lookAheadSeconds`, the plan's startup plus one bin) when one more group flips the
- * attainment past the tolerance.
+ * attainment past the tolerance, then on the second of the trace (up to `durationSeconds`) from which the
+ * best plan below the target takes over.
  */
 export function searchOracle(
   attainmentAt: (plan: OraclePlan) => number,
   target: number,
   lookAheadSeconds: number,
+  durationSeconds: number,
   toleranceFraction = 0.002,
 ): OracleSearch {
   const evaluations: { plan: OraclePlan; sloAttainment: number }[] = [];
@@ -139,6 +158,8 @@ export function searchOracle(
   // A group flips the attainment past the tolerance: keep the upper headroom and ask for its rises later,
   // which lengthens the short episodes before capacity arrives continuously.
   const upper = hi.plan.headroom;
+  const headroomMiss = lo;
+  let lateMiss: Tried | undefined;
   let early = 0;
   let late = lookAheadSeconds;
   for (let i = 0; i < BISECTIONS && !landedAt(hi); i++) {
@@ -147,7 +168,31 @@ export function searchOracle(
     if (t.slo >= target) {
       hi = t;
       early = lateSeconds;
-    } else late = lateSeconds;
+    } else {
+      late = lateSeconds;
+      lateMiss = t;
+    }
+  }
+  // Still a cliff: run the reaching plan until a switch second, then a plan that misses. Switching later only
+  // adds seconds on the reaching plan, so the switch is bisected like a headroom. The miss asked a little later
+  // differs at every rise, so its switch steps rise by rise; then the miss with a little less headroom; when
+  // both differ only in one episode, the worst plan tried, short at every second, so each second after the
+  // switch adds about one second of misses.
+  const reaching = hi.plan;
+  const worst = evaluations.reduce((a, b) => (b.sloAttainment < a.sloAttainment ? b : a));
+  const worstMiss: Tried = { plan: worst.plan, slo: worst.sloAttainment };
+  for (const missing of [lateMiss, headroomMiss, worstMiss]) {
+    if (landedAt(hi) || missing === undefined || missing.plan.switchTo !== undefined) continue;
+    let before = 0;
+    let after = durationSeconds;
+    for (let i = 0; i < SWITCH_BISECTIONS && !landedAt(hi) && after - before > 1; i++) {
+      const atSeconds = Math.round((before + after) / 2);
+      const t = at({ ...reaching, switchTo: { atSeconds, plan: missing.plan } });
+      if (t.slo >= target) {
+        hi = t;
+        after = atSeconds;
+      } else before = atSeconds;
+    }
   }
   return done(hi);
 }
