@@ -106,7 +106,10 @@ describe('the oracle: the cheapest foresight schedule reaching a target SLO', ()
         decodeLoad: new Float64Array(40).fill(3.6),
       },
     };
-    const policy = oraclePolicy(context, { headroom: 0, switchTo: { atSeconds: 200, plan: { headroom: -0.2 } } });
+    const policy = oraclePolicy(context, {
+      headroom: 0,
+      switchTo: { atSeconds: 200, plan: { headroom: -0.2 } },
+    });
     const at = (nowSeconds: number) =>
       policy.decide({ nowSeconds, pool: 'decode', requestedGroups: 4, readyGroups: 4, metrics: [] });
     expect(at(199)).toBe(4); // ceil(3.6)
@@ -114,7 +117,12 @@ describe('the oracle: the cheapest foresight schedule reaching a target SLO', ()
   });
 
   it('an unreachable target (above static) ends at the best try and says it did not land', () => {
-    const search = searchOracle((p) => (p.headroom === Number.POSITIVE_INFINITY ? 0.9 : 0.8), 0.95, 610, 3600);
+    const search = searchOracle(
+      (p) => (p.headroom === Number.POSITIVE_INFINITY ? 0.9 : 0.8),
+      0.95,
+      610,
+      3600,
+    );
     expect(search.landed).toBe(false);
     expect(search.sloAttainment).toBe(0.9);
   });
