@@ -526,6 +526,52 @@ export const PolicyRefSchema = z
   })
   .describe('A reusable policy preset, with per-field overrides.');
 
+/** The tolerance of a band derived from the token flows when coupling.ratio.fromFlows does not set one. */
+export const DEFAULT_FLOWS_TOLERANCE = 0.25;
+
+export const RatioSchema = z
+  .strictObject({
+    min: z.number().gt(0).max(1000).optional().describe('Fewest prefill groups per decode group, e.g. 0.5.'),
+    max: z.number().gt(0).max(1000).optional().describe('Most prefill groups per decode group, e.g. 2.'),
+    fromFlows: z
+      .strictObject({
+        tolerance: z
+          .number()
+          .min(0.1)
+          .max(0.9)
+          .optional()
+          .describe(
+            `The band is the derived ratio × [1 − tolerance, 1 + tolerance]. Default ${DEFAULT_FLOWS_TOLERANCE}.`,
+          ),
+      })
+      .optional()
+      .describe(
+        "In place of min and max: derive the ratio from the pools' measured flows, (prompt tokens/s × (1 + headroom) ÷ one prefill group's capacity) ÷ (generated tokens/s × (1 + headroom) ÷ one decode group's capacity), from the prefill pool's promptTokens and the decode pool's generationTokens metrics. While either flow or capacity is missing, stale, or under one group of work, there is no band.",
+      ),
+  })
+  .describe(
+    'The band, in groups (not GPUs): with 16-GPU prefill and 32-GPU decode groups, 2 is equal GPUs. Either min and max, or fromFlows.',
+  );
+export type Ratio = z.infer<typeof RatioSchema>;
+
+export const ratioRules: readonly CrossFieldRule<Ratio>[] = [
+  {
+    cel: 'has(self.fromFlows) ? !has(self.min) && !has(self.max) : has(self.min) && has(self.max)',
+    message:
+      'coupling.ratio needs either min and max (e.g. {min: 0.5, max: 2}) or fromFlows (e.g. {fromFlows: {tolerance: 0.25}}), not both: fromFlows derives the band that min and max would fix',
+    check: (r) =>
+      r.fromFlows !== undefined
+        ? r.min === undefined && r.max === undefined
+        : r.min !== undefined && r.max !== undefined,
+  },
+  {
+    cel: '!has(self.min) || !has(self.max) || self.min <= self.max',
+    message: 'coupling.ratio.min must not exceed coupling.ratio.max',
+    fieldPath: '.min',
+    check: (r) => r.min === undefined || r.max === undefined || r.min <= r.max,
+  },
+];
+
 export const CouplingSchema = z
   .strictObject({
     prefillPool: z
@@ -538,14 +584,7 @@ export const CouplingSchema = z
       .max(63)
       .optional()
       .describe('The pool whose groups are the denominator. Defaults to decode.'),
-    ratio: z
-      .strictObject({
-        min: z.number().gt(0).max(1000).describe('Fewest prefill groups per decode group, e.g. 0.5.'),
-        max: z.number().gt(0).max(1000).describe('Most prefill groups per decode group, e.g. 2.'),
-      })
-      .describe(
-        'The band, in groups (not GPUs): with 16-GPU prefill and 32-GPU decode groups, 2 is equal GPUs.',
-      ),
+    ratio: withRules(RatioSchema, ratioRules),
   })
   .describe(
     'Keep the two pools in a ratio band: after both decide, the short side is raised into the band, and the two writes are ordered so the band holds at every observed state.',
@@ -553,12 +592,6 @@ export const CouplingSchema = z
 export type Coupling = z.infer<typeof CouplingSchema>;
 
 export const couplingRules: readonly CrossFieldRule<Coupling>[] = [
-  {
-    cel: 'self.ratio.min <= self.ratio.max',
-    message: 'coupling.ratio.min must not exceed coupling.ratio.max',
-    fieldPath: '.ratio.min',
-    check: (c) => c.ratio.min <= c.ratio.max,
-  },
   {
     cel: "(has(self.prefillPool) ? self.prefillPool : 'prefill') != (has(self.decodePool) ? self.decodePool : 'decode')",
     message: 'coupling.prefillPool and coupling.decodePool must name two different pools',

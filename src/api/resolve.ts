@@ -239,7 +239,34 @@ export function resolveAll(
       else throw e;
     }
   });
+  errors.push(...flowCouplingErrors(spec, pools));
   return { pools, errors };
+}
+
+/**
+ * A band derived from the flows (coupling.ratio.fromFlows) reads the prefill pool's promptTokens and the decode
+ * pool's generationTokens signals, their demand and one group's capacity: without them it would never exist.
+ * Checked on the resolved metrics, so a preset's count. A pool that did not resolve has its own error already.
+ */
+function flowCouplingErrors(spec: PodAutoscalerSpec, pools: readonly ResolvedPool[]): ResolveError[] {
+  const c = spec.coupling;
+  if (c?.ratio.fromFlows === undefined) return [];
+  const needs = [
+    { role: 'prefill', name: c.prefillPool ?? 'prefill', type: 'promptTokens', flow: 'prompt' },
+    { role: 'decode', name: c.decodePool ?? 'decode', type: 'generationTokens', flow: 'generated' },
+  ] as const;
+  return needs.flatMap(({ role, name, type, flow }) => {
+    const pool = pools.find((p) => p.name === name);
+    if (pool === undefined || pool.metrics.some((m) => m.type === type)) return [];
+    const i = spec.pools.findIndex((p) => p.name === name);
+    return [
+      new ResolveError(
+        'spec.coupling.ratio.fromFlows',
+        `coupling.ratio.fromFlows derives the band from the ${role} pool's ${flow} tokens/s, but pool "${name}" has no ${type} metric`,
+        `add {type: ${type}, target: <${flow} tokens/s one group serves>} to spec.pools[${i}].metrics, or set coupling.ratio.min and max in place of fromFlows`,
+      ),
+    ];
+  });
 }
 
 /**

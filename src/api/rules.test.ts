@@ -18,6 +18,8 @@ import {
   type PoolSpec,
   poolRules,
   promqlSourceRule,
+  type Ratio,
+  ratioRules,
   SCALE_TARGET_KINDS,
   type ScaleTargetRef,
   scaleTargetRules,
@@ -150,7 +152,17 @@ function agree<T>(rules: readonly CrossFieldRule<T>[], arb: fc.Arbitrary<T>) {
   expect([...seen].sort()).toEqual([false, true]);
 }
 
+/** A coupling ratio with any of min, max and fromFlows, min above max now and then. */
+const ratio: fc.Arbitrary<Ratio> = fc
+  .record({
+    min: opt(fc.constantFrom(0.5, 1, 2)),
+    max: opt(fc.constantFrom(0.5, 1, 2)),
+    fromFlows: opt(fc.record({ tolerance: opt(fc.constantFrom(0.1, 0.25)) }).map(clean)),
+  })
+  .map(clean);
+
 describe('CEL and TypeScript say the same for every cross-field rule', () => {
+  it('coupling.ratio: either min and max or fromFlows, and min ≤ max', () => agree(ratioRules, ratio));
   it("scaleTargetRef: apiVersion names the kind's group; RayCluster needs workerGroupName, StormService roleName", () =>
     agree(scaleTargetRules, targetRef));
   it('metrics: KV targets are fractions; promql needs query, name and kind; only promql has query/kind', () =>

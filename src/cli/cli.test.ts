@@ -88,6 +88,23 @@ describe('kvpa validate', () => {
     expect(r.err).toMatch(/2 errors in 1 file$/);
   });
 
+  it('coupling.ratio.fromFlows: refused beside min/max, above tolerance 0.9, and without a generationTokens metric on decode, each naming the field and fix', async () => {
+    const r = await run('validate', at('test/fixtures/invalid/coupling-flows.yaml'));
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(
+      'coupling-flows.yaml:14:5: error: spec.coupling.ratio: coupling.ratio needs either min and max (e.g. {min: 0.5, max: 2}) or fromFlows (e.g. {fromFlows: {tolerance: 0.25}}), not both',
+    );
+    expect(r.err).toContain('coupling-flows.yaml:39:9: error: spec.coupling.ratio.fromFlows.tolerance');
+    expect(r.err).toContain(
+      `spec.coupling.ratio.fromFlows: coupling.ratio.fromFlows derives the band from the decode pool's generated tokens/s, but pool "decode" has no generationTokens metric`,
+    );
+    expect(r.err).toContain(
+      'add {type: generationTokens, target: <generated tokens/s one group serves>} to spec.pools[1].metrics',
+    );
+    // The fourth document (flows-ok, the preset's promptTokens and generationTokens) has no error.
+    expect(r.err).toMatch(/3 errors in 1 file$/);
+  });
+
   it('explains where each effective setting comes from', async () => {
     const r = await run('validate', '--explain', at('examples/kserve-deepseek-r1.yaml'));
     expect(r.code).toBe(0);

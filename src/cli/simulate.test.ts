@@ -247,6 +247,47 @@ describe('kvpa simulate', () => {
     expect(r.out.split('\n')[0]).toMatch(/\| repairs \|$/);
   });
 
+  it('--coupling flows:0.3 records the tolerance in settings; summary.json has no fixed band, and on flows under one group no derived one and no repair', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'kvpa-simulate-flows-'));
+    const r = await runSimulateCommand([
+      '--trace',
+      conv,
+      '--policy',
+      'kvpa',
+      '--rate-multiplier',
+      '5',
+      '--until-seconds',
+      '900',
+      '--startup-minutes',
+      '5',
+      '--coupling',
+      'flows:0.3',
+      '--out',
+      out,
+    ]);
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    expect(summary.settings.coupling).toEqual({ fromFlows: { tolerance: 0.3 } });
+    expect(summary.coupling).toMatchObject({ band: null, fromFlows: { tolerance: 0.3 }, outOfBand: 0 });
+    const f = summary.coupling.fromFlows;
+    // 15 minutes of the conversation trace ×5 is under one group of work on a side: no band, so no repair.
+    expect(f).toMatchObject({ decisionsWithBand: 0, ratioMin: null, ratioMax: null });
+    expect(f.decisionsWithout).toBeGreaterThan(0);
+    expect(summary.coupling.repairs).toBe(0);
+    expect(r.out.split('\n')[0]).toMatch(/\| repairs \|$/);
+  });
+
+  it('--coupling flows is tolerance 0.25, flows:0.4 is 0.4; a tolerance outside [0.1, 0.9] or not a number names the flag and the fix', () => {
+    expect(parseCouplingFlag('flows')).toEqual({ fromFlows: { tolerance: 0.25 } });
+    expect(parseCouplingFlag(' flows:0.4 ')).toEqual({ fromFlows: { tolerance: 0.4 } });
+    for (const bad of ['flows:0.05', 'flows:1', 'flows:x', 'flows:']) {
+      expect(() => parseCouplingFlag(bad)).toThrow(
+        `--coupling ${JSON.stringify(bad)}: the tolerance must be a number from 0.1 to 0.9`,
+      );
+    }
+    expect(() => parseCouplingFlag('flow')).toThrow('or a band from the token flows, --coupling flows[:TOL]');
+  });
+
   it('--coupling: off is null, 0.5:2 and 0:1 are bands, and bad values name the flag and the fix', () => {
     expect(parseCouplingFlag('off')).toBeNull();
     expect(parseCouplingFlag('0.5:2')).toEqual({ min: 0.5, max: 2 });

@@ -10,6 +10,7 @@
  */
 import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { DEFAULT_FLOWS_TOLERANCE } from '../api/podautoscaler.ts';
 import type { RatioBand } from '../decide/coupling.ts';
 import { loadCalibration } from '../sim/calibration.ts';
 import { VICTIM_RULES, type VictimRule } from '../sim/fleet.ts';
@@ -23,6 +24,7 @@ import {
   type DecisionListener,
   defaultSettings,
   demandFor,
+  type FlowsCoupling,
   runSimulation,
   type SimulationSettings,
   type SimulationSummary,
@@ -134,9 +136,13 @@ Options (caps in brackets keep one run within minutes and memory on a laptop):
                           Grove, Dynamo), arbitrary (KubeRay without workersToDelete) or chosen
   --drain on|off          on (default): the pods carry kvpa's readiness gate, so kvpa drains before a
                           scale-down; off: groups are removed with what they hold (requests aborted)
-  --coupling MIN:MAX|off  keep prefill groups per decode group within [MIN, MAX] after both pools'
+  --coupling MIN:MAX|flows[:TOL]|off
+                          keep prefill groups per decode group within [MIN, MAX] after both pools'
                           policies decide, for any policy (e.g. 0.5:2; default off): the short pool is
-                          raised, the long one lowered only when the short one is at --max-groups
+                          raised, the long one lowered only when the short one is at --max-groups;
+                          flows: the band is ratio × [1 − TOL, 1 + TOL] (TOL default 0.25), the ratio
+                          derived each second from the measured prompt and generated token flows
+                          against the kvpa preset's capacities; no band while a flow is missing
   --frontier              sweep each policy over its knobs (target, scale-down hold) and report the
                           fewest GPU-hours reaching static's SLO, 99 % and 95 % (frontier.svg, compare.json)
   --frontier-points N     values per knob in the sweep (default 8) [≤ 64]
@@ -305,13 +311,17 @@ export function parseSimulateArgs(argv: readonly string[]): {
 export const MAX_COUPLING_RATIO = SIMULATE_BOUNDS['max-groups'].max;
 
 /**
- * `--coupling MIN:MAX` (prefill groups per decode group) or `off`. MIN may be 0 (no floor); MAX must be
- * positive, at least MIN and at most MAX_COUPLING_RATIO.
+ * `--coupling MIN:MAX` (prefill groups per decode group), `flows[:TOL]` (a band derived from the token flows,
+ * ratio × [1 − TOL, 1 + TOL], TOL in [0.1, 0.9] as spec.coupling.ratio.fromFlows.tolerance) or `off`. MIN may
+ * be 0 (no floor); MAX must be positive, at least MIN and at most MAX_COUPLING_RATIO.
  */
-export function parseCouplingFlag(text: string): RatioBand | null {
+export function parseCouplingFlag(text: string): RatioBand | FlowsCoupling | null {
   const t = text.trim();
   if (t === 'off') return null;
-  const fix = 'give MIN:MAX prefill groups per decode group, e.g. --coupling 0.5:2, or --coupling off';
+  if (t === 'flows') return { fromFlows: { tolerance: DEFAULT_FLOWS_TOLERANCE } };
+  if (t.startsWith('flows:')) return parseFlowsCoupling(text, t.slice('flows:'.length));
+  const fix =
+    'give MIN:MAX prefill groups per decode group, e.g. --coupling 0.5:2, or --coupling off, or a band from the token flows, --coupling flows[:TOL]';
   const parts = t.split(':');
   const [min, max] = parts.map((x) => (x.trim() === '' ? Number.NaN : Number(x)));
   if (
@@ -337,6 +347,16 @@ export function parseCouplingFlag(text: string): RatioBand | null {
     );
   }
   return { min, max };
+}
+
+function parseFlowsCoupling(text: string, tolerance: string): FlowsCoupling {
+  const tol = tolerance.trim() === '' ? Number.NaN : Number(tolerance);
+  if (!(tol >= 0.1 && tol <= 0.9)) {
+    throw new UsageError(
+      `--coupling ${JSON.stringify(text)}: the tolerance must be a number from 0.1 to 0.9 (the band is the derived ratio × [1 − TOL, 1 + TOL]); e.g. --coupling flows:0.25`,
+    );
+  }
+  return { fromFlows: { tolerance: tol } };
 }
 
 /** A policy argument must be a built-in, a built-in with knobs, or a preset file. */

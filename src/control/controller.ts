@@ -26,9 +26,11 @@ import {
   type TargetState,
 } from '../actuate/types.ts';
 import {
+  DEFAULT_FLOWS_TOLERANCE,
   type PodAutoscalerSpec,
   PodAutoscalerSpecSchema,
   type PodAutoscalerStatus,
+  type Ratio,
 } from '../api/podautoscaler.ts';
 import type { Policy } from '../api/policy.ts';
 import { poolRunnerFor, type ResolvedPool, resolveAll } from '../api/resolve.ts';
@@ -39,6 +41,7 @@ import {
   reconcileBand,
   type WritePlan,
 } from '../decide/coupling.ts';
+import { deriveBand, flowOf, OPEN_BAND, reconcileDerived } from '../decide/coupling-flows.ts';
 import { type DrainRecord, requestedForDecision } from '../decide/drain.ts';
 import { withStage } from '../decide/kpa.ts';
 import { applyPlacement, type CapacityShortfall, needsRoom, observePlacement } from '../decide/placement.ts';
@@ -200,9 +203,12 @@ function blankTick(): PoolTick {
 
 /** The two pools of spec.coupling, decided together. */
 interface CoupledRuntimes {
-  readonly band: RatioBand;
+  /** spec.coupling.ratio: a fixed band, or one derived from the flows each tick (src/decide/coupling-flows.ts). */
+  readonly ratio: { readonly band: RatioBand } | { readonly fromFlows: { readonly tolerance: number } };
   readonly prefill: PoolRuntime;
   readonly decode: PoolRuntime;
+  /** The centre of the last derived band (its dead band); null when there was none. */
+  flowsCentre: number | null;
 }
 
 const CONFLICT_ATTEMPTS = 3;
@@ -423,7 +429,7 @@ export class Controller {
       pools: runtimes,
       coupled:
         c !== undefined && prefill !== undefined && decode !== undefined
-          ? { band: c.ratio, prefill, decode }
+          ? { ratio: ratioOf(c.ratio), prefill, decode, flowsCentre: null }
           : null,
       annotations,
     };
@@ -768,7 +774,7 @@ export class Controller {
     nowSeconds: number,
     nowIso: string,
   ): Promise<PoolEvent[]> {
-    const { band, prefill, decode } = pair;
+    const { prefill, decode } = pair;
     prefill.drainRun = null;
     decode.drainRun = null;
     const [pt, dt] = await Promise.all([
@@ -776,23 +782,29 @@ export class Controller {
       this.planPool(a, decode, nowSeconds, 1, null),
     ]);
     if (pt.state !== null && pt.decision !== null && dt.state !== null && dt.decision !== null) {
-      const outcome = reconcileBand(
-        band,
-        { want: pt.decision.desiredGroups, ...effectiveBounds(prefill.pool, pt.state) },
-        { want: dt.decision.desiredGroups, ...effectiveBounds(decode.pool, dt.state) },
-      );
-      const wants = `prefill wants ${pt.decision.desiredGroups}, decode wants ${dt.decision.desiredGroups}; band [${band.min}, ${band.max}] prefill per decode`;
+      const { band, text } = this.bandOf(pair, pt.decision, dt.decision);
+      const prefillWant = { want: pt.decision.desiredGroups, ...effectiveBounds(prefill.pool, pt.state) };
+      const decodeWant = { want: dt.decision.desiredGroups, ...effectiveBounds(decode.pool, dt.state) };
+      const outcome =
+        band !== null
+          ? reconcileBand(band, prefillWant, decodeWant)
+          : reconcileDerived({ on: false, text }, prefillWant, decodeWant);
+      const wants = `prefill wants ${pt.decision.desiredGroups}, decode wants ${dt.decision.desiredGroups}; ${text}`;
+      // A derived band is said on every decision, applied or not: it moves with the flows.
+      const shown = !('band' in pair.ratio);
       const prefillDecision = withStage(
         pt.decision,
         'coupling',
         outcome.prefill,
         `${wants}: ${outcome.prefillReason ?? 'kept'}`,
+        shown,
       );
       const decodeDecision = withStage(
         dt.decision,
         'coupling',
         outcome.decode,
         `${wants}: ${outcome.decodeReason ?? 'kept'}`,
+        shown,
       );
       pt.decision = prefillDecision;
       dt.decision = decodeDecision;
@@ -809,12 +821,35 @@ export class Controller {
       // Both pools in one object (StormService roles): one patch, one resourceVersion, no order needed.
       if (prefill.target.jointKey !== undefined && prefill.target.jointKey === decode.target.jointKey)
         await this.writePairAtOnce(a, pair, ticks, target, nowIso);
-      else await this.writeInOrder(a, pair, ticks, planWrites(band, current, target), nowIso);
+      else await this.writeInOrder(a, pair, ticks, planWrites(band ?? OPEN_BAND, current, target), nowIso);
     }
     return [
       ...this.finishPool(a, prefill, mode, nowSeconds, nowIso, pt),
       ...this.finishPool(a, decode, mode, nowSeconds, nowIso, dt),
     ];
+  }
+
+  /**
+   * This tick's band of a coupled pair and how it reads: spec.coupling.ratio's own, or the one the two decisions'
+   * token flows give (null when they give none: each pool then keeps its own want).
+   */
+  private bandOf(
+    pair: CoupledRuntimes,
+    prefill: Decision,
+    decode: Decision,
+  ): { band: RatioBand | null; text: string } {
+    if ('band' in pair.ratio) {
+      const { band } = pair.ratio;
+      return { band, text: `band [${band.min}, ${band.max}] prefill per decode` };
+    }
+    const derived = deriveBand(
+      flowOf(prefill.explanation.signals, 'promptTokens', pair.prefill.pool.headroomPercentage / 100),
+      flowOf(decode.explanation.signals, 'generationTokens', pair.decode.pool.headroomPercentage / 100),
+      pair.ratio.fromFlows.tolerance,
+      pair.flowsCentre,
+    );
+    pair.flowsCentre = derived.on ? derived.ratio : null;
+    return { band: derived.on ? derived.band : null, text: derived.text };
   }
 
   /**
@@ -1346,6 +1381,13 @@ function heldBy(p: PoolRuntime): string | null {
  * The conflict message after repeated reverts: the other field manager that owns the count (from
  * managedFields), and the fixes users reach for (KServe's replicas fields, a Dynamo Planner left on).
  */
+/** spec.coupling.ratio as the pair runs it; the schema's rules guarantee min and max without fromFlows. */
+function ratioOf(r: Ratio): CoupledRuntimes['ratio'] {
+  if (r.fromFlows !== undefined)
+    return { fromFlows: { tolerance: r.fromFlows.tolerance ?? DEFAULT_FLOWS_TOLERANCE } };
+  return { band: { min: r.min ?? 0, max: r.max ?? Number.POSITIVE_INFINITY } };
+}
+
 function revertConflict(key: string, p: PoolRuntime, state: TargetState): string {
   const ref = p.pool.scaleTargetRef;
   const manager = state.countManagers?.[0];

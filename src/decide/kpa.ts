@@ -911,9 +911,15 @@ function planPhrase(s: SignalExplanation): string {
  * A decision moved by a stage that runs after the pool's own pipeline (placement, coupling): the stage is
  * recorded like the others, and the summary is rebuilt. A stage that changes nothing is still recorded.
  */
-export function withStage(decision: Decision, stage: StageName, after: number, reason: string): Decision {
+export function withStage(
+  decision: Decision,
+  stage: StageName,
+  after: number,
+  reason: string,
+  shown = false,
+): Decision {
   const before = decision.desiredGroups;
-  const record = { stage, before, after, applied: after !== before, reason };
+  const record = { stage, before, after, applied: after !== before, reason, ...(shown ? { shown } : {}) };
   const explanation = { ...decision.explanation, stages: [...decision.explanation.stages, record] };
   return {
     ...decision,
@@ -933,7 +939,7 @@ export function summarize(explanation: Explanation, desiredGroups: number): stri
       : `${s.name} ${s.state}${s.detail !== undefined ? ` (${s.detail})` : ''}`,
   );
   const limits = explanation.stages
-    .filter((r) => r.applied && r.stage !== 'compute')
+    .filter((r) => (r.applied || r.shown === true) && r.stage !== 'compute')
     .map((r) => `${r.stage}: ${r.reason}`);
   return [head, parts.join('; '), ...limits].filter((p) => p.length > 0).join(' | ');
 }

@@ -233,6 +233,11 @@ export interface StageRecord {
   /** True when this stage changed the want. */
   readonly applied: boolean;
   readonly reason: string;
+  /**
+   * In the summary even when it changed nothing: a band derived from the flows moves with them, so the band in
+   * use, or why there is none, is said on every decision.
+   */
+  readonly shown?: boolean;
 }
 
 export interface SignalExplanation {

@@ -28,6 +28,20 @@ function mixTurnTrace(): string {
   return trace;
 }
 
+/** 40 min of 40 req/s, 4,000-token prompts and 1,500-token answers, then 40 min of 60 req/s, 1,500 and 3,000. */
+function thickMixTurnTrace(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kvpa-coupling-flows-'));
+  const trace = join(dir, 'bins.csv');
+  const rows = ['t_s,requests,input_tokens_sum,output_tokens_sum'];
+  for (let m = 0; m < 80; m++) {
+    const [rate, input, output] = m < 40 ? [40, 4000, 1500] : [60, 1500, 3000];
+    const n = rate * 60;
+    rows.push(`${m * 60},${n},${n * input},${n * output}`);
+  }
+  writeFileSync(trace, `${rows.join('\n')}\n`);
+  return trace;
+}
+
 describe('coupling in the lab', () => {
   const trace = mixTurnTrace();
   const band = { min: 0.5, max: 2 };
@@ -53,5 +67,28 @@ describe('coupling in the lab', () => {
     // The starting fleet (8 prefill beside 1 decode, sized from the first window) is moved into the band too.
     expect(on.coupling?.initialGroups.sized).toEqual({ prefill: 8, decode: 1 });
     expect(on.coupling?.initialGroups.coupled).toEqual({ prefill: 8, decode: 4 });
+  }, 180_000);
+
+  it('--coupling flows on a mix that turns: the derived centre follows it, about 1.7 prefill per decode (160k prompt tok/s × 1.5 ÷ 112k beside 60k generated × 1.25 ÷ 60k) then about 0.31; minute 60 is 3/10 where uncoupled kvpa asks 2/9', () => {
+    const thick = thickMixTurnTrace();
+    const runFlows = (coupling: { fromFlows: { tolerance: number } } | null) =>
+      runSimulation(defaultSettings(thick, h200, { startupSeconds: 300, coupling }), 'kvpa');
+    const off = runFlows(null);
+    const on = runFlows({ fromFlows: { tolerance: 0.25 } });
+    const f = on.coupling?.fromFlows;
+    expect(on.coupling?.band).toBeNull();
+    expect(f?.decisionsWithBand).toBeGreaterThan(0);
+    expect(f?.ratioMax).toBeGreaterThan(1.5);
+    expect(f?.ratioMin).toBeLessThan(0.35);
+    expect(on.coupling?.outOfBand).toBe(0);
+    expect(on.coupling?.lowered).toEqual({ prefill: 0, decode: 0 });
+    // No flows before the first scrape: the starting fleet is as sized.
+    expect(on.coupling?.initialGroups.coupled).toEqual(on.coupling?.initialGroups.sized);
+    const at = (s: typeof off, minute: number) => {
+      const r = s.timeline.find((x) => x.minute === minute);
+      return { prefill: r?.prefillRequested, decode: r?.decodeRequested };
+    };
+    expect(at(off, 60)).toEqual({ prefill: 2, decode: 9 });
+    expect(at(on, 60)).toEqual({ prefill: 3, decode: 10 });
   }, 180_000);
 });

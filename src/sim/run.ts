@@ -1,7 +1,11 @@
 /**
  * One simulated run: a trace, a calibration, a policy per pool, and the KPIs that come out.
  */
-import { type CoupledWant, type RatioBand, reconcileBand } from '../decide/coupling.ts';
+
+import { poolRunnerFor } from '../api/resolve.ts';
+import { type CoupledWant, type CouplingOutcome, type RatioBand, reconcileBand } from '../decide/coupling.ts';
+import { deriveBand, flowOf, reconcileDerived } from '../decide/coupling-flows.ts';
+import type { PoolRunner, PoolSample } from '../decide/pool-runner.ts';
 import type { Calibration } from './calibration.ts';
 import { computeDemand, type DemandProfile, maxGroupsOver } from './demand.ts';
 import { Fleet, type MetricsDelivery, type TimelineRow, type VictimRule } from './fleet.ts';
@@ -13,8 +17,9 @@ import {
   quantilesOf,
 } from './kpi.ts';
 import { createPolicy } from './policies/index.ts';
+import { resolveKvpaPool, workSampler } from './policies/kvpa.ts';
 import { type OraclePlan, type OracleSearch, oraclePolicy, searchOracle } from './policies/oracle.ts';
-import type { PolicyContext, Pool, ScalingPolicy } from './policies/types.ts';
+import type { EngineSeries, PolicyContext, Pool, PoolObservation, ScalingPolicy } from './policies/types.ts';
 import { readTrace, type TraceOptions } from './trace.ts';
 
 export interface SimulationSettings {
@@ -43,9 +48,10 @@ export interface SimulationSettings {
   readonly drain: boolean;
   /**
    * A prefill/decode ratio band (prefill groups per decode group, src/decide/coupling.ts) applied after both
-   * pools' policies decide, for any policy; null (the default) leaves each pool to its own policy.
+   * pools' policies decide, for any policy, or one derived from the measured token flows each second
+   * (src/decide/coupling-flows.ts); null (the default) leaves each pool to its own policy.
    */
-  readonly coupling: RatioBand | null;
+  readonly coupling: RatioBand | FlowsCoupling | null;
   /** The oracle's target SLO attainment (a fraction); default min(static's attainment, 0.99). */
   readonly oracleSloTarget?: number;
 }
@@ -89,9 +95,23 @@ export interface PoolSummary {
   readonly peakGroups: number;
 }
 
+/** `--coupling flows[:TOL]`: the band is derived from the token flows, ratio × [1 − tolerance, 1 + tolerance]. */
+export interface FlowsCoupling {
+  readonly fromFlows: { readonly tolerance: number };
+}
+
 /** What the ratio band did in one run. */
 export interface CouplingSummary {
-  readonly band: RatioBand;
+  /** The fixed band; null when it was derived from the flows. */
+  readonly band: RatioBand | null;
+  /** A derived band: how many repair decisions had one, how many had none, and the centres it took. */
+  readonly fromFlows: {
+    readonly tolerance: number;
+    readonly decisionsWithBand: number;
+    readonly decisionsWithout: number;
+    readonly ratioMin: number | null;
+    readonly ratioMax: number | null;
+  } | null;
   /** Ticks on which at least one pool decided and the band moved the pair the policies asked for. */
   readonly repairs: number;
   /** Of those, per pool: how often its count was raised, and lowered (the other pool at maxGroups). */
@@ -205,8 +225,8 @@ function simulate(
     prefill: initialGroupsFor(demand, demand.prefillGroups, settings),
     decode: initialGroupsFor(demand, demand.decodeGroups, settings),
   };
-  const band = settings.coupling;
-  const coupled = band === null ? null : new Coupler(band, settings);
+  const coupling = settings.coupling;
+  const coupled = coupling === null ? null : new Coupler(coupling, settings);
   // With a band, every policy starts from the sized fleet moved into the band (the same for every policy).
   const initialGroups = coupled === null ? sized : coupled.initial(sized);
   const fleet = new Fleet({
@@ -233,6 +253,7 @@ function simulate(
     for (const pool of ['prefill', 'decode'] as const) {
       const { routing, ...seen } = fleet.observe(pool);
       requested[pool] = seen.requestedGroups;
+      coupled?.observe({ nowSeconds: second, pool, ...seen });
       const desired = policies[pool].decide({
         nowSeconds: second,
         pool,
@@ -246,7 +267,7 @@ function simulate(
       } else asked[pool] = desired;
     }
     if (coupled === null) return;
-    const pair = coupled.repair(asked, requested);
+    const pair = coupled.repair(asked, requested, second);
     if (pair === undefined) return;
     fleet.setDesired('prefill', pair.prefill);
     fleet.setDesired('decode', pair.decode);
@@ -330,17 +351,26 @@ function simulate(
  * The ratio band between the policies and the fleet. A pool whose policy did not decide this second wants its
  * current count; the pair is moved into the band by `reconcileBand` within [minGroups, maxGroups] (never below
  * a want that is itself under minGroups). Both policies silent: nothing is written, the pair is as last left.
+ * A band from the flows is derived each time from FlowMeters, whatever the policy.
  */
 class Coupler {
   private repairs = 0;
   private outOfBand = 0;
   private readonly raised: Record<Pool, number> = { prefill: 0, decode: 0 };
   private readonly lowered: Record<Pool, number> = { prefill: 0, decode: 0 };
+  private readonly meters: FlowMeters | null;
+  private centre: number | null = null;
+  private withBand = 0;
+  private without = 0;
+  private ratioMin: number | null = null;
+  private ratioMax: number | null = null;
 
   constructor(
-    private readonly band: RatioBand,
+    private readonly coupling: RatioBand | FlowsCoupling,
     private readonly settings: SimulationSettings,
-  ) {}
+  ) {
+    this.meters = 'fromFlows' in coupling ? new FlowMeters(settings) : null;
+  }
 
   /** A count as the fleet would apply it, with the run's bounds. */
   private want(n: number): CoupledWant {
@@ -352,20 +382,42 @@ class Coupler {
     };
   }
 
+  /** The starting fleet moved into a fixed band; a derived one has no flows yet, so the fleet is as sized. */
   initial(sized: Readonly<Record<Pool, number>>): Record<Pool, number> {
-    const o = reconcileBand(this.band, this.want(sized.prefill), this.want(sized.decode));
+    if ('fromFlows' in this.coupling) return { ...sized };
+    const o = reconcileBand(this.coupling, this.want(sized.prefill), this.want(sized.decode));
     return { prefill: o.prefill, decode: o.decode };
+  }
+
+  /** This second's view of a pool, for the flow meters. */
+  observe(o: Omit<PoolObservation, 'routing'>): void {
+    this.meters?.record(o);
+  }
+
+  private reconcile(p: CoupledWant, d: CoupledWant, nowSeconds: number): CouplingOutcome {
+    const c = this.coupling;
+    if (!('fromFlows' in c)) return reconcileBand(c, p, d);
+    const flows = (this.meters as FlowMeters).flows(nowSeconds);
+    const derived = deriveBand(flows.prefill, flows.decode, c.fromFlows.tolerance, this.centre);
+    this.centre = derived.on ? derived.ratio : null;
+    if (derived.on) {
+      this.withBand++;
+      this.ratioMin = Math.min(this.ratioMin ?? derived.ratio, derived.ratio);
+      this.ratioMax = Math.max(this.ratioMax ?? derived.ratio, derived.ratio);
+    } else this.without++;
+    return reconcileDerived(derived, p, d);
   }
 
   /** The pair to write, or undefined when neither policy decided. */
   repair(
     asked: Readonly<Record<Pool, number | undefined>>,
     requested: Readonly<Record<Pool, number>>,
+    nowSeconds: number,
   ): Record<Pool, number> | undefined {
     if (asked.prefill === undefined && asked.decode === undefined) return undefined;
     const p = this.want(asked.prefill ?? requested.prefill);
     const d = this.want(asked.decode ?? requested.decode);
-    const o = reconcileBand(this.band, p, d);
+    const o = this.reconcile(p, d, nowSeconds);
     if (o.prefill !== p.want || o.decode !== d.want) {
       this.repairs++;
       if (!o.inBand) this.outOfBand++;
@@ -382,13 +434,77 @@ class Coupler {
 
   summary(sized: Readonly<Record<Pool, number>>, coupled: Readonly<Record<Pool, number>>): CouplingSummary {
     return {
-      band: this.band,
+      band: 'fromFlows' in this.coupling ? null : this.coupling,
+      fromFlows:
+        'fromFlows' in this.coupling
+          ? {
+              tolerance: this.coupling.fromFlows.tolerance,
+              decisionsWithBand: this.withBand,
+              decisionsWithout: this.without,
+              ratioMin: this.ratioMin,
+              ratioMax: this.ratioMax,
+            }
+          : null,
       repairs: this.repairs,
       raised: { ...this.raised },
       lowered: { ...this.lowered },
       outOfBand: this.outOfBand,
       initialGroups: { sized: { ...sized }, coupled: { ...coupled } },
     };
+  }
+}
+
+/**
+ * The token flows a derived band reads, measured as kvpa measures them whatever policy scales the pools: each
+ * pool's work signal of the bundled kvpa preset (promptTokens on prefill, generationTokens on decode, with
+ * their capacities and headrooms), read from the engines' counters by the lab's work sampler and windowed by
+ * the controller's own PoolRunner. The runner's decision is not used, only its explanation of the signal.
+ */
+class FlowMeters {
+  private readonly meters: Record<
+    Pool,
+    {
+      readonly signal: string;
+      readonly headroom: number;
+      readonly runner: PoolRunner;
+      readonly sample: (o: PoolObservation, series: readonly EngineSeries[]) => PoolSample;
+      latest: PoolSample[];
+      seen: { readyGroups: number; requestedGroups: number };
+    }
+  >;
+
+  constructor(settings: SimulationSettings) {
+    const meter = (pool: Pool, type: 'promptTokens' | 'generationTokens') => {
+      const resolved = resolveKvpaPool(pool, settings.minGroups, settings.maxGroups);
+      const metric = resolved.metrics.find((m) => m.type === type);
+      if (metric === undefined)
+        throw new Error(`--coupling flows: the kvpa preset gives pool ${pool} no ${type} metric to read`);
+      return {
+        signal: type,
+        headroom: resolved.headroomPercentage / 100,
+        runner: poolRunnerFor({ ...resolved, metrics: [metric] }),
+        sample: workSampler(metric, resolved.slo.tpotSeconds),
+        latest: [],
+        seen: { readyGroups: 0, requestedGroups: 0 },
+      };
+    };
+    this.meters = { prefill: meter('prefill', 'promptTokens'), decode: meter('decode', 'generationTokens') };
+  }
+
+  record(o: Omit<PoolObservation, 'routing'>): void {
+    const m = this.meters[o.pool];
+    m.latest = [m.sample(o, o.engineSeries?.() ?? [])];
+    m.runner.record(m.latest, o.nowSeconds);
+    m.seen = { readyGroups: o.readyGroups, requestedGroups: o.requestedGroups };
+  }
+
+  flows(nowSeconds: number) {
+    const flow = (pool: Pool) => {
+      const m = this.meters[pool];
+      const d = m.runner.decide(nowSeconds, m.seen.readyGroups, m.seen.requestedGroups, m.latest);
+      return flowOf(d.explanation.signals, m.signal, m.headroom);
+    };
+    return { prefill: flow('prefill'), decode: flow('decode') };
   }
 }
 

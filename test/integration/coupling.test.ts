@@ -43,7 +43,11 @@ function pool(name: string, target: string): Json {
   };
 }
 
-async function coupledAutoscaler(name: string, band: RatioBand): Promise<void> {
+async function coupledAutoscaler(
+  name: string,
+  ratio: RatioBand | { fromFlows: { tolerance: number } },
+  pools: Json[] = [pool('prefill', `${name}-p`), pool('decode', `${name}-d`)],
+): Promise<void> {
   await api.create(customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers'), {
     apiVersion: 'kvpa.io/v1alpha1',
     kind: 'PodAutoscaler',
@@ -51,8 +55,8 @@ async function coupledAutoscaler(name: string, band: RatioBand): Promise<void> {
     spec: {
       mode: 'Apply',
       metricsSource: { pods: { port: 8000 } },
-      coupling: { ratio: band },
-      pools: [pool('prefill', `${name}-p`), pool('decode', `${name}-d`)],
+      coupling: { ratio },
+      pools,
     },
   });
 }
@@ -97,6 +101,13 @@ function harness(name: string, wrapTargets = true) {
     /** Σ KV over the pool's groups: want = ceil(Σ / 0.7). */
     load(pool: 'prefill' | 'decode', kvTotal: number) {
       signals.set(`${ns}/${name}/${pool}`, 'kvCacheUtilization', kvTotal);
+    },
+    /** A pool's served tokens/s (no backlog: the demand is the flow). */
+    flow(pool: 'prefill' | 'decode', signal: 'promptTokens' | 'generationTokens', tokensPerSecond: number) {
+      signals.set(`${ns}/${name}/${pool}`, signal, tokensPerSecond);
+    },
+    stale(pool: 'prefill' | 'decode', signal: string, detail: string) {
+      signals.setState(`${ns}/${name}/${pool}`, signal, 'stale', detail);
     },
     async step(seconds = 1) {
       nowMs += seconds * 1000;
@@ -218,6 +229,63 @@ describe('a band narrower than one group: [1, 1]', () => {
     h.failing.clear();
     await h.step();
     expect(await h.pair()).toEqual({ prefill: 3, decode: 3 });
+  });
+});
+
+describe('a band derived from the token flows (fromFlows, tolerance 0.25)', () => {
+  const h = harness('flows');
+  // Prefill sizes on prompt tokens (1,500/s a group), decode on generated tokens (300/s a group) and KV use; no
+  // headroom, so a group of work is exactly one capacity.
+  const flowsPool = (name: string, target: string, metrics: Json[]) => ({
+    ...pool(name, target),
+    headroomPercentage: 0,
+    metrics,
+  });
+  beforeAll(async () => {
+    await lws('flows-p', 2);
+    await lws('flows-d', 2);
+    await coupledAutoscaler('flows', { fromFlows: { tolerance: 0.25 } }, [
+      flowsPool('prefill', 'flows-p', [{ type: 'promptTokens', target: 1500, measureCapacity: false }]),
+      flowsPool('decode', 'flows-d', [
+        { type: 'generationTokens', target: 300, measureCapacity: false },
+        { type: 'kvCacheUtilization', target: 0.7 },
+      ]),
+    ]);
+    await h.controller.start();
+    await h.waitFor();
+  });
+  afterAll(() => h.controller.stop());
+
+  it('3,000 prompt tok/s at 1,500 and 600 generated at 300 derive ratio 1, band [0.75, 1.25]; decode wanting 6 on KV raises prefill 2 → 5: 2/2 → 2/6 → 5/6', async () => {
+    h.flow('prefill', 'promptTokens', 3000); // 2 groups
+    h.flow('decode', 'generationTokens', 600); // 2 groups
+    h.load('decode', 4.2); // ceil(4.2 / 0.7) = 6
+    for (let i = 0; i < 3; i++) await h.step();
+    expect(await h.pair()).toEqual({ prefill: 5, decode: 6 });
+    // No single write moves 2/2 inside [0.75, 1.25] toward 5/6: both straight, the raising side (decode) first.
+    expect(h.observed).toEqual([
+      { prefill: 2, decode: 6 },
+      { prefill: 5, decode: 6 },
+    ]);
+    const prefill = (await h.status()).pools?.find((p) => p.name === 'prefill');
+    expect(prefill?.lastDecision?.limitedBy).toContain('coupling');
+    expect(prefill?.lastDecision?.summary).toContain(
+      'coupling: prefill wants 2, decode wants 6; band [0.75, 1.25] prefill per decode, derived 1 ± 25 % from flows: prompt 3,000 tok/s ÷ 1,500 per group (pinned) = 2 groups; generated 600 tok/s ÷ 300 per group (pinned) = 2 groups: raised 2 → 5',
+    );
+  });
+
+  it('generationTokens going stale turns the band off, never to a default: prefill follows its own want back to 2 beside decode 6, and status says why', async () => {
+    const before = h.observed.length;
+    h.stale('decode', 'generationTokens', 'last sample 90s ago');
+    await h.step();
+    expect(await h.pair()).toEqual({ prefill: 2, decode: 6 });
+    expect(h.observed.slice(before)).toEqual([{ prefill: 2, decode: 6 }]);
+    const pools = (await h.status()).pools ?? [];
+    for (const p of pools) {
+      expect(p.lastDecision?.summary).toContain(
+        'coupling: prefill wants 2, decode wants 6; no band: decode generationTokens stale (last sample 90s ago); no ratio is derived from missing data, so each pool keeps its own want: kept',
+      );
+    }
   });
 });
 

@@ -143,7 +143,7 @@ const RATE_SPAN_SECONDS = 10;
  * A work metric read from the ready heads: the engines' token counter (prompt or generation) and request
  * counter with the waiting gauge, through the same WorkReader the direct scrape uses.
  */
-function workSampler(
+export function workSampler(
   metric: MetricSpec,
   tpotSloSeconds: number | undefined,
 ): (o: PoolObservation, series: readonly EngineSeries[]) => PoolSample {
