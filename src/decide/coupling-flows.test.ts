@@ -181,8 +181,12 @@ const STATES: readonly SignalState[] = ['ok', 'noData', 'stale', 'noQuorum', 'ou
 const flowArb = (name: string) =>
   fc
     .record({
-      present: fc.boolean(),
-      state: fc.constantFrom(...STATES),
+      // Weighted toward usable flows: both sides must be usable for a band, which uniform picks rarely give.
+      present: fc.oneof(fc.constant(true), fc.boolean()),
+      state: fc.oneof(
+        { weight: 3, arbitrary: fc.constant<SignalState>('ok') },
+        { weight: 2, arbitrary: fc.constantFrom(...STATES) },
+      ),
       stable: fc.oneof(fc.double({ min: 0, max: 1e7, noNaN: true }), fc.constantFrom(0, Number.NaN)),
       clearance: fc.double({ min: 0, max: 1e4, noNaN: true }),
       capacity: fc.oneof(fc.double({ min: 0, max: 1e6, noNaN: true }), fc.constant(0)),
