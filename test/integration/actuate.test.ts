@@ -406,6 +406,9 @@ describe('ScaleTarget adapters on the real API server', () => {
       countPath: ['spec', 'replicas'],
       expected: { specGroups: 2, readyGroups: 1, groupSize: 2 },
       expectedHeads: ['ds1-0-rev1-decode/0:ready:+1', 'ds1-0-rev1-decode/1:unready:+1'],
+      // One child LWS: its highest group index goes first, and its template is one group's shape.
+      expectedRemovalOrder: ['1', '0'],
+      expectedPlacement: { pods: 2, gpus: 0, unplacedGroups: 2, unschedulableGroups: 0 },
     });
   });
 
