@@ -406,6 +406,9 @@ describe('ScaleTarget adapters on the real API server', () => {
       countPath: ['spec', 'replicas'],
       expected: { specGroups: 2, readyGroups: 1, groupSize: 2 },
       expectedHeads: ['ds1-0-rev1-decode/0:ready:+1', 'ds1-0-rev1-decode/1:unready:+1'],
+      // One child LWS: its highest group index goes first, and its template is one group's shape.
+      expectedRemovalOrder: ['1', '0'],
+      expectedPlacement: { pods: 2, gpus: 0, unplacedGroups: 2, unschedulableGroups: 0 },
     });
   });
 
@@ -910,6 +913,8 @@ describe('ScaleTarget adapters on the real API server', () => {
         {
           'storm-service-name': 'ss-a',
           'role-name': 'decode',
+          'roleset-name': 'ss-a-rs',
+          'stormservice.orchestration.aibrix.ai/role-replica-index': podSet.slice(-1),
           'stormservice.orchestration.aibrix.ai/podset-name': podSet,
           'stormservice.orchestration.aibrix.ai/pod-group-index': String(index),
         },
@@ -930,6 +935,9 @@ describe('ScaleTarget adapters on the real API server', () => {
       countPath: ['spec', 'template', 'spec', 'roles', 1, 'replicas'],
       expected: { specGroups: 3, readyGroups: 2, groupSize: 2 },
       expectedHeads: ['ss-a-decode-p0:ready:+1', 'ss-a-decode-p1:unready:+1'],
+      // PodSets go by role-replica-index, highest first; PodSet 2 is not created, its pods not bound.
+      expectedRemovalOrder: ['1', '0'],
+      expectedPlacement: { pods: 2, gpus: 0, unplacedGroups: 3, unschedulableGroups: 0 },
     });
   });
 

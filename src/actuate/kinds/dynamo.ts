@@ -9,6 +9,13 @@
  * The adapter's count reaches the one PCSG or LWS behind the component, which removes its own highest-index
  * groups: the drain and placement views are that resource's (grove.ts, lws.ts). While the status names two
  * (old and new during a rollout) the victims cannot be told apart, and the pool is not drained.
+ *
+ * On the DisaggregatedSet backend the entry names the role's child LWSs only while the set reports every role
+ * ready; otherwise it carries the set's counts and no names (internal/controller/
+ * dgd_disaggregatedset_readiness_resolver.go, checkDisaggregatedSetReadiness). The LWSs are then found from
+ * the pods the adapter's status.selector matches: Dynamo renders its graph and component labels into the
+ * role's pod templates (same package, renderMultinodePodTemplateSpecsForDGDComponent), and the LWS
+ * controller labels each pod with its LWS's name.
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import type { ScaleTargetRef } from '../../api/podautoscaler.ts';
@@ -73,7 +80,7 @@ export function componentStatusOf(
   return component === undefined ? undefined : entries[component];
 }
 
-interface Observation {
+export interface Observation {
   readonly groups: GroupView[];
   /** Ready groups that are capacity, before the cap at the adapter's spec. */
   readonly ready: number;
@@ -99,6 +106,12 @@ export function rolloutDrainView(
       `the DynamoGraphDeployment status names ${names.length} ${componentKind}s (${names.join(', ')}), a ` +
       'rollout in progress: which groups a scale-down removes is unknown',
   };
+}
+
+/** The LWSs some pods belong to (their leaderworkerset.sigs.k8s.io/name label), each once, sorted. */
+export function lwsNamesOf(pods: readonly V1Pod[]): string[] {
+  const names = pods.flatMap((p) => p.metadata?.labels?.[LWS_LABELS.name] ?? []);
+  return [...new Set(names)].sort();
 }
 
 export class DynamoScalingAdapterTarget extends CustomScaleTarget {
@@ -155,8 +168,12 @@ export class DynamoScalingAdapterTarget extends CustomScaleTarget {
     selector: string | undefined,
     withHeads: boolean,
   ): Promise<Observation> {
-    const names = entry.componentNames ?? [];
     const kind = entry.componentKind;
+    let names = entry.componentNames ?? [];
+    if (kind === 'LeaderWorkerSet' && names.length === 0 && selector) {
+      // A DisaggregatedSet not all ready: no names in the entry (see the header).
+      names = lwsNamesOf(await listPods(this.clients, this.namespace, selector));
+    }
     if (kind === 'PodCliqueScalingGroup' || kind === 'LeaderWorkerSet') {
       const parts = await Promise.all(
         names.map((n) => (kind === 'LeaderWorkerSet' ? this.observeLws(n) : this.observePcsg(n))),
@@ -212,23 +229,32 @@ export class DynamoScalingAdapterTarget extends CustomScaleTarget {
   private async observeLws(name: string): Promise<Observation> {
     const lws = await getCustomOrUndefined<LeaderWorkerSetLike>(this.clients, LWS_GVR, this.namespace, name);
     if (lws === undefined) return { groups: [], ready: 0, groupSize: null };
-    const spec = lws.spec?.replicas ?? 1;
-    const size = lws.spec?.leaderWorkerTemplate?.size ?? 1;
     const pods = await listPods(this.clients, this.namespace, `${LWS_LABELS.name}=${name}`);
-    const groups = lwsGroups(spec, size, pods);
-    const queue = lws.metadata?.labels?.[KUEUE_QUEUE_LABEL];
-    return {
-      groups,
-      ready: capacityGroups(groups, spec),
-      groupSize: size,
-      drain: lwsDrainView(this.namespace, pods),
-      placement: {
-        group: lwsGroupShape(lws.spec?.leaderWorkerTemplate),
-        ...(queue !== undefined ? { kueueQueue: queue } : {}),
-        ...lwsPendingGroups(spec, size, pods),
-      },
-    };
+    return lwsObservation(this.namespace, lws, pods);
   }
+}
+
+/** One LWS behind a component, judged by the LWS rule (lws.ts), with its drain and placement views. */
+export function lwsObservation(
+  namespace: string,
+  lws: LeaderWorkerSetLike,
+  pods: readonly V1Pod[],
+): Observation {
+  const spec = lws.spec?.replicas ?? 1;
+  const size = lws.spec?.leaderWorkerTemplate?.size ?? 1;
+  const groups = lwsGroups(spec, size, pods);
+  const queue = lws.metadata?.labels?.[KUEUE_QUEUE_LABEL];
+  return {
+    groups,
+    ready: capacityGroups(groups, spec),
+    groupSize: size,
+    drain: lwsDrainView(namespace, pods),
+    placement: {
+      group: lwsGroupShape(lws.spec?.leaderWorkerTemplate),
+      ...(queue !== undefined ? { kueueQueue: queue } : {}),
+      ...lwsPendingGroups(spec, size, pods),
+    },
+  };
 }
 
 export const dynamoScalingAdapter: KindModule = {
