@@ -870,6 +870,8 @@ describe('ScaleTarget adapters on the real API server', () => {
       expectedHeads: ['rc-a-gpu-r1:ready:+1', 'rc-a-gpu-r2:unready:+1'],
       // KubeRay removes the pods kvpa names: every replica by name, for kvpa to rank.
       expectedRemovalOrder: ['rc-a-gpu-r1', 'rc-a-gpu-r2'],
+      // A replica is numOfHosts 2 pods of the template; no pod is bound to a node here.
+      expectedPlacement: { pods: 2, gpus: 0, unplacedGroups: 2, unschedulableGroups: 0 },
     });
   });
 

@@ -10,11 +10,22 @@
  * and writing the lower replicas with workersToDelete naming every pod of theirs, in one patch. KubeRay empties
  * the list only in memory, never in the object (the Ray autoscaler rewrites it itself); a name left there is of a
  * pod already gone (worker pods get generated names), and kvpa's next such write replaces the list.
+ *
+ * A replica is numOfHosts pods built from the group's template (raycluster_controller.go, buildWorkerPod), so
+ * the capacity check places numOfHosts such pods as one gang; the RayCluster's kueue.x-k8s.io/queue-name label
+ * names its Kueue LocalQueue (https://kueue.sigs.k8s.io/docs/tasks/run/rayclusters/).
  */
 import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import type { ScaleTargetRef } from '../../api/podautoscaler.ts';
+import type { GroupShape } from '../../decide/placement.ts';
 import { type Gvr, type JsonPatchOp, type KubeClients, listPods, selectorOf } from '../kube.ts';
-import { gpuResourceOf, podGpus } from '../placement.ts';
+import {
+  gpuResourceOf,
+  groupGpus,
+  KUEUE_QUEUE_LABEL,
+  podShapeOf,
+  unindexedPendingGroups,
+} from '../placement.ts';
 import { capacityGroups, type GroupView, intLabel, isPodReady, podLabel } from '../readiness.ts';
 import { chosenVictimsView, type DrainView, setServing } from '../routing.ts';
 import type { HeadPod, TargetRefusal, TargetState } from '../types.ts';
@@ -110,12 +121,50 @@ interface WorkerGroupSpecLike {
   template?: { spec?: V1PodSpec };
 }
 
+/**
+ * Pods in one group beyond which the shape is not built: replicas or numOfHosts near the int32 limit are a
+ * spec error, not a group any cluster places.
+ */
+export const MAX_GROUP_PODS = 10_000;
+
+function requireModelled(pods: number, where: string): void {
+  if (pods > MAX_GROUP_PODS) {
+    throw new Error(
+      `${where} makes ${pods} pods in one group, more than the ${MAX_GROUP_PODS} kvpa checks capacity for; lower it`,
+    );
+  }
+}
+
+/**
+ * One worker-group replica as the scheduler sees it: numOfHosts pods of the group's template; undefined without
+ * a template. `where` names the group in an error.
+ */
+export function rayWorkerGroupShape(group: WorkerGroupSpecLike, where: string): GroupShape | undefined {
+  const spec = group.template?.spec;
+  if (spec === undefined) return undefined;
+  const hosts = Math.max(1, group.numOfHosts ?? 1);
+  requireModelled(hosts, `${where}.numOfHosts`);
+  const gpuResource = gpuResourceOf([spec]);
+  return { gpuResource, pods: Array.from({ length: hosts }, () => podShapeOf(spec, gpuResource)) };
+}
+
 interface RayClusterObj {
   metadata?: ObjectMeta;
   spec?: {
     enableInTreeAutoscaling?: boolean;
     workerGroupSpecs?: (WorkerGroupSpecLike & Record<string, unknown>)[];
   };
+}
+
+/** A worker group's pending replicas, from its groups' pods (see unindexedPendingGroups). */
+export function rayPendingGroups(specGroups: number, numOfHosts: number, groups: readonly GroupView[]) {
+  return unindexedPendingGroups(
+    specGroups,
+    groups.map((g) => ({
+      size: numOfHosts,
+      pods: [...(g.head !== undefined ? [g.head] : []), ...(g.members ?? [])],
+    })),
+  );
 }
 
 /**
@@ -201,13 +250,23 @@ export class RayClusterWorkerGroupTarget extends ListElementTarget<RayClusterObj
       numOfHosts,
       pods,
     );
+    const where = `RayCluster ${this.namespace}/${this.ref.name} spec.workerGroupSpecs[groupName=${this.elementName}]`;
+    const shape = group === undefined ? undefined : rayWorkerGroupShape(group, where);
+    const queue = obj.metadata?.labels?.[KUEUE_QUEUE_LABEL];
     return {
       state: {
         specGroups,
         readyGroups: capacityGroups(groups, specGroups),
         groupSize: numOfHosts,
-        ...(group?.template?.spec !== undefined
-          ? { gpusPerGroup: numOfHosts * podGpus(group.template.spec, gpuResourceOf([group.template.spec])) }
+        ...(shape !== undefined
+          ? {
+              gpusPerGroup: groupGpus(shape),
+              placement: {
+                group: shape,
+                ...(queue !== undefined ? { kueueQueue: queue } : {}),
+                ...rayPendingGroups(specGroups, numOfHosts, groups),
+              },
+            }
           : {}),
         resourceVersion,
         workloadBounds: workerGroupBounds(group),
