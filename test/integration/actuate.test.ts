@@ -469,6 +469,8 @@ describe('ScaleTarget adapters on the real API server', () => {
       countPath: ['spec', 'replicas'],
       expected: { specGroups: 2, readyGroups: 2, groupSize: 4 },
       expectedHeads: ['fleet-a-x1:ready', 'fleet-a-x2:unready', 'fleet-a-x3:ready'],
+      // A cluster is its head and 3 workers; no pod is bound to a node here, so both requested are unplaced.
+      expectedPlacement: { pods: 4, gpus: 0, unplacedGroups: 2, unschedulableGroups: 0 },
     });
   });
 

@@ -112,13 +112,20 @@ export function workersToDeleteOps(
     : [{ op: 'add', path: `${elementPath}/scaleStrategy`, value: { workersToDelete: [...pods] } }];
 }
 
-interface WorkerGroupSpecLike {
+export interface WorkerGroupSpecLike {
   groupName?: string;
   replicas?: number;
   minReplicas?: number;
   maxReplicas?: number;
   numOfHosts?: number;
+  suspend?: boolean;
   template?: { spec?: V1PodSpec };
+}
+
+/** A KubeRay RayClusterSpec as far as its pods go (raycluster_types.go). */
+export interface RayClusterSpecLike {
+  headGroupSpec?: { template?: { spec?: V1PodSpec } };
+  workerGroupSpecs?: WorkerGroupSpecLike[];
 }
 
 /**
@@ -146,6 +153,39 @@ export function rayWorkerGroupShape(group: WorkerGroupSpecLike, where: string): 
   requireModelled(hosts, `${where}.numOfHosts`);
   const gpuResource = gpuResourceOf([spec]);
   return { gpuResource, pods: Array.from({ length: hosts }, () => podShapeOf(spec, gpuResource)) };
+}
+
+/**
+ * Worker pods KubeRay keeps for a group: replicas clamped to [minReplicas, maxReplicas], times numOfHosts, and
+ * none while the group is suspended (GetWorkerGroupDesiredReplicas, ray-operator/controllers/ray/utils/util.go).
+ */
+export function desiredWorkerPods(group: WorkerGroupSpecLike): number {
+  if (group.suspend === true) return 0;
+  const min = group.minReplicas ?? 0;
+  const max = group.maxReplicas ?? 2_147_483_647;
+  const replicas = group.replicas === undefined || group.replicas < min ? min : Math.min(group.replicas, max);
+  return Math.max(0, replicas) * Math.max(1, group.numOfHosts ?? 1);
+}
+
+/**
+ * A whole RayCluster as one group (an AIBrix fleet's unit): its head pod and every worker group's desired pods,
+ * each from its own template. `where` names the spec in an error.
+ */
+export function rayClusterShape(spec: RayClusterSpecLike | undefined, where: string): GroupShape {
+  const head = spec?.headGroupSpec?.template?.spec;
+  const workers = spec?.workerGroupSpecs ?? [];
+  const counts = workers.map(desiredWorkerPods);
+  requireModelled(
+    1 + counts.reduce((sum, n) => sum + n, 0),
+    `${where}.workerGroupSpecs (replicas × numOfHosts, plus the head)`,
+  );
+  const gpuResource = gpuResourceOf([head, ...workers.map((w) => w.template?.spec)]);
+  const pods = [podShapeOf(head, gpuResource)];
+  for (const [i, w] of workers.entries()) {
+    const shape = podShapeOf(w.template?.spec, gpuResource);
+    for (let n = 0; n < (counts[i] ?? 0); n++) pods.push(shape);
+  }
+  return { gpuResource, pods };
 }
 
 interface RayClusterObj {
