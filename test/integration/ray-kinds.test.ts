@@ -210,8 +210,16 @@ describe('the capacity check for a KubeRay worker group', () => {
     // KubeRay creates the replica's hosts and the scheduler cannot place them: the view says so.
     await pod('rc-cap-gpu-r2-0', hostLabels('r2', 0), spec);
     await pod('rc-cap-gpu-r2-1', hostLabels('r2', 1), spec);
+    // Kueue queues a RayCluster by its own label: kvpa reads the quota of that queue.
+    await api.mergePatch(`${customPath('ray.io', 'v1', ns, 'rayclusters')}/rc-cap`, {
+      metadata: { labels: { 'kueue.x-k8s.io/queue-name': 'gpu-q' } },
+    });
     const after = await scaleTargetFor(kubeConfig, ns, ref).read();
-    expect(after.placement).toMatchObject({ unplacedGroups: 1, unschedulableGroups: 1 });
+    expect(after.placement).toMatchObject({
+      unplacedGroups: 1,
+      unschedulableGroups: 1,
+      kueueQueue: 'gpu-q',
+    });
   });
 });
 
