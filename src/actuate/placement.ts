@@ -155,3 +155,24 @@ export function indexedPendingGroups(
   }
   return { unplacedGroups: unplaced, unschedulableGroups: stuck };
 }
+
+/**
+ * Pending groups of a workload whose groups carry no index (KubeRay worker replicas, AIBrix RayClusters), from
+ * each existing group's pods and its size: a group is placed when it has `size` pods not being deleted, all
+ * bound to nodes. The spec's groups beyond those placed are unplaced; of them, the groups with a pod marked
+ * Unschedulable are stuck (a group not created yet has no pod to say so).
+ */
+export function unindexedPendingGroups(
+  specGroups: number,
+  groups: readonly { readonly size: number; readonly pods: readonly V1Pod[] }[],
+): PendingGroups {
+  let placed = 0;
+  let stuck = 0;
+  for (const group of groups) {
+    const live = group.pods.filter((p) => !p.metadata?.deletionTimestamp);
+    if (live.length >= Math.max(1, group.size) && live.every((p) => p.spec?.nodeName)) placed++;
+    else if (live.some(unschedulable)) stuck++;
+  }
+  const unplaced = Math.max(0, specGroups - placed);
+  return { unplacedGroups: unplaced, unschedulableGroups: Math.min(stuck, unplaced) };
+}

@@ -472,6 +472,8 @@ describe('ScaleTarget adapters on the real API server', () => {
       countPath: ['spec', 'replicas'],
       expected: { specGroups: 2, readyGroups: 2, groupSize: 4 },
       expectedHeads: ['fleet-a-x1:ready', 'fleet-a-x2:unready', 'fleet-a-x3:ready'],
+      // A cluster is its head and 3 workers; no pod is bound to a node here, so both requested are unplaced.
+      expectedPlacement: { pods: 4, gpus: 0, unplacedGroups: 2, unschedulableGroups: 0 },
     });
   });
 
@@ -873,6 +875,8 @@ describe('ScaleTarget adapters on the real API server', () => {
       expectedHeads: ['rc-a-gpu-r1:ready:+1', 'rc-a-gpu-r2:unready:+1'],
       // KubeRay removes the pods kvpa names: every replica by name, for kvpa to rank.
       expectedRemovalOrder: ['rc-a-gpu-r1', 'rc-a-gpu-r2'],
+      // A replica is numOfHosts 2 pods of the template; no pod is bound to a node here.
+      expectedPlacement: { pods: 2, gpus: 0, unplacedGroups: 2, unschedulableGroups: 0 },
     });
   });
 

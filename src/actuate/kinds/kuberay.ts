@@ -10,11 +10,22 @@
  * and writing the lower replicas with workersToDelete naming every pod of theirs, in one patch. KubeRay empties
  * the list only in memory, never in the object (the Ray autoscaler rewrites it itself); a name left there is of a
  * pod already gone (worker pods get generated names), and kvpa's next such write replaces the list.
+ *
+ * A replica is numOfHosts pods built from the group's template (raycluster_controller.go, buildWorkerPod), so
+ * the capacity check places numOfHosts such pods as one gang; the RayCluster's kueue.x-k8s.io/queue-name label
+ * names its Kueue LocalQueue (https://kueue.sigs.k8s.io/docs/tasks/run/rayclusters/).
  */
 import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import type { ScaleTargetRef } from '../../api/podautoscaler.ts';
+import type { GroupShape } from '../../decide/placement.ts';
 import { type Gvr, type JsonPatchOp, type KubeClients, listPods, selectorOf } from '../kube.ts';
-import { gpuResourceOf, podGpus } from '../placement.ts';
+import {
+  gpuResourceOf,
+  groupGpus,
+  KUEUE_QUEUE_LABEL,
+  podShapeOf,
+  unindexedPendingGroups,
+} from '../placement.ts';
 import { capacityGroups, type GroupView, intLabel, isPodReady, podLabel } from '../readiness.ts';
 import { chosenVictimsView, type DrainView, setServing } from '../routing.ts';
 import type { HeadPod, TargetRefusal, TargetState } from '../types.ts';
@@ -101,13 +112,80 @@ export function workersToDeleteOps(
     : [{ op: 'add', path: `${elementPath}/scaleStrategy`, value: { workersToDelete: [...pods] } }];
 }
 
-interface WorkerGroupSpecLike {
+export interface WorkerGroupSpecLike {
   groupName?: string;
   replicas?: number;
   minReplicas?: number;
   maxReplicas?: number;
   numOfHosts?: number;
+  suspend?: boolean;
   template?: { spec?: V1PodSpec };
+}
+
+/** A KubeRay RayClusterSpec as far as its pods go (raycluster_types.go). */
+export interface RayClusterSpecLike {
+  headGroupSpec?: { template?: { spec?: V1PodSpec } };
+  workerGroupSpecs?: WorkerGroupSpecLike[];
+}
+
+/**
+ * Pods in one group beyond which the shape is not built: replicas or numOfHosts near the int32 limit are a
+ * spec error, not a group any cluster places.
+ */
+export const MAX_GROUP_PODS = 10_000;
+
+function requireModelled(pods: number, where: string): void {
+  if (pods > MAX_GROUP_PODS) {
+    throw new Error(
+      `${where} makes ${pods} pods in one group, more than the ${MAX_GROUP_PODS} kvpa checks capacity for; lower it`,
+    );
+  }
+}
+
+/**
+ * One worker-group replica as the scheduler sees it: numOfHosts pods of the group's template; undefined without
+ * a template. `where` names the group in an error.
+ */
+export function rayWorkerGroupShape(group: WorkerGroupSpecLike, where: string): GroupShape | undefined {
+  const spec = group.template?.spec;
+  if (spec === undefined) return undefined;
+  const hosts = Math.max(1, group.numOfHosts ?? 1);
+  requireModelled(hosts, `${where}.numOfHosts`);
+  const gpuResource = gpuResourceOf([spec]);
+  return { gpuResource, pods: Array.from({ length: hosts }, () => podShapeOf(spec, gpuResource)) };
+}
+
+/**
+ * Worker pods KubeRay keeps for a group: replicas clamped to [minReplicas, maxReplicas], times numOfHosts, and
+ * none while the group is suspended (GetWorkerGroupDesiredReplicas, ray-operator/controllers/ray/utils/util.go).
+ */
+export function desiredWorkerPods(group: WorkerGroupSpecLike): number {
+  if (group.suspend === true) return 0;
+  const min = group.minReplicas ?? 0;
+  const max = group.maxReplicas ?? 2_147_483_647;
+  const replicas = group.replicas === undefined || group.replicas < min ? min : Math.min(group.replicas, max);
+  return Math.max(0, replicas) * Math.max(1, group.numOfHosts ?? 1);
+}
+
+/**
+ * A whole RayCluster as one group (an AIBrix fleet's unit): its head pod and every worker group's desired pods,
+ * each from its own template. `where` names the spec in an error.
+ */
+export function rayClusterShape(spec: RayClusterSpecLike | undefined, where: string): GroupShape {
+  const head = spec?.headGroupSpec?.template?.spec;
+  const workers = spec?.workerGroupSpecs ?? [];
+  const counts = workers.map(desiredWorkerPods);
+  requireModelled(
+    1 + counts.reduce((sum, n) => sum + n, 0),
+    `${where}.workerGroupSpecs (replicas × numOfHosts, plus the head)`,
+  );
+  const gpuResource = gpuResourceOf([head, ...workers.map((w) => w.template?.spec)]);
+  const pods = [podShapeOf(head, gpuResource)];
+  for (const [i, w] of workers.entries()) {
+    const shape = podShapeOf(w.template?.spec, gpuResource);
+    for (let n = 0; n < (counts[i] ?? 0); n++) pods.push(shape);
+  }
+  return { gpuResource, pods };
 }
 
 interface RayClusterObj {
@@ -116,6 +194,17 @@ interface RayClusterObj {
     enableInTreeAutoscaling?: boolean;
     workerGroupSpecs?: (WorkerGroupSpecLike & Record<string, unknown>)[];
   };
+}
+
+/** A worker group's pending replicas, from its groups' pods (see unindexedPendingGroups). */
+export function rayPendingGroups(specGroups: number, numOfHosts: number, groups: readonly GroupView[]) {
+  return unindexedPendingGroups(
+    specGroups,
+    groups.map((g) => ({
+      size: numOfHosts,
+      pods: [...(g.head !== undefined ? [g.head] : []), ...(g.members ?? [])],
+    })),
+  );
 }
 
 /**
@@ -201,13 +290,23 @@ export class RayClusterWorkerGroupTarget extends ListElementTarget<RayClusterObj
       numOfHosts,
       pods,
     );
+    const where = `RayCluster ${this.namespace}/${this.ref.name} spec.workerGroupSpecs[groupName=${this.elementName}]`;
+    const shape = group === undefined ? undefined : rayWorkerGroupShape(group, where);
+    const queue = obj.metadata?.labels?.[KUEUE_QUEUE_LABEL];
     return {
       state: {
         specGroups,
         readyGroups: capacityGroups(groups, specGroups),
         groupSize: numOfHosts,
-        ...(group?.template?.spec !== undefined
-          ? { gpusPerGroup: numOfHosts * podGpus(group.template.spec, gpuResourceOf([group.template.spec])) }
+        ...(shape !== undefined
+          ? {
+              gpusPerGroup: groupGpus(shape),
+              placement: {
+                group: shape,
+                ...(queue !== undefined ? { kueueQueue: queue } : {}),
+                ...rayPendingGroups(specGroups, numOfHosts, groups),
+              },
+            }
           : {}),
         resourceVersion,
         workloadBounds: workerGroupBounds(group),
