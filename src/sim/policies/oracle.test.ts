@@ -116,6 +116,38 @@ describe('the oracle: the cheapest foresight schedule reaching a target SLO', ()
     expect(at(200)).toBe(3); // ceil(3.6 × 0.8 = 2.88)
   });
 
+  it('one pool asked later: with prefill 50 s late, a rise needed at 100 s is asked for by decode at 30 s and by prefill only at 80 s', () => {
+    // Startup 60 s, 10-s bins: the look-ahead is 70 s, less the pool's lateness.
+    const load = Float64Array.from([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2]);
+    const context = (pool: 'prefill' | 'decode'): PolicyContext => ({
+      pool,
+      calibration: h200,
+      startupSeconds: 60,
+      minGroups: 1,
+      maxGroups: 64,
+      demand: {
+        binSeconds: 10,
+        prefillGroups: load,
+        decodeGroups: load,
+        prefillLoad: load,
+        decodeLoad: load,
+      },
+    });
+    const plan: OraclePlan = { headroom: 0, poolLate: { pool: 'prefill', lateSeconds: 50 } };
+    const at = (pool: 'prefill' | 'decode', nowSeconds: number) =>
+      oraclePolicy(context(pool), plan).decide({
+        nowSeconds,
+        pool,
+        requestedGroups: 1,
+        readyGroups: 1,
+        metrics: [],
+      });
+    expect(at('decode', 29)).toBe(1);
+    expect(at('decode', 30)).toBe(2);
+    expect(at('prefill', 79)).toBe(1);
+    expect(at('prefill', 80)).toBe(2);
+  });
+
   it('an unreachable target (above static) ends at the best try and says it did not land', () => {
     const search = searchOracle(
       (p) => (p.headroom === Number.POSITIVE_INFINITY ? 0.9 : 0.8),

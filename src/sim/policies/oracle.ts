@@ -19,8 +19,9 @@
  * above it, or ten steps have run. On a small fleet one more group can lift the attainment by more than 0.2
  * points at every h: the search then keeps the upper headroom and bisects how late its rises are asked for
  * (`lateSeconds`, up to a startup plus one bin): a later rise lengthens the episode before capacity arrives,
- * which moves the attainment in small steps and saves the GPU-hours of that wait. Near full utilisation even
- * that can jump: a few seconds more of backlog take minutes to clear with little spare capacity, so every
+ * which moves the attainment in small steps and saves the GPU-hours of that wait. When a second of lateness
+ * for both pools still jumps (a decode pool at the TPOT edge slows every sequence in flight at once), it
+ * bisects one pool's lateness at a time (`poolLate`), prefill first. Near full utilisation even that can jump: a few seconds more of backlog take minutes to clear with little spare capacity, so every
  * plan of the family lands on one side of the tolerance. The last stage then switches, at a time it bisects,
  * from the cheapest plan that reaches the target to the best one that misses it (`switchTo`): every second
  * run on the cheaper plan adds the misses of that second, so the attainment moves by about one second of
@@ -29,7 +30,7 @@
  * it), so it is always reachable: h = ∞ is static provisioning.
  */
 import { maxGroupsOver } from '../demand.ts';
-import type { PolicyContext, ScalingPolicy } from './types.ts';
+import type { PolicyContext, Pool, ScalingPolicy } from './types.ts';
 
 /**
  * One schedule of the oracle's family: the foresight plan at `headroom`, asking for each rise `lateSeconds`
@@ -38,15 +39,17 @@ import type { PolicyContext, ScalingPolicy } from './types.ts';
 export interface OraclePlan {
   readonly headroom: number;
   readonly lateSeconds?: number;
+  /** One pool's rises asked later than the other's (`lateSeconds` stays the other pool's). */
+  readonly poolLate?: { readonly pool: Pool; readonly lateSeconds: number };
   /** From `atSeconds` on, follow this cheaper plan instead (the search's last stage). */
   readonly switchTo?: { readonly atSeconds: number; readonly plan: OraclePlan };
 }
 
 /** The foresight plan (a headroom is a fraction; Infinity is static provisioning). */
 export function oraclePolicy(context: PolicyContext, plan: OraclePlan = { headroom: 0 }): ScalingPolicy {
-  const { switchTo } = plan;
+  const { switchTo, ...unswitched } = plan;
   if (switchTo !== undefined) {
-    const before = oraclePolicy(context, { headroom: plan.headroom, lateSeconds: plan.lateSeconds ?? 0 });
+    const before = oraclePolicy(context, unswitched);
     const after = oraclePolicy(context, switchTo.plan);
     return {
       name: 'oracle',
@@ -58,7 +61,9 @@ export function oraclePolicy(context: PolicyContext, plan: OraclePlan = { headro
   const load = (context.pool === 'prefill' ? demand.prefillLoad : demand.decodeLoad) ?? groups;
   const clamp = (n: number) => Math.min(context.maxGroups, Math.max(context.minGroups, n));
   const peak = maxGroupsOver(demand, groups, 0, Number.POSITIVE_INFINITY);
-  const lookAheadSeconds = Math.max(0, context.startupSeconds + demand.binSeconds - (plan.lateSeconds ?? 0));
+  const lateSeconds =
+    plan.poolLate?.pool === context.pool ? plan.poolLate.lateSeconds : (plan.lateSeconds ?? 0);
+  const lookAheadSeconds = Math.max(0, context.startupSeconds + demand.binSeconds - lateSeconds);
   const headroom = plan.headroom;
   return {
     name: 'oracle',
@@ -171,6 +176,23 @@ export function searchOracle(
     } else {
       late = lateSeconds;
       lateMiss = t;
+    }
+  }
+  // A rise of both pools a second later can flip the attainment by more than the tolerance: a decode pool at
+  // the TPOT edge slows every sequence in flight at once. One pool's rises asked later, the other's kept,
+  // move it in smaller steps (prefill's lateness adds queueing only for the prompts that arrive meanwhile).
+  for (const pool of ['prefill', 'decode'] as const) {
+    if (landedAt(hi)) break;
+    const base = hi.plan;
+    let poolEarly = base.lateSeconds ?? 0;
+    let poolLate = lookAheadSeconds;
+    for (let i = 0; i < BISECTIONS && !landedAt(hi) && poolLate - poolEarly > 1; i++) {
+      const lateSeconds = Math.round((poolEarly + poolLate) / 2);
+      const t = at({ ...base, poolLate: { pool, lateSeconds } });
+      if (t.slo >= target) {
+        hi = t;
+        poolEarly = lateSeconds;
+      } else poolLate = lateSeconds;
     }
   }
   // Still a cliff: run the reaching plan until a switch second, then a plan that misses. Switching later only
