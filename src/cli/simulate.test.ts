@@ -2,9 +2,10 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { SimulationSummary } from '../sim/run.ts';
 import type { Output } from './shell.ts';
 import { runCommand } from './shell.ts';
-import { parseCouplingFlag, runSimulate } from './simulate.ts';
+import { oracleLine, parseCouplingFlag, runSimulate } from './simulate.ts';
 
 /**
  * A per-request trace of 15 minutes, generated: 3 requests/s for 5 min, 12/s for 5 min, then 3/s,
@@ -300,5 +301,28 @@ describe('kvpa simulate', () => {
     expect(() => parseCouplingFlag('0:0')).toThrow('MIN must be ≥ 0 and MAX > 0');
     expect(() => parseCouplingFlag('1:1e9')).toThrow('1024 prefill groups per decode group is the cap');
     expect(() => parseCouplingFlag('1:Infinity')).toThrow('not two numbers');
+  });
+});
+
+describe('the oracle line', () => {
+  it('names each stage of the plan it landed on: lateness for both pools, one pool, and the switch', () => {
+    const summary = {
+      oracle: {
+        targetSloAttainment: 0.99,
+        sloAttainment: 0.9907,
+        landed: true,
+        plan: {
+          headroom: -0.109375,
+          lateSeconds: 19,
+          poolLate: { pool: 'prefill', lateSeconds: 314 },
+          switchTo: { atSeconds: 5010, plan: { headroom: -0.109375, lateSeconds: 20 } },
+        },
+        evaluations: new Array(23).fill({ plan: { headroom: 0 }, sloAttainment: 1 }),
+      },
+    } as unknown as SimulationSummary;
+    expect(oracleLine(summary)).toBe(
+      'oracle: target 99.00 %, reached 99.07 % (landed within 0.2 points; headroom -0.109375, rises 19 s late, ' +
+        'prefill rises 314 s late, from 5010 s the plan at headroom -0.109375 rising 20 s late; 23 runs)',
+    );
   });
 });

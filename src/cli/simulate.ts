@@ -439,7 +439,14 @@ function oracleRecord(o: NonNullable<SimulationSummary['oracle']>) {
 export function oracleLine(summary: SimulationSummary): string | undefined {
   const o = summary.oracle;
   if (o === undefined) return undefined;
-  const late = o.plan.lateSeconds !== undefined ? `, rises ${o.plan.lateSeconds} s late` : '';
+  const { lateSeconds, poolLate, switchTo } = o.plan;
+  const late =
+    (lateSeconds !== undefined ? `, rises ${lateSeconds} s late` : '') +
+    (poolLate !== undefined ? `, ${poolLate.pool} rises ${poolLate.lateSeconds} s late` : '') +
+    (switchTo !== undefined
+      ? `, from ${switchTo.atSeconds} s the plan at headroom ${switchTo.plan.headroom}` +
+        (switchTo.plan.lateSeconds !== undefined ? ` rising ${switchTo.plan.lateSeconds} s late` : '')
+      : '');
   return `oracle: target ${(100 * o.targetSloAttainment).toFixed(2)} %, reached ${(100 * o.sloAttainment).toFixed(2)} % (${o.landed ? 'landed within 0.2 points' : 'NOT within 0.2 points'}; headroom ${o.plan.headroom}${late}; ${o.evaluations.length} runs)`;
 }
 
