@@ -19,6 +19,7 @@ import {
 import { LeaderElector } from '../control/leader.ts';
 import { RoutingSignalSource } from '../control/sources.ts';
 import { HostAllowlist } from '../observe/http.ts';
+import { PodsSignalSource } from '../observe/pods-control.ts';
 import {
   configFromSpec,
   GrafanaAnnotator,
@@ -124,9 +125,14 @@ export function createController(
     kubeConfig: kc,
     signals:
       o.signals ??
-      new RoutingSignalSource(undefined, {
-        onFailure: (address, detail) => o.logger.warn({ address, detail }, 'prometheus query failed'),
-      }),
+      new RoutingSignalSource(
+        new PodsSignalSource({
+          onFailure: (pod, url, detail) => o.logger.warn({ pod, url, detail }, 'pod scrape failed'),
+        }),
+        {
+          onFailure: (address, detail) => o.logger.warn({ address, detail }, 'prometheus query failed'),
+        },
+      ),
     policies: o.policies,
     targetFor: (namespace, ref) => scaleTargetFor(kc, namespace, ref),
     logger: o.logger,
