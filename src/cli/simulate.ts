@@ -222,6 +222,14 @@ export function parseSimulateArgs(argv: readonly string[]): {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+  // The shape multiplies the rate: its peak is under --rate-multiplier's cap too, or a step of 1e9 runs for ever.
+  const peakRate = (rateMultiplier ?? 1) * (shape?.maxFactor ?? 1);
+  const rateCap = SIMULATE_BOUNDS['rate-multiplier'].max;
+  if (shape !== undefined && peakRate > rateCap) {
+    throw new UsageError(
+      `--shape ${JSON.stringify(shape.spec)}: the rate peaks at ${peakRate}× the trace's (factor ${shape.maxFactor} × --rate-multiplier ${rateMultiplier ?? 1}); ${rateCap}× is the cap (${SIMULATE_BOUNDS['rate-multiplier'].cap}); give a smaller factor`,
+    );
+  }
   const victims = v.victims;
   if (victims !== undefined && !(VICTIM_RULES as readonly string[]).includes(victims)) {
     throw new UsageError(`--victims ${JSON.stringify(victims)}: choose one of ${VICTIM_RULES.join(', ')}`);
