@@ -140,7 +140,7 @@ Options (caps in brackets keep one run within minutes and memory on a laptop):
   --frontier              sweep each policy over its knobs (target, scale-down hold) and report the
                           fewest GPU-hours reaching static's SLO, 99 % and 95 % (frontier.svg, compare.json)
   --frontier-points N     values per knob in the sweep (default 8) [≤ 64]
-  --workers N             worker threads for --frontier (default: one per core)
+  --workers N             worker threads for --frontier (default: one per core; 0: in this process)
   --decisions             write each kvpa decision's explanation (wants, stages, reasons) to
                           DIR/decisions.log (--policy) or DIR/decisions-<policy>.log (--compare)
 The replayed span is at most ${MAX_SIMULATED_DAYS} simulated days.
