@@ -16,6 +16,9 @@ import {
 } from './backtest-summary.ts';
 import {
   blameFlag,
+  checkGroupPools,
+  checkMatchers,
+  checkQueries,
   discoverHeads,
   forPool,
   type GroupCounts,
@@ -39,6 +42,7 @@ import {
   parseFlags,
   parseNumber,
   parseTime,
+  policiesFlag,
   prepareOutDir,
   stringFlag,
   UsageError,
@@ -320,13 +324,18 @@ export async function runBacktest(
       : parseNumber(String(parseDuration(stepText, '--step')), '--step', STEP_BOUNDS);
   const groups =
     str('groups') === undefined ? new Map<string, GroupCounts>() : parseGroups(str('groups') ?? '');
-  const loaded = poolsFromFile(str('file') ?? '', str('policies'), 'default');
+  const loaded = poolsFromFile(str('file') ?? '', policiesFlag(values), 'default');
   if (loaded.errors.length > 0) {
     for (const e of loaded.errors) io.err(e);
     return EXIT.failed;
   }
   const outDir = prepareOutDir(str('out') ?? 'kvpa-backtest');
   const names = loaded.pools.map((p) => p.pool.name);
+  checkGroupPools(groups, names);
+  const actualQueries = parsePerPool(listFlag(values, 'actual-groups-query'), names);
+  checkQueries(actualQueries);
+  const headSelectors = parsePerPool(listFlag(values, 'head-selector'), names);
+  checkMatchers(headSelectors, names);
   const options: BacktestOptions = {
     prometheus,
     fromSeconds,
@@ -334,8 +343,8 @@ export async function runBacktest(
     stepSeconds,
     pools: loaded.pools,
     groups,
-    actualQueries: parsePerPool(listFlag(values, 'actual-groups-query'), names),
-    headSelectors: parsePerPool(listFlag(values, 'head-selector'), names),
+    actualQueries,
+    headSelectors,
   };
   const source = new PrometheusSignalSource({ address: options.prometheus });
   const prom = new PromHttp(options.prometheus);

@@ -19,6 +19,7 @@ import {
 import { LeaderElector } from '../control/leader.ts';
 import { RoutingSignalSource } from '../control/sources.ts';
 import { HostAllowlist } from '../observe/http.ts';
+import { PodsSignalSource } from '../observe/pods-control.ts';
 import {
   configFromSpec,
   GrafanaAnnotator,
@@ -30,7 +31,16 @@ import {
 } from '../report/grafana.ts';
 import { ControllerMetrics, startMetricsServer } from '../report/metrics.ts';
 import { loadKubeConfig } from './kubeconfig.ts';
-import { EXIT, namespaceFlag, numberFlag, type Output, parseFlags, stringFlag, UsageError } from './shell.ts';
+import {
+  EXIT,
+  namespaceFlag,
+  numberFlag,
+  type Output,
+  parseFlags,
+  policiesFlag,
+  stringFlag,
+  UsageError,
+} from './shell.ts';
 
 /** pino's levels, quietest last. */
 const LOG_LEVELS: readonly (Level | 'silent')[] = [
@@ -124,9 +134,14 @@ export function createController(
     kubeConfig: kc,
     signals:
       o.signals ??
-      new RoutingSignalSource(undefined, {
-        onFailure: (address, detail) => o.logger.warn({ address, detail }, 'prometheus query failed'),
-      }),
+      new RoutingSignalSource(
+        new PodsSignalSource({
+          onFailure: (pod, url, detail) => o.logger.warn({ pod, url, detail }, 'pod scrape failed'),
+        }),
+        {
+          onFailure: (address, detail) => o.logger.warn({ address, detail }, 'prometheus query failed'),
+        },
+      ),
     policies: o.policies,
     targetFor: (namespace, ref) => scaleTargetFor(kc, namespace, ref),
     logger: o.logger,
@@ -185,14 +200,16 @@ export async function runController(argv: readonly string[], io: Output): Promis
     const list = stringFlag(values, 'allowed-hosts') ?? '';
     allowedHosts = new HostAllowlist(list.split(',').filter((h) => h.trim() !== ''));
   } catch (e) {
-    throw new UsageError(`--allowed-hosts: ${(e as Error).message}`);
+    throw new UsageError(
+      `${(e as Error).message}; write e.g. --allowed-hosts grafana.example.com,*.grafana.net,http://127.0.0.1:3000`,
+    );
   }
   const logger = pino({ level });
   // A stray rejection in a library callback (a watch's reconnect, say) is logged, never the end of
   // every tenant's autoscaling; /healthz catches a loop that stops ticking.
   process.on('unhandledRejection', (err) => logger.error({ err: String(err) }, 'unhandled rejection'));
   const kc = loadKubeConfig(stringFlag(values, 'kubeconfig'));
-  const { policies, errors } = loadPolicies(stringFlag(values, 'policies') ?? BUNDLED_POLICY_DIR);
+  const { policies, errors } = loadPolicies(policiesFlag(values) ?? BUNDLED_POLICY_DIR);
   if (errors.length > 0) {
     for (const e of errors) io.err(formatError(e));
     return EXIT.failed;

@@ -73,6 +73,47 @@ export function parsePerPool(values: readonly string[], poolNames: readonly stri
   return out;
 }
 
+/** `--groups` names only pools that exist: a misspelt pool would otherwise be ignored without a word. */
+export function checkGroupPools(
+  groups: ReadonlyMap<string, GroupCounts>,
+  poolNames: readonly string[],
+): void {
+  for (const name of groups.keys()) {
+    if (name === '*' || poolNames.includes(name)) continue;
+    throw new UsageError(
+      `--groups: no pool is named ${JSON.stringify(name)}; use one of ${poolNames.join(', ')} (or one count for every pool, e.g. --groups 4)`,
+    );
+  }
+}
+
+// A PromQL label matcher (label, operator, quoted string), as in prometheus/prometheus promql/parser.
+const LABEL_MATCHER = String.raw`\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(?:=~|!~|!=|=)\s*(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\x60[^\x60]*\x60)\s*`;
+const MATCHER_LIST = new RegExp(`^${LABEL_MATCHER}(?:,${LABEL_MATCHER})*,?\\s*$`);
+
+/**
+ * `--head-selector` values go inside a selector's braces: only label matchers, so none can close the
+ * braces and add a query of its own (`a="b"} or vector(1)`).
+ */
+export function checkMatchers(perPool: ReadonlyMap<string, string>, poolNames: readonly string[]): void {
+  for (const [pool, matchers] of perPool) {
+    if (matchers.trim() === '' || MATCHER_LIST.test(matchers)) continue;
+    const given = pool === '*' ? matchers : `${pool}=${matchers}`;
+    throw new UsageError(
+      `--head-selector ${JSON.stringify(given)}: not PromQL label matchers; give [POOL=]label="value" pairs (=, !=, =~ or !~, comma-separated), e.g. --head-selector ${poolNames[0] ?? 'decode'}=leaderworkerset_sigs_k8s_io_worker_index="0"`,
+    );
+  }
+}
+
+/** `--actual-groups-query` values: a PromQL expression each, never empty. */
+export function checkQueries(perPool: ReadonlyMap<string, string>): void {
+  for (const [pool, query] of perPool) {
+    if (query.trim() !== '') continue;
+    throw new UsageError(
+      `--actual-groups-query ${pool === '*' ? '""' : `${pool}=`}: empty; give a PromQL expression, e.g. --actual-groups-query 'kube_leaderworkerset_replicas{name="decode"}'`,
+    );
+  }
+}
+
 export function forPool<T>(map: ReadonlyMap<string, T>, pool: string): T | undefined {
   return map.get(pool) ?? map.get('*');
 }
@@ -207,19 +248,29 @@ export class PromHttp {
 
   private async post(path: string, params: Record<string, string>): Promise<unknown> {
     let res: Response;
+    // Covers the body too: fetch's signal aborts its read.
+    const deadline = AbortSignal.timeout(this.timeoutSeconds * 1000);
+    const timedOut = () =>
+      new Error(
+        `Prometheus at ${this.address} did not answer within ${this.timeoutSeconds} s; check --prometheus and that Prometheus is up`,
+      );
     try {
       res = await fetch(`${this.address.replace(/\/$/, '')}/api/v1/${path}`, {
         method: 'POST',
         body: new URLSearchParams(params),
-        signal: AbortSignal.timeout(this.timeoutSeconds * 1000),
+        signal: deadline,
       });
     } catch (e) {
+      if (deadline.aborted) throw timedOut();
       // fetch says only "fetch failed"; the cause (ECONNREFUSED, ENOTFOUND, a timeout) is what to fix.
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (e as Error).message;
       throw new Error(`Prometheus at ${this.address} is unreachable (${why}); check --prometheus`);
     }
-    const body = (await res.json().catch(() => null)) as {
+    const body = (await res.json().catch(() => {
+      if (deadline.aborted) throw timedOut();
+      return null;
+    })) as {
       status?: string;
       error?: string;
       data?: unknown;

@@ -11,6 +11,8 @@ import { poolSamples } from '../observe/prometheus-control.ts';
 import type { HeadPod } from '../observe/prometheus-join.ts';
 import { PrometheusSignalSource } from '../observe/prometheus-source.ts';
 import {
+  checkGroupPools,
+  checkMatchers,
   discoverHeads,
   forPool,
   type GroupCounts,
@@ -34,6 +36,7 @@ import {
   type Output,
   parseFlags,
   parseTime,
+  policiesFlag,
   stringFlag,
   UsageError,
 } from './shell.ts';
@@ -351,7 +354,7 @@ export async function runRecommend(
     (namespaceFlag(values, 'namespace') !== undefined && str('file') === undefined);
   const kc = useCluster ? loadKubeConfig(str('kubeconfig')) : null;
   const loaded = await loadToolPools(
-    { file: str('file'), namespace: str('namespace'), policies: str('policies') },
+    { file: str('file'), namespace: str('namespace'), policies: policiesFlag(values) },
     kc,
   );
   if (loaded.errors.length > 0) {
@@ -359,12 +362,15 @@ export async function runRecommend(
     return EXIT.failed;
   }
   const names = loaded.pools.map((p) => p.pool.name);
+  checkGroupPools(groups, names);
+  const headSelectors = parsePerPool(listFlag(values, 'head-selector'), names);
+  checkMatchers(headSelectors, names);
   const options: RecommendOptions = {
     prometheus,
     atSeconds,
     pools: loaded.pools,
     groups,
-    headSelectors: parsePerPool(listFlag(values, 'head-selector'), names),
+    headSelectors,
     kubeConfig: kc,
   };
   const result = await recommend(options);

@@ -51,6 +51,35 @@ export async function runCommand(
 
 export type FlagValues = Record<string, string | boolean | string[] | undefined>;
 
+/**
+ * `--flag -5` as `--flag=-5` for a flag that takes a value: parseArgs reads a value starting with a dash
+ * as a forgotten one, so a negative number would be refused for its dash, not checked against the flag's
+ * bounds (which say what to give instead).
+ */
+function joinNegativeValues(
+  argv: readonly string[],
+  options: NonNullable<ParseArgsConfig['options']>,
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const next = argv[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : undefined;
+    if (
+      name !== undefined &&
+      !name.includes('=') &&
+      Object.hasOwn(options, name) &&
+      options[name]?.type === 'string' &&
+      next !== undefined &&
+      /^-(\d|\.\d|inf)/i.test(next)
+    ) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
 /** node:util parseArgs whose errors (unknown flag, missing value) are UsageErrors. */
 export function parseFlags(
   argv: readonly string[],
@@ -58,7 +87,8 @@ export function parseFlags(
   allowPositionals = false,
 ): { values: FlagValues; positionals: string[] } {
   try {
-    const { values, positionals } = parseArgs({ args: [...argv], options, allowPositionals, strict: true });
+    const args = joinNegativeValues(argv, options);
+    const { values, positionals } = parseArgs({ args, options, allowPositionals, strict: true });
     return { values: values as FlagValues, positionals };
   } catch (e) {
     throw new UsageError((e as Error).message);
@@ -189,22 +219,38 @@ export function namespaceFlag(values: FlagValues, name: string): string | undefi
   return v;
 }
 
-/** An http(s) URL flag, required. */
+/** An http(s) URL flag without credentials, required. */
 export function checkUrl(text: string | undefined, flag: string): string {
   if (text === undefined) throw new UsageError(`${flag} URL is required (e.g. http://localhost:9090)`);
-  let ok = false;
+  let url: URL | undefined;
   try {
-    const u = new URL(text);
-    ok = u.protocol === 'http:' || u.protocol === 'https:';
+    url = new URL(text);
   } catch {
-    ok = false;
+    url = undefined;
   }
-  if (!ok) {
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
     throw new UsageError(
       `${flag}: ${JSON.stringify(text)} is not an http(s) URL; use e.g. http://localhost:9090`,
     );
   }
+  // fetch refuses such a URL anyway, and the error would print the password back.
+  if (url.username !== '' || url.password !== '') {
+    throw new UsageError(
+      `${flag}: the URL carries user:pass@, which kvpa does not send; give the URL without it, e.g. ${url.protocol}//${url.host}`,
+    );
+  }
   return text;
+}
+
+/** `--policies DIR`: undefined when absent; an empty value is refused (it would read as no directory). */
+export function policiesFlag(values: FlagValues): string | undefined {
+  const v = stringFlag(values, 'policies');
+  if (v !== undefined && v.trim() === '') {
+    throw new UsageError(
+      '--policies is empty; give a directory of ScalingPolicy YAML files, e.g. --policies policies/',
+    );
+  }
+  return v;
 }
 
 /**

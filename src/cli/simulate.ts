@@ -146,7 +146,7 @@ Options (caps in brackets keep one run within minutes and memory on a laptop):
   --frontier              sweep each policy over its knobs (target, scale-down hold) and report the
                           fewest GPU-hours reaching static's SLO, 99 % and 95 % (frontier.svg, compare.json)
   --frontier-points N     values per knob in the sweep (default 8) [≤ 64]
-  --workers N             worker threads for --frontier (default: one per core)
+  --workers N             worker threads for --frontier (default: one per core; 0: in this process)
   --decisions             write each kvpa decision's explanation (wants, stages, reasons) to
                           DIR/decisions.log (--policy) or DIR/decisions-<policy>.log (--compare)
 The replayed span is at most ${MAX_SIMULATED_DAYS} simulated days.
@@ -227,6 +227,14 @@ export function parseSimulateArgs(argv: readonly string[]): {
     shape = v.shape === undefined ? undefined : parseShape(v.shape);
   } catch (error) {
     throw new UsageError((error as Error).message);
+  }
+  // The shape multiplies the rate: its peak is under --rate-multiplier's cap too, or a step of 1e9 runs for ever.
+  const peakRate = (rateMultiplier ?? 1) * (shape?.maxFactor ?? 1);
+  const rateCap = SIMULATE_BOUNDS['rate-multiplier'].max;
+  if (shape !== undefined && peakRate > rateCap) {
+    throw new UsageError(
+      `--shape ${JSON.stringify(shape.spec)}: the rate peaks at ${peakRate}× the trace's (factor ${shape.maxFactor} × --rate-multiplier ${rateMultiplier ?? 1}); ${rateCap}× is the cap (${SIMULATE_BOUNDS['rate-multiplier'].cap}); give a smaller factor`,
+    );
   }
   const victims = v.victims;
   if (victims !== undefined && !(VICTIM_RULES as readonly string[]).includes(victims)) {

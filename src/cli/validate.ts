@@ -15,7 +15,7 @@ import {
 } from '../api/documents.ts';
 import { resolveAll } from '../api/resolve.ts';
 import { promqlLabelRule } from '../observe/prometheus-promql.ts';
-import { EXIT, type Output, parseFlags, stringFlag, UsageError } from './shell.ts';
+import { EXIT, type Output, parseFlags, policiesFlag, UsageError } from './shell.ts';
 
 export const VALIDATE_USAGE = `Usage: kvpa validate [--policies DIR] [--explain] FILE...
 
@@ -40,9 +40,7 @@ export async function runValidate(argv: readonly string[], io: Output): Promise<
   }
   if (files.length === 0)
     throw new UsageError('no files given; give one or more PodAutoscaler or ScalingPolicy YAML files');
-  const { policies, errors: policyErrors } = loadPolicies(
-    stringFlag(values, 'policies') ?? BUNDLED_POLICY_DIR,
-  );
+  const { policies, errors: policyErrors } = loadPolicies(policiesFlag(values) ?? BUNDLED_POLICY_DIR);
   const errors: DocumentError[] = [...policyErrors];
   const documents: ParsedDocument[] = [];
   for (const file of files) {

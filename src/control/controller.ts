@@ -54,7 +54,7 @@ import type { AnnotationEvent } from '../report/grafana.ts';
 import { effectiveBounds } from './coupled-bounds.ts';
 import { DeadlineError, type PendingCall, trackCalls, withDeadline } from './deadline.ts';
 import { type DrainRun, drainRecordOf, drainStatus, runDrain } from './drain.ts';
-import { FRESH_MEMORY, type PoolEvent, type PoolMemory, poolEvents } from './events.ts';
+import { FRESH_MEMORY, type PoolEvent, type PoolMemory, poolEvents, stableKey } from './events.ts';
 import {
   KubeWriter,
   keyOf,
@@ -679,9 +679,15 @@ export class Controller {
   private poolFailed(a: AutoscalerRuntime, p: PoolRuntime, message: string): PoolEvent[] {
     this.options.logger.warn({ autoscaler: a.key, pool: p.pool.name, err: message }, 'pool reconcile failed');
     p.facts = { ...(p.facts ?? blankFacts(p.pool.name)), writeError: message };
-    if (p.failure === message) return [];
+    const event = {
+      type: 'Warning',
+      reason: 'FailedRescale',
+      message: `${p.pool.name}: ${message}`,
+      key: `${p.pool.name}|${stableKey(message)}`,
+    } as const;
+    if (p.failure === message) return [{ ...event, repeat: true }];
     p.failure = message;
-    return [{ type: 'Warning', reason: 'FailedRescale', message: `${p.pool.name}: ${message}` }];
+    return [event];
   }
 
   private async writeStatus(a: AutoscalerRuntime, mode: 'Apply' | 'DryRun', nowIso: string): Promise<void> {
@@ -718,7 +724,10 @@ export class Controller {
           'event write failed',
         );
       }
-      this.options.logger.info({ autoscaler: a.key, reason: e.reason, detail: e.message }, 'event');
+      // A repeat is the same warning as the last tick's: logged when it was raised.
+      if (e.repeat !== true) {
+        this.options.logger.info({ autoscaler: a.key, reason: e.reason, detail: e.message }, 'event');
+      }
     }
   }
 
@@ -1125,7 +1134,7 @@ export class Controller {
     p.facts = facts;
     this.options.observer?.pool?.(a.key, p.pool.name, facts, decision);
 
-    const { events, memory } = poolEvents(p.memory, {
+    const { events, repeats, memory } = poolEvents(p.memory, {
       pool: p.pool.name,
       mode,
       targetFound: state !== null || writeError !== null,
@@ -1148,7 +1157,7 @@ export class Controller {
     });
     p.memory = memory;
     this.annotate(a, p, mode, nowSeconds, events, decision, wrote?.from ?? specGroups);
-    return events;
+    return [...events, ...repeats];
   }
 
   /**

@@ -62,6 +62,24 @@ describe('poolEvents dedup', () => {
     expect(raised).toEqual([['MetricsMissing'], [], []]);
   });
 
+  it('95 s → 96 s → 97 s: the 96 s and 97 s ticks repeat the MetricsMissing raised at 95 s, under its key, with the newest age', () => {
+    let memory: PoolMemory = FRESH_MEMORY;
+    const seen: { raised: string[]; repeated: string[] }[] = [];
+    for (const age of [95, 96, 97]) {
+      const r = poolEvents(memory, outcome(decision([stale(age)])));
+      memory = r.memory;
+      seen.push({ raised: r.events.map((e) => e.message), repeated: r.repeats.map((e) => e.message) });
+      for (const e of [...r.events, ...r.repeats]) expect(e.key).toBe('decode|kvCacheUtilization: stale');
+    }
+    const text = (age: number) =>
+      `decode: kvCacheUtilization: stale (newest sample ${age}s old); holding (no scale-down)`;
+    expect(seen).toEqual([
+      { raised: [text(95)], repeated: [] },
+      { raised: [], repeated: [text(96)] },
+      { raised: [], repeated: [text(97)] },
+    ]);
+  });
+
   it('the signal going stale → noData is a new fault and raises again; ok then stale again raises again', () => {
     const noData: SignalExplanation = { name: 'kvCacheUtilization', state: 'noData', targetPerGroup: 0.7 };
     const ok: SignalExplanation = { name: 'kvCacheUtilization', state: 'ok', targetPerGroup: 0.7 };

@@ -4,7 +4,9 @@
  *
  * A repeating warning is keyed by its reason and a STABLE form of its message: signal names and states
  * for MetricsMissing, the error text with every number masked for FailedRescale. A detail that changes
- * every tick ("newest sample 95s old", "96s old", …, a resourceVersion) never raises a new Event.
+ * every tick ("newest sample 95s old", "96s old", …, a resourceVersion) never raises a new Event: the
+ * tick reports it as a repeat, which counts on the Event already raised (`count`, as client-go's
+ * EventCorrelator does in k8s.io/client-go/tools/record/events_cache.go).
  */
 import type { DrainPhase } from '../decide/drain.ts';
 import type { CapacityShortfall } from '../decide/placement.ts';
@@ -33,6 +35,10 @@ export interface PoolEvent {
   readonly type: 'Normal' | 'Warning';
   readonly reason: EventReason;
   readonly message: string;
+  /** The warning last raised, still true this tick: it counts on that Event, never raises a new one. */
+  readonly repeat?: true;
+  /** What makes two of these the same Event (the pool and the dedup key); the message when unset. */
+  readonly key?: string;
 }
 
 /** What a pool looked like at its previous tick, for transition detection. */
@@ -99,18 +105,31 @@ export function stableKey(message: string): string {
   return message.replace(/\d+(\.\d+)?/g, '#');
 }
 
-export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEvent[]; memory: PoolMemory } {
+/**
+ * The Events a tick raises (transitions) and the warnings it repeats (`repeat: true`: the same key as the
+ * last tick's), with the memory for the next tick.
+ */
+export function poolEvents(
+  memory: PoolMemory,
+  t: TickOutcome,
+): { events: PoolEvent[]; repeats: PoolEvent[]; memory: PoolMemory } {
   const events: PoolEvent[] = [];
+  const repeats: PoolEvent[] = [];
+  /** A keyed warning: raised when its key is new, repeated while it stays. */
+  const warn = (reason: EventReason, message: string, key: string, lastKey: string) => {
+    const event = { type: 'Warning', reason, message, key: `${t.pool}|${key}` } as const;
+    if (key === lastKey) repeats.push({ ...event, repeat: true });
+    else events.push(event);
+  };
   const summary = t.decision?.explanation.summary ?? '';
   if (!t.targetFound) {
-    if (memory.targetFound) {
-      events.push({
-        type: 'Warning',
-        reason: 'TargetNotFound',
-        message: `${t.pool}: scale target not found; holding`,
-      });
-    }
-    return { events, memory: { ...memory, targetFound: false } };
+    warn(
+      'TargetNotFound',
+      `${t.pool}: scale target not found; holding`,
+      'lost',
+      memory.targetFound ? '' : 'lost',
+    );
+    return { events, repeats, memory: { ...memory, targetFound: false } };
   }
   const d = t.decision;
   const unusable = (d?.explanation.signals ?? []).filter((s) => s.state !== 'ok');
@@ -118,12 +137,13 @@ export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEv
   const missing = unusable.map((s) => `${s.name}: ${s.state}${s.detail ? ` (${s.detail})` : ''}`).join('; ');
   // No decision this tick (the target unreadable) says nothing about the signals: keep the key.
   const missingNow = d === null ? memory.missingSignals : missingKey;
-  if (missingKey !== '' && missingKey !== memory.missingSignals) {
-    events.push({
-      type: 'Warning',
-      reason: 'MetricsMissing',
-      message: `${t.pool}: ${missing}; holding (no scale-down)`,
-    });
+  if (missingKey !== '') {
+    warn(
+      'MetricsMissing',
+      `${t.pool}: ${missing}; holding (no scale-down)`,
+      missingKey,
+      memory.missingSignals,
+    );
   }
   if (d?.inPanic && !memory.inPanic) {
     events.push({ type: 'Warning', reason: 'PanicStarted', message: `${t.pool}: ${summary}` });
@@ -135,8 +155,8 @@ export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEv
     events.push({ type: 'Warning', reason: 'Overridden', message: `${t.pool}: ${t.overriddenMessage}` });
   }
   const failedKey = t.writeError === null ? '' : stableKey(t.writeError);
-  if (t.writeError !== null && failedKey !== memory.failedRescale) {
-    events.push({ type: 'Warning', reason: 'FailedRescale', message: `${t.pool}: ${t.writeError}` });
+  if (t.writeError !== null) {
+    warn('FailedRescale', `${t.pool}: ${t.writeError}`, failedKey, memory.failedRescale);
   }
   if (t.wrote !== null) {
     events.push({
@@ -163,21 +183,23 @@ export function poolEvents(memory: PoolMemory, t: TickOutcome): { events: PoolEv
   // Keyed by what can land and the check, not by the want: a want that wobbles does not repeat the Event.
   const shortfall = t.shortfall ?? null;
   const shortfallKey = shortfall === null ? '' : `${shortfall.landGroups}|${shortfall.check}`;
-  if (shortfall !== null && shortfallKey !== (memory.capacityShortfall ?? '')) {
-    events.push({
-      type: 'Warning',
-      reason: 'InsufficientCapacity',
-      message: `${t.pool}: ${shortfall.detail}`,
-    });
+  if (shortfall !== null) {
+    warn(
+      'InsufficientCapacity',
+      `${t.pool}: ${shortfall.detail}`,
+      shortfallKey,
+      memory.capacityShortfall ?? '',
+    );
   }
   // Raised once per cause, with its numbers masked, while kvpa keeps away from the target.
   const blocked = t.blocked ?? null;
   const blockedKey = blocked === null ? '' : `${blocked.reason}|${stableKey(blocked.message)}`;
-  if (blocked !== null && blockedKey !== (memory.blocked ?? '')) {
-    events.push({ type: 'Warning', reason: blocked.reason, message: `${t.pool}: ${blocked.message}` });
+  if (blocked !== null) {
+    warn(blocked.reason, `${t.pool}: ${blocked.message}`, blockedKey, memory.blocked ?? '');
   }
   return {
     events,
+    repeats,
     memory: {
       blocked: blockedKey,
       inPanic: d?.inPanic ?? memory.inPanic,

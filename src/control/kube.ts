@@ -11,9 +11,9 @@ import {
   PatchStrategy,
   setHeaderOptions,
 } from '@kubernetes/client-node';
-import { boundedApiClient } from '../actuate/kube.ts';
+import { boundedApiClient, httpStatusOf } from '../actuate/kube.ts';
 import { API_GROUP, API_VERSION, KIND, PLURAL, type PodAutoscalerStatus } from '../api/podautoscaler.ts';
-import type { PoolEvent } from './events.ts';
+import { type PoolEvent, stableKey } from './events.ts';
 
 export const FIELD_MANAGER = 'kvpa-controller';
 export const COMPONENT = 'kvpa-controller';
@@ -117,9 +117,29 @@ export function watchPodAutoscalers(
   };
 }
 
+/**
+ * A repeating warning's count is written at most this often (client-go's correlator patches every
+ * occurrence; kvpa ticks every second, so it batches them). A transition is written at once.
+ */
+const REPEAT_WRITE_EVERY_MS = 60_000;
+/** The API server's default --event-ttl: a series not seen for longer has expired there too. */
+const SERIES_TTL_MS = 3_600_000;
+
+/** One Event kvpa raised and its occurrences since. */
+interface EventSeries {
+  readonly name: string;
+  readonly namespace: string;
+  count: number;
+  writtenAtMs: number;
+  seenAtMs: number;
+}
+
 export class KubeWriter {
   private readonly objects: CustomObjectsApi;
   private readonly core: CoreV1Api;
+  /** By PodAutoscaler, type, reason and key: what a repeat counts on instead of raising anew. */
+  private readonly series = new Map<string, EventSeries>();
+  private sweptAtMs = 0;
 
   constructor(
     kc: KubeConfig,
@@ -145,9 +165,58 @@ export class KubeWriter {
     );
   }
 
+  /**
+   * Raises `e`, or counts it on the Event already raised for the same PodAutoscaler, type, reason and
+   * key (a repeat, or the same warning raised again): one Event whose `count` and `lastTimestamp` grow,
+   * as `kubectl describe` shows them ("x12 over 2m"), instead of one new Event per tick.
+   */
   async event(pa: RawPodAutoscaler, e: PoolEvent, nowIso: string): Promise<void> {
+    const nowMs = Date.parse(nowIso);
+    if (nowMs - this.sweptAtMs > REPEAT_WRITE_EVERY_MS) {
+      for (const [k, s] of this.series) if (nowMs - s.seenAtMs > SERIES_TTL_MS) this.series.delete(k);
+      this.sweptAtMs = nowMs;
+    }
+    const seriesKey = [pa.metadata?.uid ?? keyOf(pa), e.type, e.reason, e.key ?? stableKey(e.message)].join(
+      '|',
+    );
+    const series = this.series.get(seriesKey);
+    if (series === undefined) {
+      const name = await this.createEvent(pa, e, nowIso);
+      this.series.set(seriesKey, {
+        name,
+        namespace: pa.metadata?.namespace ?? 'default',
+        count: 1,
+        writtenAtMs: nowMs,
+        seenAtMs: nowMs,
+      });
+      return;
+    }
+    series.count++;
+    series.seenAtMs = nowMs;
+    if (e.repeat === true && nowMs - series.writtenAtMs < REPEAT_WRITE_EVERY_MS) return;
+    try {
+      await this.core.patchNamespacedEvent(
+        {
+          name: series.name,
+          namespace: series.namespace,
+          body: { count: series.count, lastTimestamp: nowIso, message: e.message.slice(0, 1024) },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      series.writtenAtMs = nowMs;
+    } catch (err) {
+      if (httpStatusOf(err) !== 404) throw err;
+      // Expired (--event-ttl) or deleted: raise it again.
+      this.series.delete(seriesKey);
+      const { repeat: _repeat, ...raised } = e;
+      await this.event(pa, raised, nowIso);
+    }
+  }
+
+  /** Creates the Event; returns its name. */
+  private async createEvent(pa: RawPodAutoscaler, e: PoolEvent, nowIso: string): Promise<string> {
     const namespace = pa.metadata?.namespace ?? 'default';
-    await this.core.createNamespacedEvent({
+    const created = await this.core.createNamespacedEvent({
       namespace,
       body: {
         metadata: { generateName: `${pa.metadata?.name ?? 'kvpa'}.`, namespace },
@@ -172,5 +241,6 @@ export class KubeWriter {
         reportingInstance: this.hostname,
       },
     });
+    return created.metadata?.name ?? '';
   }
 }

@@ -8,6 +8,7 @@ import {
   type MetricType,
   type ParseResult,
   parseExposition,
+  parseExpositionYielding,
   parseFloatToken,
   type RenderableFamily,
   renderExposition,
@@ -526,5 +527,47 @@ describe('parseFloatToken', () => {
     for (const bad of ['', ' 1', '1.2.3', 'e5', '0x1p3', '1e', '--1', '+']) {
       expect(parseFloatToken(bad)).toBeUndefined();
     }
+  });
+});
+
+describe('parseExpositionYielding', () => {
+  // 5,001 lines with a duplicate, a bad line and a histogram without +Inf: every path of the sync parse.
+  const page = [
+    '# TYPE h histogram',
+    'h_bucket{le="1"} 1',
+    'h_sum 1',
+    'h_count 1',
+    ...Array.from({ length: 4995 }, (_, i) => `g{engine="${i}"} ${i}`),
+    'g{engine="0"} 9',
+    'not a sample !',
+  ].join('\n');
+
+  it('a 5,001-line page: the same result as parseExposition, with 2 yields (one per 2,000 lines)', async () => {
+    let asked = 0;
+    const yielding = await parseExpositionYielding(page, () => {
+      asked++;
+      return true;
+    });
+    expect(yielding).toEqual(parseExposition(page));
+    expect(yielding?.errorCount).toBe(3);
+    expect(asked).toBe(2);
+  });
+
+  it('stops at the first yield told to stop: null after 2,000 of 5,001 lines', async () => {
+    expect(await parseExpositionYielding(page, () => false)).toBeNull();
+  });
+
+  it('lets a timer run while it parses 130,000 lines', async () => {
+    const lines = Array.from({ length: 130_000 }, (_, i) => `g{engine="${i}"} ${i % 10}`).join('\n');
+    let fired = 0;
+    const timer = setInterval(() => fired++, 1);
+    try {
+      const r = await parseExpositionYielding(lines, () => true);
+      expect(r?.families[0]?.samples).toHaveLength(130_000);
+    } finally {
+      clearInterval(timer);
+    }
+    // 65 slices; a parse that held the event loop throughout would let the timer fire at most once.
+    expect(fired).toBeGreaterThan(1);
   });
 });

@@ -277,6 +277,40 @@ const SUMMARY_SUFFIXES = ['_sum', '_count'] as const;
 
 /** Parses a `/metrics` body. Never throws; malformed lines are skipped and reported. */
 export function parseExposition(text: string, options: ParseOptions = {}): ParseResult {
+  const parser = lineParser(text, options);
+  for (let idx = 0; idx < parser.lineCount; idx++) parser.step(idx);
+  return parser.finish();
+}
+
+/** Lines parsed between two yields of `parseExpositionYielding`: a few milliseconds of work. */
+const LINES_PER_SLICE = 2000;
+
+/**
+ * `parseExposition` that yields to the event loop every few milliseconds, so that one tenant's huge page
+ * (130,000 series take seconds) cannot hold every other pool's tick. `continueIf` is asked at each yield;
+ * when it says no, the parse stops and this resolves to null.
+ */
+export async function parseExpositionYielding(
+  text: string,
+  continueIf: () => boolean,
+  options: ParseOptions = {},
+): Promise<ParseResult | null> {
+  const parser = lineParser(text, options);
+  for (let idx = 0; idx < parser.lineCount; idx++) {
+    if (idx > 0 && idx % LINES_PER_SLICE === 0) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (!continueIf()) return null;
+    }
+    parser.step(idx);
+  }
+  return parser.finish();
+}
+
+/** The parser's state over one body: `step(i)` takes line i (in order), `finish` checks the families. */
+function lineParser(
+  text: string,
+  options: ParseOptions,
+): { lineCount: number; step(idx: number): void; finish(): ParseResult } {
   const maxRecorded = options.maxRecordedErrors ?? DEFAULT_MAX_RECORDED_ERRORS;
   const families = new Map<string, MetricFamily>();
   const typeLine = new Map<string, number>();
@@ -318,93 +352,93 @@ export function parseExposition(text: string, options: ParseOptions = {}): Parse
   // A UTF-8 BOM is not part of the format, but some proxies add one; it would break line 1.
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   const lines = body.split('\n');
-  for (let idx = 0; idx < lines.length; idx++) {
+  const step = (idx: number): void => {
     const lineNumber = idx + 1;
     let raw = lines[idx] as string;
     if (raw.endsWith('\r')) raw = raw.slice(0, -1); // tolerate CRLF bodies
     let start = 0;
     while (start < raw.length && isBlank(raw.charCodeAt(start))) start++;
-    if (start === raw.length) continue;
+    if (start === raw.length) return;
     const line = start === 0 ? raw : raw.slice(start);
 
     if (line.charCodeAt(0) === 35 /* # */) {
       const m = /^#[ \t]+(HELP|TYPE)(?:[ \t]+|$)(.*)$/s.exec(line);
-      if (!m) continue; // a plain comment
+      if (!m) return; // a plain comment
       const keyword = m[1] as 'HELP' | 'TYPE';
       const directive = m[2] as string;
       const nm = /^([^ \t]+)(?:[ \t](.*))?$/s.exec(directive);
       if (!nm) {
         fail(raw, lineNumber, `${keyword} line without a metric name`);
-        continue;
+        return;
       }
       const name = nm[1] as string;
       const arg = nm[2] ?? '';
       if (!isValidMetricName(name)) {
         fail(raw, lineNumber, `${keyword} line has an invalid metric name "${clip(name, 60)}"`);
-        continue;
+        return;
       }
       if (keyword === 'HELP') {
         if (helpSeen.has(name)) {
           fail(raw, lineNumber, `second HELP line for "${name}"`);
-          continue;
+          return;
         }
         helpSeen.add(name);
         familyFor(name).help = unescapeHelp(arg);
-        continue;
+        return;
       }
       const type = arg.trim();
       if (!METRIC_TYPES.has(type)) {
         fail(raw, lineNumber, `unknown metric type "${clip(type, 40)}" for "${name}"`);
-        continue;
+        return;
       }
       if (typeLine.has(name)) {
         fail(raw, lineNumber, `second TYPE line for "${name}"`);
-        continue;
+        return;
       }
       const f = familyFor(name);
       if (f.samples.length > 0) {
         fail(raw, lineNumber, `TYPE line for "${name}" after its samples`);
-        continue;
+        return;
       }
       f.type = type as MetricType;
       typeLine.set(name, lineNumber);
-      continue;
+      return;
     }
 
     const parsed = parseSampleLine(line);
     if (!parsed.ok) {
       fail(raw, lineNumber, parsed.reason);
-      continue;
+      return;
     }
     const family = owner(parsed.name);
     const misfit = sampleNameMisfit(family, parsed.name);
     if (misfit) {
       fail(raw, lineNumber, misfit);
-      continue;
+      return;
     }
     if (family.type === 'histogram' && parsed.name === `${family.name}_bucket`) {
       const le = parsed.labels.le;
       if (le === undefined) {
         fail(raw, lineNumber, `histogram bucket without an "le" label`);
-        continue;
+        return;
       }
       if (parseFloatToken(le) === undefined || Number.isNaN(parseFloatToken(le))) {
         fail(raw, lineNumber, `histogram bucket has an invalid "le" value "${clip(le, 40)}"`);
-        continue;
+        return;
       }
     }
     if (family.type === 'summary' && parsed.name === family.name) {
       const q = parsed.labels.quantile;
       if (q === undefined || parseFloatToken(q) === undefined) {
         fail(raw, lineNumber, `summary sample without a valid "quantile" label`);
-        continue;
+        return;
       }
     }
     const seriesId = `${parsed.name}\u0000${labelKey(parsed.labels)}`;
     if (seriesSeen.has(seriesId)) {
       // Prometheus drops duplicates too; keeping both would double-count in sums.
       fail(raw, lineNumber, `duplicate series ${parsed.name}${renderLabels(parsed.labels)}`);
-      continue;
+      return;
     }
     seriesSeen.add(seriesId);
     const sample: Sample =
@@ -418,18 +452,20 @@ export function parseExposition(text: string, options: ParseOptions = {}): Parse
             lineNumber,
           };
     family.samples.push(sample);
-  }
+  };
 
-  for (const f of families.values()) {
-    if (f.type === 'histogram') {
-      for (const problem of histogramProblems(f)) {
-        const at = problem.lineNumber ?? typeLine.get(f.name) ?? 0;
-        fail(lines[at - 1]?.replace(/\r$/, '') ?? '', at, problem.reason, 'family');
+  const finish = (): ParseResult => {
+    for (const f of families.values()) {
+      if (f.type === 'histogram') {
+        for (const problem of histogramProblems(f)) {
+          const at = problem.lineNumber ?? typeLine.get(f.name) ?? 0;
+          fail(lines[at - 1]?.replace(/\r$/, '') ?? '', at, problem.reason, 'family');
+        }
       }
     }
-  }
-
-  return { families: [...families.values()], errors, errorCount };
+    return { families: [...families.values()], errors, errorCount };
+  };
+  return { lineCount: lines.length, step, finish };
 }
 
 /** A histogram has no bare sample and a summary no `_bucket`; say so instead of guessing. */

@@ -217,6 +217,28 @@ describe('scrapePods against real HTTP servers on 127.0.0.1', () => {
     expect(pt?.ok === true && pt.bodyBytes).toBe(Buffer.byteLength(`garbage line !\n${capture}`));
   });
 
+  it('a 130,001-line page not parsed within its 1 s timeout is BodyTooLarge, naming the line count and the fix', async () => {
+    const lines = Array.from({ length: 130_000 }, (_, i) => `vllm:kv_cache_usage_perc{engine="${i}"} 0.5`);
+    const huge = await serve(text(`${lines.join('\n')}\nvllm:num_requests_waiting 0\n`));
+    // Each clock read is 100 ms later: the fetch takes a few reads, the parse's first yield is past 1 s.
+    let now = 0;
+    const clock = () => (now += 100);
+    const [r] = await scrapePods([{ pod: 'huge', url: `${huge.base}/metrics` }], options({ clock }));
+    if (!r || r.ok) throw new Error('expected a failed scrape');
+    expect(r.error).toEqual({
+      kind: 'BodyTooLarge',
+      reason:
+        'a page of 130001 lines is not parsed within the 1s timeout; an engine page has a few thousand (export fewer series, or raise pods.timeoutSeconds)',
+    });
+    expect(podSignals(r, { dialect: 'vllm' }).kvCacheUsageFraction.state).toBe('missing');
+    // The same page with the time to parse it is read whole.
+    const [ok] = await scrapePods(
+      [{ pod: 'huge', url: `${huge.base}/metrics` }],
+      options({ timeoutMs: 60_000 }),
+    );
+    expect(ok?.ok === true && ok.parsed.families[0]?.samples.length).toBe(130_000);
+  });
+
   it('a connection dropped mid-body is a NetworkError, and its signals are missing, not 0', async () => {
     const dropping = await serve((req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain' });

@@ -11,7 +11,7 @@ import {
   extractEngineSignals,
   missingSignals,
 } from './engine-metrics.ts';
-import { type ParseResult, parseExposition } from './exposition.ts';
+import { type ParseResult, parseExpositionYielding } from './exposition.ts';
 import { BoundedFetchError, boundedFetch, type FetchFailure } from './http.ts';
 
 export interface ScrapeTarget {
@@ -153,8 +153,9 @@ export async function scrapePod(
   };
   try {
     if (options.signal?.aborted) throw new ScrapeFailure({ kind: 'Aborted', reason: 'scrape batch aborted' });
+    const deadlineMs = target.timeoutMs ?? options.timeoutMs;
     const res = await boundedFetch(target.url, {
-      deadlineMs: target.timeoutMs ?? options.timeoutMs,
+      deadlineMs,
       maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
       headers: { accept: ACCEPT },
       maxRedirects: 0,
@@ -169,7 +170,15 @@ export async function scrapePod(
       });
     }
     const { text, bytes } = res;
-    const parsed = parseExposition(text);
+    // The pod's deadline covers the parse too, which yields meanwhile: a page that takes seconds to
+    // parse (130,000 series) costs its own pool that pod, not every other pool its tick.
+    const parsed = await parseExpositionYielding(text, () => clock() - startedAtMs < deadlineMs);
+    if (parsed === null) {
+      throw new ScrapeFailure({
+        kind: 'BodyTooLarge',
+        reason: `a page of ${lineCount(text)} lines is not parsed within the ${deadlineMs / 1000}s timeout; an engine page has a few thousand (export fewer series, or raise pods.timeoutSeconds)`,
+      });
+    }
     const sampleCount = parsed.families.reduce((n, f) => n + f.samples.length, 0);
     if (sampleCount === 0 && parsed.errorCount > 0) {
       // Nothing usable and something wrong: not an exposition page (HTML error page, proxy banner).
@@ -183,6 +192,12 @@ export async function scrapePod(
   } catch (err) {
     return { ok: false, target, timing: timing(), error: classifyError(err) };
   }
+}
+
+function lineCount(text: string): number {
+  let n = 1;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return text.endsWith('\n') ? n - 1 : n;
 }
 
 /**

@@ -185,6 +185,33 @@ describe('direct-scrape signal source', () => {
     ]);
     expect(three.get('ns/pa/decode')?.[0]).toMatchObject({ state: 'noQuorum' });
   });
+
+  it('a head whose port closes is logged once with its detail over 3 ticks, again after it answers and fails again; the tenant sees "unreachable"', async () => {
+    const gone = createServer();
+    await new Promise<void>((r) => gone.listen(0, '127.0.0.1', r));
+    const closedPort = (gone.address() as AddressInfo).port;
+    await new Promise((r) => gone.close(r));
+    let closed = true;
+    const fetchTo = (_input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+      fetch(`http://127.0.0.1:${closed ? closedPort : ports[0]}/metrics`, init);
+    const logged: string[] = [];
+    const source = new PodsSignalSource({
+      fetch: fetchTo,
+      onFailure: (pod, url, detail) => logged.push(`${pod} ${url} ${detail}`),
+    });
+    const r = { ...request([{ port: 0 }]), endpoint: { port: 80 } };
+    const ticks: (string | undefined)[] = [];
+    for (const open of [false, false, false, true, false]) {
+      closed = !open;
+      ticks.push((await source.sample([r])).get('ns/pa/decode')?.[0]?.detail);
+    }
+    expect(logged).toEqual([
+      'ns/head-0 http://127.0.0.1:80/metrics ConnectionRefused: connection refused',
+      'ns/head-0 http://127.0.0.1:80/metrics ConnectionRefused: connection refused',
+    ]);
+    expect(ticks[0]).toContain('0: unreachable');
+    expect(ticks[0]).not.toContain('refused');
+  });
 });
 
 describe('poolTotal', () => {

@@ -17,7 +17,7 @@ import {
   type SignalValue,
 } from './engine-metrics.ts';
 import { mergeGroup, type PodReading } from './group-ranks.ts';
-import { metricsUrl, podSignals, scrapePods, tenantReason } from './pod-scraper.ts';
+import { metricsUrl, type PodScrapeResult, podSignals, scrapePods, tenantReason } from './pod-scraper.ts';
 import type { ControlPoolRequest, ControlPoolSample } from './prometheus-control.ts';
 
 export interface PodsEndpoint {
@@ -31,6 +31,11 @@ export interface PodsSourceOptions {
   readonly maxConcurrency?: number;
   readonly clock?: () => number;
   readonly fetch?: typeof fetch;
+  /**
+   * The full detail of a failed scrape (`namespace/pod`, URL, kind and reason), for the controller log:
+   * the tenant sees "unreachable". Called when a pod starts failing or fails differently, not every tick.
+   */
+  readonly onFailure?: (pod: string, url: string, detail: string) => void;
 }
 
 /** The head pod fields the scrape needs, beyond the Prometheus adapter's. */
@@ -255,12 +260,33 @@ interface LatencyState {
 export class PodsSignalSource {
   private readonly work = new Map<string, WorkState & { usedAtMs: number }>();
   private readonly latency = new Map<string, LatencyState & { usedAtMs: number }>();
+  /** The failure last reported for each failing pod and URL (its kind and reason with numbers masked). */
+  private readonly failing = new Map<string, { key: string; usedAtMs: number }>();
 
   constructor(private readonly options: PodsSourceOptions = {}) {}
 
   private forget(nowMs: number): void {
-    for (const m of [this.work, this.latency] as Map<string, { usedAtMs: number }>[])
+    for (const m of [this.work, this.latency, this.failing] as Map<string, { usedAtMs: number }>[])
       for (const [k, v] of m) if (nowMs - v.usedAtMs > FORGET_AFTER_MS) m.delete(k);
+  }
+
+  /** Reports each pod's failure once per change of kind or reason; a success re-arms it. */
+  private reportFailures(results: readonly PodScrapeResult[], nowMs: number): void {
+    const onFailure = this.options.onFailure;
+    if (onFailure === undefined) return;
+    for (const result of results) {
+      const { pod, url } = result.target;
+      const at = `${pod} ${url}`;
+      if (result.ok) {
+        this.failing.delete(at);
+        continue;
+      }
+      const detail = `${result.error.kind}: ${result.error.reason}`;
+      const key = detail.replace(/\d+(\.\d+)?/g, '#');
+      const last = this.failing.get(at);
+      this.failing.set(at, { key, usedAtMs: nowMs });
+      if (last?.key !== key) onFailure(pod, url, detail);
+    }
   }
 
   private workState(key: string, metric: MetricSpec, r: PodsPoolRequest, nowMs: number): WorkState {
@@ -407,6 +433,7 @@ export class PodsSignalSource {
     const byPod = new Map(results.map((result, i) => [targets[i]?.pod ?? '', result]));
     const nowMs = (this.options.clock ?? Date.now)();
     this.forget(nowMs);
+    this.reportFailures(results, nowMs);
     const readingOf = (name: string): PodReading => {
       const result = byPod.get(`${r.namespace}/${name}`);
       if (result === undefined)

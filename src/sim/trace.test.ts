@@ -290,6 +290,13 @@ describe('trace shapes for development (--input-scale, --shape)', () => {
     expect(Math.max(...counts)).toBe(Math.max(counts[4] ?? 0, counts[5] ?? 0));
   });
 
+  it('the largest factor: step:30m=3,90m=1 → 3, step:30m=0.5 → 1 (before the step), ramp 1-4 → 4, diurnal peak 2 → 2', () => {
+    expect(parseShape('step:30m=3,90m=1').maxFactor).toBe(3);
+    expect(parseShape('step:30m=0.5').maxFactor).toBe(1);
+    expect(parseShape('ramp:0-60m=1-4').maxFactor).toBe(4);
+    expect(parseShape('diurnal:peak=2,mean=1.5').maxFactor).toBe(2);
+  });
+
   it('bad specs name the flag and the forms to use', () => {
     expect(() => parseShape('wave:1')).toThrow(/--shape "wave:1": unknown shape "wave"; use step:/);
     expect(() => parseShape('step:5x=2')).toThrow(/"5x" is not a time/);

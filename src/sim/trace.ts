@@ -171,6 +171,8 @@ function parseRow(file: string, lineNumber: number, line: string, names: readonl
 export interface RateShape {
   readonly spec: string;
   factorAt(tSeconds: number): number;
+  /** The largest factor it reaches: the rate's peak is this times the rate multiplier. */
+  readonly maxFactor: number;
 }
 
 const SHAPE_USAGE =
@@ -224,6 +226,7 @@ export function parseShape(spec: string): RateShape {
       if (steps.length === 0) fail('no step given');
       return {
         spec,
+        maxFactor: Math.max(1, ...steps.map((s) => s.f)),
         factorAt: (t) => {
           let f = 1;
           for (const step of steps) if (t >= step.at) f = step.f;
@@ -242,6 +245,7 @@ export function parseShape(spec: string): RateShape {
       if (!(t1 > t0)) fail('the ramp must end after it starts');
       return {
         spec,
+        maxFactor: Math.max(f0, f1),
         factorAt: (t) => (t <= t0 ? f0 : t >= t1 ? f1 : f0 + ((f1 - f0) * (t - t0)) / (t1 - t0)),
       };
     }
@@ -266,6 +270,7 @@ export function parseShape(spec: string): RateShape {
       if (peak < mean || 2 * mean - peak < 0) fail(`peak ${peak} must be in [mean, 2 × mean] (mean ${mean})`);
       return {
         spec,
+        maxFactor: peak,
         factorAt: (t) => mean + (peak - mean) * Math.cos((2 * Math.PI * (t - peakAt)) / period),
       };
     }

@@ -29,6 +29,8 @@ export interface ClusterInfo {
   kubeconfigPath: string;
   /** https://127.0.0.1:<port> */
   server: string;
+  /** http://127.0.0.1:<port>, etcd's client URL: for tests that store what admission would refuse. */
+  etcdUrl: string;
   caCertPath: string;
   /** Static token of user "kvpa-admin" in group system:masters. */
   adminToken: string;
@@ -303,6 +305,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
     const info: ClusterInfo = {
       kubeconfigPath,
       server,
+      etcdUrl,
       caCertPath: pki.caCert,
       adminToken,
       unprivilegedToken,
