@@ -1,7 +1,9 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { ResolvedPool } from '../api/resolve.ts';
 import { runBacktest } from './backtest.ts';
-import { forPool, missingState, parseGroups, parsePerPool, replay } from './history.ts';
+import { forPool, missingState, PromHttp, parseGroups, parsePerPool, replay } from './history.ts';
 import { runRecommend } from './recommend.ts';
 import { parseDuration, parseTime, runCommand, UsageError } from './shell.ts';
 
@@ -203,5 +205,51 @@ describe('CLI flag errors', () => {
     expect((await run(runRecommend, [...base, '-f', 'x.yaml', '--output', 'yaml'])).err).toContain(
       '--output must be table or json',
     );
+  });
+});
+
+describe('PromHttp: the CLI tools’ Prometheus calls are bounded like the controller’s', () => {
+  /** A Prometheus on 127.0.0.1 that answers every query with `answer`, or drips it a byte every 200 ms. */
+  async function fakeProm(answer: string, drip = false): Promise<{ address: string; server: Server }> {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (!drip) return void res.end(answer);
+      let i = 0;
+      const t = setInterval(() => {
+        if (res.destroyed || i >= answer.length) {
+          clearInterval(t);
+          return void res.end();
+        }
+        res.write(answer[i++]);
+      }, 200);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { address: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+  }
+  const ok = (n: number) =>
+    JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [] }, pad: 'x'.repeat(n) });
+
+  it('an answer of 2,100 bytes against a 1,024-byte cap is refused, naming the cap and how to narrow the query', async () => {
+    const { address, server } = await fakeProm(ok(2000));
+    try {
+      await expect(new PromHttp(address, 5, 1024).instant('up', 0)).rejects.toThrow(
+        /more than 1024 bytes; narrow the query/,
+      );
+      await expect(new PromHttp(address, 5, 4096).instant('up', 0)).resolves.toEqual([]);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('a Prometheus that drips its answer a byte every 200 ms ends at the 1 s deadline, not after the body', async () => {
+    const { address, server } = await fakeProm(ok(100), true);
+    const started = Date.now();
+    try {
+      await expect(new PromHttp(address, 1).instant('up', 0)).rejects.toThrow(/did not answer within 1 s/);
+      expect(Date.now() - started).toBeLessThan(3000);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });

@@ -12,6 +12,7 @@ import type { Policy } from '../api/policy.ts';
 import { poolRunnerFor, type ResolvedPool, resolveAll } from '../api/resolve.ts';
 import { type PoolSample, signalName } from '../control/signals.ts';
 import type { Decision, SignalState } from '../decide/types.ts';
+import { BoundedFetchError, type BoundedResponse, boundedFetch } from '../observe/http.ts';
 import { registrationOf } from '../observe/prometheus-control.ts';
 import {
   type HeadPod,
@@ -20,7 +21,11 @@ import {
   type SignalKind,
   signalKindOf,
 } from '../observe/prometheus-join.ts';
-import type { BackfillResult, BackfillSignal } from '../observe/prometheus-source.ts';
+import {
+  type BackfillResult,
+  type BackfillSignal,
+  DEFAULT_MAX_ANSWER_BYTES,
+} from '../observe/prometheus-source.ts';
 import { clusterReadError, kubeconfigSource } from './kubeconfig.ts';
 import { UsageError } from './shell.ts';
 
@@ -244,38 +249,46 @@ export class PromHttp {
   constructor(
     readonly address: string,
     private readonly timeoutSeconds = 10,
+    private readonly maxAnswerBytes = DEFAULT_MAX_ANSWER_BYTES,
   ) {}
 
   private async post(path: string, params: Record<string, string>): Promise<unknown> {
-    let res: Response;
-    // Covers the body too: fetch's signal aborts its read.
-    const deadline = AbortSignal.timeout(this.timeoutSeconds * 1000);
-    const timedOut = () =>
-      new Error(
-        `Prometheus at ${this.address} did not answer within ${this.timeoutSeconds} s; check --prometheus and that Prometheus is up`,
-      );
+    let res: BoundedResponse;
     try {
-      res = await fetch(`${this.address.replace(/\/$/, '')}/api/v1/${path}`, {
+      // One deadline over connect, headers and body, and the controller's cap on an answer's size.
+      res = await boundedFetch(`${this.address.replace(/\/$/, '')}/api/v1/${path}`, {
         method: 'POST',
-        body: new URLSearchParams(params),
-        signal: deadline,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(params).toString(),
+        deadlineMs: this.timeoutSeconds * 1000,
+        maxBodyBytes: this.maxAnswerBytes,
       });
     } catch (e) {
-      if (deadline.aborted) throw timedOut();
-      // fetch says only "fetch failed"; the cause (ECONNREFUSED, ENOTFOUND, a timeout) is what to fix.
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      const why = cause?.code ?? cause?.message ?? (e as Error).message;
+      const failure = e instanceof BoundedFetchError ? e.failure : undefined;
+      if (failure === 'Timeout') {
+        throw new Error(
+          `Prometheus at ${this.address} did not answer within ${this.timeoutSeconds} s; check --prometheus and that Prometheus is up`,
+        );
+      }
+      if (failure === 'BodyTooLarge') {
+        throw new Error(
+          `Prometheus at ${this.address} answered ${path} with more than ${this.maxAnswerBytes} bytes; narrow the query (a shorter --from/--until range or fewer pools)`,
+        );
+      }
+      // The system error code (ECONNREFUSED, ENOTFOUND, …) is what to fix; the rest repeats the address.
+      const message = (e as Error).message;
+      const why = /\b(E[A-Z0-9_]{3,})\b/.exec(message)?.[1] ?? message;
       throw new Error(`Prometheus at ${this.address} is unreachable (${why}); check --prometheus`);
     }
-    const body = (await res.json().catch(() => {
-      if (deadline.aborted) throw timedOut();
-      return null;
-    })) as {
-      status?: string;
-      error?: string;
-      data?: unknown;
-    } | null;
-    if (!res.ok || body?.status !== 'success') {
+    type Answer = { status?: string; error?: string; data?: unknown } | null;
+    const body = ((): Answer => {
+      try {
+        return JSON.parse(res.text) as Answer;
+      } catch {
+        return null;
+      }
+    })();
+    if (res.status < 200 || res.status >= 300 || body?.status !== 'success') {
       throw new Error(`Prometheus ${path} (HTTP ${res.status}): ${body?.error ?? 'no JSON body'}`);
     }
     return body.data;
