@@ -155,6 +155,46 @@ describe('seed systems: refusals, clamps and owners that fight', () => {
     expect((await target.read()).refusal).toBeUndefined();
   });
 
+  it('KServe: the prefill LWS of an LLMInferenceService with spec.prefill.replicas 1 is refused; 1 stays 1 with a want of 4', async () => {
+    const isvcs = customPath('serving.kserve.io', 'v1alpha2', ns, 'llminferenceservices');
+    const isvc = await api.create(isvcs, {
+      apiVersion: 'serving.kserve.io/v1alpha2',
+      kind: 'LLMInferenceService',
+      metadata: { name: 'r2' },
+      spec: { model: { uri: 'hf://deepseek-ai/DeepSeek-R1' }, prefill: { replicas: 1 } },
+    });
+    const uid = (isvc.metadata as { uid: string }).uid;
+    const lwsPath = `${customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets')}/r2-kserve-mn-prefill`;
+    await api.create(customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets'), {
+      apiVersion: 'leaderworkerset.x-k8s.io/v1',
+      kind: 'LeaderWorkerSet',
+      metadata: {
+        name: 'r2-kserve-mn-prefill',
+        ownerReferences: [
+          { apiVersion: 'serving.kserve.io/v1alpha2', kind: 'LLMInferenceService', name: 'r2', uid },
+        ],
+      },
+      spec: { replicas: 1, leaderWorkerTemplate: { size: 2, workerTemplate: podTemplate } },
+    });
+    const ref: ScaleTargetRef = {
+      apiVersion: 'leaderworkerset.x-k8s.io/v1',
+      kind: 'LeaderWorkerSet',
+      name: 'r2-kserve-mn-prefill',
+    };
+    await withController('pa-kserve-prefill', ref, async (step) => {
+      const pa = await step(4);
+      expect(at(await api.get(lwsPath), ['spec', 'replicas'])).toBe(1);
+      expect(conditionOf(pa, 'ScalingActive')).toMatchObject({ status: 'False', reason: 'OwnerConflict' });
+      const conflict = conditionOf(pa, 'OwnerConflict');
+      expect(conflict).toMatchObject({ status: 'True', reason: 'OwnerConflict' });
+      expect(conflict.message).toContain('LLMInferenceService r2 sets spec.prefill.replicas: 1');
+      expect(conflict.message).toContain('remove spec.prefill.replicas');
+    });
+    // The fix the condition names: unset the field, and the LWS is kvpa's to scale.
+    await api.mergePatch(`${isvcs}/r2`, { spec: { prefill: { replicas: null } } });
+    expect((await scaleTargetFor(kubeConfig, ns, ref).read()).refusal).toBeUndefined();
+  });
+
   it('KubeRay: enableInTreeAutoscaling is the Ray autoscaler owning the count; refused', async () => {
     await rayCluster(
       'rc-auto',
