@@ -14,6 +14,8 @@ import { RoutingSignalSource } from '../../src/control/sources.ts';
 import { decide, initialState } from '../../src/decide/kpa.ts';
 import { SignalWindows } from '../../src/decide/signal-windows.ts';
 import { KNATIVE_DEFAULTS, KVPA_EXTENSIONS } from '../../src/decide/spec.ts';
+import { extractEngineSignals } from '../../src/observe/engine-metrics.ts';
+import { parseExposition } from '../../src/observe/exposition.ts';
 import {
   type ControlPoolRequest,
   PrometheusPoolSignals,
@@ -24,7 +26,7 @@ import { feedWindows, PrometheusSignalSource } from '../../src/observe/prometheu
 import { toSignalReading } from '../../src/observe/quality.ts';
 import { type EngineExporter, type PodScript, startEngineExporter } from '../harness/engine-exporter.ts';
 import { type PrometheusHarness, type ScrapeTarget, startPrometheus } from '../harness/prometheus.ts';
-import { FIXTURES } from '../observe/metric-fixtures.ts';
+import { FIXTURES, readMetricsFixture } from '../observe/metric-fixtures.ts';
 
 const LWS_LEADER = { 'leaderworkerset.sigs.k8s.io/worker-index': '0' };
 const LWS_WORKER = { 'leaderworkerset.sigs.k8s.io/worker-index': '1' };
@@ -94,6 +96,12 @@ function pods(): Pod[] {
       pod: 'sgp-0',
       labels: LWS_LEADER,
       script: { dialect: 'sglang', ranks: [], verbatim: FIXTURES.sglangDpPriority },
+    },
+    {
+      namespace: 'ns-sgpp',
+      pod: 'sgpp-0',
+      labels: LWS_LEADER,
+      script: { dialect: 'sglang', ranks: [], verbatim: FIXTURES.sglangPpCopies },
     },
     // A P/D decode pod: of 9 waiting, 6 wait on KV transfer (deferred), 3 on capacity.
     {
@@ -292,6 +300,28 @@ describe('Prometheus source against a real Prometheus', () => {
     expect(s?.get('queueDepth')).toMatchObject({ state: 'ok', poolTotal: 7 });
     expect(s?.get('runningRequests')).toMatchObject({ state: 'ok', poolTotal: 13 });
     expect(s?.get('kvCacheUtilization')?.poolTotal).toBeCloseTo(0.3, 9);
+  }, 15_000);
+
+  it('SGLang --tp 2 --pp 2, four copies per gauge: pp_rank 0, tp_rank 0 is read, 3 waiting (max 9), as the direct scrape', async () => {
+    const p = pool('ns-sgpp', 'unified', ['sgpp-0'], {
+      engine: 'sglang',
+      signals: ['kvCacheUtilization', 'queueDepth', 'runningRequests'],
+    });
+    const s = (await source.tick([p])).pools.get(p.poolKey)?.signals;
+    expect(s?.get('queueDepth')).toMatchObject({ state: 'ok', poolTotal: 3 });
+    expect(s?.get('runningRequests')).toMatchObject({ state: 'ok', poolTotal: 12 });
+    expect(s?.get('kvCacheUtilization')?.poolTotal).toBeCloseTo(0.31, 9);
+    // The direct scrape of the same text reads the same copy.
+    const direct = extractEngineSignals(parseExposition(readMetricsFixture(FIXTURES.sglangPpCopies)), {
+      dialect: 'sglang',
+    });
+    expect(direct.requestsWaiting).toMatchObject({ state: 'ok', value: 3 });
+    expect(direct.requestsRunning).toMatchObject({ state: 'ok', value: 12 });
+    // A restart backfill picks the same copy at every step.
+    const now = Math.floor(Date.now() / 1000) - 1;
+    const replay = (await source.backfill(p, now - 2, now)).signals.get('queueDepth');
+    expect(replay?.samples.length).toBeGreaterThan(0);
+    for (const sample of replay?.samples ?? []) expect(sample.poolTotal).toBe(3);
   }, 15_000);
 
   it('vLLM waiting by reason: the queue is the capacity waits; without the split, all waits', async () => {
