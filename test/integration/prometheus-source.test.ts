@@ -142,6 +142,14 @@ function pods(): Pod[] {
       labels: {},
       script: { dialect: 'vllm', ranks: [], verbatim: FIXTURES.dynamoFrontend },
     },
+    // A group whose head pod runs the frontend while requests flow: every second adds the fixture's
+    // 3 finished requests (6000 input, 650 output tokens) once more.
+    {
+      namespace: 'ns-dynflow',
+      pod: 'flow-0',
+      labels: LWS_LEADER,
+      script: { dialect: 'vllm', ranks: [], verbatim: FIXTURES.dynamoFrontend, grow: true },
+    },
     { namespace: 'ns-q', pod: 'q-0', labels: LWS_LEADER, script: vllm(0.3, 4) },
     { namespace: 'ns-q', pod: 'q-1', labels: LWS_LEADER, script: vllm(0.5, 6) },
     // q-2 is registered as a head but never scraped: its group is missing.
@@ -201,6 +209,8 @@ async function sleep(ms: number): Promise<void> {
 let prom: PrometheusHarness;
 let exporter: EngineExporter;
 let source: PrometheusSignalSource;
+/** When every target had been scraped once: a rate window needs its span of scrapes after this. */
+let scrapedSinceMs = 0;
 
 beforeAll(async () => {
   prom = await startPrometheus({ scrapeIntervalSeconds: 1 });
@@ -215,6 +225,7 @@ beforeAll(async () => {
     podLabels: p.labels,
   }));
   await prom.setTargets(targets, 20_000);
+  scrapedSinceMs = Date.now();
   await sleep(1500); // a second scrape of every target, so counters have a rate
   source = new PrometheusSignalSource({ address: prom.url, queryTimeoutSeconds: 5 });
 }, 45_000);
@@ -430,6 +441,50 @@ describe('Prometheus source against a real Prometheus', () => {
     expect(w?.get('kvCacheUtilization')).toMatchObject({ state: 'ok', poolTotal: 0.5 });
     expect(w?.get('queueDepth')).toMatchObject({ state: 'noData' });
     expect(tick.nonHeadSeries).toBeGreaterThan(0);
+  }, 15_000);
+
+  it("Dynamo's frontend flows: 6000 input and 650 output tokens/s, backlog 4 × 2000 and 4 × 200, ITL p90 0.041 s for the guard", async () => {
+    // A 4 s rate window: 4 scrapes at the 1 s interval, all while the flow is steady. A window reaching
+    // back before the first scrape would extrapolate a shorter span and read a smaller rate.
+    await sleep(Math.max(0, scrapedSinceMs + 6_000 - Date.now()));
+    const flows = new PrometheusPoolSignals(
+      new PrometheusSignalSource({ address: prom.url, queryTimeoutSeconds: 5, rateWindowSeconds: 4 }),
+    );
+    const request: ControlPoolRequest = {
+      poolKey: 'ns-dynflow/pa/agg',
+      namespace: 'ns-dynflow',
+      pool: {
+        engine: 'dynamo',
+        metrics: [
+          { type: 'promptTokens', target: 3000 },
+          { type: 'generationTokens', target: 300 },
+        ],
+        missingData: { staleAfterSeconds: 30, minQuorumPercentage: 50 },
+        slo: { tpotSeconds: 0.05 },
+      },
+      heads: [{ name: 'flow-0', groupKey: 'flow-0', groupReady: true, surge: false }],
+    };
+    const [prompt, generation] =
+      (await flows.sample([request], Date.now() / 1000)).get(request.poolKey) ?? [];
+    // promptTokens: rate(dynamo_frontend_input_sequence_tokens_sum); the queue (dynamo_frontend_queued_requests,
+    // 4) times the mean input per finished request (_sum / _count: 6000 / 3) is the backlog.
+    expect(prompt).toMatchObject({ name: 'promptTokens', state: 'ok' });
+    expect(prompt?.backlog).toBeCloseTo(8000, 6);
+    expect(prompt?.total).toBeGreaterThan(6000 * 0.95);
+    expect(prompt?.total).toBeLessThan(6000 * 1.05);
+    // generationTokens: rate(dynamo_frontend_output_tokens_total); the mean output per request from the
+    // output_sequence_tokens histogram (600 / 3).
+    expect(generation).toMatchObject({ name: 'generationTokens', state: 'ok' });
+    expect(generation?.backlog).toBeCloseTo(800, 6);
+    expect(generation?.total).toBeGreaterThan(650 * 0.95);
+    expect(generation?.total).toBeLessThan(650 * 1.05);
+    // The group queues, so its flow is a capacity sample.
+    expect(generation?.capacitySamples).toEqual([generation?.total]);
+    // ITL for the SLO guard: p90 of dynamo_frontend_inter_token_latency_seconds' bucket rates, 2 of 3
+    // observations at or below 0.02 s and the third in (0.02, 0.05]: 0.02 + 0.03 × 0.7 = 0.041 s.
+    expect(prompt?.latency?.tpotSeconds).toBeCloseTo(0.041, 9);
+    expect(generation?.latency).toEqual(prompt?.latency);
+    expect(prompt?.latency?.ttftSeconds).toBeUndefined(); // not asked for by the SLO
   }, 15_000);
 
   it('judges quorum over ready groups and names the missing ones', async () => {
