@@ -398,10 +398,11 @@ export class Controller {
             ? old.drain
             : drainRecordOf(raw.status?.pools?.find((s) => s.name === pool.name)?.drain),
         drainRun: null,
-        // A changed spec is the user's answer to a conflict: start clean. A restart resumes it.
+        // A changed spec is the user's answer to a conflict: start clean. A restart resumes it, unless the
+        // spec changed while no controller ran (the status was written for an older generation).
         reverts: [],
         ownerConflict:
-          old !== undefined
+          old !== undefined || raw.status?.observedGeneration !== generation
             ? null
             : (raw.status?.pools?.find((s) => s.name === pool.name)?.ownerConflict ?? null),
         refusal: null,

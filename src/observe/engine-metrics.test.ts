@@ -365,6 +365,14 @@ describe('data-parallel ranks (engine label)', () => {
     ]);
   });
 
+  it('SGLang --tp 2 --pp 2, every scheduler reporting: the pp 0 / tp 0 copy is read, 3 waiting (not 9 or 24)', () => {
+    const s = signals(readMetricsFixture(FIXTURES.sglangPpCopies));
+    expect(s.dialect).toBe('sglang');
+    expect(okValue(s.requestsWaiting)).toBe(3);
+    expect(okValue(s.requestsRunning)).toBe(12);
+    expect(okValue(s.kvCacheUsageFraction)).toBe(0.31);
+  });
+
   it('SGLang: the older label set (no priority, tp_rank) reads as before', () => {
     expect(okValue(signals(sglang).requestsWaiting)).toBe(2826);
   });

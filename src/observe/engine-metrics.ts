@@ -31,6 +31,8 @@ import {
   COUNT_MAX,
   DYNAMO_WORKER_INFLIGHT,
   DYNAMO_WORKER_KV,
+  SGLANG_COPY_LABELS,
+  sglangCopyBefore,
   VLLM_CAPACITY_WAITING,
 } from './prometheus-join.ts';
 
@@ -166,14 +168,6 @@ const VLLM_SPECS: DialectSpecs = {
   preemptionsTotal: { names: ['vllm:num_preemptions_total'], range: 'counter', aggregate: 'sum' },
 };
 
-/** Labels of an SGLang scheduler series that tell copies of one DP rank's state apart. */
-const SGLANG_COPY_LABELS = ['tp_rank', 'pp_rank', 'moe_ep_rank'] as const;
-
-function rankNumber(labels: Labels, name: string): number {
-  const n = Number(labels[name] ?? '0');
-  return Number.isFinite(n) ? n : Number.POSITIVE_INFINITY;
-}
-
 /**
  * One series per DP rank from SGLang's scheduler gauges (sgl-project/sglang
  * python/sglang/srt/observability/metrics_collector.py, `SchedulerMetricsCollector.init_new` and
@@ -201,11 +195,7 @@ export function sglangSchedulerSeries(samples: readonly Sample[]): Sample[] {
       .map((k) => `${k}=${JSON.stringify(s.labels[k])}`)
       .join(',');
     const prior = best.get(key);
-    const before = (a: Sample, b: Sample) => {
-      const pp = rankNumber(a.labels, 'pp_rank') - rankNumber(b.labels, 'pp_rank');
-      return pp !== 0 ? pp < 0 : rankNumber(a.labels, 'tp_rank') < rankNumber(b.labels, 'tp_rank');
-    };
-    if (!prior || before(s, prior)) best.set(key, s);
+    if (!prior || sglangCopyBefore(s.labels, prior.labels)) best.set(key, s);
   }
   return [...best.values()];
 }

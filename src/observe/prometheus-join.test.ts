@@ -42,14 +42,14 @@ describe('buildQuery', () => {
     const q = buildQuery('kvCacheUtilization', { namespaces: ['b', 'a.x'], rateWindowSeconds: 60 });
     expect(q).toContain('vllm:kv_cache_usage_perc|vllm:gpu_cache_usage_perc|sglang:token_usage');
     expect(q).toContain('namespace=~"a\\\\.x|b"');
-    expect(q).toContain('max by (__name__, namespace, pod, engine, dp_rank)');
+    expect(q).toContain('max by (__name__, namespace, pod, engine, dp_rank, pp_rank, tp_rank)');
     expect(q).toContain('min by (namespace, pod) (timestamp(');
   });
 
-  it('reads SGLang queue totals only (priority=""), one series per pod and DP rank', () => {
+  it('reads SGLang queue totals only (priority=""), each pp_rank/tp_rank copy apart for the join to pick', () => {
     const q = buildQuery('queueDepth', { namespaces: ['a'], rateWindowSeconds: 60 });
     expect(q).toContain('namespace=~"a",priority=""');
-    expect(q).toContain('max by (__name__, namespace, pod, engine, dp_rank)');
+    expect(q).toContain('max by (__name__, namespace, pod, engine, dp_rank, pp_rank, tp_rank)');
   });
 
   it('reads vLLM capacity waits beside the total, each selector timestamped on its own', () => {
@@ -126,6 +126,32 @@ describe('attribute', () => {
     expect(auto?.groups.get('lws-1')?.dialect).toBe('vllmLegacy');
     const sglang = attribute('kvCacheUtilization', samples, buildHeadIndex([pool({ engine: 'sglang' })]));
     expect(sglang.pools.size).toBe(0);
+  });
+
+  it('SGLang copies of dp_rank 0 (pp/tp 0/0: 3, 1/0: 8, 0/1: 4) and dp_rank 1 (0/2: 2, 1/0: 6): 3 and 2 read, as the direct scrape', () => {
+    const index = buildHeadIndex([pool({ signals: ['queueDepth'], engine: 'sglang' })]);
+    const q = (dp: string, pp: string, tp: string, v: number) =>
+      value('lws-0', 'sglang:num_queue_reqs', v, { dp_rank: dp, pp_rank: pp, tp_rank: tp });
+    const { pools } = attribute(
+      'queueDepth',
+      [
+        q('0', '0', '0', 3),
+        q('0', '1', '0', 8),
+        q('0', '0', '1', 4),
+        q('1', '0', '2', 2),
+        q('1', '1', '0', 6),
+      ],
+      index,
+    );
+    expect(
+      pools
+        .get('ns1/pa/decode')
+        ?.groups.get('lws-0')
+        ?.ranks.map((r) => [r.rank, r.value]),
+    ).toEqual([
+      ['0', 3],
+      ['1', 2],
+    ]);
   });
 
   it('prefers the capacity waits of vLLM where a pod exports them, ignoring the deferred ones', () => {

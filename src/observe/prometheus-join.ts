@@ -365,6 +365,30 @@ export const ENGINE_TITLES: Readonly<Record<Exclude<EngineSetting, 'auto'>, stri
  */
 export const RANK_LABELS = ['engine', 'dp_rank'] as const;
 
+/**
+ * Labels of an SGLang scheduler series that tell copies of one DP rank's state apart; why they are copies:
+ * sglangSchedulerSeries in engine-metrics.ts. `moe_ep_rank` follows `tp_rank`.
+ */
+export const SGLANG_COPY_LABELS = ['tp_rank', 'pp_rank', 'moe_ep_rank'] as const;
+
+function copyRank(labels: Readonly<Record<string, string>>, name: 'pp_rank' | 'tp_rank'): number {
+  const n = Number(labels[name] ?? '0');
+  return Number.isFinite(n) ? n : Number.POSITIVE_INFINITY;
+}
+
+/**
+ * Of two copies of one SGLang DP rank's gauge, whether `a` is the one read: the lowest `pp_rank` (stage 0,
+ * fed by the tokenizer), then the lowest `tp_rank` (the attention-TP leader). Both the direct scrape and the
+ * PromQL join pick with it, so the two paths read the same copy.
+ */
+export function sglangCopyBefore(
+  a: Readonly<Record<string, string>>,
+  b: Readonly<Record<string, string>>,
+): boolean {
+  const pp = copyRank(a, 'pp_rank') - copyRank(b, 'pp_rank');
+  return pp !== 0 ? pp < 0 : copyRank(a, 'tp_rank') < copyRank(b, 'tp_rank');
+}
+
 export interface HeadPod {
   readonly pod: string;
   /** The replica group this pod leads (LWS group, RayCluster, PodSet, …). */
@@ -452,9 +476,9 @@ function readsSeries(kind: SignalKind, metric: string, labels: Readonly<Record<s
  * pod's OLDEST series, since a pod is only as fresh as its stalest rank. An instant query otherwise
  * reports the evaluation time, and `timestamp()` keeps the scrape time only when applied straight to
  * a selector, hence the second half. `max by` collapses labels that are not ranks (model_name,
- * tp_rank, a pod scraped by two jobs): those are copies of one scheduler's state, not more load.
- * For SGLang the same `max by` keeps one series per `dp_rank` over its `tp_rank`, `pp_rank` and
- * `moe_ep_rank` copies (the rule and its source: sglangSchedulerSeries in engine-metrics.ts).
+ * moe_ep_rank, a pod scraped by two jobs): those are copies of one scheduler's state, not more load.
+ * A gauge keeps SGLang's `pp_rank` and `tp_rank` apart so that `attribute` reads the same copy of each
+ * `dp_rank` as the direct scrape (sglangCopyBefore), not the largest.
  */
 export function buildQuery(kind: SignalKind, scope: QueryScope): string {
   const spec = SIGNAL_KINDS[kind];
@@ -491,7 +515,7 @@ export function buildQuery(kind: SignalKind, scope: QueryScope): string {
   let value: string;
   switch (spec.shape) {
     case 'level':
-      value = `max by (__name__, ${by}) (${selector})`;
+      value = `max by (__name__, ${by}, pp_rank, tp_rank) (${selector})`;
       break;
     case 'rate':
       value = names.map((n) => tagged(n, `max by (${by}) (rate(${n}{${m}}${w}))`)).join(' or ');
@@ -648,6 +672,8 @@ export function dialectOf(kind: SignalKind, metric: string, setting: EngineSetti
 interface PodAcc {
   /** metric name → rank → value */
   readonly values: Map<string, Map<string, number>>;
+  /** `metric rank` → the labels of the SGLang copy kept there (sglangCopyBefore). */
+  readonly copies: Map<string, Readonly<Record<string, string>>>;
   /** Scrape time of the pod's oldest series (seconds); NaN until the ts series is seen. */
   ts: number;
 }
@@ -693,7 +719,7 @@ export function attribute(
     }
     let acc = perPod.get(key);
     if (!acc) {
-      acc = { values: new Map(), ts: Number.NaN };
+      acc = { values: new Map(), copies: new Map(), ts: Number.NaN };
       perPod.set(key, acc);
     }
     if (field === 'ts') {
@@ -703,6 +729,12 @@ export function attribute(
       const rank = buckets ? (s.labels.le ?? '') : rankOf(s.labels);
       const metric = s.labels.__name__ ?? s.labels[METRIC_LABEL] ?? fallbackName;
       if (!readsSeries(kind, metric, s.labels)) continue;
+      if (s.labels.pp_rank !== undefined || s.labels.tp_rank !== undefined) {
+        const slot = `${metric} ${rank}`;
+        const kept = acc.copies.get(slot);
+        if (kept !== undefined && !sglangCopyBefore(s.labels, kept)) continue;
+        acc.copies.set(slot, s.labels);
+      }
       let ranks = acc.values.get(metric);
       if (!ranks) {
         ranks = new Map();

@@ -33,6 +33,25 @@ export interface PodScript {
   readonly down?: boolean;
   /** Serve this fixture file (test/fixtures/metrics/) verbatim; `ranks` and `dialect` are then unused. */
   readonly verbatim?: string;
+  /**
+   * With `verbatim`: every counter and histogram sample (`_total`, `_bucket`, `_sum`, `_count`) is its fixture
+   * value times the seconds since the exporter started, so the fixture's counts arrive once a second: a
+   * constant flow whose rate is the fixture value per second, however the scrapes are timed. Gauges stay.
+   */
+  readonly grow?: boolean;
+}
+
+const CUMULATIVE = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:_total|_bucket|_sum|_count))(\{.*\})? (\S+)$/;
+
+/** The fixture text with its cumulative samples multiplied by `times` (PodScript.grow). */
+function grown(text: string, times: number): string {
+  return text
+    .split('\n')
+    .map((line) => {
+      const m = CUMULATIVE.exec(line);
+      return m ? `${m[1]}${m[2] ?? ''} ${formatValue(Number(m[3]) * times)}` : line;
+    })
+    .join('\n');
 }
 
 const FIXTURE: Record<ExporterDialect, string> = {
@@ -93,9 +112,13 @@ function withRank(
   return rankCount > 1 ? `${labels},dp_rank="${rank}"` : labels;
 }
 
-/** The exposition text one pod serves. Pure apart from reading the fixture file. */
-export function renderPodText(script: PodScript): string {
-  if (script.verbatim !== undefined) return fixture(script.verbatim);
+/**
+ * The exposition text one pod serves, `seconds` after the exporter started (PodScript.grow). Pure apart
+ * from reading the fixture file.
+ */
+export function renderPodText(script: PodScript, seconds = 1): string {
+  if (script.verbatim !== undefined)
+    return script.grow ? grown(fixture(script.verbatim), seconds) : fixture(script.verbatim);
   const family = script.dialect === 'vllmLegacy' ? 'vllm' : script.dialect;
   const scripted = SCRIPTED[family];
   const out: string[] = [];
@@ -155,6 +178,7 @@ export interface EngineExporter {
 export async function startEngineExporter(): Promise<EngineExporter> {
   const scripts = new Map<string, PodScript>();
   const served = new Map<string, number>();
+  const startedMs = Date.now();
   const server: Server = createServer((req, res) => {
     const m = /^\/pods\/([^/]+)\/([^/?]+)/.exec(req.url ?? '');
     const key = m ? `${decodeURIComponent(m[1] ?? '')}/${decodeURIComponent(m[2] ?? '')}` : '';
@@ -165,7 +189,7 @@ export async function startEngineExporter(): Promise<EngineExporter> {
       return;
     }
     try {
-      const body = renderPodText(script);
+      const body = renderPodText(script, (Date.now() - startedMs) / 1000);
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(body);
     } catch (err) {
       res.writeHead(500).end(String(err));

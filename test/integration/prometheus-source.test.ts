@@ -14,6 +14,8 @@ import { RoutingSignalSource } from '../../src/control/sources.ts';
 import { decide, initialState } from '../../src/decide/kpa.ts';
 import { SignalWindows } from '../../src/decide/signal-windows.ts';
 import { KNATIVE_DEFAULTS, KVPA_EXTENSIONS } from '../../src/decide/spec.ts';
+import { extractEngineSignals } from '../../src/observe/engine-metrics.ts';
+import { parseExposition } from '../../src/observe/exposition.ts';
 import {
   type ControlPoolRequest,
   PrometheusPoolSignals,
@@ -24,7 +26,7 @@ import { feedWindows, PrometheusSignalSource } from '../../src/observe/prometheu
 import { toSignalReading } from '../../src/observe/quality.ts';
 import { type EngineExporter, type PodScript, startEngineExporter } from '../harness/engine-exporter.ts';
 import { type PrometheusHarness, type ScrapeTarget, startPrometheus } from '../harness/prometheus.ts';
-import { FIXTURES } from '../observe/metric-fixtures.ts';
+import { FIXTURES, readMetricsFixture } from '../observe/metric-fixtures.ts';
 
 const LWS_LEADER = { 'leaderworkerset.sigs.k8s.io/worker-index': '0' };
 const LWS_WORKER = { 'leaderworkerset.sigs.k8s.io/worker-index': '1' };
@@ -95,6 +97,12 @@ function pods(): Pod[] {
       labels: LWS_LEADER,
       script: { dialect: 'sglang', ranks: [], verbatim: FIXTURES.sglangDpPriority },
     },
+    {
+      namespace: 'ns-sgpp',
+      pod: 'sgpp-0',
+      labels: LWS_LEADER,
+      script: { dialect: 'sglang', ranks: [], verbatim: FIXTURES.sglangPpCopies },
+    },
     // A P/D decode pod: of 9 waiting, 6 wait on KV transfer (deferred), 3 on capacity.
     {
       namespace: 'ns-pd',
@@ -133,6 +141,14 @@ function pods(): Pod[] {
       pod: 'frontend-7c9',
       labels: {},
       script: { dialect: 'vllm', ranks: [], verbatim: FIXTURES.dynamoFrontend },
+    },
+    // A group whose head pod runs the frontend while requests flow: every second adds the fixture's
+    // 3 finished requests (6000 input, 650 output tokens) once more.
+    {
+      namespace: 'ns-dynflow',
+      pod: 'flow-0',
+      labels: LWS_LEADER,
+      script: { dialect: 'vllm', ranks: [], verbatim: FIXTURES.dynamoFrontend, grow: true },
     },
     { namespace: 'ns-q', pod: 'q-0', labels: LWS_LEADER, script: vllm(0.3, 4) },
     { namespace: 'ns-q', pod: 'q-1', labels: LWS_LEADER, script: vllm(0.5, 6) },
@@ -193,6 +209,8 @@ async function sleep(ms: number): Promise<void> {
 let prom: PrometheusHarness;
 let exporter: EngineExporter;
 let source: PrometheusSignalSource;
+/** When every target had been scraped once: a rate window needs its span of scrapes after this. */
+let scrapedSinceMs = 0;
 
 beforeAll(async () => {
   prom = await startPrometheus({ scrapeIntervalSeconds: 1 });
@@ -207,6 +225,7 @@ beforeAll(async () => {
     podLabels: p.labels,
   }));
   await prom.setTargets(targets, 20_000);
+  scrapedSinceMs = Date.now();
   await sleep(1500); // a second scrape of every target, so counters have a rate
   source = new PrometheusSignalSource({ address: prom.url, queryTimeoutSeconds: 5 });
 }, 45_000);
@@ -292,6 +311,28 @@ describe('Prometheus source against a real Prometheus', () => {
     expect(s?.get('queueDepth')).toMatchObject({ state: 'ok', poolTotal: 7 });
     expect(s?.get('runningRequests')).toMatchObject({ state: 'ok', poolTotal: 13 });
     expect(s?.get('kvCacheUtilization')?.poolTotal).toBeCloseTo(0.3, 9);
+  }, 15_000);
+
+  it('SGLang --tp 2 --pp 2, four copies per gauge: pp_rank 0, tp_rank 0 is read, 3 waiting (max 9), as the direct scrape', async () => {
+    const p = pool('ns-sgpp', 'unified', ['sgpp-0'], {
+      engine: 'sglang',
+      signals: ['kvCacheUtilization', 'queueDepth', 'runningRequests'],
+    });
+    const s = (await source.tick([p])).pools.get(p.poolKey)?.signals;
+    expect(s?.get('queueDepth')).toMatchObject({ state: 'ok', poolTotal: 3 });
+    expect(s?.get('runningRequests')).toMatchObject({ state: 'ok', poolTotal: 12 });
+    expect(s?.get('kvCacheUtilization')?.poolTotal).toBeCloseTo(0.31, 9);
+    // The direct scrape of the same text reads the same copy.
+    const direct = extractEngineSignals(parseExposition(readMetricsFixture(FIXTURES.sglangPpCopies)), {
+      dialect: 'sglang',
+    });
+    expect(direct.requestsWaiting).toMatchObject({ state: 'ok', value: 3 });
+    expect(direct.requestsRunning).toMatchObject({ state: 'ok', value: 12 });
+    // A restart backfill picks the same copy at every step.
+    const now = Math.floor(Date.now() / 1000) - 1;
+    const replay = (await source.backfill(p, now - 2, now)).signals.get('queueDepth');
+    expect(replay?.samples.length).toBeGreaterThan(0);
+    for (const sample of replay?.samples ?? []) expect(sample.poolTotal).toBe(3);
   }, 15_000);
 
   it('vLLM waiting by reason: the queue is the capacity waits; without the split, all waits', async () => {
@@ -400,6 +441,50 @@ describe('Prometheus source against a real Prometheus', () => {
     expect(w?.get('kvCacheUtilization')).toMatchObject({ state: 'ok', poolTotal: 0.5 });
     expect(w?.get('queueDepth')).toMatchObject({ state: 'noData' });
     expect(tick.nonHeadSeries).toBeGreaterThan(0);
+  }, 15_000);
+
+  it("Dynamo's frontend flows: 6000 input and 650 output tokens/s, backlog 4 × 2000 and 4 × 200, ITL p90 0.041 s for the guard", async () => {
+    // A 4 s rate window: 4 scrapes at the 1 s interval, all while the flow is steady. A window reaching
+    // back before the first scrape would extrapolate a shorter span and read a smaller rate.
+    await sleep(Math.max(0, scrapedSinceMs + 6_000 - Date.now()));
+    const flows = new PrometheusPoolSignals(
+      new PrometheusSignalSource({ address: prom.url, queryTimeoutSeconds: 5, rateWindowSeconds: 4 }),
+    );
+    const request: ControlPoolRequest = {
+      poolKey: 'ns-dynflow/pa/agg',
+      namespace: 'ns-dynflow',
+      pool: {
+        engine: 'dynamo',
+        metrics: [
+          { type: 'promptTokens', target: 3000 },
+          { type: 'generationTokens', target: 300 },
+        ],
+        missingData: { staleAfterSeconds: 30, minQuorumPercentage: 50 },
+        slo: { tpotSeconds: 0.05 },
+      },
+      heads: [{ name: 'flow-0', groupKey: 'flow-0', groupReady: true, surge: false }],
+    };
+    const [prompt, generation] =
+      (await flows.sample([request], Date.now() / 1000)).get(request.poolKey) ?? [];
+    // promptTokens: rate(dynamo_frontend_input_sequence_tokens_sum); the queue (dynamo_frontend_queued_requests,
+    // 4) times the mean input per finished request (_sum / _count: 6000 / 3) is the backlog.
+    expect(prompt).toMatchObject({ name: 'promptTokens', state: 'ok' });
+    expect(prompt?.backlog).toBeCloseTo(8000, 6);
+    expect(prompt?.total).toBeGreaterThan(6000 * 0.95);
+    expect(prompt?.total).toBeLessThan(6000 * 1.05);
+    // generationTokens: rate(dynamo_frontend_output_tokens_total); the mean output per request from the
+    // output_sequence_tokens histogram (600 / 3).
+    expect(generation).toMatchObject({ name: 'generationTokens', state: 'ok' });
+    expect(generation?.backlog).toBeCloseTo(800, 6);
+    expect(generation?.total).toBeGreaterThan(650 * 0.95);
+    expect(generation?.total).toBeLessThan(650 * 1.05);
+    // The group queues, so its flow is a capacity sample.
+    expect(generation?.capacitySamples).toEqual([generation?.total]);
+    // ITL for the SLO guard: p90 of dynamo_frontend_inter_token_latency_seconds' bucket rates, 2 of 3
+    // observations at or below 0.02 s and the third in (0.02, 0.05]: 0.02 + 0.03 × 0.7 = 0.041 s.
+    expect(prompt?.latency?.tpotSeconds).toBeCloseTo(0.041, 9);
+    expect(generation?.latency).toEqual(prompt?.latency);
+    expect(prompt?.latency?.ttftSeconds).toBeUndefined(); // not asked for by the SLO
   }, 15_000);
 
   it('judges quorum over ready groups and names the missing ones', async () => {

@@ -1,7 +1,7 @@
 // Seed systems as they really run, against the real API server with the upstream CRDs: the setups kvpa
 // must refuse (KServe resetting the count, KubeRay's own autoscaler, multi-host groups without replica
 // labels, DisaggregatedSet slices), KubeRay's silent clamp kept by the controller, and an owner that
-// reverts every write, named from managedFields and latched as OwnerConflict.
+// reverts every write, named from managedFields and latched as OwnerConflict, across controller restarts.
 import { pino } from 'pino';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { scaleTargetFor } from '../../src/actuate/targets.ts';
@@ -45,27 +45,13 @@ function rayRef(name: string): ScaleTargetRef {
   return { apiVersion: 'ray.io/v1', kind: 'RayCluster', name, workerGroupName: 'gpu' };
 }
 
-/** A controller over one pool, stepped by hand; the signal asks for `want` groups (queue 1 per group). */
-async function withController(
-  name: string,
-  ref: ScaleTargetRef,
-  run: (step: (want: number, seconds?: number) => Promise<Json>) => Promise<void>,
-): Promise<void> {
-  let nowMs = Date.parse('2026-12-03T12:00:00Z');
-  const signals = new ManualSignalSource();
-  const controller = new Controller({
-    kubeConfig,
-    signals,
-    policies: loadPolicies().policies,
-    targetFor: (namespace, r) => scaleTargetFor(kubeConfig, namespace, r),
-    logger: pino({ level: 'silent' }),
-    namespace: ns,
-    nowMs: () => nowMs,
-    sampleIntervalMs: 3_600_000,
-    overrideHoldSeconds: 5,
-  });
-  const collection = customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers');
-  await api.create(collection, {
+/** The clock every controller here reads: a restarted controller goes on from where the last one stopped. */
+let nowMs = Date.parse('2026-12-03T12:00:00Z');
+const collection = () => customPath('kvpa.io', 'v1alpha1', ns, 'podautoscalers');
+
+/** An Apply PodAutoscaler `name` over one pool (`pool`) on `ref`. */
+async function createPodAutoscaler(name: string, ref: ScaleTargetRef): Promise<void> {
+  await api.create(collection(), {
     apiVersion: 'kvpa.io/v1alpha1',
     kind: 'PodAutoscaler',
     metadata: { name },
@@ -87,19 +73,51 @@ async function withController(
       ],
     },
   });
+}
+
+/**
+ * A controller (a fresh process, as after a restart) run over PodAutoscaler `name`, stepped by hand; the
+ * signal asks for `want` groups (queue 1 per group).
+ */
+async function runController(
+  name: string,
+  run: (step: (want: number, seconds?: number) => Promise<Json>) => Promise<void>,
+): Promise<void> {
+  const signals = new ManualSignalSource();
+  const controller = new Controller({
+    kubeConfig,
+    signals,
+    policies: loadPolicies().policies,
+    targetFor: (namespace, r) => scaleTargetFor(kubeConfig, namespace, r),
+    logger: pino({ level: 'silent' }),
+    namespace: ns,
+    nowMs: () => nowMs,
+    sampleIntervalMs: 3_600_000,
+    overrideHoldSeconds: 5,
+  });
   await controller.start();
   try {
-    for (let i = 0; i < 100 && controller.watched().length === 0; i++)
+    for (let i = 0; i < 100 && !controller.watched().some((k) => k.endsWith(`/${name}`)); i++)
       await new Promise((r) => setTimeout(r, 50));
     await run(async (want, seconds = 1) => {
       signals.set(`${ns}/${name}/pool`, 'queueDepth', want);
       nowMs += seconds * 1000;
       await controller.tick();
-      return await api.get(`${collection}/${name}`);
+      return await api.get(`${collection()}/${name}`);
     });
   } finally {
     await controller.stop();
   }
+}
+
+/** A controller over one pool, stepped by hand; the signal asks for `want` groups (queue 1 per group). */
+async function withController(
+  name: string,
+  ref: ScaleTargetRef,
+  run: (step: (want: number, seconds?: number) => Promise<Json>) => Promise<void>,
+): Promise<void> {
+  await createPodAutoscaler(name, ref);
+  await runController(name, run);
 }
 
 function conditionOf(pa: Json, type: string): { status?: string; reason?: string; message?: string } {
@@ -153,6 +171,46 @@ describe('seed systems: refusals, clamps and owners that fight', () => {
       spec: { replicas: null },
     });
     expect((await target.read()).refusal).toBeUndefined();
+  });
+
+  it('KServe: the prefill LWS of an LLMInferenceService with spec.prefill.replicas 1 is refused; 1 stays 1 with a want of 4', async () => {
+    const isvcs = customPath('serving.kserve.io', 'v1alpha2', ns, 'llminferenceservices');
+    const isvc = await api.create(isvcs, {
+      apiVersion: 'serving.kserve.io/v1alpha2',
+      kind: 'LLMInferenceService',
+      metadata: { name: 'r2' },
+      spec: { model: { uri: 'hf://deepseek-ai/DeepSeek-R1' }, prefill: { replicas: 1 } },
+    });
+    const uid = (isvc.metadata as { uid: string }).uid;
+    const lwsPath = `${customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets')}/r2-kserve-mn-prefill`;
+    await api.create(customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets'), {
+      apiVersion: 'leaderworkerset.x-k8s.io/v1',
+      kind: 'LeaderWorkerSet',
+      metadata: {
+        name: 'r2-kserve-mn-prefill',
+        ownerReferences: [
+          { apiVersion: 'serving.kserve.io/v1alpha2', kind: 'LLMInferenceService', name: 'r2', uid },
+        ],
+      },
+      spec: { replicas: 1, leaderWorkerTemplate: { size: 2, workerTemplate: podTemplate } },
+    });
+    const ref: ScaleTargetRef = {
+      apiVersion: 'leaderworkerset.x-k8s.io/v1',
+      kind: 'LeaderWorkerSet',
+      name: 'r2-kserve-mn-prefill',
+    };
+    await withController('pa-kserve-prefill', ref, async (step) => {
+      const pa = await step(4);
+      expect(at(await api.get(lwsPath), ['spec', 'replicas'])).toBe(1);
+      expect(conditionOf(pa, 'ScalingActive')).toMatchObject({ status: 'False', reason: 'OwnerConflict' });
+      const conflict = conditionOf(pa, 'OwnerConflict');
+      expect(conflict).toMatchObject({ status: 'True', reason: 'OwnerConflict' });
+      expect(conflict.message).toContain('LLMInferenceService r2 sets spec.prefill.replicas: 1');
+      expect(conflict.message).toContain('remove spec.prefill.replicas');
+    });
+    // The fix the condition names: unset the field, and the LWS is kvpa's to scale.
+    await api.mergePatch(`${isvcs}/r2`, { spec: { prefill: { replicas: null } } });
+    expect((await scaleTargetFor(kubeConfig, ns, ref).read()).refusal).toBeUndefined();
   });
 
   it('KubeRay: enableInTreeAutoscaling is the Ray autoscaler owning the count; refused', async () => {
@@ -260,4 +318,75 @@ describe('seed systems: refusals, clamps and owners that fight', () => {
       expect(at(await api.get(lwsPath), ['spec', 'replicas'])).toBe(2);
     });
   });
+
+  it('OwnerConflict survives a restart: 2 stays 2 with a want of 4 under a new controller, until the spec changes; then 4', async () => {
+    const fight = await latchedFight('lws-latch', 'pa-latch');
+    await runController('pa-latch', async (step) => {
+      let pa = await step(4);
+      expect(at(await api.get(fight.lwsPath), ['spec', 'replicas'])).toBe(2);
+      pa = await step(4, 60);
+      expect(at(await api.get(fight.lwsPath), ['spec', 'replicas'])).toBe(2);
+      expect(conditionOf(pa, 'OwnerConflict')).toMatchObject({ status: 'True', reason: 'OwnerConflict' });
+      expect(conditionOf(pa, 'OwnerConflict').message).toContain('"llmisvc-controller"');
+      expect(String(at(pa, ['status', 'pools', 0, 'ownerConflict']))).toContain('llmisvc-controller');
+      // The documented release: the user changes the PodAutoscaler's spec. Ticks without moving the
+      // clock until the watch has brought the new generation.
+      const generation = await fight.changeSpec(49);
+      for (let i = 0; i < 100 && at(pa, ['status', 'observedGeneration']) !== generation; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        pa = await step(4, 0);
+      }
+      expect(at(await api.get(fight.lwsPath), ['spec', 'replicas'])).toBe(4);
+      expect(conditionOf(pa, 'OwnerConflict')).toMatchObject({ status: 'False' });
+      expect(at(pa, ['status', 'pools', 0, 'ownerConflict'])).toBeUndefined();
+    });
+  });
+
+  it('a spec changed while no controller runs releases OwnerConflict: the restarted controller writes 4', async () => {
+    const fight = await latchedFight('lws-latch-down', 'pa-latch-down');
+    await fight.changeSpec(49); // between the two controllers
+    await runController('pa-latch-down', async (step) => {
+      const pa = await step(4);
+      expect(at(await api.get(fight.lwsPath), ['spec', 'replicas'])).toBe(4);
+      expect(conditionOf(pa, 'OwnerConflict')).toMatchObject({ status: 'False' });
+    });
+  });
 });
+
+/**
+ * LWS `lws` (2 ready groups) under PodAutoscaler `pa`, and a controller that wants 4 while another manager
+ * (`llmisvc-controller`) sets 2 back twice: it latches OwnerConflict and stops. What the tests need after.
+ */
+async function latchedFight(lws: string, pa: string) {
+  await lwsWithReadyGroups(api, ns, lws, 2, 2);
+  const lwsPath = `${customPath('leaderworkerset.x-k8s.io', 'v1', ns, 'leaderworkersets')}/${lws}`;
+  const revert = () =>
+    api.mergePatch(`${lwsPath}/scale?fieldManager=llmisvc-controller`, { spec: { replicas: 2 } });
+  await createPodAutoscaler(pa, {
+    apiVersion: 'leaderworkerset.x-k8s.io/v1',
+    kind: 'LeaderWorkerSet',
+    name: lws,
+  });
+  await runController(pa, async (step) => {
+    await step(4);
+    await revert();
+    await step(4); // holds for the override period (5 s)
+    await step(4, 6); // writes again
+    await revert();
+    const latched = await step(4);
+    expect(conditionOf(latched, 'OwnerConflict')).toMatchObject({ status: 'True' });
+  });
+  return {
+    lwsPath,
+    /** A spec edit (the pool's maxReplicas); the PodAutoscaler's new generation. */
+    async changeSpec(maxReplicas: number): Promise<number> {
+      const patched = await api.ok(
+        'PATCH',
+        `${collection()}/${pa}`,
+        [{ op: 'replace', path: '/spec/pools/0/maxReplicas', value: maxReplicas }],
+        'application/json-patch+json',
+      );
+      return (patched.metadata as { generation: number }).generation;
+    },
+  };
+}

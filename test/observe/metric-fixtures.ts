@@ -12,6 +12,7 @@ export const FIXTURES = {
   vllmDocsInvalid: 'vllm-v1-docs-design-example.txt',
   sglangDocs: 'sglang-docs-production-metrics.txt',
   sglangDpPriority: 'sglang-dp-priority.txt',
+  sglangPpCopies: 'sglang-pp-copies.txt',
   trtllm: 'trtllm-openai-server.txt',
   dynamoFrontend: 'dynamo-frontend.txt',
   dynamoWorker: 'dynamo-worker.txt',

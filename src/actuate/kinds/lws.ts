@@ -89,7 +89,8 @@ interface LlmInferenceServiceLike {
 
 /**
  * The refusal for an LWS whose LLMInferenceService owner sets the count itself: its spec.replicas for the
- * decode (main) workload, spec.prefill.replicas for the `-prefill` one. Pure, so the rule is unit-tested.
+ * decode (main) workload, spec.prefill.replicas for the `-prefill` one. Pure, so the rule is unit-tested
+ * (lws.test.ts).
  */
 export function kserveRefusal(
   lwsName: string,
@@ -109,6 +110,17 @@ export function kserveRefusal(
   };
 }
 
+const KSERVE_GROUP = 'serving.kserve.io';
+
+/** The LWS's LLMInferenceService owner (name and API version), or undefined when KServe does not own it. */
+export function kserveOwnerOf(lws: LeaderWorkerSetLike): { name: string; version: string } | undefined {
+  const owner = lws.metadata?.ownerReferences?.find(
+    (o) => o.kind === 'LLMInferenceService' && o.apiVersion?.startsWith(`${KSERVE_GROUP}/`),
+  );
+  if (!owner?.name || !owner.apiVersion) return undefined;
+  return { name: owner.name, version: owner.apiVersion.slice(`${KSERVE_GROUP}/`.length) };
+}
+
 /**
  * Reads the LWS's LLMInferenceService owner, if any, for kserveRefusal. Without RBAC to read it (403) or
  * with no such CRD (404) there is no verdict here: the controller's revert detection still catches KServe.
@@ -118,18 +130,11 @@ async function kserveOwnerRefusal(
   namespace: string,
   lws: LeaderWorkerSetLike,
 ): Promise<TargetRefusal | undefined> {
-  const owner = lws.metadata?.ownerReferences?.find(
-    (o) => o.kind === 'LLMInferenceService' && o.apiVersion?.startsWith('serving.kserve.io/'),
-  );
-  if (!owner?.name || !owner.apiVersion) return undefined;
-  // Without RBAC to read it (403) or without the CRD (404): no verdict here.
+  const owner = kserveOwnerOf(lws);
+  if (owner === undefined) return undefined;
   const isvc = await getCustomOrUndefined<LlmInferenceServiceLike>(
     clients,
-    {
-      group: 'serving.kserve.io',
-      version: owner.apiVersion.slice('serving.kserve.io/'.length),
-      plural: 'llminferenceservices',
-    },
+    { group: KSERVE_GROUP, version: owner.version, plural: 'llminferenceservices' },
     namespace,
     owner.name,
     [403, 404],
