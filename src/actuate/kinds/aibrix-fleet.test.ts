@@ -1,50 +1,8 @@
-import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { groupGpus } from '../../decide/placement.ts';
 import { fleetPendingGroups, type RayClusterLike } from './aibrix-fleet.ts';
-import { desiredWorkerPods, RAY_LABELS, rayClusterShape } from './kuberay.ts';
-
-const gpuSpec = (gpus: number, extra: Partial<V1PodSpec> = {}): V1PodSpec => ({
-  containers: [
-    {
-      name: 'ray',
-      image: 'rayproject/ray:2.49.0',
-      resources: { limits: { 'nvidia.com/gpu': String(gpus) } },
-    },
-  ],
-  ...extra,
-});
-
-interface PodOptions {
-  cluster?: string;
-  replica?: string;
-  node?: string;
-  unschedulable?: boolean;
-  deleting?: boolean;
-  head?: boolean;
-}
-
-function rayPod(name: string, o: PodOptions = {}): V1Pod {
-  return {
-    metadata: {
-      name,
-      labels: {
-        [RAY_LABELS.cluster]: o.cluster ?? 'rc',
-        [RAY_LABELS.nodeType]: o.head ? 'head' : 'worker',
-        ...(o.head ? {} : { [RAY_LABELS.group]: 'gpu' }),
-        ...(o.replica !== undefined ? { [RAY_LABELS.replicaName]: o.replica } : {}),
-      },
-      ...(o.deleting ? { deletionTimestamp: new Date('2026-12-07T10:00:00Z') } : {}),
-    },
-    spec: { ...gpuSpec(8), ...(o.node !== undefined ? { nodeName: o.node } : {}) },
-    status: {
-      phase: o.node !== undefined ? 'Running' : 'Pending',
-      ...(o.unschedulable
-        ? { conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable' }] }
-        : {}),
-    },
-  };
-}
+import { desiredWorkerPods, rayClusterShape } from './kuberay.ts';
+import { gpuSpec, rayPod } from './ray-pods.fixture.ts';
 
 describe('a whole RayCluster (an AIBrix fleet group) as the scheduler sees it', () => {
   it('KubeRay keeps replicas 5 under maxReplicas 3 at 3, times numOfHosts 2: 6 pods; under minReplicas 2: 2; suspended: 0', () => {

@@ -1,51 +1,9 @@
-import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { groupGpus } from '../../decide/placement.ts';
-import { RAY_LABELS, rayPendingGroups, rayWorkerGroupShape, rayWorkerGroups } from './kuberay.ts';
+import { rayPendingGroups, rayWorkerGroupShape, rayWorkerGroups } from './kuberay.ts';
+import { gpuSpec, rayPod } from './ray-pods.fixture.ts';
 
 const WHERE = 'RayCluster llm/rc spec.workerGroupSpecs[groupName=gpu]';
-
-const gpuSpec = (gpus: number, extra: Partial<V1PodSpec> = {}): V1PodSpec => ({
-  containers: [
-    {
-      name: 'ray',
-      image: 'rayproject/ray:2.49.0',
-      resources: { limits: { 'nvidia.com/gpu': String(gpus) } },
-    },
-  ],
-  ...extra,
-});
-
-interface PodOptions {
-  cluster?: string;
-  replica?: string;
-  node?: string;
-  unschedulable?: boolean;
-  deleting?: boolean;
-  head?: boolean;
-}
-
-function rayPod(name: string, o: PodOptions = {}): V1Pod {
-  return {
-    metadata: {
-      name,
-      labels: {
-        [RAY_LABELS.cluster]: o.cluster ?? 'rc',
-        [RAY_LABELS.nodeType]: o.head ? 'head' : 'worker',
-        ...(o.head ? {} : { [RAY_LABELS.group]: 'gpu' }),
-        ...(o.replica !== undefined ? { [RAY_LABELS.replicaName]: o.replica } : {}),
-      },
-      ...(o.deleting ? { deletionTimestamp: new Date('2026-12-07T10:00:00Z') } : {}),
-    },
-    spec: { ...gpuSpec(8), ...(o.node !== undefined ? { nodeName: o.node } : {}) },
-    status: {
-      phase: o.node !== undefined ? 'Running' : 'Pending',
-      ...(o.unschedulable
-        ? { conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable' }] }
-        : {}),
-    },
-  };
-}
 
 describe('a KubeRay worker group as the scheduler sees it', () => {
   it('numOfHosts 4 of an 8-GPU template is one gang of 4 pods and 32 GPUs, selector and tolerations kept', () => {
