@@ -45,11 +45,17 @@ export interface DrainView {
   /** Why this target cannot drain now whatever its gates (its victims cannot be told apart, …). */
   readonly unavailable?: string;
   /**
-   * The workload removes the pods kvpa names with the lower count (a KubeRay worker group's
-   * `scaleStrategy.workersToDelete`), so `order` is no removal order: kvpa ranks the groups itself
-   * (`chooseVictims`, src/decide/drain.ts) and the write names the victims' pods. Absent: the workload picks.
+   * The workload removes the pods kvpa chooses: those it names with the lower count (a KubeRay worker group's
+   * `scaleStrategy.workersToDelete`), or those out of routing, which are not Ready (a Deployment's ReplicaSet
+   * removes those first). So `order` is no removal order: kvpa ranks the groups itself (`chooseVictims`,
+   * src/decide/drain.ts). Absent: the workload picks.
    */
   readonly chosenVictims?: true;
+  /**
+   * The workload removes at most this many drained groups per lower count without blocking (an OrderedReady
+   * StatefulSet: see kinds/apps.ts), so a longer scale-down drains in steps of this many. Absent: no limit.
+   */
+  readonly maxVictims?: number;
 }
 
 function routingPod(pod: V1Pod, groupKey: string): RoutingPod | undefined {

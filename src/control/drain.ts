@@ -103,7 +103,12 @@ export async function runDrain(c: DrainContext): Promise<DrainRun> {
   const unavailable =
     gateProblem(view) ??
     (c.target.setServing === undefined ? `${c.target.ref.kind} cannot set pod conditions` : undefined);
-  const want = drainWant(c.decision, spec);
+  const decided = drainWant(c.decision, spec);
+  // A workload that removes only `maxVictims` drained groups at a time is drained in steps of that many.
+  const want =
+    view.maxVictims !== undefined && timeout > 0 && unavailable === undefined
+      ? Math.max(decided, spec - view.maxVictims)
+      : decided;
   let order: DrainGroup[] = view.order.map((g) => ({ key: g.key, serving: g.serving }));
   const waiting = c.previous !== null && c.previous.writtenAtSeconds === null;
   const chosen = view.chosenVictims === true;
