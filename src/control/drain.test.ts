@@ -1,7 +1,7 @@
 import type { V1Pod, V1PodCondition } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { deploymentDrainView, statefulSetDrainView } from '../actuate/kinds/apps.ts';
-import { type DrainView, lwsDrainView } from '../actuate/routing.ts';
+import { type DrainView, lwsDrainView, type RoutingOwner } from '../actuate/routing.ts';
 import type { HeadPod, ScaleTarget, TargetState } from '../actuate/types.ts';
 import { loadPolicies } from '../api/documents.ts';
 import type { ScaleTargetRef } from '../api/podautoscaler.ts';
@@ -42,6 +42,8 @@ const POOL: ResolvedPool = resolvePool(
   0,
   loadPolicies().policies,
 );
+
+const OWNER: RoutingOwner = { podAutoscaler: 'decode-pa', pool: 'decode', target: `LeaderWorkerSet/${LWS}` };
 
 const REQUEST: PoolSignalRequest = {
   poolKey: POOL_KEY,
@@ -209,6 +211,7 @@ function context(r: Run): DrainContext {
     previous: r.previous ?? null,
     timeoutSeconds: r.timeoutSeconds ?? TIMEOUT,
     target: r.target ?? new FakeLws(r.pods),
+    owner: OWNER,
     signals: r.signals ?? new ManualSignalSource(),
     request: REQUEST,
     onError: (what) => errors.push(what),
@@ -333,7 +336,7 @@ describe('runDrain', () => {
       ['decode-3-1', false],
     ]);
     expect(target.calls.find((c) => c.pod === 'decode-3')?.message).toBe(
-      `kvpa drains this group: ${run.outcome.reason}`,
+      `kvpa drains this group (PodAutoscaler decode-pa, pool decode, LeaderWorkerSet/decode): ${run.outcome.reason}`,
     );
     expect(target.calls.find((c) => c.pod === 'decode-2')?.message).toBe('kvpa routes this group');
     expect(target.writes).toEqual([]);
