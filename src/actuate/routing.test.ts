@@ -1,7 +1,17 @@
 import type { V1Pod, V1PodCondition } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { isPodReady } from './readiness.ts';
-import { type DrainView, gateProblem, lwsDrainView, type RoutingPod, routingPatches } from './routing.ts';
+import {
+  type DrainView,
+  drainingMessage,
+  drainingOwner,
+  gateProblem,
+  lwsDrainView,
+  orphanedPods,
+  type RoutingPod,
+  routingOwnerKey,
+  routingPatches,
+} from './routing.ts';
 
 const LWS = 'decode';
 const NS = 'llm';
@@ -369,5 +379,42 @@ describe('isPodReady with readiness gates', () => {
     expect(isPodReady(p)).toBe(true);
     if (p.spec) delete p.spec.readinessGates;
     expect(isPodReady(p)).toBe(true);
+  });
+});
+
+describe('drainingMessage / drainingOwner / orphanedPods', () => {
+  const owner = { podAutoscaler: 'decode-pa', pool: 'decode', target: 'LeaderWorkerSet/decode' };
+
+  it('a False message names its owner and comes back to the same owner, whatever the reason says', () => {
+    const message = drainingMessage(owner, 'draining 3 (pool x, y): 2 request(s) in flight');
+    expect(message).toBe(
+      'kvpa drains this group (PodAutoscaler decode-pa, pool decode, LeaderWorkerSet/decode): draining 3 (pool x, y): 2 request(s) in flight',
+    );
+    expect(drainingOwner(message)).toEqual(owner);
+  });
+
+  it('messages naming no owner give none: the routed one, an older "kvpa drains this group: …", absent', () => {
+    expect(drainingOwner('kvpa routes this group')).toBeUndefined();
+    expect(drainingOwner('kvpa drains this group: draining 3')).toBeUndefined();
+    expect(drainingOwner(undefined)).toBeUndefined();
+  });
+
+  it('of 5 pods out of routing, the 3 whose pool is not live go: gone PodAutoscaler, other namespace, no owner', () => {
+    const gone = { ...owner, podAutoscaler: 'old-pa' };
+    const pods = [
+      { namespace: 'llm', name: 'live-0', owner },
+      { namespace: 'llm', name: 'gone-0', owner: gone },
+      { namespace: 'other', name: 'elsewhere-0', owner },
+      { namespace: 'llm', name: 'anon-0', owner: undefined },
+      { namespace: 'llm', name: 'live-1', owner },
+    ];
+    const live = new Set([routingOwnerKey('llm', owner)]);
+    expect(orphanedPods(pods, live).map((p) => p.name)).toEqual(['gone-0', 'elsewhere-0', 'anon-0']);
+  });
+
+  it('a pool pointed at another target (StatefulSet web → web2) leaves the pods of web orphaned', () => {
+    const before = { podAutoscaler: 'pa', pool: 'decode', target: 'StatefulSet/web' };
+    const live = new Set([routingOwnerKey('llm', { ...before, target: 'StatefulSet/web2' })]);
+    expect(orphanedPods([{ namespace: 'llm', name: 'web-2', owner: before }], live)).toHaveLength(1);
   });
 });

@@ -45,11 +45,17 @@ export interface DrainView {
   /** Why this target cannot drain now whatever its gates (its victims cannot be told apart, …). */
   readonly unavailable?: string;
   /**
-   * The workload removes the pods kvpa names with the lower count (a KubeRay worker group's
-   * `scaleStrategy.workersToDelete`), so `order` is no removal order: kvpa ranks the groups itself
-   * (`chooseVictims`, src/decide/drain.ts) and the write names the victims' pods. Absent: the workload picks.
+   * The workload removes the pods kvpa chooses: those it names with the lower count (a KubeRay worker group's
+   * `scaleStrategy.workersToDelete`), or those out of routing, which are not Ready (a Deployment's ReplicaSet
+   * removes those first). So `order` is no removal order: kvpa ranks the groups itself (`chooseVictims`,
+   * src/decide/drain.ts). Absent: the workload picks.
    */
   readonly chosenVictims?: true;
+  /**
+   * The workload removes at most this many drained groups per lower count without blocking (an OrderedReady
+   * StatefulSet: see kinds/apps.ts), so a longer scale-down drains in steps of this many. Absent: no limit.
+   */
+  readonly maxVictims?: number;
 }
 
 function routingPod(pod: V1Pod, groupKey: string): RoutingPod | undefined {
@@ -223,6 +229,81 @@ export function routingPatches(
     const serving = !outOfRouting.has(p.groupKey);
     if (p.serving !== serving) out.push({ name: p.name, serving });
   }
+  return out;
+}
+
+/** The pool that takes a pod out of routing: its PodAutoscaler (in the pod's namespace), pool and target. */
+export interface RoutingOwner {
+  readonly podAutoscaler: string;
+  readonly pool: string;
+  /** `<kind>/<name>` of the pool's scaleTargetRef. */
+  readonly target: string;
+}
+
+/** The message of a False condition: it names its owner, so a pod whose pool is gone can be found and routed. */
+export function drainingMessage(owner: RoutingOwner, reason: string): string {
+  return `kvpa drains this group (PodAutoscaler ${owner.podAutoscaler}, pool ${owner.pool}, ${owner.target}): ${reason}`;
+}
+
+const DRAINING_MESSAGE = /^kvpa drains this group \(PodAutoscaler (\S+), pool (\S+), (\S+)\): /;
+
+/** The owner a False condition's message names (`drainingMessage`); undefined for any other message. */
+export function drainingOwner(message: string | undefined): RoutingOwner | undefined {
+  const m = DRAINING_MESSAGE.exec(message ?? '');
+  if (m?.[1] === undefined || m[2] === undefined || m[3] === undefined) return undefined;
+  return { podAutoscaler: m[1], pool: m[2], target: m[3] };
+}
+
+/** The key of a pool's routing in `namespace`, as `orphanedPods` matches owners. */
+export const routingOwnerKey = (namespace: string, o: RoutingOwner) =>
+  `${namespace}/${o.podAutoscaler}/${o.pool}/${o.target}`;
+
+/** A pod with kvpa's condition False, as the sweep lists it. */
+export interface OutOfRoutingPod {
+  readonly namespace: string;
+  readonly name: string;
+  readonly owner: RoutingOwner | undefined;
+}
+
+/**
+ * The pods out of routing that no live pool holds: their owner (a pool of a valid PodAutoscaler, by
+ * `routingOwnerKey`) is gone, or their message names none (written by another version of kvpa). A live pool's own
+ * decisions route its pods, so those are never touched here.
+ */
+export function orphanedPods(pods: readonly OutOfRoutingPod[], live: ReadonlySet<string>): OutOfRoutingPod[] {
+  return pods.filter((p) => p.owner === undefined || !live.has(routingOwnerKey(p.namespace, p.owner)));
+}
+
+const SWEEP_PAGE = 500;
+
+/**
+ * Every pod whose `kvpa.io/serving` condition is False, in `namespace` or (undefined) all namespaces, a page at a
+ * time: pod conditions cannot be selected on, so the list reads every pod.
+ */
+export async function listOutOfRouting(
+  clients: KubeClients,
+  namespace: string | undefined,
+): Promise<OutOfRoutingPod[]> {
+  const out: OutOfRoutingPod[] = [];
+  let cont: string | undefined;
+  do {
+    const page = { limit: SWEEP_PAGE, ...(cont !== undefined ? { _continue: cont } : {}) };
+    const list =
+      namespace === undefined
+        ? await clients.core.listPodForAllNamespaces(page)
+        : await clients.core.listNamespacedPod({ namespace, ...page });
+    for (const pod of list.items) {
+      const condition = pod.status?.conditions?.find((c) => c.type === SERVING_CONDITION);
+      const name = pod.metadata?.name;
+      if (condition?.status !== 'False' || name === undefined) continue;
+      out.push({
+        namespace: pod.metadata?.namespace ?? namespace ?? 'default',
+        name,
+        owner: drainingOwner(condition.message),
+      });
+    }
+    cont = list.metadata?._continue || undefined;
+  } while (cont !== undefined);
   return out;
 }
 

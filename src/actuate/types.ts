@@ -47,9 +47,9 @@ export interface TargetState {
   /** The resourceVersion read with specGroups: the precondition for the next write. */
   readonly resourceVersion: string;
   /**
-   * Present for kinds whose victim on scale-down is known (LWS: the highest index) or named by kvpa (KubeRay:
-   * workersToDelete): the groups in removal order (or for kvpa to rank) and every pod's readiness gate, so kvpa
-   * can drain before it lowers the count.
+   * Present for kinds whose victim on scale-down is known (LWS, StatefulSet: the highest index) or chosen by kvpa
+   * (KubeRay: workersToDelete; Deployment: not Ready first): the groups in removal order (or for kvpa to rank) and
+   * every pod's readiness gate, so kvpa can drain before it lowers the count.
    */
   readonly drain?: DrainView;
   /**

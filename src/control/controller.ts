@@ -17,6 +17,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { type KubeClients, kubeClients } from '../actuate/kube.ts';
+import { type RoutingOwner, routingOwnerKey } from '../actuate/routing.ts';
 import {
   ConflictError,
   type HeadPod,
@@ -53,7 +54,7 @@ import { type ClusterRoom, readClusterRoom } from '../observe/cluster-room.ts';
 import type { AnnotationEvent } from '../report/grafana.ts';
 import { effectiveBounds } from './coupled-bounds.ts';
 import { DeadlineError, type PendingCall, trackCalls, withDeadline } from './deadline.ts';
-import { type DrainRun, drainRecordOf, drainStatus, runDrain } from './drain.ts';
+import { type DrainRun, drainRecordOf, drainStatus, runDrain, sweepRouting } from './drain.ts';
 import { FRESH_MEMORY, type PoolEvent, type PoolMemory, poolEvents, stableKey } from './events.ts';
 import {
   KubeWriter,
@@ -218,6 +219,9 @@ const ROOM_DEADLINE_MS = 20_000;
 const POOL_DEADLINE_SECONDS = 30;
 /** Status and Event writes of one PodAutoscaler, after its pools. */
 const REPORT_DEADLINE_MS = 30_000;
+/** The sweep of pods a gone pool left out of routing, besides after each change: a backstop for a missed event. */
+const SWEEP_SECONDS = 600;
+const SWEEP_DEADLINE_MS = 60_000;
 
 export class Controller {
   private readonly autoscalers = new Map<string, AutoscalerRuntime>();
@@ -229,9 +233,15 @@ export class Controller {
   private readonly ticks = new Set<Promise<void>>();
   /** The run of each PodAutoscaler in progress, by key: a PodAutoscaler never runs twice at once. */
   private readonly runs = new Map<string, Promise<void>>();
+  /** The runtime each run in `runs` runs (sync may have replaced it since). */
+  private readonly running = new Map<string, AutoscalerRuntime>();
+  /** A PodAutoscaler or pool went away (or this controller started): sweep for pods it left out of routing. */
+  private sweepDue = true;
+  private sweeping = false;
+  private lastSweepSeconds = Number.NEGATIVE_INFINITY;
   /** Source calls in progress, by endpoint key: a slow endpoint is never asked again while it thinks. */
   private readonly sampling = new Map<string, Promise<unknown>>();
-  private roomClients: KubeClients | undefined;
+  private apiClients: KubeClients | undefined;
 
   constructor(private readonly options: ControllerOptions) {
     this.writer = new KubeWriter(options.kubeConfig, options.hostname ?? 'kvpa');
@@ -290,11 +300,57 @@ export class Controller {
       const due = [...this.autoscalers.values()].filter((a) => !this.runs.has(a.key));
       const samples = this.startSampling(due, nowSeconds);
       await Promise.all(due.map((a) => this.run(a, samples, nowSeconds)));
+      await this.sweep(nowSeconds);
     } catch (err) {
       this.options.logger.error({ err: errorText(err) }, 'tick failed');
     } finally {
       this.options.observer?.tick?.((this.now() - startedMs) / 1000);
     }
+  }
+
+  /**
+   * Routes again the pods that no live pool holds out of routing (drain.ts sweepRouting), after a PodAutoscaler
+   * or pool went away, at start, and every SWEEP_SECONDS. Never throws; a failure leaves the sweep due.
+   */
+  private async sweep(nowSeconds: number): Promise<void> {
+    if (this.sweeping || (!this.sweepDue && nowSeconds - this.lastSweepSeconds < SWEEP_SECONDS)) return;
+    // Until the watch has listed the PodAutoscalers once, a live pool would look gone.
+    if (this.watch?.synced() !== true) return;
+    // A run of a runtime sync has replaced may still set pods False in the name of a pool that is gone.
+    for (const [key, a] of this.running) if (this.autoscalers.get(key) !== a) return;
+    const live = new Set<string>();
+    for (const a of this.autoscalers.values()) {
+      if (a.invalid !== null) continue;
+      for (const p of a.pools.values())
+        live.add(routingOwnerKey(a.raw.metadata?.namespace ?? 'default', ownerOf(a, p)));
+    }
+    this.sweeping = true;
+    this.sweepDue = false;
+    this.lastSweepSeconds = nowSeconds;
+    const log = this.options.logger;
+    try {
+      const { restored, error } = await withDeadline(
+        sweepRouting(this.clients(), this.options.namespace, live),
+        SWEEP_DEADLINE_MS,
+        'routing again the pods of gone pools',
+      );
+      if (restored.length > 0)
+        log.info({ pods: restored }, 'routed again pods a gone pool left out of routing');
+      if (error !== null) {
+        this.sweepDue = true;
+        log.warn({ err: error }, 'routing again a pod a gone pool left out of routing failed');
+      }
+    } catch (err) {
+      this.sweepDue = true;
+      log.warn({ err: errorText(err) }, 'sweeping pods left out of routing failed');
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private clients(): KubeClients {
+    this.apiClients ??= kubeClients(this.options.kubeConfig);
+    return this.apiClients;
   }
 
   /**
@@ -309,6 +365,8 @@ export class Controller {
       const generation = raw.metadata?.generation ?? 0;
       const existing = this.autoscalers.get(key);
       if (existing !== undefined && existing.generation === generation) continue;
+      // A changed spec may drop a pool, retarget it or turn invalid: its pods out of routing are nobody's now.
+      if (existing !== undefined) this.sweepDue = true;
       let built: AutoscalerRuntime;
       try {
         built = this.build(raw, generation, existing);
@@ -321,6 +379,7 @@ export class Controller {
       if (!seen.has(key)) {
         void a.annotations?.close();
         this.autoscalers.delete(key);
+        this.sweepDue = true;
         this.options.observer?.deleted?.(key);
       }
     }
@@ -517,8 +576,12 @@ export class Controller {
       .catch((err) =>
         this.options.logger.error({ autoscaler: a.key, err: errorText(err) }, 'reconcile failed'),
       )
-      .finally(() => this.runs.delete(a.key));
+      .finally(() => {
+        this.runs.delete(a.key);
+        this.running.delete(a.key);
+      });
     this.runs.set(a.key, run);
+    this.running.set(a.key, a);
     return run;
   }
 
@@ -1066,6 +1129,7 @@ export class Controller {
       previous: p.drain,
       timeoutSeconds: p.pool.drainTimeoutSeconds,
       target: p.target,
+      owner: ownerOf(a, p),
       signals: this.options.signals,
       request: this.requestOf(a, p),
       onError: (what, err) =>
@@ -1196,8 +1260,7 @@ export class Controller {
     const read =
       this.options.clusterRoom ??
       ((ns: string, resource: string, queue?: string) => {
-        this.roomClients ??= kubeClients(this.options.kubeConfig);
-        return readClusterRoom(this.roomClients, ns, resource, queue);
+        return readClusterRoom(this.clients(), ns, resource, queue);
       });
     return withDeadline(
       read(namespace, gpuResource, kueueQueue),
@@ -1380,6 +1443,12 @@ function removingWith(p: PoolRuntime, groups: number): readonly string[] | undef
   const run = p.drainRun;
   if (run === null || run.removePods === null || run.removePods.length === 0) return undefined;
   return run.outcome.write === groups ? run.removePods : undefined;
+}
+
+/** The pool as the pods it takes out of routing name it. */
+function ownerOf(a: AutoscalerRuntime, p: PoolRuntime): RoutingOwner {
+  const ref = p.pool.scaleTargetRef;
+  return { podAutoscaler: a.raw.metadata?.name ?? '', pool: p.pool.name, target: `${ref.kind}/${ref.name}` };
 }
 
 /** What holds kvpa's writes to this pool (refusal, conflict, another writer's hold); null when none. */

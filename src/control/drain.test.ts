@@ -1,6 +1,7 @@
 import type { V1Pod, V1PodCondition } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { type DrainView, lwsDrainView } from '../actuate/routing.ts';
+import { deploymentDrainView, statefulSetDrainView } from '../actuate/kinds/apps.ts';
+import { type DrainView, lwsDrainView, type RoutingOwner } from '../actuate/routing.ts';
 import type { HeadPod, ScaleTarget, TargetState } from '../actuate/types.ts';
 import { loadPolicies } from '../api/documents.ts';
 import type { ScaleTargetRef } from '../api/podautoscaler.ts';
@@ -41,6 +42,8 @@ const POOL: ResolvedPool = resolvePool(
   0,
   loadPolicies().policies,
 );
+
+const OWNER: RoutingOwner = { podAutoscaler: 'decode-pa', pool: 'decode', target: `LeaderWorkerSet/${LWS}` };
 
 const REQUEST: PoolSignalRequest = {
   poolKey: POOL_KEY,
@@ -208,6 +211,7 @@ function context(r: Run): DrainContext {
     previous: r.previous ?? null,
     timeoutSeconds: r.timeoutSeconds ?? TIMEOUT,
     target: r.target ?? new FakeLws(r.pods),
+    owner: OWNER,
     signals: r.signals ?? new ManualSignalSource(),
     request: REQUEST,
     onError: (what) => errors.push(what),
@@ -332,7 +336,7 @@ describe('runDrain', () => {
       ['decode-3-1', false],
     ]);
     expect(target.calls.find((c) => c.pod === 'decode-3')?.message).toBe(
-      `kvpa drains this group: ${run.outcome.reason}`,
+      `kvpa drains this group (PodAutoscaler decode-pa, pool decode, LeaderWorkerSet/decode): ${run.outcome.reason}`,
     );
     expect(target.calls.find((c) => c.pod === 'decode-2')?.message).toBe('kvpa routes this group');
     expect(target.writes).toEqual([]);
@@ -604,5 +608,122 @@ describe('runDrain', () => {
     );
     expect(run.outcome.phase).toBe('draining');
     expect(run.outcome.unreadVictims).toBe(1);
+  });
+});
+
+describe('runDrain over apps/v1 pools (one pod per group)', () => {
+  /** `replicas` pods `<name>-<i>` (StatefulSet) or `<name>-7c9d-<i>` of one ReplicaSet (Deployment), all routed. */
+  function appsPod(name: string, owner?: string): V1Pod {
+    return {
+      metadata: {
+        name,
+        namespace: NS,
+        labels: { 'pod-template-hash': '7c9d' },
+        ...(owner !== undefined
+          ? {
+              ownerReferences: [
+                { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: owner, uid: 'u', controller: true },
+              ],
+            }
+          : {}),
+      },
+      spec: { containers: [{ name: 'vllm' }], readinessGates: [{ conditionType: 'kvpa.io/serving' }] },
+      status: {
+        phase: 'Running',
+        conditions: [
+          { type: 'ContainersReady', status: 'True' },
+          { type: 'Ready', status: 'True' },
+          { type: 'kvpa.io/serving', status: 'True' },
+        ],
+      },
+    };
+  }
+  const stsPods = (n: number) => Array.from({ length: n }, (_, i) => appsPod(`web-${i}`));
+  const stsView = (n: number, policy?: 'Parallel') =>
+    statefulSetDrainView(
+      NS,
+      {
+        metadata: { name: 'web' },
+        spec: { replicas: n, selector: {}, template: {}, ...(policy ? { podManagementPolicy: policy } : {}) },
+      },
+      stsPods(n),
+    );
+  /** 4 → 2: 1.2 of KV at 0.7 per group. */
+  const FOUR_TO_TWO = decisionFor(4, 1.2);
+
+  function appsContext(view: DrainView, o: Partial<DrainContext> = {}): DrainContext & { target: FakeLws } {
+    const target = new FakeLws([]);
+    return {
+      ...context({ pods: [], target, decision: FOUR_TO_TWO }),
+      state: { specGroups: 4, readyGroups: 4, groupSize: 1, resourceVersion: '4711', drain: view },
+      ...o,
+      target,
+    };
+  }
+
+  it('the decision is a real 4 → 2 (1.2 KV at 0.7 per group)', () => {
+    expect(FOUR_TO_TWO.desiredGroups).toBe(2);
+  });
+
+  it('OrderedReady StatefulSet 4 → 2: drains ordinal 3 alone, toward 3 (one ordinal per write)', async () => {
+    const c = appsContext(stsView(4));
+    const run = await runDrain(c);
+    expect(run.outcome.phase).toBe('draining');
+    expect(run.outcome.record).toMatchObject({ fromGroups: 4, toGroups: 3, victims: ['3'] });
+    expect(c.target.calls.map((x) => [x.pod, x.serving])).toEqual([['web-3', false]]);
+  });
+
+  it('Parallel StatefulSet 4 → 2: drains ordinals 3 and 2 together, toward 2', async () => {
+    const c = appsContext(stsView(4, 'Parallel'));
+    const run = await runDrain(c);
+    expect(run.outcome.record).toMatchObject({ fromGroups: 4, toGroups: 2, victims: ['3', '2'] });
+    expect(c.target.calls.map((x) => x.pod)).toEqual(['web-2', 'web-3']);
+  });
+
+  it('OrderedReady with draining off writes 4 → 2 at once: the one-ordinal step is for drained pods only', async () => {
+    const run = await runDrain(appsContext(stsView(4), { timeoutSeconds: 0 }));
+    expect(run.outcome.phase).toBe('direct');
+    expect(run.outcome.write).toBe(2);
+  });
+
+  it('OrderedReady, 3 written and web-3 gone: the record closes, and the next decision drains ordinal 2 for 3 → 2', async () => {
+    const written: DrainRecord = { ...STARTED, victims: ['3'], writtenAtSeconds: T0 + 10 };
+    const closed = await runDrain(
+      appsContext(stsView(3), {
+        previous: written,
+        nowSeconds: T0 + 20,
+        state: { specGroups: 3, readyGroups: 3, groupSize: 1, resourceVersion: '4712', drain: stsView(3) },
+      }),
+    );
+    expect(closed.outcome.record).toBeNull();
+    expect(closed.outcome.write).toBeUndefined();
+    const next = await runDrain(
+      appsContext(stsView(3), {
+        nowSeconds: T0 + 21,
+        state: { specGroups: 3, readyGroups: 3, groupSize: 1, resourceVersion: '4712', drain: stsView(3) },
+      }),
+    );
+    expect(next.outcome.record).toMatchObject({ fromGroups: 3, toGroups: 2, victims: ['2'] });
+  });
+
+  it('Deployment 3 → 2 with 5, 0 and 2 requests in flight: drains pod b (0 requests), whatever its place', async () => {
+    const pods = ['a', 'b', 'c'].map((x) => appsPod(`decode-7c9d-${x}`, 'decode-7c9d'));
+    const view = deploymentDrainView(
+      NS,
+      { metadata: { name: 'decode' }, spec: { replicas: 3, selector: {}, template: {} } },
+      pods,
+    );
+    const signals = new ManualSignalSource();
+    signals.setInFlight(POOL_KEY, 'decode-7c9d-a', { requests: 5, atSeconds: T0 });
+    signals.setInFlight(POOL_KEY, 'decode-7c9d-b', { requests: 0, atSeconds: T0 });
+    signals.setInFlight(POOL_KEY, 'decode-7c9d-c', { requests: 2, atSeconds: T0 });
+    const c = appsContext(view, {
+      signals,
+      decision: decisionFor(3, 1.2),
+      state: { specGroups: 3, readyGroups: 3, groupSize: 1, resourceVersion: '4711', drain: view },
+    });
+    const run = await runDrain(c);
+    expect(run.outcome.record).toMatchObject({ fromGroups: 3, toGroups: 2, victims: ['decode-7c9d-b'] });
+    expect(c.target.calls.map((x) => [x.pod, x.serving])).toEqual([['decode-7c9d-b', false]]);
   });
 });

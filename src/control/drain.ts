@@ -6,7 +6,17 @@
  * Every gated pod is set True unless its group is a victim, on every decision, in both modes: a new pod of a
  * gated template is not Ready until kvpa says so, and a pod left False by a crashed drain is restored.
  */
-import { type DrainView, gateProblem, routingPatches } from '../actuate/routing.ts';
+import type { KubeClients } from '../actuate/kube.ts';
+import {
+  type DrainView,
+  drainingMessage,
+  gateProblem,
+  listOutOfRouting,
+  orphanedPods,
+  type RoutingOwner,
+  routingPatches,
+  setServing,
+} from '../actuate/routing.ts';
 import type { ScaleTarget, TargetState } from '../actuate/types.ts';
 import type { PodAutoscalerStatus } from '../api/podautoscaler.ts';
 import {
@@ -89,6 +99,8 @@ export interface DrainContext {
   readonly previous: DrainRecord | null;
   readonly timeoutSeconds: number;
   readonly target: ScaleTarget;
+  /** Named in the message of every condition set False, so a sweep can tell a pod whose pool is gone. */
+  readonly owner: RoutingOwner;
   readonly signals: SignalSource;
   readonly request: PoolSignalRequest;
   readonly onError: (what: string, err: unknown) => void;
@@ -103,7 +115,12 @@ export async function runDrain(c: DrainContext): Promise<DrainRun> {
   const unavailable =
     gateProblem(view) ??
     (c.target.setServing === undefined ? `${c.target.ref.kind} cannot set pod conditions` : undefined);
-  const want = drainWant(c.decision, spec);
+  const decided = drainWant(c.decision, spec);
+  // A workload that removes only `maxVictims` drained groups at a time is drained in steps of that many.
+  const want =
+    view.maxVictims !== undefined && timeout > 0 && unavailable === undefined
+      ? Math.max(decided, spec - view.maxVictims)
+      : decided;
   let order: DrainGroup[] = view.order.map((g) => ({ key: g.key, serving: g.serving }));
   const waiting = c.previous !== null && c.previous.writtenAtSeconds === null;
   const chosen = view.chosenVictims === true;
@@ -191,7 +208,7 @@ async function applyRouting(c: DrainContext, view: DrainView, outcome: DrainOutc
       await setServing(
         patch.name,
         patch.serving,
-        patch.serving ? 'kvpa routes this group' : `kvpa drains this group: ${outcome.reason}`,
+        patch.serving ? 'kvpa routes this group' : drainingMessage(c.owner, outcome.reason),
       );
     } catch (err) {
       failure ??= err instanceof Error ? err.message : String(err);
@@ -199,4 +216,44 @@ async function applyRouting(c: DrainContext, view: DrainView, outcome: DrainOutc
     }
   }
   return failure;
+}
+
+/**
+ * Routes again every pod a gone pool left out of routing: its PodAutoscaler deleted, invalid now, or the pool
+ * removed from the spec or pointed at another target mid-drain. `live` holds the `routingOwnerKey` of every pool
+ * of every valid PodAutoscaler; their pods are theirs to route. Returns the pods routed again and the first failure.
+ *
+ * A sweep rather than a finalizer on the PodAutoscaler: a finalizer would have kvpa write users' objects and
+ * would hold a PodAutoscaler (and its namespace) in deletion whenever kvpa is not running, and it covers only
+ * deletion. The sweep also covers a pool that left the spec, a PodAutoscaler that turned invalid and one deleted
+ * while no controller ran, with the access kvpa already has (list pods, patch pods/status): each pod it sets
+ * False names its pool (`drainingMessage`).
+ */
+export async function sweepRouting(
+  clients: KubeClients,
+  namespace: string | undefined,
+  live: ReadonlySet<string>,
+): Promise<{ restored: string[]; error: string | null }> {
+  const orphans = orphanedPods(await listOutOfRouting(clients, namespace), live);
+  const restored: string[] = [];
+  let error: string | null = null;
+  for (const pod of orphans) {
+    const why =
+      pod.owner === undefined
+        ? 'no pool'
+        : `pool ${pod.owner.pool} of PodAutoscaler ${pod.owner.podAutoscaler}`;
+    try {
+      await setServing(
+        clients,
+        pod.namespace,
+        pod.name,
+        true,
+        `kvpa routes this group: ${why} no longer drains it`,
+      );
+      restored.push(`${pod.namespace}/${pod.name}`);
+    } catch (err) {
+      error ??= err instanceof Error ? err.message : String(err);
+    }
+  }
+  return { restored, error };
 }

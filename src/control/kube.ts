@@ -32,6 +32,8 @@ export interface PodAutoscalerWatch {
   start(): Promise<void>;
   stop(): Promise<void>;
   list(): readonly RawPodAutoscaler[];
+  /** True once a list has completed: until then `list()` may lack PodAutoscalers that exist. */
+  synced(): boolean;
 }
 
 /** A full list of every PodAutoscaler may be large; anything else is one object. */
@@ -78,6 +80,7 @@ export function watchPodAutoscalers(
   let timer: NodeJS.Timeout | undefined;
   let attempt = 0;
   let failedThisRound = false;
+  let synced = false;
   const failed = (err: unknown) => {
     // stop() aborts the watch request; that is not a failure worth a warning.
     if (stopped) return;
@@ -97,7 +100,10 @@ export function watchPodAutoscalers(
     failedThisRound = false;
     try {
       await informer.start();
-      if (!failedThisRound) attempt = 0;
+      if (!failedThisRound) {
+        attempt = 0;
+        synced = true;
+      }
     } catch (err) {
       failed(err);
     }
@@ -114,6 +120,7 @@ export function watchPodAutoscalers(
       await informer.stop();
     },
     list: () => informer.list(),
+    synced: () => synced,
   };
 }
 

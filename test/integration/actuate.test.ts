@@ -791,6 +791,8 @@ describe('ScaleTarget adapters on the real API server', () => {
       countPath: ['spec', 'replicas'],
       expected: { specGroups: 3, readyGroups: 3, groupSize: 1 },
       expectedHeads: ['dep-a-1:ready', 'dep-a-2:unready'],
+      // kvpa chooses among the pods its ReplicaSets own; these two name no owner, so none is a group yet.
+      expectedRemovalOrder: ['(not created 1)', '(not created 2)', '(not created 3)'],
     });
   });
 
@@ -817,6 +819,8 @@ describe('ScaleTarget adapters on the real API server', () => {
       countPath: ['spec', 'replicas'],
       expected: { specGroups: 2, readyGroups: 2, groupSize: 1 },
       expectedHeads: ['0:ready', '1:unready', '2:ready:surge'],
+      // The highest ordinal in range first; the leftover 2 is already leaving, so last.
+      expectedRemovalOrder: ['1', '0', '2'],
     });
   });
 

@@ -155,6 +155,7 @@ function rayContext(
     previous: o.previous ?? null,
     timeoutSeconds: TIMEOUT,
     target: o.target ?? new FakeRay(),
+    owner: { podAutoscaler: 'ray-pa', pool: 'decode', target: 'RayCluster/rc' },
     signals: o.signals ?? new ManualSignalSource(),
     request: REQUEST,
     onError: () => {},
