@@ -453,7 +453,7 @@ export const httpUrlRules: readonly CrossFieldRule<string>[] = [
   {
     cel: `self.matches(r'${HTTP_URL_PATTERN}')`,
     message:
-      'must be an http:// or https:// URL with no user:pass@ (credentials go in a Secret), e.g. https://grafana.example.com',
+      'must be an http:// or https:// URL with no user:pass@ (credentials go in a Secret), e.g. https://host.example:9090',
     check: (url) => new RegExp(HTTP_URL_PATTERN).test(url),
   },
 ];
