@@ -8,6 +8,7 @@ import {
   type PoolEvent,
   type PoolMemory,
   poolEvents,
+  stableKey,
   type TickOutcome,
 } from './events.ts';
 
@@ -126,7 +127,18 @@ describe('drainEvents', () => {
         type: 'Warning',
         reason: 'DrainUnavailable',
         message: `decode: cannot drain before scale-down: ${UNGATED(5)}`,
+        key: `decode|${stableKey(UNGATED(5))}`,
       },
+    ]);
+  });
+
+  it('the same cause on the next ticks repeats on that Event (repeat, same key), never a new one', () => {
+    const first = drainEvents(EMPTY, 'decode', tick('direct', [], UNGATED(5)));
+    const memory = { drainVictims: first.victims, drainUnavailable: first.unavailable };
+    const next = drainEvents(memory, 'decode', tick('direct', [], UNGATED(6)));
+    expect(next.events).toEqual([]);
+    expect(next.repeats).toEqual([
+      { ...first.events[0], message: `decode: cannot drain before scale-down: ${UNGATED(6)}`, repeat: true },
     ]);
   });
 
@@ -159,7 +171,7 @@ describe('drainEvents', () => {
 
   it('a pool whose target does not drain (null) raises nothing and forgets victims and cause', () => {
     const r = drainEvents({ drainVictims: '3', drainUnavailable: 'x' }, 'decode', null);
-    expect(r).toEqual({ events: [], victims: '', unavailable: '' });
+    expect(r).toEqual({ events: [], repeats: [], victims: '', unavailable: '' });
     const raised = run([tick('draining', ['3'], UNGATED(5)), null, tick('draining', ['3'], UNGATED(5))]);
     expect(reasons(raised)).toEqual([
       ['DrainStarted', 'DrainUnavailable'],

@@ -180,6 +180,7 @@ export function poolEvents(
   }
   const drain = drainEvents(memory, t.pool, t.drain ?? null);
   events.push(...drain.events);
+  repeats.push(...drain.repeats);
   // Keyed by what can land and the check, not by the want: a want that wobbles does not repeat the Event.
   const shortfall = t.shortfall ?? null;
   const shortfallKey = shortfall === null ? '' : `${shortfall.landGroups}|${shortfall.check}`;
@@ -223,9 +224,10 @@ export function drainEvents(
   memory: Pick<PoolMemory, 'drainVictims' | 'drainUnavailable'>,
   pool: string,
   drain: DrainTick | null,
-): { events: PoolEvent[]; victims: string; unavailable: string } {
+): { events: PoolEvent[]; repeats: PoolEvent[]; victims: string; unavailable: string } {
   const events: PoolEvent[] = [];
-  if (drain === null) return { events, victims: '', unavailable: '' };
+  const repeats: PoolEvent[] = [];
+  if (drain === null) return { events, repeats, victims: '', unavailable: '' };
   const victims = drain.victims.join(',');
   const say = (type: PoolEvent['type'], reason: EventReason) =>
     events.push({ type, reason, message: `${pool}: ${drain.reason}` });
@@ -246,15 +248,20 @@ export function drainEvents(
       break;
   }
   const unavailableKey = drain.unavailable === null ? '' : stableKey(drain.unavailable);
-  if (unavailableKey !== '' && unavailableKey !== memory.drainUnavailable) {
-    events.push({
+  if (unavailableKey !== '') {
+    const event = {
       type: 'Warning',
       reason: 'DrainUnavailable',
       message: `${pool}: cannot drain before scale-down: ${drain.unavailable}`,
-    });
+      key: `${pool}|${unavailableKey}`,
+    } as const;
+    // The same cause again counts on the Event already raised, like every repeating warning.
+    if (unavailableKey === memory.drainUnavailable) repeats.push({ ...event, repeat: true });
+    else events.push(event);
   }
   return {
     events,
+    repeats,
     victims: drain.phase === 'draining' ? victims : '',
     unavailable: unavailableKey,
   };
