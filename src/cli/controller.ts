@@ -214,6 +214,12 @@ export async function runController(argv: readonly string[], io: Output): Promis
     for (const e of errors) io.err(formatError(e));
     return EXIT.failed;
   }
+  // Heard from here on, so a SIGTERM while the loop starts (the first lists, the Lease) is a clean shutdown
+  // once the start is done, not the default kill.
+  const stopped = new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
   const metrics = metricsPort !== undefined ? await serveMetricsOn(metricsPort, metricsAddress) : null;
   // POD_NAME (downward API in deploy/) names the replica in the Lease and in Events.
   const identity = process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
@@ -253,11 +259,7 @@ export async function runController(argv: readonly string[], io: Output): Promis
     'kvpa controller started',
   );
 
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await stopped;
   logger.info('shutting down');
   if (elector !== null) await elector.stop(true);
   else await stopLoop();
