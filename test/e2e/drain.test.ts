@@ -129,9 +129,13 @@ describe('drain before scale-down on the live stack', () => {
     // It was drained, not timed out: the write came well before the deadline.
     expect(Date.now()).toBeLessThan(Date.parse(drain.deadline));
     expect(stack.engines.snapshot().requests.abortedByScaleDown - abortedBefore).toBe(0);
-    const events = (await stack.newEvents()).join('\n');
-    expect(events).toMatch(/DrainStarted: decode: draining 2 before 3 → 2/);
-    expect(events).toMatch(/Drained: decode: 2 drained after \d+s: writing 3 → 2/);
+    // The controller raises its Events after the write and the status, so they may trail the pod's removal.
+    const seen: string[] = [];
+    await until('the Drained event', 60, async () => {
+      seen.push(...(await stack.newEvents()));
+      return /Drained: decode: 2 drained after \d+s: writing 3 → 2/.test(seen.join('\n'));
+    });
+    expect(seen.join('\n')).toMatch(/DrainStarted: decode: draining 2 before 3 → 2/);
     await until(
       'the drain record closed',
       60,
